@@ -1,0 +1,63 @@
+"""Exception hierarchy and warning category.
+
+Messages follow msgspec's grammar: what was expected, what was received, and where, in one
+string, with names in backticks and the value via ``!r``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DecisionerError",
+    "ConfigError",
+    "SchemaError",
+    "UnknownArmError",
+    "UnknownItemError",
+    "UnknownPlacementError",
+    "UnknownDecisionError",
+    "NotReadyError",
+    "MissingDependencyError",
+    "DecisionerWarning",
+]
+
+
+class DecisionerError(Exception):
+    """Base class of every error raised by decisioner."""
+
+
+class ConfigError(DecisionerError, ValueError):
+    """A specification or parameter is invalid."""
+
+
+class SchemaError(DecisionerError, ValueError):
+    """An inbound payload does not match its schema; the message keeps the field path."""
+
+
+class UnknownArmError(DecisionerError, KeyError):
+    """An arm, experience or variant is not known."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; keep the message readable
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownItemError(UnknownArmError):
+    """An item id is not in the catalog."""
+
+
+class UnknownPlacementError(UnknownArmError):
+    """A placement name is not configured."""
+
+
+class UnknownDecisionError(UnknownArmError):
+    """An outcome names a decision id that is unknown or past its attribution window."""
+
+
+class NotReadyError(DecisionerError, RuntimeError):
+    """A model is not loaded or state is not initialised."""
+
+
+class MissingDependencyError(DecisionerError, ImportError):
+    """An optional dependency is needed; the message names the extra to install."""
+
+
+class DecisionerWarning(UserWarning):
+    """Warnings issued by decisioner."""

@@ -1,0 +1,170 @@
+"""ProfileStore: per-profile decayed affinity, recent purchases, consent and activity.
+
+Each profile is a fixed-size row across a few arrays (so it can travel as one blob):
+``fid_``/``score_`` (K affinity slots), ``t_`` (time the slots are decayed to),
+``purchased_`` (ring of the last R purchased item indices), ``purchased_pos_``, ``consent_``
+(bit mask of purposes), ``last_seen_`` and ``events_``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import numpy as np
+
+from ._kernels import affinity as A
+
+__all__ = ["ProfileStore", "CONSENT_PERSONALIZATION", "CONSENT_ANALYTICS", "CONSENT_MARKETING", "CONSENT_BITS"]
+
+CONSENT_PERSONALIZATION: Final = 1
+CONSENT_ANALYTICS: Final = 2
+CONSENT_MARKETING: Final = 4
+#: consent purpose name -> bit
+CONSENT_BITS: Final[dict[str, int]] = {
+    "personalization": CONSENT_PERSONALIZATION,
+    "analytics": CONSENT_ANALYTICS,
+    "marketing": CONSENT_MARKETING,
+}
+
+
+class ProfileStore:
+    """Struct-of-arrays profile state, grown by doubling.
+
+    Parameters
+    ----------
+    slots
+        Affinity slots per profile (K).
+    purchased_slots
+        Recent purchases remembered per profile (R), for "exclude already purchased".
+    capacity
+        Initial number of rows.
+    default_consent
+        Whether a new profile may be profiled and personalised until it says otherwise.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> store = ProfileStore(slots=4, capacity=2)
+    >>> store.ensure(1)
+    >>> hl = np.full(3, 86_400_000.0)
+    >>> store.update(0, np.array([2], np.int32), np.array([1.0]), 0, hl)
+    >>> store.update(0, np.array([2], np.int32), np.array([1.0]), 86_400_000, hl)
+    >>> store.read(0, 86_400_000, hl)
+    (array([2], dtype=int32), array([1.5]))
+    """
+
+    def __init__(
+        self,
+        *,
+        slots: int = 24,
+        purchased_slots: int = 8,
+        capacity: int = 1024,
+        default_consent: bool = True,
+    ) -> None:
+        self.slots = slots
+        self.purchased_slots = purchased_slots
+        self.capacity = capacity
+        self.default_consent = default_consent
+        self._default_bits = (
+            CONSENT_PERSONALIZATION | CONSENT_ANALYTICS | CONSENT_MARKETING if default_consent else 0
+        )
+        cap = max(1, capacity)
+        self.fid_ = np.full((cap, slots), -1, dtype=np.int32)
+        self.score_ = np.zeros((cap, slots), dtype=np.float32)
+        self.t_ = np.zeros(cap, dtype=np.int64)
+        self.purchased_ = np.full((cap, max(1, purchased_slots)), -1, dtype=np.int32)
+        self.purchased_pos_ = np.zeros(cap, dtype=np.int32)
+        self.consent_ = np.full(cap, self._default_bits, dtype=np.uint8)
+        self.last_seen_ = np.zeros(cap, dtype=np.int64)
+        self.events_ = np.zeros(cap, dtype=np.int64)
+        self._out_fid = np.empty(slots, dtype=np.int32)
+        self._out_score = np.empty(slots, dtype=np.float64)
+
+    _ARRAYS: Final = ("fid_", "score_", "t_", "purchased_", "purchased_pos_", "consent_", "last_seen_", "events_")
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.t_.shape[0])
+
+    def ensure(self, n_rows: int) -> None:
+        """Grow (by doubling) so rows ``0 .. n_rows - 1`` exist."""
+        cap = self.t_.shape[0]
+        if n_rows <= cap:
+            return
+        while cap < n_rows:
+            cap *= 2
+        for name in self._ARRAYS:
+            old = getattr(self, name)
+            fill = {"fid_": -1, "purchased_": -1, "consent_": self._default_bits}.get(name, 0)
+            new = np.full((cap,) + old.shape[1:], fill, dtype=old.dtype)
+            new[: old.shape[0]] = old
+            setattr(self, name, new)
+
+    def clear(self, row: int) -> None:
+        """Reset a row to the state of a new profile."""
+        self.fid_[row] = -1
+        self.score_[row] = 0.0
+        self.t_[row] = 0
+        self.purchased_[row] = -1
+        self.purchased_pos_[row] = 0
+        self.consent_[row] = self._default_bits
+        self.last_seen_[row] = 0
+        self.events_[row] = 0
+
+    def update(self, row: int, fvs: np.ndarray, weights: np.ndarray, now: int, half_lives: np.ndarray) -> None:
+        """Add decayed interest in facet values ``fvs`` (int32) with ``weights`` (float64)."""
+        A.affinity_update(self.fid_, self.score_, self.t_, row, fvs, weights, now, half_lives)
+
+    def read(self, row: int, now: int, half_lives: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Live affinities of ``row`` decayed to ``now``, highest first: (fids int32, scores float64)."""
+        n = A.affinity_read(self.fid_, self.score_, self.t_, row, now, half_lives, self._out_fid, self._out_score)
+        return self._out_fid[:n].copy(), self._out_score[:n].copy()
+
+    def touch(self, row: int, now: int) -> None:
+        """Record activity at event time ``now``."""
+        if now > self.last_seen_[row]:
+            self.last_seen_[row] = now
+        self.events_[row] += 1
+
+    def add_purchase(self, row: int, item: int) -> None:
+        """Remember ``item`` in the row's ring of recent purchases."""
+        if self.purchased_slots == 0:
+            return
+        ring = self.purchased_[row]
+        if item in ring:
+            return
+        pos = int(self.purchased_pos_[row])
+        ring[pos % self.purchased_slots] = item
+        self.purchased_pos_[row] = (pos + 1) % self.purchased_slots
+
+    def purchased(self, row: int) -> np.ndarray:
+        """Recent purchases of ``row`` (int32, -1 padded)."""
+        return self.purchased_[row]
+
+    def set_consent(self, row: int, purposes: dict[str, bool]) -> None:
+        """Grant or withdraw consent purposes (unknown purpose names are ignored)."""
+        bits = int(self.consent_[row])
+        for name, granted in purposes.items():
+            bit = CONSENT_BITS.get(name)
+            if bit is None:
+                continue
+            bits = bits | bit if granted else bits & ~bit
+        self.consent_[row] = bits
+
+    def allows(self, row: int, bit: int) -> bool:
+        return bool(self.consent_[row] & bit)
+
+    def merge(self, dst: int, src: int, half_lives: np.ndarray) -> None:
+        """Fold ``src`` into ``dst``: affinities added with decay, purchases united, consent the
+        most restrictive of the two, activity summed; ``src`` is reset."""
+        A.affinity_merge(self.fid_, self.score_, self.t_, dst, src, half_lives)
+        for item in self.purchased_[src]:
+            if item >= 0:
+                self.add_purchase(dst, int(item))
+        self.consent_[dst] &= self.consent_[src]
+        self.last_seen_[dst] = max(self.last_seen_[dst], self.last_seen_[src])
+        self.events_[dst] += self.events_[src]
+        self.clear(src)
+
+    def nbytes_per_profile(self) -> int:
+        return int(sum(getattr(self, n)[0:1].nbytes for n in self._ARRAYS))
