@@ -121,6 +121,13 @@ class Catalog:
         self.price = np.asarray(prices, dtype=np.float64)
         self.inventory = np.asarray(inventory, dtype=np.int64)
         self.version = digest.hexdigest()
+        # column-wise copy (facet value -> items) for scoring from the profile's side
+        order = np.argsort(self.indices, kind="stable")
+        rows = np.repeat(np.arange(self.n_items, dtype=np.int32), np.diff(self.indptr))
+        self.fv_items = np.ascontiguousarray(rows[order], dtype=np.int32)
+        self.fv_data = np.ascontiguousarray(self.data[order], dtype=np.float32)
+        self.fv_indptr = np.zeros(self.n_fv + 1, dtype=np.int64)
+        np.cumsum(np.bincount(self.indices, minlength=self.n_fv), out=self.fv_indptr[1:])
 
     # ------------------------------------------------------------------ loading
     @classmethod

@@ -174,7 +174,7 @@ class ThompsonSpec(Struct, tag="thompson", tag_field="kind", **_BASE):  # type: 
 
     prior_alpha: float = 1.0
     prior_beta: float = 1.0
-    propensity_draws: Annotated[int, Meta(ge=16, le=100_000)] = 256
+    propensity_draws: Annotated[int, Meta(ge=16, le=100_000)] = 128
 
     def __post_init__(self) -> None:
         for name in ("prior_alpha", "prior_beta"):

@@ -112,12 +112,13 @@ class AffinityScorer:
         total = float(scores.sum()) if scores.shape[0] else 0.0
         norm = scores / total if total > 0.0 else scores
         out = np.empty(self.catalog.n_items, dtype=np.float64)
+        cat = self.catalog
         n = A.score_items(
-            self.catalog.indptr, self.catalog.indices, self.catalog.data,
+            cat.fv_indptr, cat.fv_items, cat.fv_data,
             np.ascontiguousarray(fids, dtype=np.int32), np.ascontiguousarray(norm, dtype=np.float64),
-            fids.shape[0], self.catalog.n_fv,
-            self.spec.affinity_weight if affinity_weight is None else affinity_weight,
-            self.prior(), self.spec.popularity_weight if prior_weight is None else prior_weight,
+            fids.shape[0],
+            float(self.spec.affinity_weight if affinity_weight is None else affinity_weight),
+            self.prior(), float(self.spec.popularity_weight if prior_weight is None else prior_weight),
             extra, eligible, self._empty_i32 if excluded is None else excluded, out,
         )
         return out, int(n)

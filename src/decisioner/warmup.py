@@ -70,8 +70,8 @@ def warm_up() -> float:
     affinity.affinity_merge(fid, score, t, 0, 1, hl)
     # scoring
     out = np.empty(2, np.float64)
-    affinity.score_items(np.array([0, 1, 2], np.int64), np.array([0, 1], np.int32), np.ones(2, np.float32),
-                         of, osc, 1, 3, 1.0, np.zeros(2), 0.5, np.zeros(2), np.ones(2, np.uint8),
+    affinity.score_items(np.array([0, 1, 2, 2], np.int64), np.array([0, 1], np.int32), np.ones(2, np.float32),
+                         of, osc, 1, 1.0, np.zeros(2), 0.5, np.zeros(2), np.ones(2, np.uint8),
                          np.empty(0, np.int32), out)
     topk.top_k(out, 1, np.empty(1, np.int64))
     # allocation

@@ -147,44 +147,46 @@ def affinity_merge(
 
 @kernel
 def score_items(
-    indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
-    prof_fid: np.ndarray, prof_score: np.ndarray, n_prof: int, n_fv: int,
+    fv_indptr: np.ndarray, fv_items: np.ndarray, fv_data: np.ndarray,
+    prof_fid: np.ndarray, prof_score: np.ndarray, n_prof: int,
     affinity_weight: float, prior: np.ndarray, prior_weight: float,
     extra: np.ndarray, eligible: np.ndarray, excluded: np.ndarray, out: np.ndarray,
 ) -> int:
     """Score every item: ``affinity_weight * sum_f a_f x_if + prior_weight * prior_i + extra_i``.
 
-    ``indptr`` int64[n+1], ``indices`` int32[nnz], ``data`` float32[nnz] is the item x facet-value
-    CSR matrix; the profile's live affinities are ``prof_fid[:n_prof]`` / ``prof_score[:n_prof]``
-    (normalised by the caller). ``prior`` and ``extra`` are float64[n]; ``eligible`` uint8[n] (0 =
-    filtered out) and ``excluded`` int32[e] (item indices, e.g. already purchased) give -inf.
-    NaN scores become -inf. Returns the number of finite scores written to ``out`` float64[n].
+    The catalog is given column-wise (CSC: facet value -> items): ``fv_indptr`` int64[n_fv+1],
+    ``fv_items`` int32[nnz], ``fv_data`` float32[nnz]; only the posting lists of the profile's
+    live facet values ``prof_fid[:n_prof]`` (weights ``prof_score``, normalised by the caller)
+    are touched, so the cost is O(n + sum of their list lengths), not O(nnz). ``prior`` and
+    ``extra`` are float64[n]; ``eligible`` uint8[n] (0 = filtered out) and ``excluded`` int32[e]
+    (item indices; negative entries ignored) give -inf, as do NaN scores. Returns the number of
+    finite scores written to ``out`` float64[n].
 
-    Assumes: indices < n_fv; excluded entries < n or negative (ignored). O(nnz + K).
+    Assumes: prof_fid < n_fv; excluded < n. O(n + touched postings).
     """
-    dense = np.zeros(n_fv, dtype=np.float64)
-    for k in range(n_prof):
-        dense[prof_fid[k]] = prof_score[k]
-    n = indptr.shape[0] - 1
-    finite = 0
+    n = out.shape[0]
     neg_inf = -np.inf
     for i in range(n):
         if eligible[i] == 0:
             out[i] = neg_inf
-            continue
-        s = 0.0
-        if n_prof > 0:
-            for p in range(indptr[i], indptr[i + 1]):
-                s += data[p] * dense[indices[p]]
-        v = affinity_weight * s + prior_weight * prior[i] + extra[i]
-        if v != v or v == neg_inf:
-            out[i] = neg_inf
         else:
-            out[i] = v
-            finite += 1
+            out[i] = prior_weight * prior[i] + extra[i]
+    for k in range(n_prof):
+        f = prof_fid[k]
+        w = affinity_weight * prof_score[k]
+        if w == 0.0:
+            continue
+        for p in range(fv_indptr[f], fv_indptr[f + 1]):
+            out[fv_items[p]] += w * fv_data[p]
     for j in range(excluded.shape[0]):
         e = excluded[j]
-        if 0 <= e < n and out[e] != neg_inf:
+        if e >= 0:
             out[e] = neg_inf
-            finite -= 1
+    finite = 0
+    for i in range(n):
+        v = out[i]
+        if v != v:
+            out[i] = neg_inf
+        elif v != neg_inf:
+            finite += 1
     return finite

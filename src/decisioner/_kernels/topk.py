@@ -62,7 +62,7 @@ def top_k(scores: np.ndarray, k: int, out: np.ndarray) -> int:
                     c = p
                 else:
                     break
-        elif _worse(scores, out[0], i):
+        elif s > scores[out[0]]:  # strictly better than the worst kept (ties keep the lower index)
             out[0] = i
             _sift_down(out, size, scores, 0)
     # heap sort in place: repeatedly move the worst to the end
