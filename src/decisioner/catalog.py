@@ -215,4 +215,5 @@ class Catalog:
 
     def in_stock(self) -> np.ndarray:
         """uint8 mask: 1 where inventory is untracked (-1) or positive."""
-        return (self.inventory != 0).astype(np.uint8)
+        mask: np.ndarray = (self.inventory != 0).astype(np.uint8)
+        return mask

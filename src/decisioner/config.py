@@ -54,7 +54,7 @@ def _check(ok: bool, msg: str) -> None:
         raise ConfigError(msg)
 
 
-class IdentitySpec(Struct, **_BASE):  # type: ignore[call-arg]
+class IdentitySpec(Struct, **_BASE):
     """Where the hashing secret comes from, and the identifier types known to the graph.
 
     ``hash_key`` is a hex string (at least 16 bytes); if absent, the environment variable named
@@ -68,7 +68,7 @@ class IdentitySpec(Struct, **_BASE):  # type: ignore[call-arg]
     default_phone_region: str = "1"
 
 
-class ProfileSpec(Struct, **_BASE):  # type: ignore[call-arg]
+class ProfileSpec(Struct, **_BASE):
     """Decayed affinity: slots per profile, half-lives per facet, weights per event type."""
 
     slots: Annotated[int, Meta(ge=1, le=256)] = 24
@@ -107,7 +107,7 @@ DEFAULT_EVENT_WEIGHTS: Final[dict[str, float]] = {
 }
 
 
-class CatalogSpec(Struct, **_BASE):  # type: ignore[call-arg]
+class CatalogSpec(Struct, **_BASE):
     """Which item fields are facets, and the price-band edges that make the ``price_band`` facet."""
 
     facets: tuple[str, ...] = ("category", "brand", "colour", "tags")
@@ -122,7 +122,7 @@ class CatalogSpec(Struct, **_BASE):  # type: ignore[call-arg]
         )
 
 
-class ScoringSpec(Struct, **_BASE):  # type: ignore[call-arg]
+class ScoringSpec(Struct, **_BASE):
     """Weights of the score terms: affinity . facets + popularity prior (+ boosts)."""
 
     affinity_weight: Annotated[float, Meta(ge=0.0, le=1e6)] = 1.0
@@ -130,7 +130,7 @@ class ScoringSpec(Struct, **_BASE):  # type: ignore[call-arg]
     popularity_half_life_days: Annotated[float, Meta(gt=0.0, le=36500.0)] = 7.0
 
 
-class EpsilonGreedySpec(Struct, tag="epsilon_greedy", tag_field="kind", **_BASE):  # type: ignore[call-arg]
+class EpsilonGreedySpec(Struct, tag="epsilon_greedy", tag_field="kind", **_BASE):
     """Per slot: the best remaining candidate with probability 1-epsilon, else a uniform draw
     from the exploration pool (the top ``pool`` candidates by score)."""
 
@@ -141,7 +141,7 @@ class EpsilonGreedySpec(Struct, tag="epsilon_greedy", tag_field="kind", **_BASE)
         _check(0.0 <= self.epsilon <= 1.0, f"`epsilon` must be in [0, 1], got {self.epsilon!r}")
 
 
-class SoftmaxSpec(Struct, tag="softmax", tag_field="kind", **_BASE):  # type: ignore[call-arg]
+class SoftmaxSpec(Struct, tag="softmax", tag_field="kind", **_BASE):
     """Per slot: a draw from softmax(score / temperature) over the remaining pool (Plackett-Luce)."""
 
     temperature: float = 0.1
@@ -154,19 +154,19 @@ class SoftmaxSpec(Struct, tag="softmax", tag_field="kind", **_BASE):  # type: ig
         )
 
 
-class GreedySpec(Struct, tag="greedy", tag_field="kind", **_BASE):  # type: ignore[call-arg]
+class GreedySpec(Struct, tag="greedy", tag_field="kind", **_BASE):
     """The top-scored candidates, deterministically (propensity 1)."""
 
 
-class RandomSpec(Struct, tag="random", tag_field="kind", **_BASE):  # type: ignore[call-arg]
+class RandomSpec(Struct, tag="random", tag_field="kind", **_BASE):
     """Uniformly random eligible candidates: the random baseline."""
 
 
-class PopularSpec(Struct, tag="popular", tag_field="kind", **_BASE):  # type: ignore[call-arg]
+class PopularSpec(Struct, tag="popular", tag_field="kind", **_BASE):
     """The most popular eligible candidates (decayed counts): the popularity baseline."""
 
 
-class ThompsonSpec(Struct, tag="thompson", tag_field="kind", **_BASE):  # type: ignore[call-arg]
+class ThompsonSpec(Struct, tag="thompson", tag_field="kind", **_BASE):
     """Bernoulli Thompson sampling over a campaign's experiences.
 
     The propensity of the chosen arm is estimated with ``propensity_draws`` Monte Carlo draws.
@@ -185,7 +185,7 @@ class ThompsonSpec(Struct, tag="thompson", tag_field="kind", **_BASE):  # type: 
 PolicySpec = Union[EpsilonGreedySpec, SoftmaxSpec, GreedySpec, RandomSpec, PopularSpec, ThompsonSpec]
 
 
-class Boost(Struct, **_BASE):  # type: ignore[call-arg]
+class Boost(Struct, **_BASE):
     """Add ``weight`` to the score of items whose ``facet`` has ``value``."""
 
     facet: str
@@ -193,7 +193,7 @@ class Boost(Struct, **_BASE):  # type: ignore[call-arg]
     weight: Annotated[float, Meta(ge=-1e6, le=1e6)]
 
 
-class FilterSpec(Struct, **_BASE):  # type: ignore[call-arg]
+class FilterSpec(Struct, **_BASE):
     """Eligibility rules of a recommendation placement."""
 
     in_stock: bool = True
@@ -204,7 +204,7 @@ class FilterSpec(Struct, **_BASE):  # type: ignore[call-arg]
     price_max: float | None = None
 
 
-class ExperienceSpec(Struct, **_BASE):  # type: ignore[call-arg]
+class ExperienceSpec(Struct, **_BASE):
     """One experience (offer, message, banner) of a campaign placement."""
 
     id: Annotated[str, Meta(min_length=1, max_length=256)]
@@ -213,7 +213,7 @@ class ExperienceSpec(Struct, **_BASE):  # type: ignore[call-arg]
     facets: dict[str, str] = {}
 
 
-class PlacementSpec(Struct, **_BASE):  # type: ignore[call-arg]
+class PlacementSpec(Struct, **_BASE):
     """A placement: ranks catalog items into ``slots`` (recommendation) or picks one of its
     ``experiences`` (campaign)."""
 
@@ -251,14 +251,14 @@ class PlacementSpec(Struct, **_BASE):  # type: ignore[call-arg]
         return ThompsonSpec() if self.kind == "campaign" else EpsilonGreedySpec()
 
 
-class LimitsSpec(Struct, **_BASE):  # type: ignore[call-arg]
+class LimitsSpec(Struct, **_BASE):
     """Input limits (safe defaults) and bounded in-memory buffers."""
 
     max_payload_bytes: Annotated[int, Meta(ge=256, le=64 * 1024 * 1024)] = 65_536
     max_pending_decisions: Annotated[int, Meta(ge=1, le=100_000_000)] = 1_000_000
 
 
-class EngineConfig(Struct, **_BASE):  # type: ignore[call-arg]
+class EngineConfig(Struct, **_BASE):
     """The whole engine configuration."""
 
     identity: IdentitySpec = IdentitySpec()

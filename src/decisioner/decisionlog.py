@@ -95,7 +95,7 @@ class DecisionLog:
         return {name: self._cols[name][: self._n].copy() for name, _ in _COLUMNS}
 
     def save_npz(self, path: str | Path) -> None:
-        np.savez(path, **self.to_dict())
+        np.savez(str(path), **self.to_dict())  # type: ignore[arg-type]
 
     def write_jsonl(self, path: str | Path, *, placements: list[str], contents: list[list[str]]) -> None:
         """Write one JSON object per row with names instead of indices."""

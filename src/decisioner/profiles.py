@@ -139,7 +139,8 @@ class ProfileStore:
 
     def purchased(self, row: int) -> np.ndarray:
         """Recent purchases of ``row`` (int32, -1 padded)."""
-        return self.purchased_[row]
+        ring: np.ndarray = self.purchased_[row]
+        return ring
 
     def set_consent(self, row: int, purposes: dict[str, bool]) -> None:
         """Grant or withdraw consent purposes (unknown purpose names are ignored)."""

@@ -89,7 +89,7 @@ class Event(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_f
                 )
 
 
-class View(Event, tag="view"):
+class View(Event, tag="view", frozen=True):
     """A page, product or content view.
 
     >>> decode_event(b'{"type": "view", "time": 1700000000000, "ids": {"cookie": "c1"}, "item": "sku-1"}').item
@@ -97,62 +97,62 @@ class View(Event, tag="view"):
     """
 
 
-class Click(Event, tag="click"):
+class Click(Event, tag="click", frozen=True):
     """A click on content shown on site or in app."""
 
 
-class AdClick(Event, tag="ad_click"):
+class AdClick(Event, tag="ad_click", frozen=True):
     """A click on a paid ad that landed the person on a property."""
 
     campaign: Name | None = None
 
 
-class EmailOpen(Event, tag="email_open"):
+class EmailOpen(Event, tag="email_open", frozen=True):
     """An email open (pixel)."""
 
     campaign: Name | None = None
 
 
-class EmailClick(Event, tag="email_click"):
+class EmailClick(Event, tag="email_click", frozen=True):
     """A click in an email."""
 
     campaign: Name | None = None
 
 
-class AddToCart(Event, tag="add_to_cart"):
+class AddToCart(Event, tag="add_to_cart", frozen=True):
     """An item added to the cart."""
 
     quantity: Annotated[int, Meta(ge=1, le=10_000)] = 1
 
 
-class Purchase(Event, tag="purchase"):
+class Purchase(Event, tag="purchase", frozen=True):
     """A purchase of ``item`` or of each of ``items``; ``value`` is the order revenue."""
 
     items: Annotated[list[Annotated[str, Meta(min_length=1, max_length=256)]], Meta(max_length=256)] = []
     order_id: Name | None = None
 
 
-class Return(Event, tag="return"):
+class Return(Event, tag="return", frozen=True):
     """A store or online return of ``item``."""
 
 
-class ServiceCall(Event, tag="service_call"):
+class ServiceCall(Event, tag="service_call", frozen=True):
     """A contact with the service centre."""
 
     reason: Name | None = None
 
 
-class CouponRedeem(Event, tag="coupon_redeem"):
+class CouponRedeem(Event, tag="coupon_redeem", frozen=True):
     """A coupon redemption."""
 
     coupon: Name | None = None
 
 
-class Download(Event, tag="download"):
+class Download(Event, tag="download", frozen=True):
     """A download (app, brochure, white paper)."""
 
 
-class Identify(Event, tag="identify"):
+class Identify(Event, tag="identify", frozen=True):
     """A login or sign-up: links every identifier it carries."""
 
 
@@ -255,9 +255,11 @@ def decode_event(payload: Any, *, max_bytes: int = 65_536) -> BehaviourEvent:
                 raise SchemaError(
                     f"Expected an event payload of at most {max_bytes} bytes, got {size} - at `$`"
                 )
-            return _event_decoder.decode(payload)
+            decoded: BehaviourEvent = _event_decoder.decode(payload)
+            return decoded
         if isinstance(payload, dict):
-            return msgspec.convert(payload, BehaviourEvent, strict=True)  # type: ignore[no-any-return]
+            converted: BehaviourEvent = msgspec.convert(payload, BehaviourEvent, strict=True)
+            return converted
     except SchemaError:
         raise
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:

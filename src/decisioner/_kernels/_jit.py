@@ -11,7 +11,7 @@ read-only installs set ``NUMBA_CACHE_DIR`` to a writable directory.
 
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, TypeVar, cast
 
 import numba
 
@@ -22,14 +22,14 @@ __all__ = ["kernel", "parallel_kernel", "inline"]
 
 def kernel(fn: F) -> F:
     """Serial kernel: ``njit(cache=True, nogil=True)``."""
-    return numba.njit(cache=True, nogil=True)(fn)  # type: ignore[no-any-return]
+    return cast(F, numba.njit(cache=True, nogil=True)(fn))
 
 
 def parallel_kernel(fn: F) -> F:
     """Batch kernel: ``njit(cache=True, nogil=True, parallel=True)``."""
-    return numba.njit(cache=True, nogil=True, parallel=True)(fn)  # type: ignore[no-any-return]
+    return cast(F, numba.njit(cache=True, nogil=True, parallel=True)(fn))
 
 
 def inline(fn: F) -> F:
     """Helper called only from other kernels (not a public kernel; no warm-up entry)."""
-    return numba.njit(cache=True, nogil=True, inline="always")(fn)  # type: ignore[no-any-return]
+    return cast(F, numba.njit(cache=True, nogil=True, inline="always")(fn))

@@ -24,7 +24,7 @@ C_MERGES = 3
 
 
 @inline
-def _slot(tab_keys: np.ndarray, tab_nodes: np.ndarray, key: np.uint64) -> int:
+def _slot(tab_keys: np.ndarray, tab_nodes: np.ndarray, key: np.uint64) -> np.int64:
     """Slot holding ``key`` or the empty slot where it would go. Assumes load < 1."""
     mask = np.int64(tab_keys.shape[0] - 1)
     i = np.int64(key & np.uint64(mask))
@@ -69,9 +69,11 @@ def graph_lookup_many(
 
 @inline
 def _link_one(
-    tab_keys, tab_nodes, node_key, node_type, parent, size, row, counts, free_rows,
-    keys, types, start, stop, absorbed, n_abs,
-):
+    tab_keys: np.ndarray, tab_nodes: np.ndarray, node_key: np.ndarray, node_type: np.ndarray,
+    parent: np.ndarray, size: np.ndarray, row: np.ndarray, counts: np.ndarray,
+    free_rows: np.ndarray, keys: np.ndarray, types: np.ndarray, start: int, stop: int,
+    absorbed: np.ndarray, n_abs: int,
+) -> tuple[int, int]:
     # 1. find or insert every node of this event
     best_root = -1
     for j in range(start, stop):
@@ -150,10 +152,11 @@ def graph_link(
     Assumes: m >= 1; node arrays have room for m more nodes; the table stays below full load;
     a row is available (``row`` capacity checked by the caller). O(m) amortised.
     """
-    return _link_one(
+    result: tuple[int, int] = _link_one(
         tab_keys, tab_nodes, node_key, node_type, parent, size, row, counts, free_rows,
         keys, types, 0, keys.shape[0], absorbed, 0,
     )
+    return result
 
 
 @kernel
