@@ -1,0 +1,1734 @@
+"""A seeded synthetic world: catalog, people with latent preferences, identifiers, journeys.
+
+The world exists to test, demo and benchmark the engine against a known truth:
+
+* a **catalog** of items with facets (category, brand, colour, 1-3 tags), a log-normal price
+  and an inventory (about 3 % out of stock); brands sell in 1-3 categories and item appeal is
+  Zipf-like;
+* **people** with latent preferences over every facet (category, brand, colour, price band,
+  tags). The utility of item ``i`` for person ``p`` is the plain sum
+
+  .. math:: u(p, i) = \\sum_f \\log(K_f \\theta_{p,f}[v_f(i)]) + a_i
+
+  where :math:`\\theta_{p,f}` is the person's preference distribution over the :math:`K_f`
+  values of facet ``f`` (tags: the mean over the item's tags) and :math:`a_i` the item appeal;
+* a **response model** (:class:`ResponseModel`) built on that utility, which a closed-loop
+  simulator uses to decide whether a person clicks what the engine shows;
+* **identifiers** (cookies per device, email, user id, CRM id, phone) with the ground truth of
+  who owns each one, shared household tablets and optional placeholder emails;
+* **journeys** over ``days``: anonymous sessions (ad click, email open/click or direct) with
+  views drawn from the same utility (``P(view i) ~ exp(u(p, i))``), carts, purchases, logins
+  (``identify``) that join anonymous cookies to known people, store and call-centre events
+  keyed by CRM id or phone, returns, coupons and downloads.
+
+Nothing in the model is tuned to flatter a policy: the click intercept and slope only set the
+overall click-through rate (a uniformly random item about 2 %, a person's best items 10-25 %).
+
+Files written by :func:`write_world` (all byte-identical for equal specs):
+
+``catalog.jsonl``
+    One item per line: ``id, title, category, brand, colour, tags, price, inventory``.
+``events.jsonl``
+    One event payload per line, sorted by time, each valid for
+    :func:`decisioner.schemas.decode_event`.
+``truth.npz``
+    The true person of each event (``event_person``), the identifier truth (``id_type``,
+    ``id_value``, ``id_person``; ``spelling_*``: every spelling seen in events and the
+    identifier it spells; ``shared_*``: shared household devices) and the arrays of the
+    response model (``item_*``, ``pref_*``, ``experience_category`` and scalar parameters).
+``truth.json``
+    Small metadata: the :class:`WorldSpec`, counts, vocabularies, experiences, file list.
+``config.toml``
+    An engine configuration for the world, loadable with :func:`decisioner.config.load_config`.
+
+Examples
+--------
+>>> world = generate_world(WorldSpec(n_people=50, n_items=40, seed=1))
+>>> world.items[0]["id"]
+'sku-00001'
+>>> all(world.events[k]["time"] <= world.events[k + 1]["time"] for k in range(len(world.events) - 1))
+True
+>>> p = world.response.click_prob(0, np.array([0, 1]), np.array([0, 1]))
+>>> bool(((p > 0) & (p < 1)).all())
+True
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import io
+import math
+import tomllib
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import ConfigError
+from ..schemas import MAX_TIME_MS, MIN_TIME_MS
+
+__all__ = [
+    "PRICE_BANDS",
+    "FORMAT_VERSION",
+    "WorldSpec",
+    "World",
+    "ResponseModel",
+    "generate_world",
+    "write_world",
+    "load_world",
+]
+
+F64 = npt.NDArray[np.float64]
+F32 = npt.NDArray[np.float32]
+I64 = npt.NDArray[np.int64]
+I32 = npt.NDArray[np.int32]
+Bool = npt.NDArray[np.bool_]
+
+#: Version of the on-disk world format (``truth.json`` / ``truth.npz`` layout).
+FORMAT_VERSION: Final = 1
+#: Price-band edges shared by the response model's price facet and the engine config.
+PRICE_BANDS: Final[tuple[float, ...]] = (25.0, 50.0, 100.0, 250.0)
+
+DAY_MS: Final = 86_400_000
+HOUR_MS: Final = 3_600_000
+
+# --- vocabularies -------------------------------------------------------------------------
+
+_CATEGORIES: Final[tuple[tuple[str, str], ...]] = (
+    ("shoes", "Shoe"), ("sneakers", "Sneaker"), ("boots", "Boot"), ("dresses", "Dress"),
+    ("tops", "Top"), ("shirts", "Shirt"), ("t-shirts", "T-Shirt"), ("knitwear", "Sweater"),
+    ("jeans", "Jeans"), ("trousers", "Trousers"), ("skirts", "Skirt"), ("shorts", "Shorts"),
+    ("jackets", "Jacket"), ("coats", "Coat"), ("suits", "Suit"), ("swimwear", "Swimsuit"),
+    ("sportswear", "Training Top"), ("underwear", "Brief"), ("socks", "Socks"),
+    ("sleepwear", "Pyjamas"), ("bags", "Bag"), ("backpacks", "Backpack"), ("wallets", "Wallet"),
+    ("belts", "Belt"), ("hats", "Hat"), ("scarves", "Scarf"), ("gloves", "Gloves"),
+    ("sunglasses", "Sunglasses"), ("watches", "Watch"), ("jewellery", "Necklace"),
+    ("beauty", "Serum"), ("fragrance", "Eau de Parfum"), ("home", "Cushion"),
+    ("kitchen", "Pan"), ("bedding", "Duvet Cover"), ("electronics", "Headphones"),
+    ("toys", "Toy"), ("books", "Book"), ("outdoor", "Tent"), ("kids", "Kids Tee"),
+)
+_COLOURS: Final[tuple[str, ...]] = (
+    "black", "white", "grey", "navy", "blue", "red", "green", "beige", "brown", "pink",
+    "yellow", "purple", "orange", "khaki", "silver", "gold",
+)
+_TAGS: Final[tuple[str, ...]] = (
+    "organic", "recycled", "vegan", "waterproof", "lightweight", "slim-fit", "oversized",
+    "stretch", "cotton", "linen", "wool", "leather", "denim", "silk", "cashmere", "summer",
+    "winter", "spring", "autumn", "festival", "party", "office", "casual", "formal", "sporty",
+    "running", "hiking", "yoga", "travel", "beach", "vintage", "retro", "minimalist", "classic",
+    "limited-edition", "bestseller", "new-in", "sale", "gift", "premium", "handmade", "local",
+    "fair-trade", "unisex", "kids", "plus-size", "petite", "maternity", "wide-fit",
+    "breathable", "quick-dry", "insulated", "reflective", "machine-washable", "non-iron",
+    "patterned", "striped", "floral", "plain", "embroidered", "sequin", "logo", "monogram",
+    "sustainable",
+)
+_BRAND_HEADS: Final[tuple[str, ...]] = (
+    "Nord", "Vel", "Astra", "Bel", "Cor", "Del", "Fen", "Gal", "Hal", "Ivo", "Jun", "Kal",
+    "Lum", "Mar", "Nov", "Or", "Pal", "Quin", "Ros", "Sol", "Tav", "Ul", "Ver", "Wil", "Xan",
+    "Yel", "Zen", "Bri", "Cal", "Dru",
+)
+_BRAND_TAILS: Final[tuple[str, ...]] = (
+    "a", "io", "ex", "ix", "ora", "vik", "ton", "ette", "um", "is", "en", "ar", "ello", "ine",
+    "sen", "ford", "well", "more", "by", "ana",
+)
+_STYLES: Final[tuple[str, ...]] = (
+    "Classic", "Essential", "Studio", "Urban", "Heritage", "Everyday", "Signature", "Pro",
+    "Lite", "Premium", "Relaxed", "Slim", "Original", "Sport", "Weekend", "Tailored",
+)
+_FIRST: Final[tuple[str, ...]] = (
+    "ada", "alan", "grace", "linus", "barbara", "dennis", "margaret", "ken", "frances", "john",
+    "radia", "tim", "hedy", "vint", "katherine", "donald", "anita", "edsger", "sophie", "niklaus",
+    "mary", "guido", "shafi", "bjarne", "lynn", "james", "carol", "robert", "joan", "brian",
+    "jean", "leslie", "karen", "claude", "ida", "richard", "emma", "noah", "olivia", "liam",
+    "mia", "lucas", "zoe", "omar", "yuki", "priya", "diego", "fatima",
+)
+_LAST: Final[tuple[str, ...]] = (
+    "lovelace", "turing", "hopper", "torvalds", "liskov", "ritchie", "hamilton", "thompson",
+    "allen", "backus", "perlman", "berners", "lamarr", "cerf", "johnson", "knuth", "borg",
+    "dijkstra", "wilson", "wirth", "keller", "rossum", "goldwasser", "stroustrup", "conway",
+    "gosling", "shaw", "tarjan", "clarke", "kernighan", "sammet", "lamport", "jones", "shannon",
+    "rhodes", "stallman", "smith", "garcia", "muller", "rossi", "novak", "tanaka", "sharma",
+    "silva", "khan", "nguyen", "kowalski", "andersen",
+)
+_DOMAINS: Final[tuple[str, ...]] = ("example.com", "example.org", "example.net", "mail.example.com")
+_PLACEHOLDERS: Final[tuple[str, ...]] = (
+    "test@test.com", "null", "none@none.com", "noemail@example.com", "n/a", "asdf@asdf.com",
+)
+_AD_SOURCES: Final[tuple[str, ...]] = ("search", "social", "display", "video")
+_CALL_REASONS: Final[tuple[str, ...]] = ("delivery", "billing", "product_question", "return", "account")
+_COUPONS: Final[tuple[str, ...]] = ("WELCOME10", "SPRING15", "FREESHIP", "VIP20", "BDAY25")
+_ASSETS: Final[tuple[str, ...]] = ("lookbook", "size-guide", "catalogue")
+_DEVICES: Final[tuple[str, ...]] = ("desktop", "mobile", "tablet")
+_TABLET: Final = 2
+_MOBILE: Final = 1
+#: Share of sessions starting in each hour of the day (a plain diurnal shape, evening peak).
+_HOURLY: Final[tuple[float, ...]] = (
+    1, 0.6, 0.4, 0.3, 0.3, 0.5, 1, 2, 3, 3.5, 3.5, 3.5, 4, 4, 3.5, 3.5, 3.5, 4, 5, 6, 6.5, 6, 4, 2,
+)
+
+# --- response-model constants -------------------------------------------------------------
+# The click intercept/slope set the overall CTR level only: with the standardised utility z,
+# sigmoid(-4.2 + 0.7 z) gives about 2 % for a uniformly random item, ~20 % for a person's top 4
+# items and ~10 % for their top 100 (measured at 5,000 items on seeds 0 and 1; checked in
+# tests/test_datasets_synthetic.py). Purchase given click rises from 5 % to 15 % with utility; a
+# campaign experience is clicked with sigmoid(-3.2 + 0.55 * log-pref of its category), i.e.
+# ~2 % for a category outside the person's favourites and ~10 % for a favourite one.
+_CLICK_A: Final = -4.2
+_CLICK_B: Final = 0.7
+_PURCHASE_BASE: Final = 0.05
+_PURCHASE_SPAN: Final = 0.10
+_PURCHASE_SLOPE: Final = 2.0
+_PURCHASE_CENTRE: Final = 1.0
+_EXPERIENCE_A: Final = -3.2
+_EXPERIENCE_B: Final = 0.55
+_N_EXPERIENCES: Final = 6
+
+_ENTRY_DIRECT: Final = 0
+_ENTRY_AD: Final = 1
+_ENTRY_EMAIL: Final = 2
+
+
+# ==========================================================================================
+# Spec
+# ==========================================================================================
+
+
+@dataclass(frozen=True)
+class WorldSpec:
+    """Size, seed and rates of a synthetic world.
+
+    Parameters
+    ----------
+    n_people
+        Number of people.
+    n_items
+        Number of catalog items.
+    seed
+        Seed of every random draw: equal specs give byte-identical worlds.
+    days
+        Length of the simulated period.
+    n_categories, n_brands, n_colours, n_tags
+        Vocabulary sizes of the item facets.
+    shared_device_rate
+        Fraction of people who share a household tablet cookie with another person (both
+        belong to a sharing pair, so about ``rate * n_people / 2`` tablets are shared).
+    placeholder_rate
+        Fraction of people whose email is a placeholder such as ``"test@test.com"`` or
+        ``"null"`` (shared junk values that must not merge identities).
+    start_ms
+        Epoch milliseconds of the first day.
+
+    Raises
+    ------
+    ConfigError
+        If a parameter is out of range.
+    """
+
+    n_people: int = 20_000
+    n_items: int = 5_000
+    seed: int = 0
+    days: int = 28
+    n_categories: int = 24
+    n_brands: int = 150
+    n_colours: int = 12
+    n_tags: int = 60
+    shared_device_rate: float = 0.03
+    placeholder_rate: float = 0.0
+    start_ms: int = 1_700_000_000_000
+
+    def __post_init__(self) -> None:
+        ints = (
+            ("n_people", 1, 50_000_000), ("n_items", 1, 10_000_000), ("seed", 0, 2**63 - 1),
+            ("days", 1, 3650), ("n_categories", 1, 10_000), ("n_brands", 1, 100_000),
+            ("n_colours", 1, 10_000), ("n_tags", 1, 100_000),
+            ("start_ms", MIN_TIME_MS, MAX_TIME_MS),
+        )
+        for name, lo, hi in ints:
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+                raise ConfigError(f"`{name}` must be an int in [{lo}, {hi}], got {v!r} - at `WorldSpec`")
+        rates = (("shared_device_rate", 0.2), ("placeholder_rate", 0.5))
+        for name, hi_r in rates:
+            r = getattr(self, name)
+            if not isinstance(r, (int, float)) or isinstance(r, bool) or not 0.0 <= r <= hi_r:
+                raise ConfigError(f"`{name}` must be in [0, {hi_r}], got {r!r} - at `WorldSpec`")
+        end = self.start_ms + (self.days + 1) * DAY_MS
+        if end > MAX_TIME_MS:
+            raise ConfigError(
+                f"expected the world to end before {MAX_TIME_MS} ms, got {end} "
+                "(`start_ms` + `days`) - at `WorldSpec`"
+            )
+
+
+# ==========================================================================================
+# Response model
+# ==========================================================================================
+
+
+def _sigmoid(x: F64) -> F64:
+    out: F64 = 1.0 / (1.0 + np.exp(-x))
+    return out
+
+
+class ResponseModel:
+    """The true behaviour of each person: click, purchase and campaign-click probabilities.
+
+    Utility: :math:`u(p, i) = \\sum_f \\ell_{p,f}[v_f(i)] + a_i` with log-preferences
+    :math:`\\ell = \\log(K_f \\theta)` (0 for an indifferent person), the tags term averaged over
+    the item's tags, and item appeal :math:`a_i`. With :math:`z = (u - \\mu_u) / \\sigma_u`
+    standardised over all (person, item) pairs of the world:
+
+    * ``P(click | item at position k) = bias[k] * sigmoid(click_a + click_b * z)``,
+      ``bias[k] = 1 / log2(k + 2)``;
+    * ``P(purchase | click) = (purchase_base + purchase_span * sigmoid(purchase_slope *
+      (z - purchase_centre))) * [inventory > 0]``;
+    * ``P(click experience e) = sigmoid(experience_a + experience_b * l_category[c_e])``.
+
+    Parameters
+    ----------
+    item_category, item_brand, item_colour, item_band
+        Facet value index of each item, shape ``(n_items,)``.
+    item_tags
+        Tag indices of each item, shape ``(n_items, 3)``, padded with ``-1``.
+    item_appeal
+        Base appeal :math:`a_i` (Zipf-like: ``-0.8 log(1 + rank)``), shape ``(n_items,)``.
+    item_inventory
+        Stock of each item (0: cannot be bought), shape ``(n_items,)``.
+    pref_category, pref_brand, pref_colour, pref_band, pref_tags
+        Log-preferences of each person over each facet, shape ``(n_people, K_f)``.
+    experience_category
+        Category index of each campaign experience, shape ``(n_experiences,)``.
+    u_mean, u_sd
+        Mean and standard deviation of the utility over all (person, item) pairs.
+    click_a, click_b, purchase_base, purchase_span, purchase_slope, purchase_centre, experience_a, experience_b
+        Scalar parameters of the link functions above.
+    """
+
+    _ARRAYS: Final[tuple[str, ...]] = (
+        "item_category", "item_brand", "item_colour", "item_band", "item_tags", "item_appeal",
+        "item_inventory", "pref_category", "pref_brand", "pref_colour", "pref_band", "pref_tags",
+        "experience_category",
+    )
+    _SCALARS: Final[tuple[str, ...]] = (
+        "u_mean", "u_sd", "click_a", "click_b", "purchase_base", "purchase_span",
+        "purchase_slope", "purchase_centre", "experience_a", "experience_b",
+    )
+
+    def __init__(
+        self,
+        *,
+        item_category: npt.ArrayLike,
+        item_brand: npt.ArrayLike,
+        item_colour: npt.ArrayLike,
+        item_band: npt.ArrayLike,
+        item_tags: npt.ArrayLike,
+        item_appeal: npt.ArrayLike,
+        item_inventory: npt.ArrayLike,
+        pref_category: npt.ArrayLike,
+        pref_brand: npt.ArrayLike,
+        pref_colour: npt.ArrayLike,
+        pref_band: npt.ArrayLike,
+        pref_tags: npt.ArrayLike,
+        experience_category: npt.ArrayLike,
+        u_mean: float = 0.0,
+        u_sd: float = 1.0,
+        click_a: float = _CLICK_A,
+        click_b: float = _CLICK_B,
+        purchase_base: float = _PURCHASE_BASE,
+        purchase_span: float = _PURCHASE_SPAN,
+        purchase_slope: float = _PURCHASE_SLOPE,
+        purchase_centre: float = _PURCHASE_CENTRE,
+        experience_a: float = _EXPERIENCE_A,
+        experience_b: float = _EXPERIENCE_B,
+    ) -> None:
+        i32 = np.int32
+        self.item_category: I32 = np.ascontiguousarray(item_category, dtype=i32)
+        self.item_brand: I32 = np.ascontiguousarray(item_brand, dtype=i32)
+        self.item_colour: I32 = np.ascontiguousarray(item_colour, dtype=i32)
+        self.item_band: I32 = np.ascontiguousarray(item_band, dtype=i32)
+        self.item_tags: I32 = np.ascontiguousarray(item_tags, dtype=i32)
+        self.item_appeal: F32 = np.ascontiguousarray(item_appeal, dtype=np.float32)
+        self.item_inventory: I32 = np.ascontiguousarray(item_inventory, dtype=i32)
+        self.pref_category: F32 = np.ascontiguousarray(pref_category, dtype=np.float32)
+        self.pref_brand: F32 = np.ascontiguousarray(pref_brand, dtype=np.float32)
+        self.pref_colour: F32 = np.ascontiguousarray(pref_colour, dtype=np.float32)
+        self.pref_band: F32 = np.ascontiguousarray(pref_band, dtype=np.float32)
+        self.pref_tags: F32 = np.ascontiguousarray(pref_tags, dtype=np.float32)
+        self.experience_category: I32 = np.ascontiguousarray(experience_category, dtype=i32)
+        self.u_mean = float(u_mean)
+        self.u_sd = float(u_sd)
+        self.click_a = float(click_a)
+        self.click_b = float(click_b)
+        self.purchase_base = float(purchase_base)
+        self.purchase_span = float(purchase_span)
+        self.purchase_slope = float(purchase_slope)
+        self.purchase_centre = float(purchase_centre)
+        self.experience_a = float(experience_a)
+        self.experience_b = float(experience_b)
+        self._validate()
+        n_tags = self.pref_tags.shape[1]
+        # Padding tag -1 points at an extra zero column, so every item sums 3 terms in one order.
+        self._tags_ext: I64 = np.where(self.item_tags < 0, n_tags, self.item_tags).astype(np.int64)
+        counts = (self.item_tags >= 0).sum(axis=1)
+        self._tag_inv: F64 = 1.0 / np.maximum(counts, 1).astype(np.float64)
+        self._in_stock: F64 = (self.item_inventory > 0).astype(np.float64)
+
+    def _validate(self) -> None:
+        n_items = self.item_category.shape[0]
+        n_people = self.pref_category.shape[0]
+        for name in ("item_category", "item_brand", "item_colour", "item_band", "item_appeal", "item_inventory"):
+            a = getattr(self, name)
+            if a.shape != (n_items,):
+                raise ConfigError(f"expected `{name}` of shape ({n_items},), got {a.shape} - at `ResponseModel`")
+        if self.item_tags.ndim != 2 or self.item_tags.shape[0] != n_items:
+            raise ConfigError(
+                f"expected `item_tags` of shape ({n_items}, k), got {self.item_tags.shape} - at `ResponseModel`"
+            )
+        pairs = (
+            ("pref_category", "item_category"), ("pref_brand", "item_brand"),
+            ("pref_colour", "item_colour"), ("pref_band", "item_band"), ("pref_tags", "item_tags"),
+        )
+        for pname, iname in pairs:
+            p = getattr(self, pname)
+            idx = getattr(self, iname)
+            if p.ndim != 2 or p.shape[0] != n_people or p.shape[1] < 1:
+                raise ConfigError(
+                    f"expected `{pname}` of shape ({n_people}, k >= 1), got {p.shape} - at `ResponseModel`"
+                )
+            lo = -1 if iname == "item_tags" else 0
+            if idx.size and (int(idx.min()) < lo or int(idx.max()) >= p.shape[1]):
+                raise ConfigError(
+                    f"expected `{iname}` values in [{lo}, {p.shape[1]}), got "
+                    f"[{int(idx.min())}, {int(idx.max())}] - at `ResponseModel`"
+                )
+        ec = self.experience_category
+        k = self.pref_category.shape[1]
+        if ec.ndim != 1 or (ec.size and (int(ec.min()) < 0 or int(ec.max()) >= k)):
+            raise ConfigError(f"expected `experience_category` values in [0, {k}) - at `ResponseModel`")
+        if not (math.isfinite(self.u_sd) and self.u_sd > 0.0):
+            raise ConfigError(f"`u_sd` must be > 0, got {self.u_sd!r} - at `ResponseModel`")
+
+    # --- sizes --------------------------------------------------------------------------
+
+    @property
+    def n_people(self) -> int:
+        """Number of people."""
+        return int(self.pref_category.shape[0])
+
+    @property
+    def n_items(self) -> int:
+        """Number of items."""
+        return int(self.item_category.shape[0])
+
+    @property
+    def n_experiences(self) -> int:
+        """Number of experiences of the campaign placement."""
+        return int(self.experience_category.shape[0])
+
+    # --- utilities ----------------------------------------------------------------------
+
+    def _utility_block(self, people: I64, items: I64) -> F64:
+        """Utility of ``items`` for each of ``people``: shape ``(len(people), len(items))``.
+
+        The single-person methods call this with one row, so they return bit-identical values
+        to the rows the generator sampled views from.
+        """
+        u: F64 = np.take(self.pref_category[people], self.item_category[items], axis=1).astype(np.float64)
+        u += np.take(self.pref_brand[people], self.item_brand[items], axis=1)
+        u += np.take(self.pref_colour[people], self.item_colour[items], axis=1)
+        u += np.take(self.pref_band[people], self.item_band[items], axis=1)
+        pt = self.pref_tags[people]
+        pt_ext = np.concatenate([pt, np.zeros((pt.shape[0], 1), dtype=np.float32)], axis=1)
+        tg = self._tags_ext[items]
+        tsum: F64 = np.take(pt_ext, tg[:, 0], axis=1).astype(np.float64)
+        for j in range(1, tg.shape[1]):
+            tsum += np.take(pt_ext, tg[:, j], axis=1)
+        u += tsum * self._tag_inv[items]
+        u += self.item_appeal[items].astype(np.float64)
+        return u
+
+    def _utility_one(self, p: int, items: I64) -> F64:
+        """One person's row of :meth:`_utility_block`, by direct indexing (no 2-d temporaries).
+
+        The same additions in the same order and precision, so the values are bit-identical.
+        """
+        u: F64 = self.pref_category[p, self.item_category[items]].astype(np.float64)
+        u += self.pref_brand[p, self.item_brand[items]]
+        u += self.pref_colour[p, self.item_colour[items]]
+        u += self.pref_band[p, self.item_band[items]]
+        pt_ext = np.append(self.pref_tags[p], np.float32(0.0))
+        tg = self._tags_ext[items]
+        tsum: F64 = pt_ext[tg[:, 0]].astype(np.float64)
+        for j in range(1, tg.shape[1]):
+            tsum += pt_ext[tg[:, j]]
+        u += tsum * self._tag_inv[items]
+        u += self.item_appeal[items].astype(np.float64)
+        return u
+
+    def _check_person(self, person: int) -> int:
+        p = int(person)
+        if not 0 <= p < self.n_people:
+            raise ConfigError(f"expected `person` in [0, {self.n_people}), got {person!r}")
+        return p
+
+    def _check_items(self, items: npt.ArrayLike) -> I64:
+        it = np.asarray(items)
+        if it.ndim != 1 or (it.size and not np.issubdtype(it.dtype, np.integer)):
+            raise ConfigError(f"expected `items` as a 1-d integer array, got shape {it.shape} of {it.dtype}")
+        it64: I64 = it.astype(np.int64)
+        if it64.size and (int(it64.min()) < 0 or int(it64.max()) >= self.n_items):
+            raise ConfigError(
+                f"expected `items` in [0, {self.n_items}), got [{int(it64.min())}, {int(it64.max())}]"
+            )
+        return it64
+
+    def utility(self, person: int, items: npt.ArrayLike) -> F64:
+        """Raw utility :math:`u(p, i)` of ``items`` for ``person``.
+
+        Parameters
+        ----------
+        person
+            Person index in ``[0, n_people)``.
+        items
+            Item indices, 1-d integer array.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``float64`` array of ``len(items)``.
+
+        Raises
+        ------
+        ConfigError
+            If ``person`` or ``items`` are out of range.
+        """
+        p = self._check_person(person)
+        it = self._check_items(items)
+        out: F64 = self._utility_block(np.array([p], dtype=np.int64), it)[0]
+        return out
+
+    def utility_rows(self, people: npt.ArrayLike) -> F64:
+        """Utility of every item for each of ``people``, shape ``(len(people), n_items)``.
+
+        Parameters
+        ----------
+        people
+            Person indices, 1-d integer array.
+        """
+        pe = np.asarray(people, dtype=np.int64)
+        if pe.ndim != 1 or (pe.size and (int(pe.min()) < 0 or int(pe.max()) >= self.n_people)):
+            raise ConfigError(f"expected `people` as 1-d indices in [0, {self.n_people})")
+        return self._utility_block(pe, np.arange(self.n_items, dtype=np.int64))
+
+    def standardise(self, u: npt.ArrayLike) -> F64:
+        """Map raw utility to :math:`z = (u - \\mu_u) / \\sigma_u`.
+
+        Parameters
+        ----------
+        u
+            Raw utilities.
+        """
+        z: F64 = (np.asarray(u, dtype=np.float64) - self.u_mean) / self.u_sd
+        return z
+
+    @staticmethod
+    def position_bias(positions: npt.ArrayLike) -> F64:
+        """Examination probability of each 0-based slot position, ``1 / log2(k + 2)``.
+
+        Parameters
+        ----------
+        positions
+            Non-negative integer positions.
+
+        Raises
+        ------
+        ConfigError
+            If a position is negative.
+        """
+        k = np.asarray(positions, dtype=np.float64)
+        if k.size and float(k.min()) < 0.0:
+            raise ConfigError(f"expected `positions` >= 0, got {float(k.min())!r}")
+        out: F64 = 1.0 / np.log2(k + 2.0)
+        return out
+
+    def _click_from_z(self, z: F64) -> F64:
+        return _sigmoid(self.click_a + self.click_b * z)
+
+    def _purchase_from_z(self, z: F64) -> F64:
+        return self.purchase_base + self.purchase_span * _sigmoid(self.purchase_slope * (z - self.purchase_centre))
+
+    def click_prob(self, person: int, items: npt.ArrayLike, positions: npt.ArrayLike) -> F64:
+        """Probability that ``person`` clicks each of ``items`` shown at ``positions``.
+
+        Parameters
+        ----------
+        person
+            Person index.
+        items
+            Item indices, 1-d integer array.
+        positions
+            0-based slot position of each item (same shape as ``items``, or a scalar).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``float64`` probabilities in (0, 1).
+
+        Raises
+        ------
+        ConfigError
+            On out-of-range indices or mismatched shapes.
+        """
+        p = self._check_person(person)
+        it = self._check_items(items)
+        pos = np.asarray(positions)
+        if pos.ndim != 0 and pos.shape != it.shape:
+            raise ConfigError(f"expected `positions` of shape {it.shape}, got {pos.shape}")
+        z = self.standardise(self._utility_one(p, it))
+        out: F64 = self.position_bias(pos) * self._click_from_z(z)
+        return out
+
+    def purchase_prob(self, person: int, items: npt.ArrayLike) -> F64:
+        """Probability that ``person`` buys each of ``items`` given a click (0 if out of stock).
+
+        Parameters
+        ----------
+        person
+            Person index.
+        items
+            Item indices, 1-d integer array.
+
+        Raises
+        ------
+        ConfigError
+            On out-of-range indices.
+        """
+        p = self._check_person(person)
+        it = self._check_items(items)
+        z = self.standardise(self._utility_one(p, it))
+        out: F64 = self._purchase_from_z(z) * self._in_stock[it]
+        return out
+
+    def experience_click_prob(self, person: int, experience_index: int) -> float:
+        """Probability that ``person`` clicks experience ``experience_index`` of the campaign.
+
+        Parameters
+        ----------
+        person
+            Person index.
+        experience_index
+            Index into the campaign placement's experiences (config order).
+
+        Raises
+        ------
+        ConfigError
+            On out-of-range indices.
+        """
+        p = self._check_person(person)
+        e = int(experience_index)
+        if not 0 <= e < self.n_experiences:
+            raise ConfigError(f"expected `experience_index` in [0, {self.n_experiences}), got {experience_index!r}")
+        lp = float(self.pref_category[p, self.experience_category[e]])
+        return 1.0 / (1.0 + math.exp(-(self.experience_a + self.experience_b * lp)))
+
+    # --- persistence --------------------------------------------------------------------
+
+    def to_arrays(self) -> dict[str, npt.NDArray[Any]]:
+        """Every array and scalar (as a 0-d ``float64`` array) that defines the model."""
+        out: dict[str, npt.NDArray[Any]] = {name: getattr(self, name) for name in self._ARRAYS}
+        for name in self._SCALARS:
+            out[name] = np.array(getattr(self, name), dtype=np.float64)
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: Any) -> ResponseModel:
+        """Rebuild a model from :meth:`to_arrays` output (or an opened ``truth.npz``).
+
+        Parameters
+        ----------
+        arrays
+            Mapping from name to array.
+        """
+        kw: dict[str, Any] = {name: np.asarray(arrays[name]) for name in cls._ARRAYS}
+        for name in cls._SCALARS:
+            kw[name] = float(np.asarray(arrays[name]))
+        return cls(**kw)
+
+    def __repr__(self) -> str:
+        return (
+            f"ResponseModel(n_people={self.n_people}, n_items={self.n_items}, "
+            f"n_experiences={self.n_experiences}, u_mean={self.u_mean:.4g}, u_sd={self.u_sd:.4g})"
+        )
+
+
+# ==========================================================================================
+# World
+# ==========================================================================================
+
+
+@dataclass(frozen=True, eq=False)  # holds arrays: compare fields explicitly
+class World:
+    """An in-memory synthetic world (see the module docstring).
+
+    Attributes
+    ----------
+    spec
+        The spec it was generated from.
+    items
+        Catalog rows (``id, title, category, brand, colour, tags, price, inventory``).
+    events
+        Event payloads sorted by time (ties keep generation order).
+    event_person
+        True person of each event, ``int32``.
+    identifiers
+        Ground truth ``(type, canonical value, person)``; placeholder emails have person -1,
+        a shared household tablet maps to its owner.
+    shared_identifiers
+        ``(type, value) -> (owner, other users...)`` of shared household devices.
+    spellings
+        ``(type, value as seen in events, index into identifiers)`` for every spelling
+        (emails with case/whitespace noise, formatted phone numbers, and canonical values).
+    vocabularies
+        Facet value names by facet (``category``, ``brand``, ``colour``, ``tags``), in the index
+        order used by the response model's arrays.
+    response
+        The true response model.
+    config
+        The engine configuration (plain mapping, as in ``config.toml``).
+    config_path
+        Path of ``config.toml`` once written or loaded, else None.
+    """
+
+    spec: WorldSpec
+    items: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+    event_person: I32
+    identifiers: list[tuple[str, str, int]]
+    shared_identifiers: dict[tuple[str, str], tuple[int, ...]]
+    spellings: list[tuple[str, str, int]]
+    vocabularies: dict[str, list[str]]
+    response: ResponseModel
+    config: dict[str, Any]
+    config_path: Path | None = field(default=None, compare=False)
+
+    @cached_property
+    def _owner_of_spelling(self) -> dict[tuple[str, str], int]:
+        return {(t, v): self.identifiers[i][2] for t, v, i in self.spellings}
+
+    def owner(self, id_type: str, value: str) -> int:
+        """True person behind an identifier as seen in events (-1 for placeholders).
+
+        Parameters
+        ----------
+        id_type
+            Identifier type (``cookie``, ``email``, ...).
+        value
+            The value as it appears in an event.
+
+        Raises
+        ------
+        KeyError
+            If the identifier never occurs in the world.
+        """
+        return self._owner_of_spelling[(id_type, value)]
+
+    @property
+    def hash_key(self) -> str:
+        """The world's ``identity.hash_key`` (derived from the seed)."""
+        return str(self.config["identity"]["hash_key"])
+
+    def __repr__(self) -> str:
+        return (
+            f"World(n_people={self.spec.n_people}, n_items={len(self.items)}, "
+            f"n_events={len(self.events)}, seed={self.spec.seed})"
+        )
+
+
+# ==========================================================================================
+# Generation
+# ==========================================================================================
+
+
+@dataclass
+class _Catalog:
+    category_names: list[str]
+    category_nouns: list[str]
+    brand_names: list[str]
+    colour_names: list[str]
+    tag_names: list[str]
+    category_pop: F64
+    brand_pop: F64
+    colour_pop: F64
+    brand_category: Bool  # (n_brands, n_categories)
+    item_category: I64
+    item_brand: I64
+    item_colour: I64
+    item_tags: I64  # (n_items, 3), -1 padded
+    item_band: I64
+    price: F64
+    inventory: I64
+    appeal: F64
+    rows: list[dict[str, Any]]
+
+
+def _names(base: tuple[str, ...], n: int, stem: str) -> list[str]:
+    return [base[i] if i < len(base) else f"{stem}-{i + 1}" for i in range(n)]
+
+
+def _dirichlet(rng: np.random.Generator, alpha: float, shape: tuple[int, int]) -> F64:
+    """Rows of Dirichlet(alpha) draws via gamma variates (a row of all-zero draws -> uniform)."""
+    g = rng.standard_gamma(alpha, size=shape)
+    s = g.sum(axis=1, keepdims=True)
+    out: F64 = np.where(s > 0.0, g / np.where(s > 0.0, s, 1.0), 1.0 / shape[1])
+    return out
+
+
+def _topk_mask(rng: np.random.Generator, logw: F64, k: I64) -> Bool:
+    """Per row, ``k[row]`` columns drawn without replacement with probability ~ exp(logw)."""
+    keys = logw + rng.gumbel(size=logw.shape)
+    srt = -np.sort(-keys, axis=1)
+    kth = srt[np.arange(keys.shape[0]), np.minimum(k, keys.shape[1]) - 1]
+    out: Bool = keys >= kth[:, None]
+    return out
+
+
+def _make_catalog(spec: WorldSpec, rng: np.random.Generator) -> _Catalog:
+    K, B, C, T, n = spec.n_categories, spec.n_brands, spec.n_colours, spec.n_tags, spec.n_items
+    cats = _names(tuple(c for c, _ in _CATEGORIES), K, "category")
+    nouns = _names(tuple(nn for _, nn in _CATEGORIES), K, "Item")
+    colours = _names(_COLOURS, C, "colour")
+    tags = _names(_TAGS, T, "tag")
+    combos = [h + t for h in _BRAND_HEADS for t in _BRAND_TAILS]
+    pick = rng.permutation(len(combos))[: min(B, len(combos))]
+    brands = [combos[i] for i in pick] + [f"Brand {i + 1}" for i in range(len(combos), B)]
+
+    category_pop = _dirichlet(rng, 2.0, (1, K))[0]
+    brand_rank = rng.permutation(B)
+    brand_pop: F64 = ((1.0 + brand_rank) ** -0.8).astype(np.float64)
+    brand_pop /= brand_pop.sum()
+    colour_pop = _dirichlet(rng, 3.0, (1, C))[0]
+
+    # Each brand sells in 1-3 categories; the first K brands (in a random order) cover every
+    # category once so no category is without a brand.
+    brand_category = np.zeros((B, K), dtype=np.bool_)
+    order = rng.permutation(B)
+    first = rng.choice(K, size=B, p=category_pop)
+    cover = min(B, K)
+    first[order[:cover]] = np.arange(cover)
+    brand_category[np.arange(B), first] = True
+    n_extra = rng.choice(3, size=B, p=[0.5, 0.35, 0.15])
+    extra = rng.choice(K, size=(B, 2), p=category_pop)
+    for j in range(2):
+        sel = n_extra > j
+        brand_category[np.nonzero(sel)[0], extra[sel, j]] = True
+
+    item_category = rng.choice(K, size=n, p=category_pop).astype(np.int64)
+    item_brand = np.zeros(n, dtype=np.int64)
+    for c in range(K):
+        idx = np.nonzero(item_category == c)[0]
+        if idx.size == 0:
+            continue
+        sellers = np.nonzero(brand_category[:, c])[0]
+        w = brand_pop[sellers] / brand_pop[sellers].sum()
+        item_brand[idx] = rng.choice(sellers, size=idx.size, p=w)
+    item_colour = rng.choice(C, size=n, p=colour_pop).astype(np.int64)
+
+    # Tags: 1-3 per item, mostly from a handful of tags typical of the item's category.
+    n_typical = min(6, T)
+    cat_tags = np.stack([rng.choice(T, size=n_typical, replace=False) for _ in range(K)])
+    typical = rng.random((n, 3)) < 0.7
+    cand = np.where(
+        typical,
+        cat_tags[item_category[:, None], rng.integers(0, n_typical, size=(n, 3))],
+        rng.integers(0, T, size=(n, 3)),
+    )
+    n_tags = rng.choice(np.array([1, 2, 3]), size=n, p=[0.35, 0.4, 0.25])
+    item_tags = np.full((n, 3), -1, dtype=np.int64)
+    cand_l = cand.tolist()
+    for i, (row, m) in enumerate(zip(cand_l, n_tags.tolist())):
+        uniq = list(dict.fromkeys(row[:m]))
+        item_tags[i, : len(uniq)] = uniq
+
+    cat_mu = rng.normal(math.log(45.0), 0.6, size=K)
+    raw_price = np.exp(rng.normal(cat_mu[item_category], 0.55))
+    price = np.floor(np.clip(raw_price, 5.0, 499.0)) + 0.99
+    out_of_stock = rng.random(n) < 0.03
+    inventory = 1 + rng.negative_binomial(2, 0.05, size=n)
+    inventory[out_of_stock] = 0
+    appeal = -0.8 * np.log1p(rng.permutation(n).astype(np.float64))
+    item_band = np.searchsorted(np.array(PRICE_BANDS), price, side="right").astype(np.int64)
+    style = rng.integers(0, len(_STYLES), size=n)
+
+    width = max(5, len(str(n)))
+    rows: list[dict[str, Any]] = []
+    for i, (c, b, col, st, pr, inv) in enumerate(
+        zip(item_category.tolist(), item_brand.tolist(), item_colour.tolist(), style.tolist(),
+            price.tolist(), inventory.tolist())
+    ):
+        rows.append({
+            "id": f"sku-{i + 1:0{width}d}",
+            "title": f"{brands[b]} {colours[col].capitalize()} {nouns[c]} {_STYLES[st]}",
+            "category": cats[c],
+            "brand": brands[b],
+            "colour": colours[col],
+            "tags": [tags[t] for t in item_tags[i].tolist() if t >= 0],
+            "price": round(pr, 2),
+            "inventory": inv,
+        })
+    return _Catalog(
+        category_names=cats, category_nouns=nouns, brand_names=brands, colour_names=colours,
+        tag_names=tags, category_pop=category_pop, brand_pop=brand_pop, colour_pop=colour_pop,
+        brand_category=brand_category, item_category=item_category, item_brand=item_brand,
+        item_colour=item_colour, item_tags=item_tags, item_band=item_band, price=price,
+        inventory=inventory.astype(np.int64), appeal=appeal, rows=rows,
+    )
+
+
+def _make_preferences(spec: WorldSpec, cat: _Catalog, rng: np.random.Generator) -> dict[str, F32]:
+    """Latent log-preferences ``log(K theta)`` of every person over every facet."""
+    N, K, B, C, T = spec.n_people, spec.n_categories, spec.n_brands, spec.n_colours, spec.n_tags
+    # Category: 2-4 favourites (drawn ~ category popularity) hold 85 % of the mass.
+    k = rng.integers(2, 5, size=N)
+    fav = _topk_mask(rng, np.broadcast_to(np.log(cat.category_pop), (N, K)).copy(), k)
+    w = rng.standard_gamma(2.0, size=(N, K)) * fav
+    theta_c = 0.85 * w / w.sum(axis=1, keepdims=True) + 0.15 * cat.category_pop
+    # Brand: 2-5 favourites, mostly among brands selling in the favourite categories; the rest
+    # of the mass follows brand popularity.
+    sells = (fav.astype(np.float64) @ cat.brand_category.T.astype(np.float64)) > 0.0
+    logw = np.log(cat.brand_pop)[None, :] + np.where(sells, 0.0, math.log(0.05))
+    favb = _topk_mask(rng, logw, rng.integers(2, 6, size=N))
+    wb = rng.standard_gamma(1.0, size=(N, B)) * favb
+    theta_b = 0.4 * wb / wb.sum(axis=1, keepdims=True) + 0.6 * cat.brand_pop
+    # Colour: mild personal taste around colour popularity.
+    theta_col = 0.5 * _dirichlet(rng, 1.0, (N, C)) + 0.5 * cat.colour_pop
+    # Price band: an ideal band and a sensitivity (Gaussian in band index).
+    nb = len(PRICE_BANDS) + 1
+    mu = np.clip(rng.normal(1.8, 1.0, size=N), 0.0, nb - 1.0)
+    sens = rng.gamma(2.0, 0.4, size=N)
+    q = np.exp(-sens[:, None] * (np.arange(nb)[None, :] - mu[:, None]) ** 2)
+    theta_pb = 0.8 * q / q.sum(axis=1, keepdims=True) + 0.2 / nb
+    # Tags: a sparse taste over tags, half of it uniform.
+    theta_t = 0.5 * _dirichlet(rng, 0.2, (N, T)) + 0.5 / T
+    return {
+        "pref_category": np.log(K * theta_c).astype(np.float32),
+        "pref_brand": np.log(B * theta_b).astype(np.float32),
+        "pref_colour": np.log(C * theta_col).astype(np.float32),
+        "pref_band": np.log(nb * theta_pb).astype(np.float32),
+        "pref_tags": np.log(T * theta_t).astype(np.float32),
+    }
+
+
+@dataclass
+class _People:
+    """Identifiers and devices of every person."""
+
+    slot_cookie: list[list[str]]  # per person: cookie of each usable device slot
+    slot_kind: list[list[int]]  # per person: device kind of each slot
+    n_slots: I64
+    shared_slot: I64  # per person: slot index of the shared tablet, -1 if none
+    email: list[str | None]  # canonical (or placeholder) email
+    email_spell: list[tuple[str, ...]]  # spellings, [0] canonical
+    real_email: Bool
+    any_email: Bool
+    placeholder: Bool
+    user_id: list[str | None]
+    crm_id: list[str | None]
+    phone_spell: list[tuple[str, ...] | None]
+    messy: Bool
+    identifiers: list[tuple[str, str, int]]
+    shared: dict[tuple[str, str], tuple[int, ...]]
+    spellings: list[tuple[str, str, int]]
+
+
+def _unique_tokens(rng: np.random.Generator, n: int) -> list[str]:
+    """``n`` distinct 64-bit hex tokens."""
+    vals = rng.integers(0, 2**63 - 1, size=n, dtype=np.int64)
+    while np.unique(vals).size < n:  # practically never; kept for exactness
+        vals = rng.integers(0, 2**63 - 1, size=n, dtype=np.int64)
+    return [f"{v:016x}" for v in vals.tolist()]
+
+
+def _make_people(spec: WorldSpec, rng: np.random.Generator) -> _People:
+    N = spec.n_people
+    n_dev = rng.choice(np.array([1, 2, 3]), size=N, p=[0.4, 0.42, 0.18])
+    has_dev = _topk_mask(rng, np.broadcast_to(np.log([0.35, 0.5, 0.15]), (N, 3)).copy(), n_dev)
+    u = rng.random((N, 4))
+    has_email = u[:, 0] < 0.85
+    has_uid = u[:, 1] < 0.55
+    has_crm = u[:, 2] < 0.35
+    has_phone = u[:, 3] < np.where(has_crm, 0.6, 0.15)
+    placeholder = np.zeros(N, dtype=np.bool_)
+    n_ph = int(round(spec.placeholder_rate * N))
+    if n_ph:
+        # Placeholder people typed junk into a form; they can log in, which is how it spreads.
+        placeholder[rng.choice(N, size=n_ph, replace=False)] = True
+        has_email |= placeholder
+        has_uid |= placeholder
+    # 2-6 identifiers per person (placeholders do not count: they are nobody's).
+    count = n_dev + has_email + has_uid + has_crm + has_phone - placeholder
+    has_email |= count < 2
+    count = n_dev + has_email + has_uid + has_crm + has_phone
+    has_phone &= count <= 6
+    real_email = has_email & ~placeholder
+    messy = (rng.random(N) < 0.2) & ~placeholder  # a placeholder has one spelling only
+
+    # Households: an owner lends their tablet to one other person without a tablet.
+    n_pairs = int(round(spec.shared_device_rate * N / 2.0))
+    owners_c = np.nonzero(has_dev[:, _TABLET])[0]
+    borrowers_c = np.nonzero(~has_dev[:, _TABLET])[0]
+    n_pairs = min(n_pairs, owners_c.size, borrowers_c.size)
+    owners = rng.choice(owners_c, size=n_pairs, replace=False) if n_pairs else np.zeros(0, np.int64)
+    borrowers = rng.choice(borrowers_c, size=n_pairs, replace=False) if n_pairs else np.zeros(0, np.int64)
+
+    first = rng.integers(0, len(_FIRST), size=N)
+    last = rng.integers(0, len(_LAST), size=N)
+    last[borrowers] = last[owners]  # same household, same surname
+    email_no = rng.permutation(10 * N)[:N]
+    style = rng.integers(0, 4, size=N)
+    domain = rng.integers(0, len(_DOMAINS), size=N)
+    ph_value = rng.integers(0, len(_PLACEHOLDERS), size=N)
+    area = rng.integers(201, 990, size=N)
+    sub = rng.choice(8_000_000, size=N, replace=False)
+    uid_no = rng.choice(90_000_000, size=N, replace=False) + 10_000_000
+    crm_no = rng.choice(9_000_000, size=N, replace=False) + 1_000_000
+    cookies = _unique_tokens(rng, int(n_dev.sum()))
+
+    identifiers: list[tuple[str, str, int]] = []
+    spellings: list[tuple[str, str, int]] = []
+    shared: dict[tuple[str, str], tuple[int, ...]] = {}
+    placeholder_index: dict[str, int] = {}
+
+    def add(t: str, v: str, person: int, spells: tuple[str, ...] = ()) -> None:
+        i = len(identifiers)
+        identifiers.append((t, v, person))
+        for s in dict.fromkeys((v, *spells)):
+            spellings.append((t, s, i))
+
+    slot_cookie: list[list[str]] = []
+    slot_kind: list[list[int]] = []
+    email: list[str | None] = []
+    email_spell: list[tuple[str, ...]] = []
+    user_id: list[str | None] = []
+    crm_id: list[str | None] = []
+    phone_spell: list[tuple[str, ...] | None] = []
+    ck = 0
+    has_dev_l = has_dev.tolist()
+    for p in range(N):
+        sc: list[str] = []
+        sk: list[int] = []
+        for d in range(3):
+            if has_dev_l[p][d]:
+                c = "ck-" + cookies[ck]
+                ck += 1
+                sc.append(c)
+                sk.append(d)
+                add("cookie", c, p)
+        slot_cookie.append(sc)
+        slot_kind.append(sk)
+        if placeholder[p]:
+            e = _PLACEHOLDERS[int(ph_value[p])]
+            if e not in placeholder_index:
+                placeholder_index[e] = len(identifiers)
+                add("email", e, -1)
+            email.append(e)
+            email_spell.append((e,))
+        elif has_email[p]:
+            f, la, n = _FIRST[int(first[p])], _LAST[int(last[p])], int(email_no[p])
+            local = (f"{f}.{la}{n}", f"{f}{n}", f"{f[0]}.{la}{n}", f"{f}_{la}{n}")[int(style[p])]
+            e = f"{local}@{_DOMAINS[int(domain[p])]}"
+            spells = (e, f"{local.title()}@{_DOMAINS[int(domain[p])]}", f" {e.upper()} ")
+            add("email", e, p, spells)
+            email.append(e)
+            email_spell.append(spells)
+        else:
+            email.append(None)
+            email_spell.append(())
+        if has_uid[p]:
+            user_id.append(f"u-{int(uid_no[p])}")
+            add("user_id", f"u-{int(uid_no[p])}", p)
+        else:
+            user_id.append(None)
+        if has_crm[p]:
+            crm_id.append(f"crm-{int(crm_no[p])}")
+            add("crm_id", f"crm-{int(crm_no[p])}", p)
+        else:
+            crm_id.append(None)
+        if has_phone[p]:
+            a, x, line = int(area[p]), 200 + int(sub[p]) // 10_000, int(sub[p]) % 10_000
+            canon = f"+1{a}{x:03d}{line:04d}"
+            pspells = (canon, f"({a}) {x:03d}-{line:04d}", f"{a}-{x:03d}-{line:04d}", f"+1 {a} {x:03d} {line:04d}")
+            add("phone", canon, p, pspells)
+            phone_spell.append(pspells)
+        else:
+            phone_spell.append(None)
+
+    shared_slot = np.full(N, -1, dtype=np.int64)
+    for o, b in zip(owners.tolist(), borrowers.tolist()):
+        s = slot_kind[o].index(_TABLET)
+        c = slot_cookie[o][s]
+        shared_slot[o] = s
+        slot_cookie[b].append(c)
+        slot_kind[b].append(_TABLET)
+        shared_slot[b] = len(slot_cookie[b]) - 1
+        shared[("cookie", c)] = (o, b)
+    return _People(
+        slot_cookie=slot_cookie, slot_kind=slot_kind,
+        n_slots=np.array([len(s) for s in slot_cookie], dtype=np.int64), shared_slot=shared_slot,
+        email=email, email_spell=email_spell, real_email=real_email, any_email=has_email,
+        placeholder=placeholder, user_id=user_id, crm_id=crm_id, phone_spell=phone_spell,
+        messy=messy, identifiers=identifiers, shared=shared, spellings=spellings,
+    )
+
+
+def _sample_items(
+    model: ResponseModel, draws: I64, rng: np.random.Generator
+) -> tuple[I64, F64, float, float]:
+    """Draw ``draws[p]`` items for each person with ``P(i) ~ exp(u(p, i))``.
+
+    Returns the items (grouped by person, in person order), their utilities, and the mean and
+    standard deviation of the utility over all (person, item) pairs.
+    """
+    N, n = model.n_people, model.n_items
+    total = int(draws.sum())
+    items = np.zeros(total, dtype=np.int64)
+    utils = np.zeros(total, dtype=np.float64)
+    off = np.concatenate([[0], np.cumsum(draws)])
+    chunk = max(1, 2_000_000 // max(n, 1))
+    s1 = 0.0
+    s2 = 0.0
+    for a in range(0, N, chunk):
+        b = min(N, a + chunk)
+        U = model.utility_rows(np.arange(a, b))
+        s1 += float(U.sum())
+        s2 += float(np.square(U).sum())
+        d = draws[a:b]
+        m = int(d.sum())
+        if m == 0:
+            continue
+        # One searchsorted over all rows: row r's normalised CDF is shifted into (r, r + 1].
+        cdf = np.exp(U - U.max(axis=1, keepdims=True))
+        np.cumsum(cdf, axis=1, out=cdf)
+        cdf /= cdf[:, -1:]
+        rows = np.arange(b - a)
+        cdf += rows[:, None]
+        row_of = np.repeat(rows, d)
+        pos = np.searchsorted(cdf.ravel(), row_of + rng.random(m), side="right")
+        it = np.minimum(pos - row_of * n, n - 1)
+        items[off[a]:off[b]] = it
+        utils[off[a]:off[b]] = U[row_of, it]
+    cnt = float(N) * float(n)
+    mean = s1 / cnt
+    sd = math.sqrt(max(s2 / cnt - mean * mean, 1e-12))
+    return items, utils, mean, sd
+
+
+def _hash_key(seed: int) -> str:
+    return hashlib.blake2b(f"decisioner-synthetic-world:{seed}".encode(), digest_size=16).hexdigest()
+
+
+def _make_config(seed: int, experiences: list[str], categories: list[str]) -> dict[str, Any]:
+    return {
+        "identity": {"hash_key": _hash_key(seed)},
+        "catalog": {"facets": ["category", "brand", "colour", "tags"], "price_bands": list(PRICE_BANDS)},
+        "placements": [
+            {
+                "name": "home_recs",
+                "kind": "recommendation",
+                "slots": 4,
+                "policy": {"kind": "epsilon_greedy", "epsilon": 0.1, "pool": 50},
+            },
+            {
+                "name": "email_hero",
+                "kind": "campaign",
+                "policy": {"kind": "thompson"},
+                "experiences": [
+                    {"id": e, "facets": {"category": c}} for e, c in zip(experiences, categories)
+                ],
+            },
+        ],
+    }
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while building hundreds of thousands of small acyclic dicts.
+
+    Otherwise each allocation burst triggers a rescan of every live container, which costs
+    20-60 % of the generation and load time; the dicts hold no cycles, so nothing is leaked.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class _Events:
+    """Append-only event buffer: payloads, times and true people in generation order."""
+
+    def __init__(self) -> None:
+        self.payloads: list[dict[str, Any]] = []
+        self.times: list[int] = []
+        self.people: list[int] = []
+
+    def add(self, payload: dict[str, Any], person: int) -> None:
+        self.payloads.append(payload)
+        self.times.append(payload["time"])
+        self.people.append(person)
+
+
+def generate_world(spec: WorldSpec) -> World:
+    """Generate a synthetic world (catalog, people, identifiers, journeys, truth).
+
+    Parameters
+    ----------
+    spec
+        Sizes, seed and rates.
+
+    Returns
+    -------
+    World
+        The world in memory; :func:`write_world` persists it.
+
+    Examples
+    --------
+    >>> w = generate_world(WorldSpec(n_people=20, n_items=30, seed=3))
+    >>> len(w.event_person) == len(w.events)
+    True
+    """
+    if not isinstance(spec, WorldSpec):
+        raise ConfigError(f"expected a `WorldSpec`, got `{type(spec).__name__}`")
+    with _gc_paused():
+        return _generate(spec)
+
+
+def _generate(spec: WorldSpec) -> World:
+    ss = np.random.SeedSequence(spec.seed)
+    r_cat, r_pref, r_people, r_sess, r_view, r_extra = (np.random.default_rng(s) for s in ss.spawn(6))
+
+    cat = _make_catalog(spec, r_cat)
+    prefs = _make_preferences(spec, cat, r_pref)
+    people = _make_people(spec, r_people)
+    n_exp = min(_N_EXPERIENCES, spec.n_categories)
+    exp_cats = np.argsort(-cat.category_pop, kind="stable")[:n_exp]
+    exp_names = [cat.category_names[c] for c in exp_cats.tolist()]
+    exp_ids = [f"promo-{c}" for c in exp_names]
+
+    N = spec.n_people
+    horizon = spec.days * DAY_MS
+
+    # --- sessions (vectorised draws) -----------------------------------------------------
+    rs = r_sess
+    n_sess = 1 + rs.poisson(3.0, size=N)
+    S = int(n_sess.sum())
+    sp = np.repeat(np.arange(N), n_sess)
+    slot = (rs.random(S) * people.n_slots[sp]).astype(np.int64)
+    # Every member of a sharing pair uses the shared tablet at least once.
+    sess_start = np.concatenate([[0], np.cumsum(n_sess)[:-1]])
+    for p in np.nonzero(people.shared_slot >= 0)[0].tolist():
+        sl = slot[sess_start[p]: sess_start[p] + n_sess[p]]
+        if not (sl == people.shared_slot[p]).any():
+            slot[sess_start[p]] = people.shared_slot[p]
+    hourly = np.array(_HOURLY) / np.sum(_HOURLY)
+    t0 = (
+        spec.start_ms
+        + rs.integers(0, spec.days, size=S) * DAY_MS
+        + rs.choice(24, size=S, p=hourly) * HOUR_MS
+        + rs.integers(0, HOUR_MS, size=S)
+    )
+    u_entry = rs.random(S)
+    p_email = np.where(people.real_email[sp], 0.2, 0.0)
+    entry = np.where(u_entry < 0.25, _ENTRY_AD, np.where(u_entry < 0.25 + p_email, _ENTRY_EMAIL, _ENTRY_DIRECT))
+    n_views = np.minimum(rs.geometric(0.42, size=S), 8)
+    app_u = rs.random(S)
+    ad_src = rs.integers(0, len(_AD_SOURCES), size=S)
+    ad_no = rs.integers(1, 6, size=S)
+    camp = rs.integers(0, n_exp + 4, size=S)
+    email_var = np.where(people.messy[sp] & (rs.random(S) < 0.5), rs.integers(1, 3, size=S), 0)
+    login_u = rs.random(S)
+    login_pos = rs.integers(0, n_views + 1)
+    id_email = rs.random(S) < 0.3
+    download = rs.random(S) < 0.03
+    asset = rs.integers(0, len(_ASSETS), size=S)
+    entry_gap = rs.integers(2_000, 90_000, size=(S, 2))
+    end_gap = rs.integers(5_000, 120_000, size=(S, 2))
+
+    # --- extra (non-session) events per person -------------------------------------------
+    rx = r_extra
+    n_store = np.where([c is not None for c in people.crm_id], rx.poisson(0.6, size=N), 0)
+    n_opens = np.where(people.real_email, rx.poisson(1.0, size=N), 0)
+    has_phone = np.array([s is not None for s in people.phone_spell])
+    has_crm = np.array([c is not None for c in people.crm_id])
+    has_uid = np.array([u is not None for u in people.user_id])
+    n_calls = np.where(has_crm | has_phone, rx.poisson(0.25, size=N), 0)
+    n_coupons = np.where(people.any_email | has_uid, rx.poisson(0.12, size=N), 0)
+
+    # --- item draws: views and store purchases, ~ exp(u) --------------------------------
+    views_pp = np.bincount(sp, weights=n_views, minlength=N).astype(np.int64)
+    draws = views_pp + n_store
+
+    def response(u_mean: float, u_sd: float) -> ResponseModel:
+        return ResponseModel(
+            item_category=cat.item_category, item_brand=cat.item_brand, item_colour=cat.item_colour,
+            item_band=cat.item_band, item_tags=cat.item_tags, item_appeal=cat.appeal,
+            item_inventory=cat.inventory, pref_category=prefs["pref_category"],
+            pref_brand=prefs["pref_brand"], pref_colour=prefs["pref_colour"],
+            pref_band=prefs["pref_band"], pref_tags=prefs["pref_tags"],
+            experience_category=exp_cats, u_mean=u_mean, u_sd=u_sd,
+        )
+
+    # Utilities do not depend on the standardisation, so sample first, then fix mean and sd.
+    drawn, drawn_u, u_mean, u_sd = _sample_items(response(0.0, 1.0), draws, r_view)
+    model = response(u_mean, u_sd)
+
+    person_off = np.concatenate([[0], np.cumsum(draws)])
+    V = int(n_views.sum())
+    view_sess = np.repeat(np.arange(S), n_views)
+    view_first = np.concatenate([[0], np.cumsum(n_views)[:-1]])  # first view of each session
+    views_before = np.concatenate([[0], np.cumsum(views_pp)[:-1]])
+    local = np.arange(V) - views_before[sp[view_sess]]
+    vidx = person_off[sp[view_sess]] + local
+    view_item = drawn[vidx]
+    pp = model._purchase_from_z(model.standardise(drawn_u[vidx])) * model._in_stock[view_item]
+    # An organic view is browsing, not a click on a recommendation: it is carted with the
+    # purchase probability and 30 % of carts are bought (about 10 % of sessions convert).
+    cart = r_view.random(V) < pp
+    buy = cart & (r_view.random(V) < 0.3)
+    view_gap = 2_000 + r_view.exponential(40_000.0, size=V).astype(np.int64)
+    cart_gap = r_view.integers(3_000, 60_000, size=V)
+    sess_buys = np.bincount(view_sess, weights=buy, minlength=S) > 0
+    login = has_uid[sp] & (login_u < np.where(sess_buys, 0.85, 0.3))
+    app = (entry == _ENTRY_DIRECT) & (app_u < 0.5)
+
+    ev = _Events()
+    skus = [r["id"] for r in cat.rows]
+    prices = [float(r["price"]) for r in cat.rows]
+    order_no = 0
+    purchases: list[tuple[int, int, int]] = []  # (person, item, time) for returns
+
+    sp_l, slot_l, t0_l, entry_l = sp.tolist(), slot.tolist(), t0.tolist(), entry.tolist()
+    nv_l, vf_l = n_views.tolist(), view_first.tolist()
+    app_l, src_l, adn_l, camp_l = app.tolist(), ad_src.tolist(), ad_no.tolist(), camp.tolist()
+    evar_l, login_l, lpos_l, idem_l = email_var.tolist(), login.tolist(), login_pos.tolist(), id_email.tolist()
+    dl_l, asset_l, eg_l, endg_l = download.tolist(), asset.tolist(), entry_gap.tolist(), end_gap.tolist()
+    vi_l, cart_l, buy_l = view_item.tolist(), cart.tolist(), buy.tolist()
+    vg_l, cg_l = view_gap.tolist(), cart_gap.tolist()
+    day0 = spec.start_ms
+
+    for s in range(S):
+        p = sp_l[s]
+        t = t0_l[s]
+        ck = people.slot_cookie[p][slot_l[s]]
+        kind = people.slot_kind[p][slot_l[s]]
+        dev = _DEVICES[kind]
+        ch = "app" if (app_l[s] and kind == _MOBILE) else "web"
+        e = entry_l[s]
+        if e == _ENTRY_AD:
+            src = _AD_SOURCES[src_l[s]]
+            ev.add({"type": "ad_click", "time": t, "ids": {"cookie": ck}, "channel": "ads",
+                    "device": dev, "attrs": {"source": src}, "campaign": f"ads-{src}-{adn_l[s]:02d}"}, p)
+            t += eg_l[s][0]
+        elif e == _ENTRY_EMAIL:
+            em = people.email_spell[p][evar_l[s]]
+            c = camp_l[s]
+            campaign = exp_ids[c] if c < n_exp else f"newsletter-w{(t - day0) // (7 * DAY_MS) + 1:02d}"
+            ev.add({"type": "email_open", "time": t, "ids": {"email": em}, "channel": "email",
+                    "device": dev, "campaign": campaign}, p)
+            t += eg_l[s][0]
+            ev.add({"type": "email_click", "time": t, "ids": {"email": em}, "channel": "email",
+                    "device": dev, "campaign": campaign}, p)
+            t += eg_l[s][1]
+        uid = people.user_id[p]
+        logged = False
+        lp = lpos_l[s] if login_l[s] else -1
+        n = nv_l[s]
+        basket: list[int] = []
+
+        def identify(t: int) -> None:
+            ids = {"cookie": ck, "user_id": uid}
+            if idem_l[s] and people.email[p] is not None:
+                ids["email"] = people.email_spell[p][evar_l[s]]
+            ev.add({"type": "identify", "time": t, "ids": ids, "channel": ch, "device": dev}, p)
+
+        v0 = vf_l[s]
+        for j in range(n):
+            if j == lp:
+                identify(t)
+                logged = True
+                t += 1_000
+            v = v0 + j
+            it = vi_l[v]
+            ids: dict[str, str] = {"cookie": ck, "user_id": uid} if logged and uid else {"cookie": ck}
+            ev.add({"type": "view", "time": t, "ids": ids, "channel": ch, "device": dev, "item": skus[it]}, p)
+            if cart_l[v]:
+                t += cg_l[v]
+                ev.add({"type": "add_to_cart", "time": t, "ids": dict(ids), "channel": ch, "device": dev,
+                        "item": skus[it], "value": prices[it]}, p)
+            if buy_l[v]:
+                basket.append(it)
+            t += vg_l[v]
+        if lp == n:
+            identify(t)
+            logged = True
+            t += 1_000
+        if basket:
+            t += endg_l[s][0]
+            basket = list(dict.fromkeys(basket))
+            if logged and uid:
+                ids = {"cookie": ck, "user_id": uid}
+            elif people.email[p] is not None:  # guest checkout asks for an email
+                ids = {"cookie": ck, "email": people.email_spell[p][evar_l[s]]}
+            else:
+                ids = {"cookie": ck}
+            order_no += 1
+            payload: dict[str, Any] = {"type": "purchase", "time": t, "ids": ids, "channel": ch, "device": dev}
+            if len(basket) == 1:
+                payload["item"] = skus[basket[0]]
+            else:
+                payload["items"] = [skus[i] for i in basket]
+            payload["value"] = round(sum(prices[i] for i in basket), 2)
+            payload["order_id"] = f"o-{order_no:07d}"
+            ev.add(payload, p)
+            purchases.extend((p, i, t) for i in basket)
+        if dl_l[s]:
+            t += endg_l[s][1]
+            a = "app" if kind == _MOBILE else _ASSETS[asset_l[s]]
+            ids = {"cookie": ck, "user_id": uid} if logged and uid else {"cookie": ck}
+            ev.add({"type": "download", "time": t, "ids": ids, "channel": ch, "device": dev,
+                    "attrs": {"asset": a}}, p)
+
+    # --- store, CRM, call centre, coupons, newsletter opens ------------------------------
+    def times(k: int) -> list[int]:
+        out: list[int] = (day0 + rx.integers(0, horizon, size=k)).tolist()
+        return out
+
+    store_people = np.nonzero(has_crm)[0]
+    enrol_t = times(store_people.size)
+    enrol_u = rx.random((store_people.size, 3)).tolist()
+    for p, t, (ue, uph, uu) in zip(store_people.tolist(), enrol_t, enrol_u):
+        # A loyalty enrolment synced from the CRM: joins the CRM id to the person's contacts.
+        ids = {"crm_id": people.crm_id[p] or ""}
+        if people.email[p] is not None and ue < 0.7:
+            ids["email"] = people.email_spell[p][0]
+        ph = people.phone_spell[p]
+        if ph is not None and uph < 0.6:
+            ids["phone"] = ph[1] if people.messy[p] else ph[0]
+        uid = people.user_id[p]
+        if uid is not None and uu < 0.3:
+            ids["user_id"] = uid
+        if len(ids) > 1:
+            ev.add({"type": "identify", "time": t, "ids": ids, "channel": "store"}, p)
+
+    store_t = times(int(n_store.sum()))
+    store_ph = rx.random(len(store_t)).tolist()
+    k = 0
+    for p in np.nonzero(n_store)[0].tolist():
+        base = int(person_off[p] + views_pp[p])
+        for j in range(int(n_store[p])):
+            it = int(drawn[base + j])
+            t = store_t[k]
+            ids = {"crm_id": people.crm_id[p] or ""}
+            ph = people.phone_spell[p]
+            if ph is not None and store_ph[k] < 0.3:
+                ids["phone"] = ph[0]
+            k += 1
+            if cat.inventory[it] == 0:
+                continue
+            order_no += 1
+            ev.add({"type": "purchase", "time": t, "ids": ids, "channel": "store", "item": skus[it],
+                    "value": prices[it], "order_id": f"o-{order_no:07d}"}, p)
+            purchases.append((p, it, t))
+
+    ret_u = rx.random(len(purchases)).tolist()
+    ret_gap = rx.integers(DAY_MS, 10 * DAY_MS, size=len(purchases)).tolist()
+    ret_ph = rx.random(len(purchases)).tolist()
+    for (p, it, t), ur, g, uph in zip(purchases, ret_u, ret_gap, ret_ph):
+        if ur >= 0.07 or t + g >= day0 + horizon:
+            continue
+        crm = people.crm_id[p]
+        ph = people.phone_spell[p]
+        uid = people.user_id[p]
+        if crm is not None:
+            ids = {"crm_id": crm}
+            if ph is not None and uph < 0.3:
+                ids["phone"] = ph[0]
+            ch = "store"
+        elif uid is not None:
+            ids, ch = {"user_id": uid}, "web"
+        elif people.email[p] is not None:
+            ids, ch = {"email": people.email_spell[p][0]}, "web"
+        else:
+            continue
+        ev.add({"type": "return", "time": t + g, "ids": ids, "channel": ch, "item": skus[it], "value": prices[it]}, p)
+
+    call_t = times(int(n_calls.sum()))
+    call_u = rx.random((len(call_t), 2)).tolist()
+    call_reason = rx.integers(0, len(_CALL_REASONS), size=len(call_t)).tolist()
+    k = 0
+    for p in np.nonzero(n_calls)[0].tolist():
+        crm = people.crm_id[p]
+        ph = people.phone_spell[p]
+        for _ in range(int(n_calls[p])):
+            u1, u2 = call_u[k]
+            if crm is not None and ph is not None:
+                # The agent finds the account from the caller's number 40 % of the time.
+                ids = {"crm_id": crm, "phone": ph[0]} if u1 < 0.4 else ({"crm_id": crm} if u2 < 0.5 else {"phone": ph[0]})
+            elif crm is not None:
+                ids = {"crm_id": crm}
+            else:
+                assert ph is not None
+                ids = {"phone": ph[int(u2 * len(ph)) if people.messy[p] else 0]}
+            ev.add({"type": "service_call", "time": call_t[k], "ids": ids, "channel": "call_center",
+                    "reason": _CALL_REASONS[call_reason[k]]}, p)
+            k += 1
+
+    coup_t = times(int(n_coupons.sum()))
+    coup_u = rx.random((len(coup_t), 2)).tolist()
+    coup_code = rx.integers(0, len(_COUPONS), size=len(coup_t)).tolist()
+    k = 0
+    for p in np.nonzero(n_coupons)[0].tolist():
+        for _ in range(int(n_coupons[p])):
+            u1, u2 = coup_u[k]
+            uid = people.user_id[p]
+            if people.email[p] is not None and (uid is None or u1 < 0.5):
+                ids = {"email": people.email_spell[p][0]}
+            else:
+                ids = {"user_id": uid or ""}
+            ev.add({"type": "coupon_redeem", "time": coup_t[k], "ids": ids,
+                    "channel": "store" if u2 < 0.3 else "web", "coupon": _COUPONS[coup_code[k]]}, p)
+            k += 1
+
+    open_t = times(int(n_opens.sum()))
+    open_c = rx.integers(0, n_exp + 4, size=len(open_t)).tolist()
+    k = 0
+    for p in np.nonzero(n_opens)[0].tolist():
+        for _ in range(int(n_opens[p])):
+            t = open_t[k]
+            c = open_c[k]
+            campaign = exp_ids[c] if c < n_exp else f"newsletter-w{(t - day0) // (7 * DAY_MS) + 1:02d}"
+            ev.add({"type": "email_open", "time": t, "ids": {"email": people.email_spell[p][0]},
+                    "channel": "email", "campaign": campaign}, p)
+            k += 1
+
+    order = np.argsort(np.array(ev.times, dtype=np.int64), kind="stable")
+    events = [ev.payloads[i] for i in order.tolist()]
+    event_person = np.array(ev.people, dtype=np.int32)[order]
+
+    return World(
+        spec=spec,
+        items=cat.rows,
+        events=events,
+        event_person=event_person,
+        identifiers=people.identifiers,
+        shared_identifiers=people.shared,
+        spellings=people.spellings,
+        vocabularies={"category": cat.category_names, "brand": cat.brand_names,
+                      "colour": cat.colour_names, "tags": cat.tag_names},
+        response=model,
+        config=_make_config(spec.seed, exp_ids, exp_names),
+    )
+
+
+# ==========================================================================================
+# Files
+# ==========================================================================================
+
+_FILES: Final = ("catalog.jsonl", "events.jsonl", "truth.npz", "truth.json", "config.toml")
+
+
+def _toml_str(s: str) -> str:
+    return msgspec.json.encode(s).decode()  # JSON string escapes are valid TOML basic strings
+
+
+def _config_toml(config: dict[str, Any], seed: int) -> str:
+    """Render the world's config mapping (fixed shape, see ``_make_config``) as TOML."""
+    ident = config["identity"]
+    catalog = config["catalog"]
+    lines = [
+        f"# decisioner engine configuration for the synthetic world with seed {seed}.",
+        "",
+        "[identity]",
+        "# Synthetic worlds derive their hashing key from the seed (blake2b), so a world and its",
+        "# replays are reproducible. Production deployments never put the key in a file: omit",
+        "# hash_key and set the DECISIONER_HASH_KEY environment variable instead.",
+        f"hash_key = {_toml_str(ident['hash_key'])}",
+        "",
+        "[catalog]",
+        "facets = [" + ", ".join(_toml_str(f) for f in catalog["facets"]) + "]",
+        "price_bands = [" + ", ".join(repr(float(b)) for b in catalog["price_bands"]) + "]",
+    ]
+    for pl in config["placements"]:
+        lines += ["", "[[placements]]"]
+        for key in ("name", "kind"):
+            lines.append(f"{key} = {_toml_str(pl[key])}")
+        if "slots" in pl:
+            lines.append(f"slots = {int(pl['slots'])}")
+        pol = pl["policy"]
+        lines += ["", "[placements.policy]"]
+        for key, val in pol.items():
+            lines.append(f"{key} = {_toml_str(val) if isinstance(val, str) else repr(val)}")
+        for ex in pl.get("experiences", []):
+            facets = ", ".join(f"{k} = {_toml_str(v)}" for k, v in ex["facets"].items())
+            lines += ["", "[[placements.experiences]]", f"id = {_toml_str(ex['id'])}", f"facets = {{ {facets} }}"]
+    return "\n".join(lines) + "\n"
+
+
+def _write_npz(path: Path, arrays: dict[str, npt.NDArray[Any]]) -> None:
+    """``numpy.savez_compressed`` with fixed zip timestamps, so equal arrays give equal bytes."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for name, arr in arrays.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.asarray(arr, order="C"), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, buf.getvalue(), compresslevel=1)
+
+
+def _strings(values: list[str]) -> npt.NDArray[np.bytes_]:
+    return np.array([v.encode() for v in values], dtype=np.bytes_) if values else np.zeros(0, dtype="S1")
+
+
+def write_world(world: World, out_dir: str | Path) -> Path:
+    """Write a world to ``out_dir`` (created if needed); equal worlds give equal bytes.
+
+    Parameters
+    ----------
+    world
+        The world to write.
+    out_dir
+        Target directory.
+
+    Returns
+    -------
+    pathlib.Path
+        The directory.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    enc = msgspec.json.Encoder()
+    buf = bytearray()
+    for row in world.items:
+        enc.encode_into(row, buf, len(buf))
+        buf += b"\n"
+    (out / "catalog.jsonl").write_bytes(bytes(buf))
+    buf = bytearray()
+    for e in world.events:
+        enc.encode_into(e, buf, len(buf))
+        buf += b"\n"
+    (out / "events.jsonl").write_bytes(bytes(buf))
+
+    ids = world.identifiers
+    shared = sorted(world.shared_identifiers.items())
+    index = {(t, v): i for i, (t, v, _) in enumerate(ids)}
+    shared_users = [(index[key], u) for key, users in shared for u in users[1:]]
+    arrays: dict[str, npt.NDArray[Any]] = {
+        "event_person": np.asarray(world.event_person, dtype=np.int32),
+        "id_type": _strings([t for t, _, _ in ids]),
+        "id_value": _strings([v for _, v, _ in ids]),
+        "id_person": np.array([p for _, _, p in ids], dtype=np.int32),
+        "spelling_value": _strings([v for _, v, _ in world.spellings]),
+        "spelling_identifier": np.array([i for _, _, i in world.spellings], dtype=np.int32),
+        "shared_identifier": np.array([i for i, _ in shared_users], dtype=np.int32),
+        "shared_user": np.array([u for _, u in shared_users], dtype=np.int32),
+        **world.response.to_arrays(),
+    }
+    _write_npz(out / "truth.npz", arrays)
+    cfg = world.config
+    exps = cfg["placements"][1]["experiences"] if len(cfg["placements"]) > 1 else []
+    meta = {
+        "format": "decisioner-synthetic-world",
+        "version": FORMAT_VERSION,
+        "spec": asdict(world.spec),
+        "n_people": world.spec.n_people,
+        "n_items": len(world.items),
+        "n_events": len(world.events),
+        "n_identifiers": len(ids),
+        "price_bands": list(PRICE_BANDS),
+        "vocabularies": world.vocabularies,
+        "experiences": [{"id": e["id"], "category": e["facets"]["category"]} for e in exps],
+        "files": list(_FILES),
+    }
+    (out / "truth.json").write_bytes(msgspec.json.format(msgspec.json.encode(meta), indent=2) + b"\n")
+    (out / "config.toml").write_text(_config_toml(world.config, world.spec.seed), encoding="utf-8")
+    return out
+
+
+_ROWS: Final = msgspec.json.Decoder(list[dict[str, Any]])
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    lines = [line for line in path.read_bytes().splitlines() if line.strip()]
+    try:
+        with _gc_paused():
+            return _ROWS.decode(b"[" + b",".join(lines) + b"]")
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"Invalid JSON lines in {str(path)!r}: {exc}") from None
+
+
+def load_world(path: str | Path) -> World:
+    """Read a world written by :func:`write_world`.
+
+    Parameters
+    ----------
+    path
+        The world directory.
+
+    Returns
+    -------
+    World
+        With ``events`` as dicts, the exact response model and ``config_path`` set.
+
+    Raises
+    ------
+    ConfigError
+        If a file is missing or the format version is unknown.
+    """
+    d = Path(path)
+    for name in _FILES:
+        if not (d / name).is_file():
+            raise ConfigError(f"expected a world directory with `{name}`, got none in {str(d)!r}")
+    meta = msgspec.json.decode((d / "truth.json").read_bytes())
+    if not isinstance(meta, dict) or meta.get("version") != FORMAT_VERSION:
+        got = meta.get("version") if isinstance(meta, dict) else None
+        raise ConfigError(f"expected world format version {FORMAT_VERSION}, got {got!r} in {str(d / 'truth.json')!r}")
+    spec = WorldSpec(**meta["spec"])
+    items = _read_jsonl(d / "catalog.jsonl")
+    events = _read_jsonl(d / "events.jsonl")
+    with np.load(d / "truth.npz", allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    types = [b.decode() for b in arrays["id_type"].tolist()]
+    values = [b.decode() for b in arrays["id_value"].tolist()]
+    identifiers = list(zip(types, values, arrays["id_person"].tolist()))
+    spell_idx = arrays["spelling_identifier"].tolist()
+    spellings = [
+        (types[i], v.decode(), i) for v, i in zip(arrays["spelling_value"].tolist(), spell_idx)
+    ]
+    shared: dict[tuple[str, str], tuple[int, ...]] = {}
+    for i, u in zip(arrays["shared_identifier"].tolist(), arrays["shared_user"].tolist()):
+        key = (types[i], values[i])
+        shared[key] = shared.get(key, (int(identifiers[i][2]),)) + (int(u),)
+    config = tomllib.loads((d / "config.toml").read_text(encoding="utf-8"))
+    return World(
+        spec=spec,
+        items=items,
+        events=events,
+        event_person=np.ascontiguousarray(arrays["event_person"], dtype=np.int32),
+        identifiers=[(t, v, int(p)) for t, v, p in identifiers],
+        shared_identifiers=shared,
+        spellings=spellings,
+        vocabularies={k: list(v) for k, v in meta["vocabularies"].items()},
+        response=ResponseModel.from_arrays(arrays),
+        config=config,
+        config_path=d / "config.toml",
+    )
