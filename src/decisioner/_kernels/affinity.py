@@ -32,7 +32,9 @@ def _decay_row(fid: np.ndarray, score: np.ndarray, t: np.ndarray, r: int, now: i
     for k in range(fid.shape[1]):
         f = fid[r, k]
         if f >= 0:
-            s = score[r, k] * math.pow(2.0, -dt / hl[f])
+            # float(): a float64 product compiled and under NUMBA_DISABLE_JIT alike (NumPy 2
+            # would otherwise compute float32 * Python float in float32)
+            s = float(score[r, k]) * math.pow(2.0, -dt / hl[f])
             if s <= MIN_SCORE:
                 fid[r, k] = -1
                 score[r, k] = 0.0
@@ -49,7 +51,7 @@ def _add(fid: np.ndarray, score: np.ndarray, r: int, f: int, w: float) -> None:
     for k in range(K):
         g = fid[r, k]
         if g == f:
-            s = score[r, k] + w
+            s = float(score[r, k]) + w
             if s <= MIN_SCORE:
                 fid[r, k] = -1
                 score[r, k] = 0.0
@@ -66,7 +68,7 @@ def _add(fid: np.ndarray, score: np.ndarray, r: int, f: int, w: float) -> None:
     if empty >= 0:
         fid[r, empty] = f
         score[r, empty] = w
-    elif score[r, low] < w:  # evict the least valuable slot
+    elif low >= 0 and score[r, low] < w:  # evict the least valuable slot (K = 0: none)
         fid[r, low] = f
         score[r, low] = w
 
@@ -109,7 +111,7 @@ def affinity_read(
     for k in range(fid.shape[1]):
         f = fid[r, k]
         if f >= 0:
-            s = score[r, k] * math.pow(2.0, -dt / hl[f])
+            s = float(score[r, k]) * math.pow(2.0, -dt / hl[f])
             if s > MIN_SCORE:
                 # insertion sort, descending by score, ties by facet-value id
                 j = n
@@ -136,7 +138,20 @@ def affinity_merge(
     _decay_row(fid, score, t, dst, now, hl)
     _decay_row(fid, score, t, src, now, hl)
     t[dst] = now
-    for k in range(fid.shape[1]):
+    K = fid.shape[1]
+    # two passes so eviction sees summed scores: first add to the facet values both rows hold,
+    # then offer the rest (each replaces dst's least valuable slot only if worth more). One pass
+    # could evict a dst slot that a later src slot would have raised into the top K.
+    for k in range(K):
+        f = fid[src, k]
+        if f >= 0:
+            for k2 in range(K):
+                if fid[dst, k2] == f:
+                    _add(fid, score, dst, f, float(score[src, k]))
+                    fid[src, k] = -1
+                    score[src, k] = 0.0
+                    break
+    for k in range(K):
         f = fid[src, k]
         if f >= 0:
             _add(fid, score, dst, f, float(score[src, k]))

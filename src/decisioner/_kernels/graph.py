@@ -125,6 +125,8 @@ def _link_one(
         row[r] = -1
         counts[C_MERGES] += 1
     # 4. the final root carries the survivor row, or a fresh one
+    if root < 0:  # no keys (an empty group of graph_link_many): nothing to resolve
+        return -1, n_abs
     if survivor_row < 0:
         nf = counts[C_FREE]
         if nf > 0:
@@ -170,8 +172,9 @@ def graph_link_many(
 
     Writes each group's row to ``out_rows`` (int32[g]); every absorbed row to ``absorbed`` with
     the group index that absorbed it in ``absorbed_into`` (both int32[>= len(keys)]).
-    Returns the number of absorbed rows. Note a later group can absorb the row an earlier
-    group returned; callers resolve rows after the batch. O(len(keys)) amortised.
+    Returns the number of absorbed rows. An empty group changes nothing and gets row -1. Note a
+    later group can absorb the row an earlier group returned; callers resolve rows after the
+    batch. O(len(keys)) amortised.
     """
     n_abs = 0
     for g in range(offsets.shape[0] - 1):

@@ -1,0 +1,1 @@
+"""Kernel tests: each kernel against its twin in ``tests/reference.py``."""

@@ -1,0 +1,217 @@
+"""Project conventions as tests (STYLE.md sections 1, 3 and 8): one decorator source for numba,
+no object mode or fastmath, one compiled signature per kernel after ``warm_up()``, every kernel
+warmed up, a cheap ``import decisioner``, and a docstring on every module."""
+
+from __future__ import annotations
+
+import ast
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import tokenize
+from pathlib import Path
+
+import pytest
+
+import decisioner
+
+SRC = Path(decisioner.__file__).resolve().parent
+JIT_FILE = SRC / "_kernels" / "_jit.py"
+MODULES = sorted(SRC.rglob("*.py"))
+JIT_DISABLED = os.environ.get("NUMBA_DISABLE_JIT", "0") == "1"
+
+#: names that compile with numba; only ``_kernels/_jit.py`` may use them
+JIT_NAMES = {"njit", "jit", "generated_jit", "vectorize", "guvectorize", "cfunc", "stencil", "jit_module"}
+#: never anywhere in code (docstrings and comments may mention them)
+BANNED_NAMES = {"objmode", "forceobj", "fastmath"}
+
+
+def rel(path: Path) -> str:
+    return path.relative_to(SRC.parent).as_posix()
+
+
+def decorator_root(node: ast.expr) -> str | None:
+    """``numba`` for ``@numba.njit(...)``, ``njit`` for ``@njit``: the leftmost name."""
+    while isinstance(node, (ast.Call, ast.Attribute)):
+        node = node.func if isinstance(node, ast.Call) else node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def jit_uses(source: str) -> list[str]:
+    """Every place ``source`` compiles with numba directly (a decorator rooted at ``numba``,
+    a reference to ``njit``/``jit``/..., or importing one of them)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            for dec in node.decorator_list:
+                if decorator_root(dec) in {"numba", *JIT_NAMES}:
+                    found.append(f"line {dec.lineno}: decorator @{ast.unparse(dec)}")
+        elif isinstance(node, ast.Name) and node.id in JIT_NAMES:
+            found.append(f"line {node.lineno}: {node.id}")
+        elif isinstance(node, ast.Attribute) and node.attr in JIT_NAMES:
+            found.append(f"line {node.lineno}: {ast.unparse(node)}")
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "numba":
+            found += [f"line {node.lineno}: from {node.module} import {a.name}" for a in node.names if a.name in JIT_NAMES]
+    return sorted(set(found))
+
+
+def banned_uses(source: str) -> list[str]:
+    """Code tokens (not strings or comments) naming object mode or fastmath."""
+    return [
+        f"line {tok.start[0]}: {tok.string}"
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline)
+        if tok.type == tokenize.NAME and tok.string in BANNED_NAMES
+    ]
+
+
+# --------------------------------------------------------------------------- (a) decorators
+
+
+def test_the_scanners_see_violations() -> None:
+    """The scans below would catch what they look for (so a pass means something)."""
+    bad = textwrap.dedent(
+        '''
+        import numba
+        from numba import njit, prange
+        @numba.njit(cache=True)
+        def f(x): return x
+        @njit
+        def g(x): return x
+        h = numba.jit(nopython=True)(f)
+        @numba.vectorize(["float64(float64)"])
+        def v(x): return x
+        def k(x):
+            with numba.objmode(y="float64"):
+                y = 1.0
+            return y
+        w = numba.njit(fastmath=True, forceobj=False)
+        '''
+    )
+    assert len(jit_uses(bad)) >= 6
+    assert [u.split(": ")[1] for u in banned_uses(bad)] == ["objmode", "fastmath", "forceobj"]
+    fine = '"""Docs may say njit( or fastmath."""\n# objmode in a comment\nx = "jit(forceobj)"\n'
+    assert jit_uses(fine) == [] and banned_uses(fine) == []
+
+
+@pytest.mark.parametrize("path", [p for p in MODULES if p != JIT_FILE], ids=rel)
+def test_numba_decorators_only_in_jit_module(path: Path) -> None:
+    uses = jit_uses(path.read_text(encoding="utf-8"))
+    assert not uses, f"{rel(path)} compiles with numba directly; use decisioner._kernels._jit: {uses}"
+
+
+@pytest.mark.parametrize("path", MODULES, ids=rel)
+def test_no_object_mode_or_fastmath(path: Path) -> None:
+    uses = banned_uses(path.read_text(encoding="utf-8"))
+    assert not uses, f"{rel(path)} uses {uses}"
+
+
+def test_numba_imported_only_by_kernels() -> None:
+    """Imports flow one way: components call kernels, only ``_kernels`` imports numba."""
+    offenders = []
+    for path in MODULES:
+        if path.parent.name == "_kernels":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = (
+                [a.name for a in node.names] if isinstance(node, ast.Import)
+                else [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+            )
+            offenders += [f"{rel(path)}:{node.lineno} {n}" for n in names if n.split(".")[0] in {"numba", "llvmlite"}]
+    assert not offenders
+
+
+# --------------------------------------------------------------------------- (b) kernels
+
+
+def discovered_kernels() -> dict[str, object]:
+    """Every public kernel defined in ``decisioner._kernels``: numba dispatchers whose function
+    lives in that module, excluding ``@inline`` helpers."""
+    import importlib
+    import pkgutil
+
+    from numba.core.dispatcher import Dispatcher
+
+    import decisioner._kernels as pkg
+
+    found: dict[str, object] = {}
+    for info in pkgutil.iter_modules(pkg.__path__):
+        mod = importlib.import_module(f"{pkg.__name__}.{info.name}")
+        for name, obj in vars(mod).items():
+            if (
+                isinstance(obj, Dispatcher)
+                and obj.py_func.__module__ == mod.__name__
+                and not obj.targetoptions.get("inline")
+            ):
+                found[f"{info.name}.{name}"] = obj
+    return found
+
+
+@pytest.mark.skipif(JIT_DISABLED, reason="NUMBA_DISABLE_JIT=1: kernels are plain functions")
+def test_every_kernel_is_warmed_up() -> None:
+    from decisioner.warmup import KERNELS
+
+    found = discovered_kernels()
+    assert found, "no kernels discovered"
+    listed = {id(k) for k in KERNELS}
+    missing = sorted(name for name, k in found.items() if id(k) not in listed)
+    assert not missing, f"kernels missing from decisioner.warmup.KERNELS: {missing}"
+    assert len(listed) == len(KERNELS), "a kernel is listed twice"
+    assert listed <= {id(k) for k in found.values()}, "KERNELS lists something that is not a kernel"
+
+
+@pytest.mark.skipif(JIT_DISABLED, reason="NUMBA_DISABLE_JIT=1: kernels are plain functions")
+def test_kernels_use_the_shared_decorator_options() -> None:
+    from decisioner.warmup import KERNELS
+
+    for k in KERNELS:
+        assert k.targetoptions.get("nogil") is True, k.__name__
+        assert not k.targetoptions.get("fastmath"), k.__name__
+        assert type(getattr(k, "_cache", None)).__name__ != "NullCache", f"{k.__name__} is not cache=True"
+
+
+def run_python(code: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ), timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+@pytest.mark.skipif(JIT_DISABLED, reason="NUMBA_DISABLE_JIT=1: no compiled signatures")
+def test_one_signature_per_kernel_after_warm_up() -> None:
+    """A fresh process, ``warm_up()`` only: each kernel compiled exactly once (a second
+    signature would be a silent recompile on the hot path)."""
+    out = run_python(
+        "import json, decisioner\n"
+        "from decisioner.warmup import KERNELS\n"
+        "decisioner.warm_up()\n"
+        "print(json.dumps({k.__name__: [str(s) for s in k.signatures] for k in KERNELS}))\n"
+    )
+    sigs = json.loads(out)
+    wrong = {name: s for name, s in sigs.items() if len(s) != 1}
+    assert not wrong, f"expected one signature per kernel, got {wrong}"
+
+
+# --------------------------------------------------------------------------- (c) import cost
+
+
+def test_import_decisioner_is_cheap() -> None:
+    """``import decisioner`` (in a fresh process) loads no numba, llvmlite, lightgbm or pandas,
+    and no kernel module."""
+    out = run_python("import sys, json, decisioner\nprint(json.dumps(sorted(sys.modules)))\n")
+    loaded = set(json.loads(out))
+    heavy = {m for m in loaded if m.split(".")[0] in {"numba", "llvmlite", "lightgbm", "pandas", "scipy"}}
+    assert not heavy, f"import decisioner imported {sorted(heavy)}"
+    assert "decisioner._kernels" not in loaded and "decisioner.warmup" not in loaded
+
+
+# --------------------------------------------------------------------------- (d) docstrings
+
+
+@pytest.mark.parametrize("path", MODULES, ids=rel)
+def test_every_module_has_a_docstring(path: Path) -> None:
+    doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
+    assert doc and doc.strip(), f"{rel(path)} has no module docstring"
