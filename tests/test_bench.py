@@ -1,0 +1,111 @@
+"""The synthetic benchmark engine: bulk-built profiles are the real thing (found through the
+request path's normalisation and keyed hashing), and ``run_bench`` reports sane figures."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from decisioner.bench import START_MS, BenchState, build_engine, run_bench, synthetic_catalog
+from decisioner.catalog import Catalog
+from decisioner.errors import ConfigError, UnknownPlacementError
+
+PROFILES = 2_000
+ITEMS = 500
+
+
+@pytest.fixture(scope="module")
+def state() -> BenchState:
+    return build_engine(PROFILES, ITEMS, seed=3)
+
+
+def test_synthetic_catalog_is_seeded_and_realistic() -> None:
+    items = synthetic_catalog(5_000, seed=7)
+    assert items == synthetic_catalog(5_000, seed=7)
+    assert items != synthetic_catalog(5_000, seed=8)
+    assert len({it["id"] for it in items}) == 5_000
+    assert 20 <= len({it["category"] for it in items}) <= 30
+    assert 100 <= len({it["brand"] for it in items}) <= 300
+    assert len({it["colour"] for it in items}) == 12
+    assert all(1 <= len(it["tags"]) == len(set(it["tags"])) <= 3 for it in items)
+    out_of_stock = sum(it["inventory"] == 0 for it in items) / len(items)
+    assert 0.02 < out_of_stock < 0.04
+    assert all(it["inventory"] >= 0 and it["price"] > 0 for it in items)
+    prices = np.array([it["price"] for it in items])
+    assert 20 < float(np.median(prices)) < 45 and prices.max() > 5 * np.median(prices)
+    cat = Catalog(items)
+    assert cat.n_items == 5_000 and cat.n_fv > 400
+
+
+def test_every_profile_resolves_by_cookie_and_email(state: BenchState) -> None:
+    eng = state.engine
+    assert eng.identity.n_nodes == 2 * PROFILES and eng.identity.n_rows == PROFILES
+    assert sorted(state.rows.tolist()) == list(range(PROFILES))
+    for i in range(PROFILES):
+        row = int(state.rows[i])
+        assert eng.profile_row({"cookie": state.cookie(i)}) == row
+        assert eng.profile_row({"email": " " + state.email(i).upper()}) == row
+    assert eng.profile_row({"cookie": "ck-unknown"}) == -1
+
+
+def test_profiles_are_populated(state: BenchState) -> None:
+    store = state.engine.profiles
+    rows = state.rows
+    fid = store.fid_[rows]
+    assert (fid >= 0).all() and (fid < state.engine.catalog.n_fv).all()
+    assert all(len(set(r)) == fid.shape[1] for r in fid.tolist())  # distinct interests
+    assert (store.score_[rows] > 0).all()
+    assert (store.t_[rows] <= START_MS).all() and (store.t_[rows] > START_MS - 31 * 86_400_000).all()
+    assert state.engine.scorer.prior().max() == 1.0
+
+
+def test_decide_uses_the_bulk_built_profile(state: BenchState) -> None:
+    i = 17
+    req = {"type": "view", "time": state.now, "ids": {"email": state.email(i)}, "item": "sku-0000001"}
+    d = state.engine.decide(req, placement="home")
+    assert d.profile == int(state.rows[i]) and d.personalized and len(d.slots) == 4
+    assert state.engine.identity.n_rows == PROFILES  # no new profile was created
+    assert state.engine.interests({"cookie": state.cookie(i)}, now=state.now)
+
+
+def test_each_build_draws_a_fresh_secret() -> None:
+    a, b = build_engine(3, 5), build_engine(3, 5)
+    assert a.engine.identity.key != b.engine.identity.key and len(a.engine.identity.key) == 16
+
+
+@pytest.mark.parametrize(("placement", "slots"), [("home", 4), ("hero", 1)])
+def test_run_bench_report(state: BenchState, placement: str, slots: int) -> None:
+    before = state.engine.decision_log
+    n_log = len(before)
+    rep = run_bench(state, n_decisions=300, placement=placement)
+    assert set(rep) == {"profiles", "items", "decisions", "events_per_s", "latency_us", "memory", "build_s"}
+    assert (rep["profiles"], rep["items"], rep["decisions"]) == (PROFILES, ITEMS, 297)
+    assert len(state.engine.decision_log) == n_log + 300 * slots
+    lat = rep["latency_us"]
+    assert lat["count"] == 297 and lat["p50"] > 0
+    assert lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["p999"] <= lat["max"]
+    assert rep["events_per_s"] > 0 and rep["build_s"] > 0
+    mem = rep["memory"]
+    assert set(mem) == {"bytes_per_profile", "bytes_per_identifier", "identity_bytes", "profile_bytes", "rss_mb"}
+    assert all(v > 0 for v in mem.values())
+    assert mem["profile_bytes"] >= PROFILES * state.engine.profiles.nbytes_per_profile()
+
+
+def test_run_bench_times_move_forward(state: BenchState) -> None:
+    now = state.now
+    reqs = state.requests(50)
+    times = [r["time"] for r in reqs]
+    assert times[0] > now - 1 and times == sorted(set(times)) and state.now > times[-1]
+
+
+def test_run_bench_rejects_bad_arguments(state: BenchState) -> None:
+    now = state.now
+    with pytest.raises(UnknownPlacementError, match="got 'nope' - at `placement`"):
+        run_bench(state, n_decisions=5, placement="nope")
+    assert state.now == now
+    with pytest.raises(ConfigError, match=re.escape("Expected `n_decisions` >= 1, got 0")):
+        run_bench(state, n_decisions=0)
+    with pytest.raises(ConfigError, match=re.escape("Expected `profiles` and `items` >= 1, got 0 and 5")):
+        build_engine(0, 5)
