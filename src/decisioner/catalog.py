@@ -70,19 +70,20 @@ class Catalog:
         inventory: list[int] = []
         digest = hashlib.blake2b(digest_size=8)
         for line, rec in enumerate(records):
-            where = f" - at item {line} `$.{{}}`"
+            where = f" - at item {line}"
             item_id = rec.get("id")
             if not isinstance(item_id, str) or not item_id or len(item_id) > 256:
-                raise SchemaError(f"Expected `id` to be a non-empty str, got {item_id!r}" + where.format("id"))
+                raise SchemaError(f"Expected `id` to be a non-empty str, got {item_id!r}" + where + " `$.id`")
             if item_id in self.index:
-                raise SchemaError(f"Expected unique item ids, got duplicate {item_id!r}" + where.format("id"))
+                raise SchemaError(f"Expected unique item ids, got duplicate {item_id!r}" + where + " `$.id`")
+            where += f" ({item_id[:64]!r})"  # later errors name the item by its id too
             price = rec.get("price")
             if price is not None:
                 if isinstance(price, bool) or not isinstance(price, (int, float)) or not math.isfinite(price) or price < 0:
-                    raise SchemaError(f"Expected `price` to be a finite number >= 0, got {price!r}" + where.format("price"))
+                    raise SchemaError(f"Expected `price` to be a finite number >= 0, got {price!r}" + where + " `$.price`")
             inv = rec.get("inventory")
             if inv is not None and (isinstance(inv, bool) or not isinstance(inv, int)):
-                raise SchemaError(f"Expected `inventory` to be an int, got {inv!r}" + where.format("inventory"))
+                raise SchemaError(f"Expected `inventory` to be an int, got {inv!r}" + where + " `$.inventory`")
             values: list[tuple[int, str]] = []
             for f_i, facet in enumerate(spec.facets):
                 v = rec.get(facet)
@@ -90,7 +91,7 @@ class Catalog:
                     continue
                 vs = [v] if isinstance(v, str) else v
                 if not isinstance(vs, list) or not all(isinstance(x, str) for x in vs):
-                    raise SchemaError(f"Expected `{facet}` to be a str or a list of str, got {v!r}" + where.format(facet))
+                    raise SchemaError(f"Expected `{facet}` to be a str or a list of str, got {v!r}" + where + f" `$.{facet}`")
                 for x in dict.fromkeys(vs):
                     values.append((f_i, x))
             if price is not None and spec.price_bands:
@@ -215,5 +216,6 @@ class Catalog:
 
     def in_stock(self) -> np.ndarray:
         """uint8 mask: 1 where inventory is untracked (-1) or positive."""
-        mask: np.ndarray = (self.inventory != 0).astype(np.uint8)
+        # negative stock other than -1 (oversold, back-ordered) is out of stock, not untracked
+        mask: np.ndarray = ((self.inventory > 0) | (self.inventory == -1)).astype(np.uint8)
         return mask

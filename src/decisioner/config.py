@@ -5,7 +5,7 @@ share one validator; decoding errors carry the path inside the document.
 
 >>> cfg = load_config_dict({"identity": {"hash_key": "00" * 16},
 ...     "placements": [{"name": "home", "kind": "recommendation", "slots": 4}]})
->>> cfg.placements[0].policy.kind
+>>> cfg.placements[0].policy_spec.__struct_config__.tag  # no policy given: the default
 'epsilon_greedy'
 """
 

@@ -15,6 +15,8 @@ from typing import Any, Final
 import msgspec
 import numpy as np
 
+from .errors import ConfigError
+
 __all__ = ["DecisionLog"]
 
 _COLUMNS: Final[tuple[tuple[str, Any], ...]] = (
@@ -32,7 +34,17 @@ _COLUMNS: Final[tuple[tuple[str, Any], ...]] = (
 
 
 class DecisionLog:
-    """Append-only columnar log of decisions.
+    """Append-only columnar log of decisions, stored in fixed-size chunks.
+
+    Growth allocates a new chunk and never copies old rows, so an append costs the same at
+    row 10 and at row 10 million (a doubling array would stall a decision for a full copy).
+    A decision's rows never straddle two chunks; rows are addressed by the handle ``append``
+    returns.
+
+    Parameters
+    ----------
+    chunk_rows
+        Rows per chunk.
 
     Examples
     --------
@@ -44,31 +56,37 @@ class DecisionLog:
     (2, [0.9, 0.1])
     """
 
-    def __init__(self, capacity: int = 1024) -> None:
-        self.capacity = capacity
+    def __init__(self, chunk_rows: int = 65_536) -> None:
+        if chunk_rows < 128:
+            raise ConfigError(f"`chunk_rows` must be >= 128, got {chunk_rows!r}")
+        self.chunk_rows = chunk_rows
+        self._chunks: list[dict[str, np.ndarray]] = []
+        self._fill: list[int] = []
         self._n = 0
-        self._cols = {name: np.zeros(max(1, capacity), dtype=dt) for name, dt in _COLUMNS}
 
     def __len__(self) -> int:
         return self._n
+
+    def _new_chunk(self) -> None:
+        chunk = {name: np.empty(self.chunk_rows, dtype=dt) for name, dt in _COLUMNS}
+        chunk["reward"][:] = 0.0
+        self._chunks.append(chunk)
+        self._fill.append(0)
 
     def append(
         self, *, seq: int, time: int, profile: int, placement: int, contents: np.ndarray,
         scores: np.ndarray, propensities: np.ndarray, candidates: int,
     ) -> int:
-        """Append one decision (one row per slot); returns the index of its first row."""
+        """Append one decision (one row per slot); returns the handle of its first row."""
         k = contents.shape[0]
-        start = self._n
+        if k > self.chunk_rows:
+            raise ConfigError(f"expected at most {self.chunk_rows} slots in a decision, got {k}")
+        if not self._chunks or self._fill[-1] + k > self.chunk_rows:
+            self._new_chunk()
+        ci = len(self._chunks) - 1
+        c = self._chunks[ci]
+        start = self._fill[ci]
         end = start + k
-        cap = self._cols["seq"].shape[0]
-        if end > cap:
-            while cap < end:
-                cap *= 2
-            for name, col in self._cols.items():
-                new = np.zeros(cap, dtype=col.dtype)
-                new[:start] = col[:start]
-                self._cols[name] = new
-        c = self._cols
         c["seq"][start:end] = seq
         c["time"][start:end] = time
         c["profile"][start:end] = profile
@@ -78,21 +96,29 @@ class DecisionLog:
         c["score"][start:end] = scores
         c["propensity"][start:end] = propensities
         c["candidates"][start:end] = candidates
-        self._n = end
-        return start
+        self._fill[ci] = end
+        self._n += k
+        return ci * self.chunk_rows + start
 
-    def add_reward(self, row: int, value: float) -> None:
-        """Add an outcome's value to log row ``row``."""
-        self._cols["reward"][row] += value
+    def rows(self, name: str, handle: int, n: int) -> np.ndarray:
+        """Column ``name`` of the ``n`` rows starting at ``handle`` (a copy)."""
+        ci, off = divmod(handle, self.chunk_rows)
+        return self._chunks[ci][name][off : off + n].copy()
+
+    def add_reward(self, handle: int, value: float) -> None:
+        """Add an outcome's value to the row at ``handle``."""
+        ci, off = divmod(handle, self.chunk_rows)
+        self._chunks[ci]["reward"][off] += value
 
     def column(self, name: str) -> np.ndarray:
-        """A read-only view of one column."""
-        view = self._cols[name][: self._n]
-        view.flags.writeable = False
-        return view
+        """One column over every row, in append order (a copy)."""
+        parts = [c[name][:f] for c, f in zip(self._chunks, self._fill)]
+        if not parts:
+            return np.zeros(0, dtype=dict(_COLUMNS)[name])
+        return np.concatenate(parts)
 
     def to_dict(self) -> dict[str, np.ndarray]:
-        return {name: self._cols[name][: self._n].copy() for name, _ in _COLUMNS}
+        return {name: self.column(name) for name, _ in _COLUMNS}
 
     def save_npz(self, path: str | Path) -> None:
         np.savez(str(path), **self.to_dict())  # type: ignore[arg-type]

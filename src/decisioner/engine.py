@@ -402,7 +402,7 @@ class Engine:
             p_index, start, n = entry
             pl = self.config.placements[p_index]
             plc = self._placements[pl.name]
-            log_contents = self.decision_log.column("content")[start : start + n]
+            log_contents = self.decision_log.rows("content", start, n)
             slot = 0
             if out.content is not None:
                 names = [plc.contents[int(c)] for c in log_contents]

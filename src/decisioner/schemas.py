@@ -13,6 +13,7 @@ Evolution rules (msgspec): new fields get defaults, field types never change, an
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Annotated, Any, Final, Literal, Union
 
 import msgspec
@@ -80,13 +81,79 @@ class Event(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_f
     consent: Annotated[dict[Name, bool], Meta(max_length=16)] | None = None
 
     def __post_init__(self) -> None:
+        # Runs after msgspec's own checks when decoding, and is the only check when a Struct is
+        # built in Python (constructors do not enforce Meta constraints): keep both paths equal.
+        _check_time(self.time, "time")
+        ids = self.ids
+        if not isinstance(ids, dict) or not 1 <= len(ids) <= 32:
+            n = len(ids) if isinstance(ids, dict) else type(ids).__name__
+            raise SchemaError(f"Expected `object` of length 1 to 32, got {n} - at `$.ids`")
+        for t, id_value in ids.items():
+            _check_str(t, 128, "ids")
+            _check_str(id_value, 256, f"ids.{t}")
+        _check_str(self.channel, 128, "channel")
+        if self.device is not None:
+            _check_str(self.device, 128, "device")
+        if self.item is not None:
+            _check_str(self.item, 256, "item")
+        if self.value is not None:
+            _check_number(self.value, -1e12, 1e12, "value")
+        if len(self.attrs) > 64:
+            raise SchemaError(f"Expected `object` of length <= 64, got {len(self.attrs)} - at `$.attrs`")
         for name, v in self.attrs.items():
+            _check_str(name, 128, "attrs")
             if isinstance(v, float) and not math.isfinite(v):
                 raise SchemaError(f"Expected a finite number, got {v!r} - at `$.attrs.{name}`")
             if isinstance(v, str) and len(v) > 1024:
                 raise SchemaError(
                     f"Expected `str` of length <= 1024, got {len(v)} characters - at `$.attrs.{name}`"
                 )
+            if not isinstance(v, (str, numbers.Real)):
+                raise SchemaError(f"Expected `str | bool | int | float`, got `{type(v).__name__}` - at `$.attrs.{name}`")
+        if self.consent is not None:
+            if len(self.consent) > 16:
+                raise SchemaError(f"Expected `object` of length <= 16, got {len(self.consent)} - at `$.consent`")
+            for name, granted in self.consent.items():
+                _check_str(name, 128, "consent")
+                if not isinstance(granted, bool):
+                    raise SchemaError(f"Expected `bool`, got `{type(granted).__name__}` - at `$.consent.{name}`")
+        for name in _EXTRA_FIELDS.get(type(self), ()):
+            v = getattr(self, name)
+            if v is None:
+                continue
+            if name == "items":
+                if not isinstance(v, list) or len(v) > 256:
+                    raise SchemaError(f"Expected `array` of length <= 256 - at `$.items`")
+                for j, it in enumerate(v):
+                    _check_str(it, 256, f"items[{j}]")
+            elif name == "quantity":
+                if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 10_000:
+                    raise SchemaError(f"Expected `int` in [1, 10000], got {v!r} - at `$.quantity`")
+            else:
+                _check_str(v, 128, name)
+
+
+def _check_time(v: Any, where: str) -> None:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise SchemaError(f"Expected `int`, got `{type(v).__name__}` - at `$.{where}`")
+    if not MIN_TIME_MS <= v <= MAX_TIME_MS:
+        raise SchemaError(
+            f"Expected epoch milliseconds in [{MIN_TIME_MS}, {MAX_TIME_MS}] (2000-2100), got {v!r} - at `$.{where}`"
+        )
+
+
+def _check_str(v: Any, max_len: int, where: str) -> None:
+    if not isinstance(v, str):
+        raise SchemaError(f"Expected `str`, got `{type(v).__name__}` - at `$.{where}`")
+    if not 1 <= len(v) <= max_len:
+        raise SchemaError(f"Expected `str` of length 1 to {max_len}, got {len(v)} - at `$.{where}`")
+
+
+def _check_number(v: Any, lo: float, hi: float, where: str) -> None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise SchemaError(f"Expected `float`, got `{type(v).__name__}` - at `$.{where}`")
+    if not lo <= v <= hi:  # NaN fails both comparisons
+        raise SchemaError(f"Expected a finite number in [{lo:g}, {hi:g}], got {v!r} - at `$.{where}`")
 
 
 class View(Event, tag="view", frozen=True):
@@ -165,6 +232,10 @@ _EVENT_CLASSES: Final[tuple[type[Event], ...]] = (
     View, Click, AdClick, EmailOpen, EmailClick, AddToCart, Purchase, Return, ServiceCall,
     CouponRedeem, Download, Identify,
 )
+#: fields each event type adds to the shared ones (checked by Event.__post_init__)
+_EXTRA_FIELDS: Final[dict[type, tuple[str, ...]]] = {
+    c: tuple(f for f in c.__struct_fields__ if f not in Event.__struct_fields__) for c in _EVENT_CLASSES
+}
 #: Event type tags in a fixed order; the index is the event-type code used by kernels.
 EVENT_TYPES: Final[tuple[str, ...]] = tuple(
     str(c.__struct_config__.tag) for c in _EVENT_CLASSES
@@ -183,6 +254,16 @@ class Outcome(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     time: TimeMs
     content: Annotated[str, Meta(min_length=1, max_length=256)] | None = None
     value: Annotated[float, Meta(ge=0.0, le=1e12)] = 1.0
+
+    def __post_init__(self) -> None:
+        # the only check for an Outcome built in Python (see Event.__post_init__)
+        _check_str(self.decision_id, 64, "decision_id")
+        if self.kind not in ("click", "conversion"):
+            raise SchemaError(f"Expected `'click' | 'conversion'`, got {self.kind!r} - at `$.kind`")
+        _check_time(self.time, "time")
+        if self.content is not None:
+            _check_str(self.content, 256, "content")
+        _check_number(self.value, 0.0, 1e12, "value")
 
 
 class SlotChoice(Struct, frozen=True, kw_only=True):
@@ -231,13 +312,29 @@ def _schema_error(exc: Exception, what: str) -> SchemaError:
     return SchemaError(f"Invalid {what}: {msg}")
 
 
+def _as_utf8(payload: bytes | bytearray | memoryview | str, what: str) -> bytes | bytearray | memoryview:
+    """``str`` payloads as UTF-8 bytes, so size limits count bytes, not characters."""
+    if not isinstance(payload, str):
+        return payload
+    try:
+        return payload.encode()
+    except UnicodeEncodeError as exc:  # lone surrogates have no UTF-8 form
+        raise SchemaError(
+            f"Invalid {what}: expected UTF-8 text, got an unencodable character at {exc.start} - at `$`"
+        ) from None
+
+
+def _utf8_error(exc: UnicodeDecodeError, what: str) -> SchemaError:
+    return SchemaError(f"Invalid {what}: expected UTF-8, got invalid byte at {exc.start} - at `$`")
+
+
 def decode_event(payload: Any, *, max_bytes: int = 65_536) -> BehaviourEvent:
     """Decode and validate one behaviour event.
 
     Parameters
     ----------
     payload
-        A ``dict``, JSON ``bytes``/``str``, or an event Struct (returned as is).
+        A ``dict``, JSON ``bytes``/``str``, or an event Struct (validated, returned as is).
     max_bytes
         Largest JSON payload accepted.
 
@@ -247,9 +344,11 @@ def decode_event(payload: Any, *, max_bytes: int = 65_536) -> BehaviourEvent:
         With the field path when the payload is malformed, too large or out of range.
     """
     if isinstance(payload, Event):
+        # already checked: __post_init__ runs when a Struct is built as well as when decoded
         return payload  # type: ignore[return-value]
     try:
         if isinstance(payload, (bytes, bytearray, memoryview, str)):
+            payload = _as_utf8(payload, "event")
             size = len(payload)
             if size > max_bytes:
                 raise SchemaError(
@@ -265,7 +364,7 @@ def decode_event(payload: Any, *, max_bytes: int = 65_536) -> BehaviourEvent:
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise _schema_error(exc, "event") from None
     except UnicodeDecodeError as exc:
-        raise SchemaError(f"Invalid event: expected UTF-8, got invalid byte at {exc.start} - at `$`") from None
+        raise _utf8_error(exc, "event") from None
     raise SchemaError(
         f"Expected a `dict`, JSON `bytes` or an event Struct, got `{type(payload).__name__}` - at `$`"
     )
@@ -277,14 +376,17 @@ def decode_events(data: bytes) -> list[BehaviourEvent]:
         return _events_decoder.decode(data)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise _schema_error(exc, "events") from None
+    except UnicodeDecodeError as exc:
+        raise _utf8_error(exc, "events") from None
 
 
 def decode_outcome(payload: Any) -> Outcome:
     """Decode and validate one outcome (``dict``, JSON bytes/str or :class:`Outcome`)."""
     if isinstance(payload, Outcome):
-        return payload
+        return payload  # checked by __post_init__ when it was built
     try:
         if isinstance(payload, (bytes, bytearray, memoryview, str)):
+            payload = _as_utf8(payload, "outcome")
             if len(payload) > 65_536:
                 raise SchemaError(
                     f"Expected an outcome payload of at most 65536 bytes, got {len(payload)} - at `$`"
@@ -296,6 +398,8 @@ def decode_outcome(payload: Any) -> Outcome:
         raise
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise _schema_error(exc, "outcome") from None
+    except UnicodeDecodeError as exc:
+        raise _utf8_error(exc, "outcome") from None
     raise SchemaError(
         f"Expected a `dict`, JSON `bytes` or an `Outcome`, got `{type(payload).__name__}` - at `$`"
     )

@@ -13,8 +13,12 @@ purchase may follow it; that is the closed loop.
 
 from __future__ import annotations
 
+import gc
+import multiprocessing as mp
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,6 +113,33 @@ def _placement_names(cfg: EngineConfig) -> tuple[str | None, str | None]:
     return rec, camp
 
 
+@dataclass
+class _Shared:
+    """What every policy run reads: shared with forked workers copy-on-write."""
+
+    world: World
+    config: EngineConfig
+    events: list[Any]
+    persons: np.ndarray
+    u_click: np.ndarray
+    u_buy: np.ndarray
+    rec_name: str | None
+    camp_name: str | None
+    seed: int
+
+
+_SHARED: _Shared | None = None
+
+
+def _run_policy(name: str, progress: Callable[[str, int, int], None] | None = None) -> PolicyResult:
+    sh = _SHARED
+    assert sh is not None
+    rec_over, camp_over = POLICIES[name]
+    cfg = _override(sh.config, rec_over, camp_over)
+    engine = Engine(cfg, Catalog(sh.world.items, cfg.catalog), seed=sh.seed)
+    return _run(engine, sh.world, sh.events, sh.persons, sh.u_click, sh.u_buy, sh.rec_name, sh.camp_name, name, progress)
+
+
 def simulate(
     world: str | Path | World,
     *,
@@ -116,6 +147,7 @@ def simulate(
     policies: tuple[str, ...] = ("engine", "random", "popular"),
     max_events: int | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    workers: int | None = None,
 ) -> SimulationResult:
     """Run every policy closed-loop over the world's event stream.
 
@@ -130,11 +162,14 @@ def simulate(
     max_events
         Stop after this many events (all by default).
     progress
-        Called as ``progress(policy, done, total)`` every few thousand events.
+        Called as ``progress(label, done, total)`` as the run advances.
+    workers
+        Processes to run policies in (default: one per policy, at most one per core). Each
+        policy's run is the same whichever process it runs in, so results do not depend on it.
     """
+    global _SHARED
     w = world if isinstance(world, World) else load_world(world)
-    base_cfg = load_config(w.config_path)
-    catalog_records = w.items
+    base_cfg = load_config(w.config_path) if w.config_path is not None else _config_of(w)
     rec_name, camp_name = _placement_names(base_cfg)
     events = w.events if max_events is None else w.events[:max_events]
     decoded = [decode_event(e) for e in events]
@@ -143,13 +178,37 @@ def simulate(
     rng = np.random.default_rng(seed)
     u_click = rng.random((len(decoded), rec_slots))
     u_buy = rng.random((len(decoded), rec_slots))
-    results: dict[str, PolicyResult] = {}
-    for name in policies:
-        rec_over, camp_over = POLICIES[name]
-        cfg = _override(base_cfg, rec_over, camp_over)
-        engine = Engine(cfg, Catalog(catalog_records, cfg.catalog), seed=seed)
-        results[name] = _run(engine, w, decoded, persons, u_click, u_buy, rec_name, camp_name, name, progress)
-    return SimulationResult(results, len(decoded), int(w.spec.n_people), len(catalog_records), seed)
+    _SHARED = _Shared(w, base_cfg, decoded, persons, u_click, u_buy, rec_name, camp_name, seed)
+    gc.collect()
+    gc.freeze()  # the loaded world is long-lived: keep it out of every later collection
+    try:
+        if workers is None:
+            workers = min(len(policies), os.cpu_count() or 1)
+        results: dict[str, PolicyResult] = {}
+        if workers > 1 and "fork" in mp.get_all_start_methods():
+            done = 0
+            if progress is not None:
+                progress("policies", 0, len(policies))
+            with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as ex:
+                futures = {name: ex.submit(_run_policy, name) for name in policies}
+                for name in policies:
+                    results[name] = futures[name].result()
+                    done += 1
+                    if progress is not None:
+                        progress("policies", done, len(policies))
+        else:
+            for name in policies:
+                results[name] = _run_policy(name, progress)
+    finally:
+        _SHARED = None
+        gc.unfreeze()
+    return SimulationResult(results, len(decoded), int(w.spec.n_people), len(w.items), seed)
+
+
+def _config_of(w: World) -> EngineConfig:
+    from .config import load_config_dict
+
+    return load_config_dict(w.config)
 
 
 def _run(

@@ -73,11 +73,12 @@ class IdentityGraph:
         cap = 1 << max(4, (2 * capacity - 1).bit_length())
         self.tab_keys_ = np.zeros(cap, dtype=np.uint64)
         self.tab_nodes_ = np.full(cap, -1, dtype=np.int32)
-        self.node_key_ = np.zeros(capacity, dtype=np.uint64)
-        self.node_type_ = np.zeros(capacity, dtype=np.int8)
-        self.parent_ = np.zeros(capacity, dtype=np.int32)
-        self.size_ = np.zeros(capacity, dtype=np.int32)
-        self.row_ = np.full(capacity, -1, dtype=np.int32)
+        n0 = max(1, capacity)  # growth doubles: it must start above zero
+        self.node_key_ = np.zeros(n0, dtype=np.uint64)
+        self.node_type_ = np.zeros(n0, dtype=np.int8)
+        self.parent_ = np.zeros(n0, dtype=np.int32)
+        self.size_ = np.zeros(n0, dtype=np.int32)
+        self.row_ = np.full(n0, -1, dtype=np.int32)
         self.counts_ = np.zeros(4, dtype=np.int64)
         self.free_rows_ = np.zeros(64, dtype=np.int32)
         self._absorbed = np.zeros(64, dtype=np.int32)
@@ -101,6 +102,9 @@ class IdentityGraph:
         types = np.empty(n, dtype=np.int8)
         for j, (t, v) in enumerate(ids.items()):
             keys[j] = hash_identifier(self.key, t, normalise(t, v, default_region=self.default_region))
+        # register new identifier types only once every value is valid: a rejected event
+        # must change nothing
+        for j, t in enumerate(ids):
             types[j] = self.type_code(t)
         return keys, types
 
@@ -179,8 +183,18 @@ class IdentityGraph:
         types = np.ascontiguousarray(types, dtype=np.int8)
         offsets = np.ascontiguousarray(offsets, dtype=np.int64)
         n = keys.shape[0]
-        self._reserve(n)
         groups = offsets.shape[0] - 1
+        if groups > 0:  # validated first: the kernel assumes non-empty groups in bounds
+            if offsets[0] != 0 or offsets[-1] != n:
+                raise SchemaError(
+                    f"Expected `offsets` from 0 to {n}, got {int(offsets[0])} to {int(offsets[-1])} - at `offsets`"
+                )
+            empty = np.flatnonzero(np.diff(offsets) <= 0)
+            if empty.shape[0]:
+                raise SchemaError(
+                    f"Expected at least one identifier per group, got none in group {int(empty[0])} - at `offsets`"
+                )
+        self._reserve(n)
         out = np.empty(groups, dtype=np.int32)
         absorbed = np.empty(max(n, 1), dtype=np.int32)
         into = np.empty(max(n, 1), dtype=np.int32)

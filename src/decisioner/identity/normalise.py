@@ -1,7 +1,9 @@
 """Identifier normalisation: the same person's identifier always hashes to the same key.
 
 * ``email``: trimmed and lower-cased;
-* ``phone``: digits only, E.164 with the default country code when no ``+``/country is given;
+* ``phone``: digits only, E.164 with the default country code when no ``+``/country is given
+  (a leading ``00`` is read as ``+``, a single leading trunk ``0`` is replaced by the country
+  code);
 * anything else (cookies, user ids, CRM ids): trimmed.
 
 Control characters are rejected everywhere: they are never part of a real identifier.
@@ -47,12 +49,18 @@ def normalise(id_type: str, value: str, *, default_region: str = "1") -> str:
     elif id_type == "phone":
         plus = v.startswith("+")
         digits = _NON_DIGIT.sub("", v)
-        if not 6 <= len(digits) <= 15:
+        raw_digits = len(digits)
+        if not plus and digits.startswith("00"):  # international call prefix: 00 <country> ...
+            digits, plus = digits[2:], True
+        if not plus:
+            if digits.startswith("0"):  # national trunk prefix: no E.164 number starts with 0
+                digits = default_region + digits[1:]
+            elif len(digits) <= 10:  # a national number: add the default country code
+                digits = default_region + digits
+        if not (6 <= raw_digits <= 15 and 6 <= len(digits) <= 15):
             raise SchemaError(
                 f"Expected a phone number of 6 to 15 digits, got {value[:32]!r} - at `$.ids.phone`"
             )
-        if not plus and len(digits) <= 10:  # a national number: add the default country code
-            digits = default_region + digits
         v = "+" + digits
     if not v:
         raise SchemaError(f"Expected a non-empty identifier, got {value!r} - at `$.ids.{id_type}`")
