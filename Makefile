@@ -8,6 +8,7 @@ WORLD ?= demo-world
 PEOPLE ?= 20000
 ITEMS ?= 5000
 SEED ?= 0
+REPLAY_EVENTS ?= 100000
 
 .PHONY: all venv demo test test-fast test-nojit bench typecheck clean
 
@@ -25,7 +26,7 @@ demo: $(STAMP)
 	$(BIN)/decisioner warmup
 	$(BIN)/decisioner generate --people $(PEOPLE) --items $(ITEMS) --seed $(SEED) --out $(WORLD)
 	$(BIN)/decisioner simulate --world $(WORLD) --seed $(SEED)
-	$(BIN)/decisioner replay $(WORLD)/events.jsonl --world $(WORLD) --seed $(SEED)
+	$(BIN)/decisioner replay $(WORLD)/events.jsonl --world $(WORLD) --seed $(SEED) --max-events $(REPLAY_EVENTS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests

@@ -51,3 +51,14 @@ def _warm_kernels() -> None:
     import decisioner
 
     decisioner.warm_up()
+
+
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A small seeded synthetic world on disk (1,500 people, 800 items), shared by the
+    simulate, replay, CLI and example tests."""
+    from decisioner.datasets.synthetic import WorldSpec, generate_world, write_world
+
+    out = tmp_path_factory.mktemp("world")
+    write_world(generate_world(WorldSpec(n_people=1500, n_items=800, seed=3)), out)
+    return str(out)
