@@ -11,6 +11,8 @@ rewards the policy. Every input is validated before any state changes: a bad eve
 from __future__ import annotations
 
 import threading
+
+import msgspec
 import time as _time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -33,7 +35,8 @@ from .config import (
     load_config,
 )
 from .decisionlog import DecisionLog
-from .errors import SchemaError, UnknownDecisionError, UnknownPlacementError
+from .persistence import MAX_RECORD_BYTES, EventLog, FlushPolicy, LogRecord
+from .errors import NotReadyError, SchemaError, UnknownDecisionError, UnknownPlacementError
 from .hashing import resolve_key
 from .identity import IdentityGraph
 from .profiles import CONSENT_PERSONALIZATION, ProfileStore
@@ -48,6 +51,7 @@ from .schemas import (
     SlotChoice,
     decode_event,
     decode_outcome,
+    encode,
 )
 from .scoring import AffinityScorer
 
@@ -146,6 +150,8 @@ class Engine:
         self.decision_log = DecisionLog()
         self.seq_ = 0
         self.events_ = 0
+        self.ops_ = 0  # admission counter of every accepted state change (the log's order)
+        self._log: EventLog | None = None
         self._pending: OrderedDict[str, tuple[int, int, int]] = OrderedDict()
         self._lock = threading.RLock()
         self._placements: dict[str, _Placement] = {}
@@ -269,7 +275,9 @@ class Engine:
         ev = decode_event(event, max_bytes=self.config.limits.max_payload_bytes)
         keys, types, items = self._validate(ev)
         with self._lock:
-            return self._apply(ev, keys, types, items)
+            row = self._apply(ev, keys, types, items)
+            self._admit("track", None, ev)
+            return row
 
     def track_many(self, events: list[Any]) -> np.ndarray:
         """Track several events in order; returns their profile rows (int32)."""
@@ -322,6 +330,7 @@ class Engine:
             self._pending[decision_id] = (pl.index, start, len(slots))
             if len(self._pending) > self.config.limits.max_pending_decisions:
                 self._pending.popitem(last=False)
+            self._admit("decide", pl.spec.name, ev)
         choices = [
             SlotChoice(content=pl.contents[c], score=float(s), propensity=float(p)) for c, s, p in slots
         ]
@@ -412,6 +421,7 @@ class Engine:
                     )
                 slot = names.index(out.content)
             if n == 0:
+                self._admit("observe", None, out)
                 return
             content = int(log_contents[slot])
             value = out.value if out.kind == "conversion" else 1.0
@@ -422,6 +432,7 @@ class Engine:
                 elif plc.kind == "recommendation":
                     plc.clicks[content] = min(plc.clicks[content] + 1.0, plc.trials[content])
                     self._refresh_extra(plc, np.array([content]))
+            self._admit("observe", None, out)
 
     # ------------------------------------------------------------------ introspection
     def profile_row(self, ids: dict[str, str]) -> int:
@@ -449,3 +460,66 @@ class Engine:
             for pl in self._placements.values():
                 if pl.kind == "recommendation" and pl.spec.filters.in_stock:
                     pl.mask = pl.static_mask & self._in_stock
+            self._admit("inventory", item_id, int(inventory))
+
+    # ------------------------------------------------------------------ durability
+    def _admit(self, op: str, placement: str | None, body: Any) -> None:
+        """Count an accepted state change and append it to the event log (under the lock)."""
+        seq = self.ops_
+        self.ops_ = seq + 1
+        if self._log is not None:
+            self._log.append(LogRecord(seq=seq, op=op, placement=placement, body=encode(body)))
+
+    def attach_log(
+        self, path: str | Path, *, flush: FlushPolicy = "event", fsync: bool = False, interval_ms: float = 100.0,
+    ) -> EventLog:
+        """Append every accepted state change to the event log at ``path`` from now on.
+
+        The records already in the log are replayed first (those at or past this engine's
+        admission count), so attaching to the log of a crashed process recovers its state.
+        Returns the log. See :mod:`decisioner.persistence` for what each flush policy survives.
+        """
+        with self._lock:
+            if self._log is not None:
+                self._log.close()
+            log = EventLog(path, flush=flush, fsync=fsync, interval_ms=interval_ms)
+            self.replay_records(list(log))
+            self._log = log
+            return log
+
+    def detach_log(self) -> None:
+        """Flush and close the event log."""
+        with self._lock:
+            if self._log is not None:
+                self._log.close()
+                self._log = None
+
+    def replay_records(self, records: list[LogRecord]) -> int:
+        """Apply logged operations whose admission number is at or past ``ops_``, in order.
+
+        Decisions are reproduced exactly (their draws are seeded by decision number). Returns
+        how many records were applied.
+        """
+        applied = 0
+        with self._lock:
+            for rec in records:
+                if rec.seq < self.ops_:
+                    continue
+                if rec.seq != self.ops_:
+                    raise NotReadyError(
+                        f"expected log record {self.ops_}, got {rec.seq}: the log has a gap"
+                    )
+                if rec.op == "track":
+                    self.track(decode_event(rec.body, max_bytes=MAX_RECORD_BYTES))
+                elif rec.op == "decide":
+                    assert rec.placement is not None
+                    self.decide(decode_event(rec.body, max_bytes=MAX_RECORD_BYTES), placement=rec.placement)
+                elif rec.op == "observe":
+                    self.observe(rec.body)
+                elif rec.op == "inventory":
+                    assert rec.placement is not None
+                    self.set_inventory(rec.placement, int(msgspec.json.decode(rec.body)))
+                else:
+                    raise NotReadyError(f"expected a known log operation, got {rec.op!r} at record {rec.seq}")
+                applied += 1
+        return applied
