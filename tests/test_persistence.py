@@ -18,6 +18,7 @@ import pytest
 from decisioner import Engine
 from decisioner.errors import ConfigError, DecisionerWarning, NotReadyError
 from decisioner.persistence import LOG_MAGIC, EventLog, LogRecord, read_log
+from statecheck import assert_same, engine_state
 
 
 def rec(i: int, op: str = "track") -> LogRecord:
@@ -131,38 +132,6 @@ def feed(engine: Engine, lines: list[bytes]) -> None:
             engine.decide(ln, placement="home_recs")
         else:
             engine.track(ln)
-
-
-def engine_state(e: Engine) -> dict[str, np.ndarray]:
-    """Everything a recovery must restore: identity components, profiles, popularity, policy
-    statistics, the decision log and the counters."""
-    out: dict[str, np.ndarray] = {
-        "components": e.identity.component_rows(),
-        "node_key": e.identity.node_key_[: e.identity.n_nodes].copy(),
-        "fid": e.profiles.fid_.copy(),
-        "score": e.profiles.score_.copy(),
-        "t": e.profiles.t_.copy(),
-        "purchased": e.profiles.purchased_.copy(),
-        "popularity": e.scorer.popularity_.acc_.copy(),
-        "counters": np.array([e.ops_, e.seq_, e.events_]),
-    }
-    for name in ("content", "propensity", "reward", "seq"):
-        out[f"log_{name}"] = e.decision_log.column(name)
-    for name in e.placements:
-        pl = e.placement(name)
-        if pl.bandit is not None:
-            out[f"{name}_trials"] = pl.bandit.trials_.copy()
-            out[f"{name}_successes"] = pl.bandit.successes_.copy()
-        else:
-            out[f"{name}_trials"] = pl.trials.copy()
-            out[f"{name}_clicks"] = pl.clicks.copy()
-    return out
-
-
-def assert_same(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
-    assert a.keys() == b.keys()
-    for k in a:
-        assert np.array_equal(a[k], b[k]), k
 
 
 def world_lines(world: str, n: int) -> list[bytes]:

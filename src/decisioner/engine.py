@@ -10,7 +10,6 @@ rewards the policy. Every input is validated before any state changes: a bad eve
 
 from __future__ import annotations
 
-import threading
 
 import msgspec
 import time as _time
@@ -22,6 +21,7 @@ from typing import Any, Final
 import numpy as np
 
 from ._kernels.rng import seed_state
+from ._rwlock import RWLock
 from .allocation import BernoulliThompson, SlatePolicy
 from .catalog import Catalog
 from .config import (
@@ -153,7 +153,7 @@ class Engine:
         self.ops_ = 0  # admission counter of every accepted state change (the log's order)
         self._log: EventLog | None = None
         self._pending: OrderedDict[str, tuple[int, int, int]] = OrderedDict()
-        self._lock = threading.RLock()
+        self._lock = RWLock()  # `with self._lock:` is exclusive; recommend() reads shared
         self._placements: dict[str, _Placement] = {}
         self._in_stock = catalog.in_stock()
         for i, spec in enumerate(config.placements):
@@ -433,6 +433,55 @@ class Engine:
                     plc.clicks[content] = min(plc.clicks[content] + 1.0, plc.trials[content])
                     self._refresh_extra(plc, np.array([content]))
             self._admit("observe", None, out)
+
+    # ------------------------------------------------------------------ reads
+    def recommend(self, ids: dict[str, str], *, placement: str, now: int) -> Decision:
+        """What ``placement`` would show this person now, without tracking, exploring or
+        logging anything (for agent consoles and previews): the best-scored items, or the
+        experience with the best posterior mean. Reads share the lock, so their kernels run in
+        parallel on several cores (they release the GIL).
+
+        The result has an empty ``decision_id`` (it cannot be observed) and propensity 1.
+
+        Raises
+        ------
+        UnknownPlacementError, SchemaError
+        """
+        t0 = _time.perf_counter_ns()
+        pl = self.placement(placement)
+        keys, _ = self.identity.keys_of(ids)
+        with self._lock.read():
+            rows = self.identity.resolve_keys(keys)
+            hit = rows[rows >= 0]
+            row = int(hit[0]) if hit.shape[0] else -1
+            if pl.kind == "campaign":
+                eligible = (pl.exp_start <= now) & (now < pl.exp_end)
+                if pl.bandit is not None:
+                    means = np.where(eligible, pl.bandit.means(), -np.inf)
+                else:
+                    means = np.where(eligible, 0.0, -np.inf)
+                best = int(np.argmax(means)) if eligible.any() else -1
+                slots = [] if best < 0 else [SlotChoice(content=pl.contents[best], score=float(means[best]), propensity=1.0)]
+                n_cand = int(eligible.sum())
+                personalized = False
+            else:
+                personalized = row >= 0 and self.profiles.allows(row, CONSENT_PERSONALIZATION)
+                if personalized:
+                    fids, scores = self.profiles.read_copy(row, now, self.half_lives_)
+                else:
+                    fids, scores = np.empty(0, np.int32), np.empty(0, np.float64)
+                excluded = self.profiles.purchased_[row].copy() if row >= 0 and pl.spec.filters.exclude_purchased else None
+                item_scores, n_cand = self.scorer.score_one(
+                    fids, scores, eligible=pl.mask, extra=pl.extra, excluded=excluded,
+                    affinity_weight=pl.affinity_weight, prior_weight=pl.prior_weight,
+                )
+                top = self.scorer.top(item_scores, pl.spec.slots)
+                slots = [SlotChoice(content=pl.contents[int(i)], score=float(item_scores[i]), propensity=1.0) for i in top]
+        return Decision(
+            decision_id="", placement=pl.spec.name, time=now, profile=row, policy="greedy",
+            policy_version=1, slots=slots, candidates=n_cand, personalized=personalized,
+            latency_us=(_time.perf_counter_ns() - t0) / 1000.0,
+        )
 
     # ------------------------------------------------------------------ introspection
     def profile_row(self, ids: dict[str, str]) -> int:

@@ -120,6 +120,14 @@ class ProfileStore:
         n = A.affinity_read(self.fid_, self.score_, self.t_, row, now, half_lives, self._out_fid, self._out_score)
         return self._out_fid[:n].copy(), self._out_score[:n].copy()
 
+    def read_copy(self, row: int, now: int, half_lives: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`read` into fresh buffers: safe for concurrent readers (``read`` reuses one
+        scratch buffer and is for the writer only)."""
+        out_fid = np.empty(self.slots, dtype=np.int32)
+        out_score = np.empty(self.slots, dtype=np.float64)
+        n = A.affinity_read(self.fid_, self.score_, self.t_, row, now, half_lives, out_fid, out_score)
+        return out_fid[:n], out_score[:n]
+
     def touch(self, row: int, now: int) -> None:
         """Record activity at event time ``now``."""
         if now > self.last_seen_[row]:
