@@ -143,6 +143,10 @@ class Catalog:
                         obj = msgspec.json.decode(line)
                     except msgspec.DecodeError as exc:
                         raise SchemaError(f"Invalid catalog line {n + 1} of {str(path)!r}: {exc}") from None
+                    except RecursionError:
+                        raise SchemaError(
+                            f"Invalid catalog line {n + 1} of {str(path)!r}: nested too deeply"
+                        ) from None
                     if not isinstance(obj, dict):
                         raise SchemaError(f"Expected an object on catalog line {n + 1}, got {type(obj).__name__}")
                     yield obj

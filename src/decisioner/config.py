@@ -255,6 +255,8 @@ class LimitsSpec(Struct, **_BASE):
     """Input limits (safe defaults) and bounded in-memory buffers."""
 
     max_payload_bytes: Annotated[int, Meta(ge=256, le=64 * 1024 * 1024)] = 65_536
+    max_identifiers: Annotated[int, Meta(ge=1, le=32)] = 16
+    max_attributes: Annotated[int, Meta(ge=0, le=64)] = 32
     max_pending_decisions: Annotated[int, Meta(ge=1, le=100_000_000)] = 1_000_000
 
 
@@ -302,6 +304,8 @@ def load_config(path: str | Path) -> EngineConfig:
             data = msgspec.json.decode(text)
         except msgspec.DecodeError as exc:
             raise ConfigError(f"Invalid config JSON in {str(p)!r}: {exc}") from None
+        except RecursionError:
+            raise ConfigError(f"Invalid config JSON in {str(p)!r}: nested too deeply") from None
     else:
         try:
             data = tomllib.loads(text.decode())

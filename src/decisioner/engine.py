@@ -219,6 +219,15 @@ class Engine:
     # ------------------------------------------------------------------ tracking
     def _validate(self, event: Event) -> tuple[np.ndarray, np.ndarray, list[int]]:
         """Everything that can fail, before anything changes: keys and item indices."""
+        lim = self.config.limits
+        if len(event.ids) > lim.max_identifiers:
+            raise SchemaError(
+                f"Expected at most {lim.max_identifiers} identifiers, got {len(event.ids)} - at `$.ids`"
+            )
+        if len(event.attrs) > lim.max_attributes:
+            raise SchemaError(
+                f"Expected at most {lim.max_attributes} attributes, got {len(event.attrs)} - at `$.attrs`"
+            )
         keys, types = self.identity.keys_of(event.ids)
         items: list[int] = []
         if event.item is not None:
