@@ -98,11 +98,21 @@ def _cmd_replay(args: argparse.Namespace) -> dict[str, Any]:
 
     warm_up()
     engine = _engine_from_args(args)
+    if args.log is not None:
+        Path(args.log).unlink(missing_ok=True)  # a benchmark run starts a fresh log
+        engine.attach_log(args.log, flush=args.flush, fsync=args.fsync)
     prog = _Progress(not args.json)
-    return replay(
-        args.events, engine, max_events=args.max_events,
-        progress=lambda d, t: prog("replay", d, t),
-    )
+    try:
+        out = replay(
+            args.events, engine, max_events=args.max_events,
+            progress=lambda d, t: prog("replay", d, t),
+        )
+    finally:
+        engine.detach_log()
+    if args.log is not None:
+        out["log"] = {"path": args.log, "flush": args.flush, "fsync": args.fsync,
+                      "bytes": Path(args.log).stat().st_size}
+    return out
 
 
 def _cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
@@ -173,6 +183,9 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--config", default=None)
     sp.add_argument("--catalog", default=None)
     sp.add_argument("--max-events", type=int, default=None)
+    sp.add_argument("--log", default=None, help="write-ahead event log file (a fresh one per run)")
+    sp.add_argument("--flush", choices=("event", "interval"), default="event", help="log flush policy")
+    sp.add_argument("--fsync", action="store_true", help="force every log write to the device")
     sp = sub.add_parser("bench", help="decide latency on a state of the given size")
     common(sp)
     sp.add_argument("--profiles", type=int, default=1_000_000)
