@@ -1,0 +1,51 @@
+"""Read scaling: ``Engine.recommend`` (shared lock, kernels without the GIL) from 1 and from 2
+threads over the same requests; ``extra_info`` carries the throughputs and their ratio."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from decisioner.bench import BenchState
+
+
+def _requests(state: BenchState, n: int) -> list[tuple[dict[str, str], int]]:
+    return [({"cookie": state.cookie(i % state.people)}, state.now) for i in range(0, n * 7919, 7919)]
+
+
+def _run(state: BenchState, reqs: list[tuple[dict[str, str], int]], threads: int) -> float:
+    """Seconds to serve every request, split over ``threads`` threads."""
+    eng = state.engine
+    chunks = [reqs[i::threads] for i in range(threads)]
+    counts = [0] * threads
+
+    def work(k: int) -> None:
+        for ids, now in chunks[k]:
+            counts[k] += len(eng.recommend(ids, placement="home", now=now).slots)
+
+    ts = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
+    t0 = time.perf_counter()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    seconds = time.perf_counter() - t0
+    assert sum(counts) == 4 * len(reqs)
+    return seconds
+
+
+@pytest.mark.benchmark(group="concurrency")
+def test_recommend_scales_over_two_threads(benchmark: Any, state: BenchState, smoke: bool) -> None:
+    reqs = _requests(state, 400 if smoke else 8000)
+    one = _run(state, reqs, 1)
+    two = benchmark.pedantic(_run, args=(state, reqs, 2), rounds=1 if smoke else 3, iterations=1)
+    benchmark.extra_info.update({
+        "requests": len(reqs),
+        "reads_per_s_1_thread": round(len(reqs) / one, 1),
+        "reads_per_s_2_threads": round(len(reqs) / two, 1),
+        "speedup_2_threads": round(one / two, 3),
+    })
+    print(f"\nrecommend: 1 thread {len(reqs) / one:.0f}/s, 2 threads {len(reqs) / two:.0f}/s, x{one / two:.2f}")
