@@ -49,3 +49,30 @@ def test_recommend_scales_over_two_threads(benchmark: Any, state: BenchState, sm
         "speedup_2_threads": round(one / two, 3),
     })
     print(f"\nrecommend: 1 thread {len(reqs) / one:.0f}/s, 2 threads {len(reqs) / two:.0f}/s, x{one / two:.2f}")
+
+
+@pytest.mark.benchmark(group="concurrency")
+def test_recommend_many_parallel_batch(benchmark: Any, state: BenchState, smoke: bool) -> None:
+    """The batch read path: one parallel kernel per batch of 256 requests, against one
+    ``recommend`` call per request on one thread."""
+    reqs = _requests(state, 512 if smoke else 8192)
+    ids = [r[0] for r in reqs]
+    now = reqs[0][1]
+    one = _run(state, reqs, 1)
+    eng = state.engine
+
+    def batched() -> float:
+        t0 = time.perf_counter()
+        n = 0
+        for j in range(0, len(ids), 256):
+            n += sum(len(d.slots) for d in eng.recommend_many(ids[j : j + 256], placement="home", now=now))
+        assert n == 4 * len(ids)
+        return time.perf_counter() - t0
+
+    secs = benchmark.pedantic(batched, rounds=1 if smoke else 3, iterations=1)
+    benchmark.extra_info.update({
+        "reads_per_s_single_calls": round(len(reqs) / one, 1),
+        "reads_per_s_batched": round(len(reqs) / secs, 1),
+        "speedup_batched": round(one / secs, 3),
+    })
+    print(f"\nrecommend: single calls {len(reqs) / one:.0f}/s, recommend_many {len(reqs) / secs:.0f}/s, x{one / secs:.2f}")

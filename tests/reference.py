@@ -103,157 +103,528 @@ def rng_fill_beta(state: int, a: float, b: float, n: int) -> tuple[list[float], 
 
 # --------------------------------------------------------------------------- identity graph
 
+#: node states of the kernel's records (``_kernels/graph.py``)
+LIVE, BLOCKED, TOMB, FREE = 0, 1, 2, 3
+EPOCH_MS, MINUTE_MS = 946_684_800_000, 60_000
+#: refusal reasons in the kernel's order
+REASONS = ("blocked", "tombstoned", "collision", "unique", "limit", "size", "dnl")
+
+
+def minutes(t_ms: int) -> int:
+    return min(max((t_ms - EPOCH_MS) // MINUTE_MS, 0), 2**31 - 1)
+
 
 class IdentityGraphRef:
-    """Connected components of keys, each owning one profile row.
+    """The identity graph's contract with explicit sets (no union-find, no hashing detail).
 
-    Components are explicit sets of node ids (merged by union of sets), so there is no
-    union-find detail to get wrong. The row rules mirror the kernel's contract:
+    Identifiers are nodes numbered as they are stored (a removed node's number is reused last
+    removed first); components are explicit sets of nodes, each owning one profile row.
 
-    * an event's keys join one component; a key seen for the first time is a new node, numbered
-      in order of first appearance;
-    * the survivor row belongs to the largest touched component that has a row (ties: the lowest
-      row); every other touched row is absorbed, in the order its component first appears in
-      the event's keys;
-    * a component without a row takes one from the free stack (last released first), else the
-      next never-used row.
+    * **Linking one event** (keys, check tags, blocked flags, type codes): duplicates are
+      ignored; a flagged key is refused (and stored as a blocked node when new); a stored key
+      with another non-zero tag is a collision and refused; a blocked node is refused; an erased
+      (tombstoned) node poisons the event unless ``readmit``: then nothing is linked and the
+      event resolves to its highest-priority live identifier's row, else to the scratch row. An
+      event with no usable key resolves to the scratch row.
+    * The usable keys are taken in priority order (stable; all 0 with rules off): the first is
+      the anchor and always joins; each other component joins unless, with rules on, the size
+      cap or a limit of a type would be exceeded (``unique`` when that limit is 1), or a
+      do-not-link pair joins it to the components accepted so far (always checked). A refused
+      new key is not stored.
+    * Survivor row: the largest accepted component with a row (ties: the lowest row); the other
+      rows are absorbed in order of first appearance in the event; a component without a row
+      takes one from the free stack (last released first), else the next never-used row.
+    * Evidence: the anchor is linked to every other live identifier of the event that it is not
+      already linked to (edge: anchor, other, event time, source), in priority order.
+    * Recompute (unmerge): the members start as single nodes; their live edges with both ends
+      among them are replayed in evidence order through the same rules (no refusal counted);
+      pieces in order (largest, then lowest node) take ``keep_row`` then fresh rows.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self, *, rules: bool = True, prio: Sequence[int] = (), slot: Sequence[int] = (),
+        limits: Sequence[int] = (), cap: int = 0,
+    ) -> None:
+        self.rules = rules
+        self.prio = list(prio) + [0] * (128 - len(prio))
+        self.slot = list(slot) + [-1] * (128 - len(slot))
+        self.limits = list(limits)
+        self.cap = cap
+        self.key: list[int] = []  # per node record
+        self.tag: list[int] = []
+        self.type: list[int] = []
+        self.state: list[int] = []
+        self.seen: list[int] = []
         self.node_of: dict[int, int] = {}
-        self.node_key: list[int] = []
-        self.node_type: list[int] = []
-        self.comp_of: list[int] = []  # node -> component label
-        self.members: dict[int, set[int]] = {}  # label -> nodes
-        self.comp_row: dict[int, int] = {}  # label -> row (absent: no row yet)
+        self.free_nodes: list[int] = []
+        self.comp_of: dict[int, int] = {}  # live node -> component label
+        self.members: dict[int, set[int]] = {}
+        self.comp_row: dict[int, int] = {}
+        self.row_comp: dict[int, int] = {}
         self.free: list[int] = []
         self.n_rows = 0
+        self.scratch = -1
         self.merges = 0
+        self.refused = dict.fromkeys(REASONS, 0)
+        self.events = self.suppressed = self.anonymous = self.readmitted = 0
+        self.edges: list[list[int]] = []  # [a, b, t, src, alive]
+        self.dnl: list[tuple[int, int]] = []
         self._labels = 0
 
+    # ------------------------------------------------------------------ helpers
     @property
-    def n_nodes(self) -> int:
-        return len(self.node_key)
+    def n_records(self) -> int:
+        return len(self.key)
 
-    def link(self, keys: Iterable[int], types: Iterable[int]) -> tuple[int, list[int]]:
-        touched: list[int] = []
-        for key, typ in zip(keys, types):
+    @property
+    def n_live(self) -> int:
+        return len(self.comp_of)
+
+    def _alloc(self, key: int, tag: int, typ: int, state: int) -> int:
+        if self.free_nodes:
+            n = self.free_nodes.pop()
+            self.key[n], self.tag[n], self.type[n], self.state[n], self.seen[n] = key, tag, typ, state, 0
+        else:
+            n = len(self.key)
+            self.key.append(key)
+            self.tag.append(tag)
+            self.type.append(typ)
+            self.state.append(state)
+            self.seen.append(0)
+        self.node_of[key] = n
+        return n
+
+    def _new_row(self) -> int:
+        if self.free:
+            return self.free.pop()
+        self.n_rows += 1
+        return self.n_rows - 1
+
+    def _scratch(self) -> int:
+        if self.scratch < 0:
+            self.scratch = self._new_row()
+        return self.scratch
+
+    def _single(self, n: int) -> int:
+        label = self._labels
+        self._labels += 1
+        self.comp_of[n] = label
+        self.members[label] = {n}
+        return label
+
+    def _counts(self, nodes: Iterable[int]) -> list[int]:
+        c = [0] * len(self.limits)
+        if self.rules:
+            for n in nodes:
+                s = self.slot[self.type[n]]
+                if s >= 0:
+                    c[s] += 1
+        return c
+
+    def _refuse(self, acc_nodes: set[int], acc_cnt: list[int], nodes: set[int], check_rules: bool) -> str | None:
+        if check_rules and self.rules:
+            if self.cap > 0 and len(acc_nodes) + len(nodes) > self.cap:
+                return "size"
+            c = self._counts(nodes)
+            for s, lim in enumerate(self.limits):
+                if acc_cnt[s] + c[s] > lim:
+                    return "unique" if lim == 1 else "limit"
+        for p, q in self.dnl:
+            if (p in acc_nodes and q in nodes) or (q in acc_nodes and p in nodes):
+                return "dnl"
+        return None
+
+    def has_edge(self, a: int, b: int) -> bool:
+        return any(e[4] and {e[0], e[1]} == {a, b} for e in self.edges)
+
+    # ------------------------------------------------------------------ linking
+    def link(
+        self, keys: Sequence[int], types: Sequence[int], tags: Sequence[int] | None = None,
+        flags: Sequence[bool] | None = None, t_ms: int = 0, src: int = 0, readmit: bool = False,
+    ) -> tuple[int, list[int], dict[str, bool]]:
+        """Returns (row, absorbed rows, status: new / refused / suppressed / anonymous)."""
+        m = len(keys)
+        tags = list(tags) if tags is not None else [0] * m
+        flags = list(flags) if flags is not None else [False] * m
+        st = {"new": False, "refused": False, "suppressed": False, "anonymous": False}
+        items: list[tuple[int, str, int]] = []  # (j, kind, node) kind: node / new / revive
+        poisoned = False
+        for j, key in enumerate(keys):
             key = int(key)
-            node = self.node_of.get(key)
-            if node is None:
-                node = len(self.node_key)
-                self.node_of[key] = node
-                self.node_key.append(key)
-                self.node_type.append(int(typ))
-                label = self._labels
-                self._labels += 1
-                self.comp_of.append(label)
-                self.members[label] = {node}
-            label = self.comp_of[node]
-            if label not in touched:
-                touched.append(label)
-        if not touched:
-            return -1, []
-        with_row = [c for c in touched if c in self.comp_row]
+            if key in [int(k) for k in keys[:j]]:
+                continue
+            n = self.node_of.get(key)
+            if flags[j]:
+                self.refused["blocked"] += 1
+                st["refused"] = True
+                if n is None:
+                    self._alloc(key, tags[j], types[j], BLOCKED)
+                continue
+            if n is not None:
+                if tags[j] and self.tag[n] and self.tag[n] != tags[j]:
+                    self.refused["collision"] += 1
+                    st["refused"] = True
+                    continue
+                if self.state[n] == BLOCKED:
+                    self.refused["blocked"] += 1
+                    st["refused"] = True
+                    continue
+                if self.state[n] == TOMB:
+                    if not readmit:
+                        self.refused["tombstoned"] += 1
+                        poisoned = True
+                        continue
+                    items.append((j, "revive", n))
+                    continue
+                if tags[j] and not self.tag[n]:
+                    self.tag[n] = tags[j]
+                items.append((j, "node", n))
+            else:
+                items.append((j, "new", -1))
+        prio = (lambda j: self.prio[types[j]]) if self.rules else (lambda j: 0)
+        order = sorted(items, key=lambda it: -prio(it[0]))  # stable
+        if poisoned:
+            self.suppressed += 1
+            st["suppressed"] = True
+            for j, kind, n in order:
+                if kind == "node":
+                    return self.comp_row[self.comp_of[n]], [], st
+            self.anonymous += 1
+            st["anonymous"] = True
+            return self._scratch(), [], st
+        if not items:
+            self.anonymous += 1
+            st["anonymous"] = True
+            return self._scratch(), [], st
+        self.events += 1
+        acc_labels: list[int] = []  # accepted existing components, in priority order
+        acc_nodes: set[int] = set()
+        acc_cnt = [0] * len(self.limits)
+        accepted: dict[int, bool] = {}
+        for z, (j, kind, n) in enumerate(order):
+            if kind == "node":
+                label = self.comp_of[n]
+                if label in acc_labels:
+                    accepted[j] = True
+                    continue
+                nodes = set(self.members[label])
+            else:
+                nodes = {-1 - j}  # a placeholder for a not yet stored node
+            if z > 0:
+                cnt_nodes = self._counts(x for x in nodes if x >= 0)
+                if kind != "node" and self.rules and self.slot[types[j]] >= 0:
+                    cnt_nodes[self.slot[types[j]]] += 1
+                reason = None
+                if self.rules:
+                    if self.cap > 0 and len(acc_nodes) + len(nodes) > self.cap:
+                        reason = "size"
+                    else:
+                        for s, lim in enumerate(self.limits):
+                            if acc_cnt[s] + cnt_nodes[s] > lim:
+                                reason = "unique" if lim == 1 else "limit"
+                                break
+                if reason is None and kind == "node":
+                    for p, q in self.dnl:
+                        if (p in acc_nodes and q in nodes) or (q in acc_nodes and p in nodes):
+                            reason = "dnl"
+                            break
+                if reason is not None:
+                    self.refused[reason] += 1
+                    st["refused"] = True
+                    accepted[j] = False
+                    continue
+            accepted[j] = True
+            if kind == "node":
+                acc_labels.append(self.comp_of[n])
+            acc_nodes |= nodes
+            c = self._counts(x for x in nodes if x >= 0)
+            if kind != "node" and self.rules and self.slot[types[j]] >= 0:
+                c[self.slot[types[j]]] += 1
+            acc_cnt = [a + b for a, b in zip(acc_cnt, c)]
+        node_at: dict[int, int] = {}
+        fresh_labels: list[tuple[int, int]] = []  # (j, label) of inserted keys
+        for j, kind, n in sorted(items):
+            if kind == "node":
+                node_at[j] = n
+            elif accepted.get(j):
+                if kind == "revive":
+                    self.readmitted += 1
+                    self.state[n] = LIVE
+                    self.type[n] = types[j]
+                    self.seen[n] = 0
+                else:
+                    n = self._alloc(int(keys[j]), tags[j], types[j], LIVE)
+                node_at[j] = n
+                fresh_labels.append((j, self._single(n)))
+            elif kind == "revive":
+                node_at[j] = n  # stays erased
+        # distinct accepted components in event order
+        comps: list[int] = []
+        for j, kind, n in sorted(items):
+            if accepted.get(j) and j in node_at and self.state[node_at[j]] == LIVE:
+                label = self.comp_of[node_at[j]]
+                if label not in comps:
+                    comps.append(label)
+        with_row = [c for c in comps if c in self.comp_row]
         survivor = min(with_row, key=lambda c: (-len(self.members[c]), self.comp_row[c]), default=None)
         absorbed = [self.comp_row[c] for c in with_row if c != survivor]
         if survivor is not None:
             row = self.comp_row[survivor]
-        elif self.free:
-            row = self.free.pop()
         else:
-            row = self.n_rows
-            self.n_rows += 1
-        merged = touched[0]
-        for c in touched[1:]:
-            for node in self.members.pop(c):
-                self.comp_of[node] = merged
-                self.members[merged].add(node)
+            row = self._new_row()
+            st["new"] = True
+        merged = comps[0]
+        for c in comps[1:]:
+            for x in self.members.pop(c):
+                self.comp_of[x] = merged
+                self.members[merged].add(x)
             self.merges += 1
-        for c in touched:
-            self.comp_row.pop(c, None)
+        for c in comps:
+            r = self.comp_row.pop(c, None)
+            if r is not None:
+                self.row_comp.pop(r, None)
         self.comp_row[merged] = row
-        return row, absorbed
+        self.row_comp[row] = merged
+        anchor = node_at[order[0][0]]
+        for j, kind, n in order:  # the order the links were decided
+            x = node_at.get(j, -1)
+            if x < 0 or self.state[x] != LIVE:
+                continue
+            self.seen[x] = max(self.seen[x], minutes(t_ms))
+            if x != anchor and not self.has_edge(anchor, x):
+                self.edges.append([anchor, x, t_ms, src, 1])
+        return row, absorbed, st
 
     def link_many(
-        self, keys: Sequence[int], types: Sequence[int], offsets: Sequence[int]
+        self, keys: Sequence[int], types: Sequence[int], offsets: Sequence[int], **kw: object
     ) -> tuple[list[int], list[int], list[int]]:
-        """Per-group rows, absorbed rows and the group that absorbed each."""
+        """Per-group rows at the end of the batch (-1: empty group or no usable identifier),
+        absorbed rows and the group that absorbed each."""
         rows: list[int] = []
         absorbed: list[int] = []
         into: list[int] = []
         for g in range(len(offsets) - 1):
             lo, hi = offsets[g], offsets[g + 1]
-            row, ab = self.link(keys[lo:hi], types[lo:hi])
-            rows.append(row)
+            if hi <= lo:
+                rows.append(-1)
+                continue
+            row, ab, st = self.link(keys[lo:hi], types[lo:hi], **kw)  # type: ignore[arg-type]
+            rows.append(-1 if st["anonymous"] else row)
             absorbed += ab
             into += [g] * len(ab)
-        return rows, absorbed, into
+        fwd = {a: rows[g] for a, g in zip(absorbed, into)}
+        final = []
+        for r in rows:
+            while r in fwd:
+                r = fwd[r]
+            final.append(r)
+        return final, absorbed, into
 
     def release(self, rows: Iterable[int]) -> None:
         self.free.extend(int(r) for r in rows)
 
-    def lookup(self, key: int) -> int:
-        node = self.node_of.get(int(key))
-        return -1 if node is None else self.comp_row[self.comp_of[node]]
+    # ------------------------------------------------------------------ reading
+    def lookup(self, key: int, tag: int = 0) -> int:
+        n = self.node_of.get(int(key))
+        if n is None or self.state[n] != LIVE or (tag and self.tag[n] and self.tag[n] != tag):
+            return -1
+        return self.comp_row[self.comp_of[n]]
 
     def component_rows(self) -> list[int]:
-        return [self.comp_row[self.comp_of[n]] for n in range(self.n_nodes)]
+        """Row of every live node, in node order."""
+        return [self.comp_row[self.comp_of[n]] for n in range(self.n_records) if self.state[n] == LIVE]
 
-    def components(self) -> list[frozenset[int]]:
-        """The partition of keys into components."""
-        return [frozenset(self.node_key[n] for n in m) for m in self.members.values()]
+    def components(self) -> set[frozenset[int]]:
+        """The partition of live keys."""
+        return {frozenset(self.key[n] for n in m) for m in self.members.values()}
+
+    def live_edges(self) -> list[tuple[int, int, int, int]]:
+        """Live evidence as (anchor key, other key, time, source), in evidence order."""
+        return [(self.key[a], self.key[b], t, s) for a, b, t, s, alive in self.edges if alive]
+
+    def row_members(self, row: int) -> set[int]:
+        c = self.row_comp.get(row)
+        return set() if c is None else set(self.members[c])
+
+    # ------------------------------------------------------------------ unmerge and erasure
+    def remove(self, nodes: Sequence[int], mode: int) -> None:
+        """Twin of ``graph_remove``: drop live nodes' evidence and pairs; mode 0 frees the
+        record, TOMB / BLOCKED keep it in that state. Components are the caller's to recompute
+        (here: the removed node simply leaves its component set)."""
+        for x in nodes:
+            for e in self.edges:
+                if e[4] and x in (e[0], e[1]):
+                    e[4] = 0
+            self.dnl = [(p, q) for p, q in self.dnl if x not in (p, q)]
+            label = self.comp_of.pop(x)
+            self.members[label].discard(x)
+            if mode == 0:
+                del self.node_of[self.key[x]]
+                self.state[x] = FREE
+                self.key[x] = 0
+                self.tag[x] = 0
+                self.free_nodes.append(x)
+            else:
+                self.state[x] = mode
+
+    def recompute(self, members: Sequence[int], keep_row: int) -> list[int]:
+        """Twin of ``graph_recompute``: returns the piece rows in piece order. The members'
+        old components (and rows other than ``keep_row``) are dropped."""
+        mem = set(members)
+        for x in members:
+            label = self.comp_of.get(x)
+            if label is not None and label in self.members:
+                r = self.comp_row.pop(label, None)
+                if r is not None and self.row_comp.get(r) == label:
+                    del self.row_comp[r]
+                self.members[label] -= mem
+                if not self.members[label]:
+                    del self.members[label]
+        part = {x: {x} for x in members}
+        for a, b, t, s, alive in self.edges:
+            if not alive or a not in mem or b not in mem or part[a] is part[b]:
+                continue
+            pa, pb = part[a], part[b]
+            ok = True
+            if self.rules:
+                if self.cap > 0 and len(pa) + len(pb) > self.cap:
+                    ok = False
+                else:
+                    ca, cb = self._counts(pa), self._counts(pb)
+                    ok = all(ca[s2] + cb[s2] <= lim for s2, lim in enumerate(self.limits))
+            if ok and any((p in pa and q in pb) or (q in pa and p in pb) for p, q in self.dnl):
+                ok = False
+            if ok:
+                merged = pa | pb
+                for x in merged:
+                    part[x] = merged
+        pieces = sorted({id(p): p for p in part.values()}.values(), key=lambda p: (-len(p), min(p)))
+        out = []
+        for k, p in enumerate(pieces):
+            row = keep_row if k == 0 and keep_row >= 0 else self._new_row()
+            label = self._labels
+            self._labels += 1
+            self.members[label] = set(p)
+            for x in p:
+                self.comp_of[x] = label
+            self.comp_row[label] = row
+            self.row_comp[row] = label
+            out.append(row)
+        return out
+
+    # compositions the IdentityGraph builds from the kernels (same order of operations)
+    def row_of(self, n: int) -> int:
+        return self.comp_row[self.comp_of[n]]
+
+    def unlink(self, x: int) -> tuple[int, list[int]]:
+        """``IdentityGraph.unlink``: do-not-link pairs with the node's evidence neighbours in
+        its profile; the node alone on a fresh row; the rest recomputed keeping the row."""
+        row = self.row_of(x)
+        mem = self.row_members(row)
+        if len(mem) <= 1:
+            return row, []
+        for a, b, t, s, alive in self.edges:
+            if alive and x in (a, b):
+                other = b if a == x else a
+                if other in mem:
+                    self.dnl.append((x, other))
+        alone = self.recompute([x], -1)
+        kept = self.recompute(sorted(mem - {x}), row)
+        return row, alone + kept[1:]
+
+    def split(self, row: int, seeds: Sequence[int]) -> list[int]:
+        """``IdentityGraph.split``: pairs of seeds marked do-not-link, then recomputed."""
+        self.dnl += [(a, b) for i, a in enumerate(seeds) for b in seeds[i + 1 :] if a != b]
+        return self.recompute(sorted(self.row_members(row)), row)[1:]
+
+    def remove_and_recompute(self, nodes: Sequence[int], mode: int) -> tuple[list[int], list[int]]:
+        """``IdentityGraph._remove`` (forget: TOMB, expire: 0, block: BLOCKED): new rows of the
+        pieces and the rows erased (released in ascending order)."""
+        groups: dict[int, set[int]] = {}
+        for x in sorted(set(nodes)):
+            row = self.row_of(x)
+            if row not in groups:
+                groups[row] = self.row_members(row)
+        self.remove(sorted(set(nodes)), mode)
+        gone = set(nodes)
+        new_rows: list[int] = []
+        erased: list[int] = []
+        for row, mem in groups.items():
+            rest = sorted(mem - gone)
+            if not rest:
+                erased.append(row)
+                label = self.row_comp.pop(row)
+                self.comp_row.pop(label, None)
+                self.members.pop(label, None)
+                continue
+            new_rows += self.recompute(rest, row)[1:]
+        erased = sorted(set(erased))
+        self.free.extend(erased)
+        return new_rows, erased
+
+    def readmit(self, nodes: Sequence[int]) -> None:
+        """``IdentityGraph.readmit``: tombstones deleted (the identifier becomes unknown)."""
+        for x in nodes:
+            del self.node_of[self.key[x]]
+            self.state[x] = FREE
+            self.key[x] = 0
+            self.tag[x] = 0
+            self.free_nodes.append(x)
+
+    def block(self, keys: Sequence[int], types: Sequence[int], tags: Sequence[int] | None = None) -> list[int]:
+        """Twin of ``graph_block``: per key the new blocked node, the existing non-live node, or
+        ``-2 - node`` for a live one."""
+        out = []
+        for j, key in enumerate(keys):
+            n = self.node_of.get(int(key))
+            if n is not None:
+                out.append(-2 - n if self.state[n] == LIVE else n)
+                continue
+            out.append(self._alloc(int(key), (tags or [0] * len(keys))[j], types[j], BLOCKED))
+        return out
+
+    def expired(self, ttl: Sequence[int], t_ms: int) -> list[int]:
+        """Twin of ``graph_expired``: live nodes of a type with a TTL (minutes) unseen for longer."""
+        now = minutes(t_ms)
+        return [n for n in range(self.n_records) if self.state[n] == LIVE and ttl[self.type[n]] > 0
+                and self.seen[n] < now - ttl[self.type[n]]]
 
 
-def find_root(parent: np.ndarray, x: int) -> int:
+def find_root(nodes: np.ndarray, x: int) -> int:
     """Twin of ``graph_find_root``: follow parent pointers (no compression)."""
     seen = 0
-    while int(parent[x]) != x:
-        x = int(parent[x])
+    while int(nodes["parent"][x]) >= 0:
+        x = int(nodes["parent"][x])
         seen += 1
-        assert seen <= parent.shape[0], "cycle in the parent array"
+        assert seen <= nodes.shape[0], "cycle in the parent pointers"
     return x
 
 
-def graph_component_rows(parent: np.ndarray, row: np.ndarray, n_nodes: int) -> list[int]:
-    return [int(row[find_root(parent, n)]) for n in range(n_nodes)]
-
-
-def table_contents(tab_keys: np.ndarray, tab_nodes: np.ndarray) -> dict[int, int]:
-    """Every ``key -> node`` stored in the table, by scanning all slots (no probing)."""
+def table_contents(tab: np.ndarray, nodes: np.ndarray) -> dict[int, int]:
+    """Every ``key -> node`` stored in the key table, by scanning all slots (no probing); checks
+    each slot's fingerprint against its node's key."""
     out: dict[int, int] = {}
-    for k, n in zip(tab_keys.tolist(), tab_nodes.tolist()):
-        if n >= 0:
-            assert k not in out, f"key {k} stored twice"
-            out[k] = n
+    for e in tab.tolist():
+        if e:
+            n = (e & 0xFFFFFFFF) - 1
+            key = int(nodes["key"][n])
+            assert e >> 32 == key >> 32, f"slot fingerprint of node {n} does not match its key"
+            assert key not in out, f"key {key} stored twice"
+            out[key] = n
     return out
 
 
-def graph_lookup_many(
-    tab_keys: np.ndarray, tab_nodes: np.ndarray, parent: np.ndarray, row: np.ndarray, keys: Iterable[int]
-) -> list[int]:
-    """Twin of ``graph_lookup_many`` on the kernel's arrays (a full scan, no probing)."""
-    table = table_contents(tab_keys, tab_nodes)
-    out = []
-    for key in keys:
-        n = table.get(int(key), -1)
-        out.append(-1 if n < 0 else int(row[find_root(parent, n)]))
-    return out
-
-
-def graph_rehash(old_keys: np.ndarray, old_nodes: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray]:
+def graph_rehash(tab: np.ndarray, nodes: np.ndarray, cap: int) -> np.ndarray:
     """Twin of ``graph_rehash``: reinsert old slots in order with linear probing from
     ``key mod cap``."""
-    keys = [0] * cap
-    nodes = [-1] * cap
-    for k, n in zip(old_keys.tolist(), old_nodes.tolist()):
-        if n >= 0:
-            i = k % cap
-            while nodes[i] >= 0:
+    new = [0] * cap
+    for e in tab.tolist():
+        if e:
+            i = int(nodes["key"][(e & 0xFFFFFFFF) - 1]) % cap
+            while new[i]:
                 i = (i + 1) % cap
-            keys[i] = k
-            nodes[i] = n
-    return np.array(keys, dtype=np.uint64), np.array(nodes, dtype=np.int32)
+            new[i] = e
+    return np.array(new, dtype=np.uint64)
 
 
 def connected_components(events: Iterable[Sequence[int]]) -> set[frozenset[int]]:
@@ -461,29 +832,169 @@ MODE_GREEDY = 0
 MODE_EPSILON = 1
 MODE_SOFTMAX = 2
 MODE_UNIFORM = 3
+MODE_UCB1 = 4
+FAMILY_BETA = 0
+FAMILY_NORMAL = 1
 
 
-def thompson_select(
-    prior_a: float, prior_b: float, trials: Sequence[float], successes: Sequence[float],
-    eligible: Sequence[int], rng: SplitMix64, draws: int,
+def rank_probabilities(
+    family: int, p1: Sequence[float], p2: Sequence[float], eligible: Sequence[int], n_ranks: int
+) -> np.ndarray:
+    """Twin of ``rank_probabilities``: ``P(arm k has rank r)`` by adaptive quadrature (SciPy
+    ``quad``) of ``f_k(x) * P(exactly r of the other eligible arms exceed x)``, the latter by
+    brute force over every subset of the others (so: few arms only). Independent of the
+    kernel's grid, pruning and Simpson rule; agreement is checked to a tolerance."""
+    import itertools
+
+    from scipy import integrate, stats
+
+    n = len(p1)
+    el = [j for j in range(n) if eligible[j]]
+    dist = [
+        stats.beta(p1[j], p2[j]) if family == FAMILY_BETA else stats.norm(p1[j], p2[j]) for j in range(n)
+    ]
+    out = np.zeros((n, n_ranks))
+    for k in el:
+        others = [j for j in el if j != k]
+
+        def exact_r(x: float, r: int) -> float:
+            total = 0.0
+            for above in itertools.combinations(others, r):
+                term = 1.0
+                for j in others:
+                    term *= dist[j].sf(x) if j in above else dist[j].cdf(x)
+                total += term
+            return total
+
+        lo, hi = dist[k].ppf(1e-13), dist[k].isf(1e-13)
+        mid = dist[k].mean()
+        for r in range(min(n_ranks, len(el))):
+            val, _ = integrate.quad(lambda x: dist[k].pdf(x) * exact_r(x, r), lo, hi, points=[mid],
+                                    limit=400, epsabs=1e-12, epsrel=1e-10)
+            out[k, r] = val
+    return out
+
+
+def categorical_select(cum: Sequence[float], rng: SplitMix64) -> int:
+    """Twin of ``categorical_select``: the first index whose cumulative weight exceeds a uniform
+    draw scaled to the total."""
+    u = rng.uniform() * cum[-1]
+    for i, c in enumerate(cum):
+        if u < c:
+            return i
+    return len(cum) - 1
+
+
+def posterior_top_k(
+    family: int, p1: Sequence[float], p2: Sequence[float], eligible: Sequence[int], rng: SplitMix64, k: int
+) -> list[int]:
+    """Twin of ``posterior_top_k``: one draw per eligible arm in index order, then the ``k``
+    highest (ties: lower index first)."""
+    draws = []
+    for j in range(len(p1)):
+        if eligible[j]:
+            v = rng.beta(p1[j], p2[j]) if family == FAMILY_BETA else p1[j] + p2[j] * rng.normal()
+            draws.append((v, j))
+    draws.sort(key=lambda t: (-t[0], t[1]))
+    return [j for _, j in draws[:k]]
+
+
+def arm_select(
+    mode: int, param: float, means: Sequence[float], counts: Sequence[float], eligible: Sequence[int],
+    rng: SplitMix64,
 ) -> tuple[int, float]:
-    """Twin of ``thompson_select``: the arm with the highest Beta posterior draw (ties: lower
-    index), and ``(1 + rounds it wins again out of draws) / (draws + 1)``."""
-
-    def one_round() -> int:
-        best, best_v = -1, -1.0
-        for a in range(len(trials)):
-            if eligible[a]:
-                v = rng.beta(prior_a + successes[a], prior_b + trials[a] - successes[a])
-                if v > best_v:
-                    best, best_v = a, v
-        return best
-
-    arm = one_round()
-    if arm < 0:
+    """Twin of ``arm_select`` (same RNG calls in the same order)."""
+    el = [j for j in range(len(means)) if eligible[j]]
+    if not el:
         return -1, 0.0
-    wins = 1 + sum(one_round() == arm for _ in range(draws))
-    return arm, wins / (draws + 1.0)
+    m = len(el)
+    best = el[0]
+    for j in el:
+        if means[j] > means[best]:
+            best = j
+    if mode == MODE_GREEDY:
+        return best, 1.0
+    if mode == MODE_UNIFORM:
+        j = el[rng.below(m)]
+        return j, 1.0 / m
+    if mode == MODE_EPSILON:
+        if rng.uniform() < param:
+            j = el[rng.below(m)]
+            return j, param / m + (1.0 - param if j == best else 0.0)
+        return best, 1.0 - param + param / m
+    if mode == MODE_SOFTMAX:
+        w = {j: math.exp((means[j] - means[best]) / param) for j in el}
+        z = sum(w.values())
+        u = rng.uniform() * z
+        acc = 0.0
+        for j in el:
+            acc += w[j]
+            if u < acc:
+                return j, w[j] / z
+        return el[-1], w[el[-1]] / z
+    for j in el:  # UCB1: unplayed arms first
+        if counts[j] <= 0:
+            return j, 1.0
+    total = sum(counts[j] for j in el)
+    ucb = {j: means[j] + param * math.sqrt(2.0 * math.log(max(total, 1.0)) / counts[j]) for j in el}
+    best_u = el[0]
+    for j in el:
+        if ucb[j] > ucb[best_u]:
+            best_u = j
+    return best_u, 1.0
+
+
+class ArmStatsTwin:
+    """Twin of ``arm_stats_update``: discounted sums, and a window kept as a plain list of the
+    last W additions (recomputed sums, so no subtraction drift)."""
+
+    def __init__(self, n: int, discount: float, window: int) -> None:
+        self.n, self.discount, self.window = n, discount, window
+        self.events: list[tuple[int, float, float, float, int]] = []  # arm, dn, dr, dr2, time
+        self.t = 0
+
+    def add(self, arm: int, dn: float, dr: float, dr2: float) -> None:
+        self.t += 1
+        self.events.append((arm, dn, dr, dr2, self.t))
+        if self.window:
+            self.events = self.events[-self.window :]
+
+    def sums(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        c, s, q = np.zeros(self.n), np.zeros(self.n), np.zeros(self.n)
+        for arm, dn, dr, dr2, t in self.events:
+            f = self.discount ** (self.t - t)
+            c[arm] += f * dn
+            s[arm] += f * dr
+            q[arm] += f * dr2
+        return c, s, q
+
+
+class LinearTwin:
+    """Twin of the linear kernels: the ridge system kept as plain matrices, solved with
+    ``numpy.linalg`` (no Cholesky updates)."""
+
+    def __init__(self, n: int, d: int, l2: float) -> None:
+        self.a = np.stack([l2 * np.eye(d) for _ in range(n)])
+        self.b = np.zeros((n, d))
+
+    def update(self, arm: int, x: np.ndarray, reward: float, count: float) -> None:
+        self.a[arm] += count * np.outer(x, x)
+        self.b[arm] += reward * x
+
+    def theta(self, arm: int) -> np.ndarray:
+        return np.linalg.solve(self.a[arm], self.b[arm])
+
+    def sd(self, arm: int, x: np.ndarray) -> float:
+        return float(np.sqrt(x @ np.linalg.solve(self.a[arm], x)))
+
+    def linucb(self, x: np.ndarray, eligible: Sequence[int], alpha: float) -> int:
+        best, best_s = -1, -np.inf
+        for a in range(self.a.shape[0]):
+            if eligible[a]:
+                s = self.theta(a) @ x + alpha * self.sd(a, x)
+                if best < 0 or s > best_s:
+                    best, best_s = a, s
+        return best
 
 
 def rank_slate(
@@ -543,3 +1054,39 @@ def first_slot_probabilities(scores: Sequence[float], mode: int, param: float) -
     else:
         p = np.full(m, 1.0 / m)
     return p
+
+
+# ----------------------------------------------------------------- fused read (recommend)
+
+
+def recommend_items_ref(
+    fid: np.ndarray, score: np.ndarray, t: np.ndarray, row: int, now: int, hl: np.ndarray,
+    fv_indptr: np.ndarray, fv_items: np.ndarray, fv_data: np.ndarray, affinity_weight: float,
+    prior: np.ndarray, prior_weight: float, extra: np.ndarray, eligible: np.ndarray,
+    excluded: np.ndarray, k: int,
+) -> tuple[list[int], list[float]]:
+    """Twin of ``recommend_items``: dense, obvious loops; returns (indices, scores) best first."""
+    n = eligible.shape[0]
+    scores = [(-math.inf if eligible[i] == 0 else prior_weight * float(prior[i]) + float(extra[i])) for i in range(n)]
+    if row >= 0:
+        dt = max(0, now - int(t[row]))
+        live = {}
+        for s in range(fid.shape[1]):
+            f = int(fid[row, s])
+            if f >= 0:
+                v = float(score[row, s]) * 2.0 ** (-dt / float(hl[f]))
+                live[s] = v if v > 1e-6 else 0.0
+        total = sum(live.values())
+        if total > 0:
+            for s, v in live.items():
+                w = affinity_weight * (v / total)
+                if w != 0.0:
+                    f = int(fid[row, s])
+                    for p in range(int(fv_indptr[f]), int(fv_indptr[f + 1])):
+                        scores[int(fv_items[p])] += w * float(fv_data[p])
+    for e in excluded:
+        if e >= 0:
+            scores[int(e)] = -math.inf
+    scores = [-math.inf if s != s else s for s in scores]
+    order = sorted((i for i in range(n) if scores[i] != -math.inf), key=lambda i: (-scores[i], i))[:k]
+    return order, [scores[i] for i in order]

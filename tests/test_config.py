@@ -88,9 +88,10 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     ("duplicate experiences",
      cfg(placements=[{"name": "hero", "kind": "campaign", "experiences": [{"id": "a"}, {"id": "a"}]}]),
      "Invalid config: expected unique experience ids, got ['a', 'a'] (placement 'hero') - at `$.placements[0]`"),
-    ("ranking policy on campaign",
-     cfg(placements=[{"name": "hero", "kind": "campaign", "experiences": [{"id": "a"}], "policy": {"kind": "greedy"}}]),
-     "Invalid config: expected a `thompson` or `random` policy for a campaign, got GreedySpec (placement 'hero') - at `$.placements[0]`"),
+    ("popularity policy on campaign",
+     cfg(placements=[{"name": "hero", "kind": "campaign", "experiences": [{"id": "a"}], "policy": {"kind": "popular"}}]),
+     "Invalid config: expected an arm policy (thompson, gaussian_thompson, ucb1, linucb, lin_ts, epsilon_greedy, "
+     "softmax, greedy, random) for a campaign, got `popular` (placement 'hero') - at `$.placements[0]`"),
     ("thompson on recommendation",
      cfg(placements=[{"name": "home", "kind": "recommendation", "policy": {"kind": "thompson"}}]),
      "Invalid config: expected a ranking policy for a recommendation placement, got `thompson` (placement 'home') - at `$.placements[0]`"),

@@ -12,7 +12,8 @@ import pytest
 from decisioner.decisionlog import DecisionLog
 from decisioner.errors import ConfigError
 
-COLUMNS = ["seq", "time", "profile", "placement", "slot", "content", "score", "propensity", "candidates", "reward"]
+COLUMNS = ["seq", "time", "profile", "placement", "slot", "content", "score", "propensity", "candidates", "reward",
+           "experiment", "variant"]
 
 
 def append(log: DecisionLog, seq: int, contents: list[int], placement: int = 0) -> int:
@@ -38,7 +39,8 @@ def test_rows_per_slot_and_dtypes() -> None:
     assert d["score"].tolist() == [1.0, 0.5, 1.0] and d["propensity"].tolist() == [0.5, 0.5, 0.5]
     assert d["reward"].tolist() == [0.0, 0.0, 0.0]
     assert [d[c].dtype for c in COLUMNS] == [np.int64, np.int64, np.int32, np.int16, np.int16, np.int32,
-                                             np.float64, np.float64, np.int32, np.float64]
+                                             np.float64, np.float64, np.int32, np.float64, np.int16, np.int16]
+    assert d["experiment"].tolist() == [-1, -1, -1] and d["variant"].tolist() == [-1, -1, -1]
 
 
 def test_growth_keeps_every_row_and_decisions_never_straddle_chunks() -> None:

@@ -73,8 +73,8 @@ def snapshot(eng: Engine) -> dict[str, Any]:
     """Every piece of mutable engine state, copied."""
     s: dict[str, Any] = {}
     g = eng.identity
-    for name in ("tab_keys_", "tab_nodes_", "node_key_", "node_type_", "parent_", "size_", "row_", "counts_", "free_rows_"):
-        s[f"identity.{name}"] = getattr(g, name).copy()
+    for name, arr in g.to_arrays().items():
+        s[f"identity.{name}"] = arr.copy()
     s["identity.types"] = g.types
     for name in eng.profiles._ARRAYS:
         s[f"profiles.{name}"] = getattr(eng.profiles, name).copy()

@@ -7,9 +7,11 @@ import re
 import numpy as np
 import pytest
 
+from decisioner.config import IdentitySpec
 from decisioner.errors import ConfigError, SchemaError
 from decisioner.hashing import hash_identifier
 from decisioner.identity import IdentityGraph, LinkResult, normalise
+from decisioner.identity.rules import identifier_key
 
 KEY = bytes(range(16))
 
@@ -92,8 +94,9 @@ def test_short_key_is_a_config_error() -> None:
 def test_keys_are_keyed_hashes_of_normalised_values() -> None:
     g = IdentityGraph(KEY)
     keys, types = g.keys_of({"email": " ADA@example.com", "cookie": "c1"})
-    assert keys.dtype == np.uint64 and types.dtype == np.int8
-    assert keys.tolist() == [hash_identifier(KEY, "email", "ada@example.com"), hash_identifier(KEY, "cookie", "c1")]
+    assert keys.dtype == np.uint64 and keys.shape == (2, 2) and types.dtype == np.int8
+    assert keys[0].tolist() == [hash_identifier(KEY, "email", "ada@example.com"), hash_identifier(KEY, "cookie", "c1")]
+    assert keys[1].tolist() == [identifier_key(KEY, "email", "ada@example.com")[1], identifier_key(KEY, "cookie", "c1")[1]]
     assert types.tolist() == [g.types.index("email"), g.types.index("cookie")]
 
 
@@ -233,8 +236,8 @@ def test_growth_past_initial_capacity_keeps_every_lookup() -> None:
     # link every cookie i to an email shared by pairs (2k, 2k+1)
     for i in range(n):
         g.link_one({"cookie": f"c{i}", "email": f"p{i // 2}@x.io"})
-    assert g.node_key_.shape[0] >= g.n_nodes == n + n // 2
-    assert g.tab_keys_.shape[0] >= 2 * g.n_nodes
+    assert g.nodes_.shape[0] >= g.n_nodes == n + n // 2
+    assert 4 * int(g.meta_[3 + 8]) <= 3 * g.tab_.shape[0]  # the key table stays at most 3/4 full
     for i in range(n):
         expected = 2 * (i // 2)  # equal sizes at the merge: the lower row survives
         assert g.resolve_one({"cookie": f"c{i}"}) == expected
@@ -269,15 +272,17 @@ def _pack(g: IdentityGraph, groups: list[dict[str, str]]) -> tuple[np.ndarray, n
         k, t = g.keys_of(ids)
         keys.append(k)
         types.append(t)
-        offsets.append(offsets[-1] + k.shape[0])
-    return np.concatenate(keys), np.concatenate(types), np.array(offsets, np.int64)
+        offsets.append(offsets[-1] + k.shape[1])
+    return np.concatenate(keys, axis=1), np.concatenate(types), np.array(offsets, np.int64)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_link_many_equals_sequential_link_one(seed: int) -> None:
+@pytest.mark.parametrize("rules", [True, False])
+def test_link_many_equals_sequential_link_one(seed: int, rules: bool) -> None:
     groups = _random_groups(seed, 400, 300)
-    seq = IdentityGraph(KEY, capacity=8)
-    bulk = IdentityGraph(KEY, capacity=8)
+    spec = IdentitySpec(rules=rules)
+    seq = IdentityGraph(KEY, capacity=8, spec=spec)
+    bulk = IdentityGraph(KEY, capacity=8, spec=spec)
     seq_abs: list[int] = []
     bulk_abs: list[int] = []
     seq.add_listener(lambda row, absorbed: seq_abs.extend(absorbed.tolist()))
@@ -287,7 +292,11 @@ def test_link_many_equals_sequential_link_one(seed: int) -> None:
     keys, types, offsets = _pack(bulk, groups)
     out = bulk.link_many(keys, types, offsets)
     assert out.dtype == np.int32 and out.shape == (len(groups),)
-    expected = np.array([seq.resolve_one(ids) for ids in groups], np.int32)
+    # a group resolves to its anchor's profile: the highest-priority identifier, first on ties
+    # (with rules on, a refused identifier of the group can sit in another profile)
+    prio = {s.name: s.priority for s in spec.identifiers} if rules else {}
+    anchors = [max(ids.items(), key=lambda kv: (prio.get(kv[0], 0), -list(ids).index(kv[0]))) for ids in groups]
+    expected = np.array([seq.resolve_one(dict([a])) for a in anchors], np.int32)
     assert np.array_equal(out, expected)
     assert np.array_equal(bulk.resolve_keys(keys), seq.resolve_keys(keys))
     assert np.array_equal(bulk.counts_, seq.counts_)
@@ -307,5 +316,5 @@ def test_link_many_rejects_empty_groups_and_bad_offsets() -> None:
         g.link_many(keys, types, np.array([0, 1, 1, 2]))
     with pytest.raises(SchemaError, match="^" + re.escape("Expected `offsets` from 0 to 2, got 0 to 3 - at `offsets`") + "$"):
         g.link_many(keys, types, np.array([0, 1, 3]))
-    assert g.n_nodes == 0 and g.n_rows == 0 and (g.row_ == -1).all()
+    assert g.n_nodes == 0 and g.n_rows == 0 and g.metrics()["events"] == 0
     assert g.link_many(keys, types, np.array([0], np.int64)).shape == (0,)

@@ -59,6 +59,8 @@ class Catalog:
             facets.append("price_band")
         self.facet_names: list[str] = facets
         self.ids: list[str] = []
+        #: the item records as given (a snapshot writes them back out)
+        self.records: list[dict[str, Any]] = []
         self.index: dict[str, int] = {}
         self.fv_names: list[str] = []
         self.fv_index: dict[str, int] = {}
@@ -111,6 +113,7 @@ class Catalog:
                 data.append(1.0 / per_facet[f_i])
             indptr.append(len(indices))
             self.index[item_id] = len(self.ids)
+            self.records.append(dict(rec))
             self.ids.append(item_id)
             prices.append(float(price) if price is not None else math.nan)
             inventory.append(int(inv) if inv is not None else -1)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import DecisionerError
+from .errors import DecisionerError, SchemaError
 
 __all__ = ["main"]
 
@@ -127,8 +127,155 @@ def _cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def _read_records(path: str) -> list[dict[str, Any]]:
+    """Records of a JSON-lines (``.jsonl``/``.json``) or CSV file (numbers parsed)."""
+    import csv
+
+    import msgspec
+
+    p = Path(path)
+    text = p.read_bytes()
+    if p.suffix in (".jsonl", ".json", ".ndjson"):
+        out = []
+        for i, line in enumerate(text.splitlines()):
+            if line.strip():
+                try:
+                    rec = msgspec.json.decode(line)
+                except msgspec.DecodeError as exc:
+                    raise SchemaError(f"Invalid JSON: {exc} - at line {i + 1} of {str(p)!r}") from None
+                if not isinstance(rec, dict):
+                    raise SchemaError(f"Expected an object, got `{type(rec).__name__}` - at line {i + 1} of {str(p)!r}")
+                out.append(rec)
+        return out
+    rows = list(csv.DictReader(text.decode().splitlines()))
+    for r in rows:
+        for k, v in r.items():
+            try:
+                r[k] = float(v) if v not in ("", None) and k not in ("variant", "unit") else v
+            except ValueError:
+                pass
+    return rows
+
+
+def _cmd_report(args: argparse.Namespace) -> dict[str, Any]:
+    import msgspec
+
+    from .evaluation.reports import experiment_report, units_from_records
+
+    records = _read_records(args.log)
+    if records and "experiment" in records[0]:  # the engine's decision log (write_jsonl)
+        want = args.experiment
+        records = [
+            r for r in records
+            if int(r.get("variant", -1)) >= 0 and int(r.get("slot", 0)) == 0
+            and (want is None or str(r["experiment"]) == want)
+        ]
+    raw_variant, converted, value, raw_names, raw_logged = units_from_records(records)
+    order = sorted(range(len(raw_names)), key=lambda i: raw_names[i])
+    remap = {old: new for new, old in enumerate(order)}
+    names = [raw_names[i] for i in order]
+    variant = [remap[int(v)] for v in raw_variant]
+    logged = None
+    if raw_logged is not None:
+        logged = ([remap[int(a)] for a in raw_logged[0]], raw_logged[1], raw_logged[2])
+    weights = None
+    if args.weights:
+        parts = [w.split("=") for w in args.weights.split(",")]
+        if all(len(x) == 2 for x in parts):
+            wmap = {k.strip(): float(v) for k, v in parts}
+            if set(wmap) != set(names):
+                raise _UsageError(f"--weights names {sorted(wmap)} do not match the variants {names}")
+            weights = [wmap[n] for n in names]
+        else:
+            weights = [float(x[0]) for x in parts]
+    control = args.control if args.control is not None else names[0]
+    if control not in names:
+        raise _UsageError(f"--control {control!r} is not a variant; variants: {names}")
+    rep = experiment_report(
+        variant, converted, value, names, experiment=args.experiment or Path(args.log).stem,
+        control=control, weights=weights, alpha=args.alpha, correction=args.correction,
+        seed=args.seed, logged=logged if args.ipw else None,
+    )
+    out: dict[str, Any] = msgspec.to_builtins(rep)
+    return out
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    import msgspec
+    import numpy as np
+
+    from .warmup import warm_up
+
+    warm_up()
+    if args.dataset is not None:
+        from .datasets.obd import ope_benchmark
+
+        if args.log is not None or args.policy is not None:
+            raise _UsageError("--dataset runs the published protocol; it takes no --log or --policy")
+        return ope_benchmark(
+            campaign=args.campaign, behavior=args.behavior, evaluation=args.evaluation,
+            n_runs=args.runs, seed=args.seed if args.seed else 12345,
+        )
+    if args.log is None or args.policy is None:
+        raise _UsageError("evaluate needs --dataset obd, or both --log FILE and --policy SPEC")
+    from .config import PolicySpec
+    from .evaluation.ope import BanditLog, evaluate_policy
+
+    text = Path(args.policy).read_bytes() if Path(args.policy).is_file() else args.policy.encode()
+    try:
+        spec = msgspec.json.decode(text, type=PolicySpec)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise SchemaError(f"Invalid policy: {exc}") from None
+    records = _read_records(args.log)
+    if not records:
+        raise SchemaError(f"Expected decisions in {args.log!r}, got none")
+    if "slot" in records[0]:
+        records = [r for r in records if int(r["slot"]) == 0]
+    key = "content" if "content" in records[0] else "action"
+    names = sorted({str(r[key]) for r in records})
+    index = {n: i for i, n in enumerate(names)}
+    try:
+        log = BanditLog(
+            action=np.array([index[str(r[key])] for r in records], dtype=np.int64),
+            reward=np.array([float(r.get("reward", 0.0)) for r in records]),
+            pscore=np.array([float(r["propensity"]) for r in records]),
+            n_actions=len(names),
+            time=np.array([int(r.get("time", i)) for i, r in enumerate(records)], dtype=np.int64),
+        )
+    except KeyError as exc:
+        raise SchemaError(f"Expected `{exc.args[0]}` in every decision - at {args.log!r}") from None
+    out = evaluate_policy(log, spec, train_fraction=args.train_fraction, n_boot=args.boot, seed=args.seed)
+    out["arms"] = names
+    return out
+
+
 class _UsageError(Exception):
     pass
+
+
+def _cmd_identity(args: argparse.Namespace) -> dict[str, Any]:
+    from .identity.evaluate import evaluate_path, evaluate_world
+    from .warmup import warm_up
+
+    warm_up()
+    if args.world is not None:
+        return evaluate_path(args.world, rules=args.rules)
+    if args.people is None:
+        raise _UsageError("identity evaluate needs --world DIR (or --people N to generate one in memory)")
+    from .datasets.synthetic import WorldSpec, generate_world
+
+    world = generate_world(WorldSpec(
+        n_people=args.people, n_items=500, seed=args.seed,
+        shared_device_rate=args.shared_device_rate, placeholder_rate=args.placeholder_rate,
+    ))
+    if args.rules == "off":
+        return evaluate_world(world, rules=False)
+    out = evaluate_world(world, rules=True)
+    if args.rules == "both":
+        off = evaluate_world(world, rules=False)
+        out["rules_off"] = {k: off[k] for k in ("precision", "recall", "f1", "recall_all_pairs",
+                                                "over_merged_people", "under_merged_people", "profiles")}
+    return out
 
 
 def _print_human(command: str, out: dict[str, Any]) -> None:
@@ -142,6 +289,16 @@ def _print_human(command: str, out: dict[str, Any]) -> None:
                 print(f"  {key.replace('_', ' ')}: {out[key]}x")
         if "latency_us" in out:
             print(_latency_table("engine decide latency", out["latency_us"]))
+    elif command == "identity":
+        w = out["world"]
+        print(f"identity resolution: {out['people']} people, {out['identifiers']} identifiers, "
+              f"{out['events']} events (shared devices {w['shared_device_rate']}, placeholders {w['placeholder_rate']})")
+        rows = [("rules " + out["rules"], out)] + ([("rules off", out["rules_off"])] if "rules_off" in out else [])
+        print(f"  {'':<10}{'precision':>10}{'recall':>10}{'F1':>10}{'over':>8}{'under':>8}")
+        for name, r in rows:
+            print(f"  {name:<10}{r['precision']:>10.4f}{r['recall']:>10.4f}{r['f1']:>10.4f}"
+                  f"{r['over_merged_people']:>8}{r['under_merged_people']:>8}")
+        print(f"  refused: {out['refused']}")
     elif command in ("replay", "bench"):
         extra = ""
         if command == "bench":
@@ -151,6 +308,21 @@ def _print_human(command: str, out: dict[str, Any]) -> None:
             extra = f", {out['events']} events, {out['decisions']} decisions, {out['rejected']} rejected"
         print(f"{command}: {out['events_per_s']:.0f} events/s{extra}")
         print(_latency_table("decide latency", out["latency_us"]))
+    elif command == "report":
+        print(f"experiment {out['experiment']} (control {out['control']}, alpha {out['alpha']}, {out['correction']})")
+        print(f"  {'variant':<14}{'units':>9}{'conv':>8}{'rate':>9}{'value/unit':>12}")
+        for v in out["variants"]:
+            print(f"  {v['name']:<14}{v['units']:>9}{v['conversions']:>8}{v['rate']:>9.4f}{v['value_per_unit']:>12.4f}")
+        for c in out["comparisons"]:
+            print(f"  {c['metric']:<10} {c['variant']} vs {c['control']}: lift {c['abs_lift']:+.4g} "
+                  f"[{c['abs_low']:+.4g}, {c['abs_high']:+.4g}] rel {c['rel_lift']:+.2%} p {c['p_value']:.4g} "
+                  f"(adj {c['p_adjusted']:.4g}) always-valid p {c['seq_p_value']:.4g}")
+        srm = out["srm"]
+        print(f"  SRM: chi2 {srm['chi2']:.2f} p {srm['p_value']:.3g}{' FLAGGED' if srm['flagged'] else ''}")
+    elif command == "evaluate" and "relative_error" in out:
+        print(f"OPE on OBD {out['campaign']}: {out['behavior']} -> {out['evaluation']}, ground truth {out['ground_truth']:.5f}, {out['n_runs']} runs")
+        for e, r in out["relative_error"].items():
+            print(f"  {e:<10} estimate {out['estimates'][e]:.5f}  relative error {r:.3f} +- {out['relative_error_std'][e]:.3f}")
     else:
         for k, v in out.items():
             print(f"{k}: {v}")
@@ -191,6 +363,36 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--profiles", type=int, default=1_000_000)
     sp.add_argument("--items", type=int, default=10_000)
     sp.add_argument("--decisions", type=int, default=20_000)
+    sp = sub.add_parser("report", help="experiment report (lift, tests, SRM) from a decision or unit log")
+    common(sp)
+    sp.add_argument("log", help="JSONL or CSV records with `variant`, optional `unit`, `reward`, `propensity`")
+    sp.add_argument("--control", default=None, help="control variant (default: first name in order)")
+    sp.add_argument("--weights", default=None, help="intended split, e.g. a=0.5,b=0.5")
+    sp.add_argument("--alpha", type=float, default=0.05)
+    sp.add_argument("--correction", choices=["holm", "bh", "none"], default="holm")
+    sp.add_argument("--experiment", default=None, help="experiment (index in an engine decision log)")
+    sp.add_argument("--ipw", action="store_true", help="add IPW lift from the records' propensities")
+    sp = sub.add_parser("evaluate", help="off-policy evaluation of a candidate policy against a log")
+    common(sp)
+    sp.add_argument("--dataset", choices=["obd"], default=None, help="run the published OPE protocol")
+    sp.add_argument("--campaign", choices=["all", "men", "women"], default="all")
+    sp.add_argument("--behavior", choices=["random", "bts"], default="random")
+    sp.add_argument("--evaluation", choices=["random", "bts"], default="bts")
+    sp.add_argument("--runs", type=int, default=30, help="bootstrap runs of the OBD protocol")
+    sp.add_argument("--log", default=None, help="decision log (JSONL or CSV: content, reward, propensity, time)")
+    sp.add_argument("--policy", default=None, help="candidate policy spec: JSON text or a JSON file")
+    sp.add_argument("--train-fraction", type=float, default=0.5)
+    sp.add_argument("--boot", type=int, default=1000, help="bootstrap resamples of the intervals")
+    sp = sub.add_parser("identity", help="identity resolution tools")
+    isub = sp.add_subparsers(dest="identity_command", required=True)
+    ip = isub.add_parser("evaluate", help="pairwise precision/recall/F1 against a synthetic world's true people")
+    common(ip)
+    ip.add_argument("--world", default=None, help="world directory (`decisioner generate`)")
+    ip.add_argument("--rules", choices=("on", "off", "both"), default="both",
+                    help="merge rules on, off, or on with the rules-off figures beside them")
+    ip.add_argument("--people", type=int, default=None, help="generate a world of N people in memory instead")
+    ip.add_argument("--shared-device-rate", type=float, default=0.03)
+    ip.add_argument("--placeholder-rate", type=float, default=0.02)
     return p
 
 
@@ -200,6 +402,9 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "simulate": _cmd_simulate,
     "replay": _cmd_replay,
     "bench": _cmd_bench,
+    "report": _cmd_report,
+    "evaluate": _cmd_evaluate,
+    "identity": _cmd_identity,
 }
 
 

@@ -3,7 +3,8 @@
 Columns: ``seq`` (decision sequence number), ``time`` (event ms), ``profile`` (row),
 ``placement`` (index), ``slot``, ``content`` (item or experience index), ``score``,
 ``propensity``, ``candidates`` (count considered), ``reward`` (summed outcome value joined
-later by decision id; 0 until then). Without propensities no offline evaluation is possible,
+later by decision id; 0 until then), ``experiment`` (index, -1: none) and ``variant`` (index in
+that experiment, -2: global holdout, -1: none). Without propensities no offline evaluation is possible,
 so they are always recorded.
 """
 
@@ -30,6 +31,8 @@ _COLUMNS: Final[tuple[tuple[str, Any], ...]] = (
     ("propensity", np.float64),
     ("candidates", np.int32),
     ("reward", np.float64),
+    ("experiment", np.int16),
+    ("variant", np.int16),
 )
 
 
@@ -75,7 +78,8 @@ class DecisionLog:
 
     def append(
         self, *, seq: int, time: int, profile: int, placement: int, contents: np.ndarray,
-        scores: np.ndarray, propensities: np.ndarray, candidates: int,
+        scores: np.ndarray, propensities: np.ndarray, candidates: int, experiment: int = -1,
+        variant: int = -1,
     ) -> int:
         """Append one decision (one row per slot); returns the handle of its first row."""
         k = contents.shape[0]
@@ -96,6 +100,8 @@ class DecisionLog:
         c["score"][start:end] = scores
         c["propensity"][start:end] = propensities
         c["candidates"][start:end] = candidates
+        c["experiment"][start:end] = experiment
+        c["variant"][start:end] = variant
         self._fill[ci] = end
         self._n += k
         return ci * self.chunk_rows + start
@@ -120,6 +126,26 @@ class DecisionLog:
     def to_dict(self) -> dict[str, np.ndarray]:
         return {name: self.column(name) for name, _ in _COLUMNS}
 
+    def load_dict(self, columns: dict[str, np.ndarray]) -> None:
+        """Replace the contents with columns written by :meth:`to_dict` (decisions kept whole
+        inside chunks, so handles into the restored log stay valid when it was written with the
+        same ``chunk_rows``)."""
+        self._chunks, self._fill, self._n = [], [], 0
+        n = int(columns["seq"].shape[0]) if "seq" in columns else 0
+        i = 0
+        while i < n:
+            j = i + 1
+            while j < n and columns["seq"][j] == columns["seq"][i]:
+                j += 1
+            if not self._chunks or self._fill[-1] + (j - i) > self.chunk_rows:
+                self._new_chunk()
+            c, f = self._chunks[-1], self._fill[-1]
+            for name, _ in _COLUMNS:
+                c[name][f : f + j - i] = columns[name][i:j]
+            self._fill[-1] = f + j - i
+            self._n += j - i
+            i = j
+
     def save_npz(self, path: str | Path) -> None:
         np.savez(str(path), **self.to_dict())  # type: ignore[arg-type]
 
@@ -136,4 +162,5 @@ class DecisionLog:
                     "content": contents[p][int(d["content"][i])], "score": float(d["score"][i]),
                     "propensity": float(d["propensity"][i]), "candidates": int(d["candidates"][i]),
                     "reward": float(d["reward"][i]),
+                    "experiment": int(d["experiment"][i]), "variant": int(d["variant"][i]),
                 }) + b"\n")

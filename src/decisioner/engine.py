@@ -11,6 +11,7 @@ rewards the policy. Every input is validated before any state changes: a bad eve
 from __future__ import annotations
 
 
+import dataclasses
 import msgspec
 import time as _time
 from collections import OrderedDict
@@ -21,17 +22,22 @@ from typing import Any, Final
 import numpy as np
 
 from ._kernels.rng import seed_state
+from ._kernels.affinity import recommend_items, recommend_items_par
 from ._rwlock import RWLock
-from .allocation import BernoulliThompson, SlatePolicy
+from .allocation import Policy, SlatePolicy, make_policy
+from .allocation.experiments import HOLDOUT, NOT_ENROLLED, ExperimentRuntime
 from .catalog import Catalog
 from .config import (
     DAY_MS,
     DEFAULT_EVENT_WEIGHTS,
     EngineConfig,
+    GaussianThompsonSpec,
+    LinTSSpec,
+    LinUCBSpec,
     PlacementSpec,
+    PolicySpec,
     PopularSpec,
     RandomSpec,
-    ThompsonSpec,
     load_config,
 )
 from .decisionlog import DecisionLog
@@ -81,11 +87,20 @@ class _Placement:
     clicks: np.ndarray
     rule_reasons: tuple[Reason, ...]
     slate: SlatePolicy | None
-    bandit: BernoulliThompson | None
+    bandit: Policy | None
     exp_start: np.ndarray
     exp_end: np.ndarray
     affinity_weight: float | None
     prior_weight: float | None
+    #: arm policies: the outcome kind that rewards them; contextual ones: their event features
+    reward_kind: str = "click"
+    features: tuple[str, ...] | None = None
+    #: campaign holdout: the experience always shown (-1: none)
+    fixed: int = -1
+    #: experiment on this placement: its index, one placement per variant, the holdout's
+    experiment: int = -1
+    variants: list[_Placement] | None = None
+    holdout: _Placement | None = None
 
 
 class Engine:
@@ -132,9 +147,7 @@ class Engine:
         self.instance = instance
         self.feedback_weight = feedback_weight
         key = resolve_key(config.identity.hash_key, config.identity.hash_key_env)
-        self.identity = IdentityGraph(
-            key, types=config.identity.types, default_region=config.identity.default_phone_region
-        )
+        self.identity = IdentityGraph(key, spec=config.identity)
         ps = config.profiles
         self.profiles = ProfileStore(
             slots=ps.slots, purchased_slots=ps.purchased_slots, default_consent=ps.default_consent
@@ -150,15 +163,23 @@ class Engine:
         self.decision_log = DecisionLog()
         self.seq_ = 0
         self.events_ = 0
+        self._no_items = np.empty(0, dtype=np.int32)
         self.ops_ = 0  # admission counter of every accepted state change (the log's order)
         self._log: EventLog | None = None
-        self._pending: OrderedDict[str, tuple[int, int, int]] = OrderedDict()
+        # decision id -> (placement, log row, slots, variant code, policy reward so far, context)
+        self._pending: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
         self._lock = RWLock()  # `with self._lock:` is exclusive; recommend() reads shared
         self._placements: dict[str, _Placement] = {}
         self._in_stock = catalog.in_stock()
         for i, spec in enumerate(config.placements):
             self._placements[spec.name] = self._compile_placement(i, spec)
+        # learned state (sticky assignments), hence the `_`: snapshots persist its arrays
+        self.experiments_ = ExperimentRuntime(key, config.experiments, config.holdout, [p.name for p in config.placements])
+        self._compile_experiments()
         self.identity.add_listener(self._on_merge)
+        self.identity.add_split_listener(self._on_split)
+        self.identity.add_erase_listener(self._on_erase)
+        self.identity.add_anonymous_listener(self._on_anonymous)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -173,8 +194,8 @@ class Engine:
         w = Path(world)
         return cls.from_files(w / "config.toml", w / "catalog.jsonl", **kwargs)
 
-    def _compile_placement(self, index: int, spec: PlacementSpec) -> _Placement:
-        pol = spec.policy_spec
+    def _compile_placement(self, index: int, spec: PlacementSpec, policy: PolicySpec | None = None) -> _Placement:
+        pol = spec.policy_spec if policy is None else policy
         n = self.catalog.n_items
         if spec.kind == "recommendation":
             rules = compile_rules(spec, self.catalog)
@@ -195,7 +216,10 @@ class Engine:
             static = mask = np.ones(m, dtype=np.uint8)
             boost = extra = trials = clicks = np.zeros(m, dtype=np.float64)
             slate = SlatePolicy(pol) if isinstance(pol, RandomSpec) else None
-            bandit = BernoulliThompson(m, pol) if isinstance(pol, ThompsonSpec) else None
+            features = tuple(pol.features) if isinstance(pol, (LinUCBSpec, LinTSSpec)) else None
+            bandit = None if slate is not None else make_policy(
+                pol, m, n_features=1 + len(features or ()), seed=self.seed
+            )
             exp_start = np.array([e.start if e.start is not None else -(2**62) for e in spec.experiences], dtype=np.int64)
             exp_end = np.array([e.end if e.end is not None else 2**62 for e in spec.experiences], dtype=np.int64)
         aff_w = prior_w = None
@@ -207,14 +231,79 @@ class Engine:
             static_mask=static, boost=boost, extra=extra, trials=trials, clicks=clicks,
             rule_reasons=reasons, slate=slate, bandit=bandit, exp_start=exp_start, exp_end=exp_end,
             affinity_weight=aff_w, prior_weight=prior_w,
+            reward_kind="conversion" if isinstance(pol, GaussianThompsonSpec) else "click",
+            features=features if spec.kind == "campaign" else None,
         )
+
+    def _compile_experiments(self) -> None:
+        """One placement per experiment variant (its own policy and state, the placement's
+        content, rules and feedback arrays), and the holdout's default-content placement."""
+        for e_i, e in enumerate(self.config.experiments):
+            pl = self._placements[e.placement]
+            pl.experiment = e_i
+            pl.variants = []
+            for v in e.variants:
+                vpl = self._compile_placement(pl.index, pl.spec, v.policy) if v.policy is not None else pl
+                if vpl is not pl:
+                    vpl = dataclasses.replace(
+                        vpl, mask=pl.mask, static_mask=pl.static_mask, extra=pl.extra, trials=pl.trials,
+                        clicks=pl.clicks, experiment=e_i,
+                    )
+                pl.variants.append(vpl)
+        if self.config.holdout is not None:
+            for pl in self._placements.values():
+                if pl.kind == "recommendation":
+                    hpl = self._compile_placement(pl.index, pl.spec, PopularSpec())
+                    hpl = dataclasses.replace(hpl, mask=pl.mask, static_mask=pl.static_mask, extra=pl.extra,
+                                              trials=pl.trials, clicks=pl.clicks)
+                else:
+                    ids = pl.contents
+                    hpl = self._compile_placement(pl.index, pl.spec, RandomSpec())
+                    hpl.fixed = ids.index(pl.spec.default) if pl.spec.default is not None else 0
+                hpl.policy_name = "holdout"
+                pl.holdout = hpl
+
+    def _allocation(self, pl: _Placement, row: int, keys: np.ndarray, is_new: bool) -> tuple[_Placement, int]:
+        """The placement (variant) that decides for ``row`` and its assignment code."""
+        rt = self.experiments_
+        if is_new:
+            rt.clear([row])  # a recycled row must not inherit an erased person's assignment
+        code = rt.assign(pl.index, row, f"{int(keys.min()):016x}")
+        if code == HOLDOUT:
+            assert pl.holdout is not None
+            return pl.holdout, code
+        if code == NOT_ENROLLED or pl.variants is None:
+            return pl, NOT_ENROLLED
+        return pl.variants[code], code
 
     # ------------------------------------------------------------------ listeners
     def _on_merge(self, survivor: int, absorbed: np.ndarray) -> None:
+        self.experiments_.merge(survivor, absorbed)
         self.profiles.ensure(self.identity.n_rows)
         for r in absorbed:
             self.profiles.merge(survivor, int(r), self.half_lives_)
         self.identity.release_rows(absorbed)
+
+    def _on_split(self, row: int, new_rows: np.ndarray) -> None:
+        # unmerge: the state stays with `row`; split-off pieces start empty with its consent
+        self.profiles.ensure(self.identity.n_rows)
+        for r in new_rows:
+            self.profiles.clear(int(r))
+            self.profiles.consent_[int(r)] = self.profiles.consent_[row]
+
+    def _on_erase(self, rows: np.ndarray) -> None:
+        # erasure: profiles that lost every identifier are wiped before their rows are reused
+        self.profiles.ensure(self.identity.n_rows)
+        for r in rows:
+            self.profiles.clear(int(r))
+        self.identity.release_rows(rows)
+
+    def _on_anonymous(self, row: int) -> None:
+        # no usable identifier (blocked or erased): a scratch row that holds nothing between
+        # events and is never personalised unless the event itself grants consent
+        self.profiles.ensure(self.identity.n_rows)
+        self.profiles.clear(row)
+        self.profiles.consent_[row] = 0
 
     # ------------------------------------------------------------------ tracking
     def _validate(self, event: Event) -> tuple[np.ndarray, np.ndarray, list[int]]:
@@ -238,7 +327,7 @@ class Engine:
         return keys, types, items
 
     def _apply(self, event: Event, keys: np.ndarray, types: np.ndarray, items: list[int]) -> int:
-        res = self.identity.link_keys(keys, types)
+        res = self.identity.link_keys(keys, types, time=event.time, source=event.channel, consent=event.consent)
         row = res.row
         self.profiles.ensure(self.identity.n_rows)
         if res.new:
@@ -319,24 +408,39 @@ class Engine:
         ev = decode_event(event, max_bytes=self.config.limits.max_payload_bytes)
         keys, types, items = self._validate(ev)
         with self._lock:
+            rt = self.experiments_
+            is_new = rt.active and bool((self.identity.resolve_keys(keys) < 0).all())
             row = self._apply(ev, keys, types, items)
             seq = self.seq_
             self.seq_ += 1
             state = seed_state(self.seed, seq)
             personalized = self.profiles.allows(row, CONSENT_PERSONALIZATION)
+            base = pl
+            code = NOT_ENROLLED
+            if rt.active:
+                pl, code = self._allocation(base, row, keys, is_new)
+            context = self._context(pl, ev) if pl.features is not None else None
             if pl.kind == "recommendation":
                 slots, n_cand, reasons = self._decide_recommendation(pl, row, ev.time, personalized, state)
             else:
-                slots, n_cand, reasons = self._decide_campaign(pl, ev.time, state)
+                slots, n_cand, reasons = self._decide_campaign(pl, ev.time, state, context)
             contents = np.array([c for c, _, _ in slots], dtype=np.int32)
             start = self.decision_log.append(
                 seq=seq, time=ev.time, profile=row, placement=pl.index, contents=contents,
                 scores=np.array([s for _, s, _ in slots], dtype=np.float64),
                 propensities=np.array([p for _, _, p in slots], dtype=np.float64),
-                candidates=n_cand,
+                candidates=n_cand, experiment=base.experiment if code != HOLDOUT else -1, variant=code,
             )
+            variant: str | None = None
+            if code != NOT_ENROLLED:
+                rt.exposures.append(seq, ev.time, base.experiment, code, row)
+                variant = rt.variant_name(base.experiment, code)
+                exp_name = self.config.experiments[base.experiment].name if base.experiment >= 0 else "global"
+                reasons.append(Reason(kind="experiment", detail=f"{exp_name}:{variant}"))
             decision_id = f"{self.instance}-{seq}"
-            self._pending[decision_id] = (pl.index, start, len(slots))
+            self._pending[decision_id] = (
+                pl.index, start, len(slots), code, 0.0, None if context is None else context.tolist()
+            )
             if len(self._pending) > self.config.limits.max_pending_decisions:
                 self._pending.popitem(last=False)
             self._admit("decide", pl.spec.name, ev)
@@ -347,8 +451,20 @@ class Engine:
             decision_id=decision_id, placement=pl.spec.name, time=ev.time, profile=row,
             policy=pl.policy_name, policy_version=1, slots=choices, candidates=n_cand,
             personalized=personalized and pl.kind == "recommendation" and pl.affinity_weight != 0.0,
-            reasons=reasons, latency_us=(_time.perf_counter_ns() - t0) / 1000.0,
+            reasons=reasons, latency_us=(_time.perf_counter_ns() - t0) / 1000.0, variant=variant,
         )
+
+    @staticmethod
+    def _context(pl: _Placement, ev: Event) -> np.ndarray:
+        """A contextual policy's features: 1, then each named numeric event attribute (0 when
+        absent or not a number)."""
+        assert pl.features is not None
+        x = np.empty(1 + len(pl.features), dtype=np.float64)
+        x[0] = 1.0
+        for i, f in enumerate(pl.features):
+            v = ev.attrs.get(f)
+            x[i + 1] = float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else 0.0
+        return x
 
     def _decide_recommendation(
         self, pl: _Placement, row: int, now: int, personalized: bool, state: np.ndarray
@@ -379,13 +495,18 @@ class Engine:
         return [(int(i), float(item_scores[i]), float(p)) for i, p in zip(idx, prop)], n_cand, reasons
 
     def _decide_campaign(
-        self, pl: _Placement, now: int, state: np.ndarray
+        self, pl: _Placement, now: int, state: np.ndarray, context: np.ndarray | None = None
     ) -> tuple[list[tuple[int, float, float]], int, list[Reason]]:
         eligible = ((pl.exp_start <= now) & (now < pl.exp_end)).astype(np.uint8)
         n_cand = int(eligible.sum())
-        if pl.bandit is not None:
-            arm, prop = pl.bandit.select_one(eligible, state)
-            chosen = [] if arm < 0 else [(arm, float(pl.bandit.means()[arm]), prop)]
+        if pl.fixed >= 0:
+            fixed = pl.fixed if eligible[pl.fixed] else int(np.argmax(eligible))
+            chosen = [(fixed, 0.0, 1.0)] if n_cand else []
+        elif pl.bandit is not None:
+            c = pl.bandit.select_one(eligible, state=state, context=context)
+            chosen = [] if c.arm < 0 else [(c.arm, c.score, c.propensity)]
+            if c.arm >= 0:
+                pl.bandit.expose(c.arm, context=context)
         else:
             assert pl.slate is not None
             scores = np.where(eligible == 1, 0.0, -np.inf)
@@ -417,9 +538,13 @@ class Engine:
                 raise UnknownDecisionError(
                     f"Expected a pending decision id, got {out.decision_id!r} - at `$.decision_id`"
                 )
-            p_index, start, n = entry
+            p_index, start, n, code = entry[0], entry[1], entry[2], entry[3]
             pl = self.config.placements[p_index]
             plc = self._placements[pl.name]
+            if code == HOLDOUT and plc.holdout is not None:
+                plc = plc.holdout
+            elif code >= 0 and plc.variants is not None:
+                plc = plc.variants[code]
             log_contents = self.decision_log.rows("content", start, n)
             slot = 0
             if out.content is not None:
@@ -435,9 +560,13 @@ class Engine:
             content = int(log_contents[slot])
             value = out.value if out.kind == "conversion" else 1.0
             self.decision_log.add_reward(start + slot, value)
+            if plc.bandit is not None and plc.fixed < 0 and out.kind == plc.reward_kind:
+                # delayed reward, joined by decision id: the exposure was counted at decide time
+                plc.bandit.update_one(content, value, exposed=True, previous=entry[4], context=entry[5])
+                self._pending[out.decision_id] = (*entry[:4], entry[4] + value, *entry[5:])
             if out.kind == "click":
                 if plc.bandit is not None:
-                    plc.bandit.reward(content, 1.0)
+                    pass
                 elif plc.kind == "recommendation":
                     plc.clicks[content] = min(plc.clicks[content] + 1.0, plc.trials[content])
                     self._refresh_extra(plc, np.array([content]))
@@ -475,22 +604,93 @@ class Engine:
                 personalized = False
             else:
                 personalized = row >= 0 and self.profiles.allows(row, CONSENT_PERSONALIZATION)
-                if personalized:
-                    fids, scores = self.profiles.read_copy(row, now, self.half_lives_)
-                else:
-                    fids, scores = np.empty(0, np.int32), np.empty(0, np.float64)
-                excluded = self.profiles.purchased_[row].copy() if row >= 0 and pl.spec.filters.exclude_purchased else None
-                item_scores, n_cand = self.scorer.score_one(
-                    fids, scores, eligible=pl.mask, extra=pl.extra, excluded=excluded,
-                    affinity_weight=pl.affinity_weight, prior_weight=pl.prior_weight,
+                excluded = (
+                    self.profiles.purchased_[row] if row >= 0 and pl.spec.filters.exclude_purchased
+                    else self._no_items
                 )
-                top = self.scorer.top(item_scores, pl.spec.slots)
-                slots = [SlotChoice(content=pl.contents[int(i)], score=float(item_scores[i]), propensity=1.0) for i in top]
+                cat, spec = self.catalog, self.config.scoring
+                k = pl.spec.slots
+                out_idx = np.empty(k, dtype=np.int64)
+                out_score = np.empty(k, dtype=np.float64)
+                # one kernel call (one GIL release) for the whole read: see recommend_items
+                m = recommend_items(
+                    self.profiles.fid_, self.profiles.score_, self.profiles.t_, row if personalized else -1,
+                    now, self.half_lives_, cat.fv_indptr, cat.fv_items, cat.fv_data,
+                    float(spec.affinity_weight if pl.affinity_weight is None else pl.affinity_weight),
+                    self.scorer.prior(),
+                    float(spec.popularity_weight if pl.prior_weight is None else pl.prior_weight),
+                    pl.extra, pl.mask, excluded, k, out_idx, out_score,
+                )
+                n_cand = -1  # not counted on the read path
+                slots = [
+                    SlotChoice(content=pl.contents[int(out_idx[j])], score=float(out_score[j]), propensity=1.0)
+                    for j in range(m)
+                ]
         return Decision(
             decision_id="", placement=pl.spec.name, time=now, profile=row, policy="greedy",
             policy_version=1, slots=slots, candidates=n_cand, personalized=personalized,
             latency_us=(_time.perf_counter_ns() - t0) / 1000.0,
         )
+
+    def recommend_many(
+        self, ids: list[dict[str, str]], *, placement: str, now: int | list[int],
+    ) -> list[Decision]:
+        """:meth:`recommend` for a batch (a call list, a segment export): one parallel kernel
+        spreads the requests over the cores, with the same results as one call each.
+
+        Raises
+        ------
+        UnknownPlacementError, SchemaError
+        """
+        t0 = _time.perf_counter_ns()
+        pl = self.placement(placement)
+        b = len(ids)
+        nows = np.full(b, now, dtype=np.int64) if isinstance(now, int) else np.asarray(now, dtype=np.int64)
+        if nows.shape != (b,):
+            raise SchemaError(f"Expected `now` as one int or {b} ints, got shape {nows.shape} - at `now`")
+        if pl.kind == "campaign":
+            return [self.recommend(i, placement=placement, now=int(t)) for i, t in zip(ids, nows)]
+        key_lists = [self.identity.keys_of(i)[0] for i in ids]  # uint64[2, m]: keys and check tags
+        offsets = np.zeros(b + 1, dtype=np.int64)
+        np.cumsum([k.shape[1] for k in key_lists], out=offsets[1:])
+        all_keys = np.concatenate(key_lists, axis=1) if b else np.empty((2, 0), dtype=np.uint64)
+        cat, spec = self.catalog, self.config.scoring
+        k = pl.spec.slots
+        out_idx = np.empty((b, k), dtype=np.int64)
+        out_score = np.empty((b, k), dtype=np.float64)
+        out_n = np.zeros(b, dtype=np.int64)
+        with self._lock.read():
+            found = self.identity.resolve_keys(all_keys)
+            rows = np.full(b, -1, dtype=np.int64)
+            for j in range(b):
+                hit = found[offsets[j] : offsets[j + 1]]
+                hit = hit[hit >= 0]
+                if hit.shape[0]:
+                    rows[j] = hit[0]
+            known = rows >= 0
+            allowed = np.zeros(b, dtype=bool)
+            allowed[known] = (self.profiles.consent_[rows[known]] & CONSENT_PERSONALIZATION) != 0
+            excluded = np.full((b, self.profiles.purchased_.shape[1]), -1, dtype=np.int32)
+            if pl.spec.filters.exclude_purchased:
+                excluded[known] = self.profiles.purchased_[rows[known]]
+            recommend_items_par(
+                self.profiles.fid_, self.profiles.score_, self.profiles.t_, np.where(allowed, rows, -1),
+                nows, self.half_lives_, cat.fv_indptr, cat.fv_items, cat.fv_data,
+                float(spec.affinity_weight if pl.affinity_weight is None else pl.affinity_weight),
+                self.scorer.prior(),
+                float(spec.popularity_weight if pl.prior_weight is None else pl.prior_weight),
+                pl.extra, pl.mask, excluded, k, out_idx, out_score, out_n,
+            )
+        each = (_time.perf_counter_ns() - t0) / 1000.0 / max(b, 1)
+        return [
+            Decision(
+                decision_id="", placement=pl.spec.name, time=int(nows[j]), profile=int(rows[j]), policy="greedy",
+                policy_version=1, candidates=-1, personalized=bool(allowed[j]), latency_us=each,
+                slots=[SlotChoice(content=pl.contents[int(out_idx[j, s])], score=float(out_score[j, s]), propensity=1.0)
+                       for s in range(int(out_n[j]))],
+            )
+            for j in range(b)
+        ]
 
     # ------------------------------------------------------------------ introspection
     def profile_row(self, ids: dict[str, str]) -> int:
@@ -520,6 +720,33 @@ class Engine:
                     pl.mask = pl.static_mask & self._in_stock
             self._admit("inventory", item_id, int(inventory))
 
+    # ------------------------------------------------------------------ privacy and unmerge
+    def forget(self, ids: dict[str, str] | None = None, *, row: int | None = None) -> dict[str, Any]:
+        """Erase identifiers or a whole person (``row``), keeping keyed tombstones so they do not
+        come back; see :func:`decisioner.privacy.forget`."""
+        from . import privacy
+
+        return privacy.forget(self, ids, row=row)
+
+    def export(self, ids: dict[str, str], *, now: int | None = None) -> dict[str, Any]:
+        """Everything held for the person ``ids`` resolves to; see :func:`decisioner.privacy.export`."""
+        from . import privacy
+
+        return privacy.export(self, ids, now=now)
+
+    def unlink(self, ids: dict[str, str]) -> dict[str, Any]:
+        """Detach one identifier from its profile; see :meth:`IdentityGraph.unlink`."""
+        from . import privacy
+
+        return privacy.unlink(self, ids)
+
+    def split(self, row: int, *, apart: list[dict[str, str]] | None = None) -> dict[str, Any]:
+        """Recompute profile ``row`` from its evidence, keeping ``apart`` identifiers in
+        different profiles; see :meth:`IdentityGraph.split`."""
+        from . import privacy
+
+        return privacy.split(self, row, apart=apart or [])
+
     # ------------------------------------------------------------------ durability
     def _admit(self, op: str, placement: str | None, body: Any) -> None:
         """Count an accepted state change and append it to the event log (under the lock)."""
@@ -544,6 +771,46 @@ class Engine:
             self.replay_records(list(log))
             self._log = log
             return log
+
+    def save(self, directory: str | Path) -> Path:
+        """Write an atomic snapshot of the whole state under ``directory`` (see
+        :mod:`decisioner.persistence`); if this engine's log lives there, it is compacted (the
+        snapshot holds everything in it). Returns the snapshot's path."""
+        from .persistence import LOG_NAME, save_snapshot
+
+        with self._lock:
+            path = save_snapshot(self, directory)
+            if self._log is not None and self._log.path == Path(directory) / LOG_NAME:
+                self._log.flush_now()
+                self._log.reset()
+            return path
+
+    def durable(
+        self, directory: str | Path, *, flush: FlushPolicy = "event", fsync: bool = False, interval_ms: float = 100.0,
+    ) -> EventLog:
+        """Make this engine durable in ``directory``: a snapshot now, then every accepted
+        change in ``directory/events.log``. Reopen with :meth:`Engine.open`."""
+        from .persistence import LOG_NAME
+
+        with self._lock:
+            self.save(directory)
+            log_path = Path(directory) / LOG_NAME
+            log_path.unlink(missing_ok=True)
+            return self.attach_log(log_path, flush=flush, fsync=fsync, interval_ms=interval_ms)
+
+    @classmethod
+    def open(
+        cls, directory: str | Path, *, hash_key: str | None = None, flush: FlushPolicy = "event",
+        fsync: bool = False, interval_ms: float = 100.0, **kwargs: Any,
+    ) -> Engine:
+        """Recover an engine made durable with :meth:`durable`: load the last snapshot, replay the
+        log written since, and go on logging there. The hashing secret is not stored: it comes
+        from ``hash_key`` (hex) or the environment variable the configuration names."""
+        from .persistence import LOG_NAME, load_snapshot
+
+        engine = load_snapshot(directory, hash_key=hash_key, **kwargs)
+        engine.attach_log(Path(directory) / LOG_NAME, flush=flush, fsync=fsync, interval_ms=interval_ms)
+        return engine
 
     def detach_log(self) -> None:
         """Flush and close the event log."""
@@ -574,6 +841,10 @@ class Engine:
                     self.decide(decode_event(rec.body, max_bytes=MAX_RECORD_BYTES), placement=rec.placement)
                 elif rec.op == "observe":
                     self.observe(rec.body)
+                elif rec.op in ("forget", "unlink", "split", "expire"):
+                    from .privacy import replay_admin
+
+                    replay_admin(self, rec.op, rec.body)
                 elif rec.op == "inventory":
                     assert rec.placement is not None
                     self.set_inventory(rec.placement, int(msgspec.json.decode(rec.body)))

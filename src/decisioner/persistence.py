@@ -25,19 +25,26 @@ Flush policies (what survives):
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import struct
+import tempfile
 import threading
 import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import msgspec
+import numpy as np
 
 from .errors import ConfigError, DecisionerWarning, NotReadyError
+
+if TYPE_CHECKING:
+    from .engine import Engine
 
 __all__ = [
     "LOG_MAGIC",
@@ -47,6 +54,10 @@ __all__ = [
     "LogScan",
     "read_log",
     "FlushPolicy",
+    "SNAPSHOT_FORMAT",
+    "save_snapshot",
+    "load_snapshot",
+    "engine_state",
 ]
 
 LOG_MAGIC: Final = b"DCSNWAL1"
@@ -275,3 +286,255 @@ def fsync_dir(path: Path) -> None:
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+# ============================================================================ snapshots
+#
+# Layout of a durable directory:
+#   CURRENT                    name of the newest complete snapshot (replaced atomically)
+#   snapshot-<ops>/            meta.json (format, counters, checksums), config.json (without the
+#                              secret), catalog.jsonl, arrays.npz (no pickle), values.msgpack
+#   events.log                 the write-ahead log since that snapshot
+#
+# A snapshot is written into a temporary directory, fsynced, then renamed into place and
+# published by replacing CURRENT: a crash at any point leaves the previous snapshot intact.
+
+SNAPSHOT_FORMAT: Final = 1
+LOG_NAME: Final = "events.log"
+_KEY_CHECK: Final = ("decisioner-snapshot-key-check", "v1")
+
+_PLAIN = (int, float, str, bool, type(None))
+
+
+def _plain(v: object) -> bool:
+    if isinstance(v, _PLAIN):
+        return True
+    if isinstance(v, (list, tuple)):
+        return all(_plain(x) for x in v)
+    if isinstance(v, dict):
+        return all(isinstance(k, str) and _plain(x) for k, x in v.items())
+    return False
+
+
+def _learned(obj: object, prefix: str, arrays: dict[str, np.ndarray], values: dict[str, Any], depth: int = 0) -> None:
+    """Collect an object's learned state: public attributes ending in ``_`` (STYLE's rule),
+    arrays and plain values, recursing into objects held that way."""
+    for name, v in vars(obj).items():
+        if name.startswith("_") or not name.endswith("_"):
+            continue
+        key = f"{prefix}.{name}"
+        if isinstance(v, np.ndarray):
+            arrays[key] = v
+        elif isinstance(v, np.generic):
+            values[key] = v.item()
+        elif _plain(v):
+            values[key] = v
+        elif hasattr(v, "__dict__") and depth < 4:
+            _learned(v, key, arrays, values, depth + 1)
+        else:
+            raise NotReadyError(f"cannot snapshot `{key}` of type {type(v).__name__}: expected arrays or plain values")
+
+
+def _placement_state(pl: Any, prefix: str, arrays: dict[str, np.ndarray], values: dict[str, Any]) -> None:
+    for name in ("mask", "extra", "trials", "clicks"):
+        arrays[f"{prefix}.{name}"] = getattr(pl, name)
+    for name in ("slate", "bandit"):
+        obj = getattr(pl, name, None)
+        if obj is not None:
+            _learned(obj, f"{prefix}.{name}", arrays, values)
+    for j, v in enumerate(getattr(pl, "variants", None) or []):
+        _placement_state(v, f"{prefix}.variants.{j}", arrays, values)
+    if getattr(pl, "holdout", None) is not None:
+        _placement_state(pl.holdout, f"{prefix}.holdout", arrays, values)
+
+
+def _resolve(root: Any, path: str) -> tuple[Any, str]:
+    """The object holding the last attribute of a dotted ``path`` and that attribute's name."""
+    parts = path.split(".")
+    obj = root
+    for p in parts[:-1]:
+        if p.isdigit():
+            obj = obj[int(p)]
+        elif isinstance(obj, dict):
+            obj = obj[p]
+        else:
+            obj = getattr(obj, p)
+    return obj, parts[-1]
+
+
+def engine_state(engine: Engine) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Every piece of mutable engine state as ``(arrays, plain values)`` keyed by dotted path."""
+    arrays: dict[str, np.ndarray] = {}
+    values: dict[str, Any] = {}
+    _learned(engine, "engine", arrays, values)
+    _learned(engine.profiles, "profiles", arrays, values)
+    _learned(engine.scorer, "scorer", arrays, values)
+    for k, a in engine.identity.to_arrays().items():
+        arrays[f"identity:{k}"] = a
+    for k, a in engine.decision_log.to_dict().items():
+        arrays[f"decision_log:{k}"] = a
+    arrays["catalog.inventory"] = engine.catalog.inventory
+    for name in engine.placements:
+        _placement_state(engine.placement(name), f"placements.{name}", arrays, values)
+    pending = list(engine._pending.items())
+    values["pending"] = [[k, *v] for k, v in pending]
+    return arrays, values
+
+
+def _checksum(path: Path) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save_snapshot(engine: Engine, directory: str | Path) -> Path:
+    """Write the engine's whole state atomically under ``directory`` and publish it.
+
+    Returns the snapshot's directory. Call under the engine's writer lock (``Engine.save``
+    does), so the state and the log position agree.
+    """
+    from .hashing import hash_unit
+
+    root = Path(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    arrays, values = engine_state(engine)
+    name = f"snapshot-{engine.ops_:015d}"
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-snapshot-", dir=root))
+    try:
+        cfg = msgspec.structs.replace(
+            engine.config, identity=msgspec.structs.replace(engine.config.identity, hash_key=None)
+        )
+        (tmp / "config.json").write_bytes(msgspec.json.encode(cfg))
+        with open(tmp / "catalog.jsonl", "wb") as fh:
+            enc = msgspec.json.Encoder()
+            for rec in engine.catalog.records:
+                fh.write(enc.encode(rec) + b"\n")
+        np.savez(str(tmp / "arrays.npz"), **arrays)  # type: ignore[arg-type]
+        (tmp / "values.msgpack").write_bytes(msgspec.msgpack.encode(values))
+        files = ["config.json", "catalog.jsonl", "arrays.npz", "values.msgpack"]
+        meta = {
+            "format": SNAPSHOT_FORMAT,
+            "ops": engine.ops_,
+            "seed": engine.seed,
+            "instance": engine.instance,
+            "catalog_version": engine.catalog.version,
+            "key_check": hash_unit(engine.identity.key, *_KEY_CHECK),
+            "checksums": {f: _checksum(tmp / f) for f in files},
+        }
+        (tmp / "meta.json").write_bytes(msgspec.json.encode(meta))
+        for f in [*files, "meta.json"]:
+            with open(tmp / f, "rb") as fh:
+                os.fsync(fh.fileno())
+        fsync_dir(tmp)
+        final = root / name
+        if final.exists():
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+        cur = root / "CURRENT.tmp"
+        cur.write_text(name)
+        with open(cur, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(cur, root / "CURRENT")
+        fsync_dir(root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for old in root.glob("snapshot-*"):  # older snapshots are superseded
+        if old.name != name:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_snapshot(directory: str | Path, *, hash_key: str | None = None, **engine_kwargs: Any) -> Engine:
+    """Rebuild an engine from the snapshot ``CURRENT`` names under ``directory``.
+
+    The secret is not stored: it comes from ``hash_key`` (hex) or the environment variable the
+    saved configuration names, and is checked against the snapshot's key fingerprint.
+
+    Raises
+    ------
+    NotReadyError
+        No snapshot, a damaged file (checksum), a wrong secret.
+    ConfigError
+        A snapshot format this version cannot read.
+    """
+    from .catalog import Catalog
+    from .config import EngineConfig
+    from .engine import Engine
+    from .hashing import hash_unit, resolve_key
+
+    root = Path(directory)
+    try:
+        name = (root / "CURRENT").read_text().strip()
+    except FileNotFoundError:
+        raise NotReadyError(f"expected a snapshot in {str(root)!r} (a CURRENT file), got none") from None
+    snap = root / name
+    try:
+        meta = msgspec.json.decode((snap / "meta.json").read_bytes())
+    except (OSError, msgspec.DecodeError) as exc:
+        raise NotReadyError(f"unreadable snapshot metadata in {str(snap)!r}: {exc}") from None
+    fmt = meta.get("format")
+    if fmt != SNAPSHOT_FORMAT:
+        raise ConfigError(
+            f"expected snapshot format {SNAPSHOT_FORMAT}, got {fmt!r} - at {str(snap)!r} "
+            "(open it with the decisioner version that wrote it and replay its log into a new engine)"
+        )
+    for f, digest in meta["checksums"].items():
+        if _checksum(snap / f) != digest:
+            raise NotReadyError(f"snapshot file {f!r} in {str(snap)!r} is damaged (checksum mismatch)")
+    cfg = msgspec.json.decode((snap / "config.json").read_bytes(), type=EngineConfig)
+    if hash_key is not None:
+        cfg = msgspec.structs.replace(cfg, identity=msgspec.structs.replace(cfg.identity, hash_key=hash_key))
+    key = resolve_key(cfg.identity.hash_key, cfg.identity.hash_key_env)
+    if hash_unit(key, *_KEY_CHECK) != meta["key_check"]:
+        raise NotReadyError(f"the hashing secret does not match the one snapshot {str(snap)!r} was written with")
+    catalog = Catalog.from_jsonl(snap / "catalog.jsonl", cfg.catalog)
+    kwargs = {"seed": meta["seed"], "instance": meta["instance"], **engine_kwargs}
+    engine = Engine(cfg, catalog, **kwargs)
+    with np.load(snap / "arrays.npz", allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    values = msgspec.msgpack.decode((snap / "values.msgpack").read_bytes())
+    _restore(engine, arrays, values, key)
+    return engine
+
+
+def _restore(engine: Engine, arrays: dict[str, np.ndarray], values: dict[str, Any], key: bytes) -> None:
+    from .identity import IdentityGraph
+
+    ident = {k.split(":", 1)[1]: a for k, a in arrays.items() if k.startswith("identity:")}
+    loaded = IdentityGraph.from_arrays(key, ident, spec=engine.config.identity)
+    for name, v in vars(loaded).items():
+        if isinstance(v, list) and v and all(callable(x) for x in v):
+            continue  # keep the engine's listeners
+        if isinstance(v, list) and not v and "listener" in name:
+            continue
+        setattr(engine.identity, name, v)
+    engine.decision_log.load_dict({k.split(":", 1)[1]: a for k, a in arrays.items() if k.startswith("decision_log:")})
+    roots = {"engine": engine, "profiles": engine.profiles, "scorer": engine.scorer, "catalog": engine.catalog}
+    for path, a in arrays.items():
+        if ":" in path:
+            continue
+        head, _, rest = path.partition(".")
+        if head == "placements":
+            pname, _, sub = rest.partition(".")
+            obj, attr = _resolve(engine.placement(pname), sub)
+        else:
+            obj, attr = _resolve(roots[head], rest)
+        setattr(obj, attr, np.array(a))
+    for path, v in values.items():
+        if path == "pending":
+            continue
+        head, _, rest = path.partition(".")
+        if head == "placements":
+            pname, _, sub = rest.partition(".")
+            obj, attr = _resolve(engine.placement(pname), sub)
+        else:
+            obj, attr = _resolve(roots[head], rest)
+        setattr(obj, attr, tuple(v) if isinstance(getattr(obj, attr, None), tuple) else v)
+    engine._pending.clear()
+    for k, *rest in values["pending"]:
+        engine._pending[k] = tuple(rest)
+    engine._in_stock = engine.catalog.in_stock()
+    engine.scorer.mark_dirty()

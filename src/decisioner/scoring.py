@@ -89,6 +89,10 @@ class AffinityScorer:
             self._dirty = False
         return self._prior
 
+    def mark_dirty(self) -> None:
+        """Recompute the cached prior on next use (after popularity was replaced)."""
+        self._dirty = True
+
     def add_popularity(self, item: int, weight: float, now: int) -> None:
         self.popularity_.add(item, weight, now)
         self._dirty = True

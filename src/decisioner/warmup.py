@@ -12,18 +12,49 @@ from typing import Any
 
 import numpy as np
 
-from ._kernels import affinity, bandit, graph, rng, topk
+from ._kernels import affinity, bandit, graph, linear, rng, topk
 
 __all__ = ["KERNELS", "warm_up"]
 
 #: every public kernel (dispatchers), for warm-up and the one-signature check
 KERNELS: tuple[Any, ...] = (
-    graph.graph_find_root, graph.graph_lookup_many, graph.graph_link, graph.graph_link_many,
-    graph.graph_rehash, graph.graph_component_rows,
-    affinity.affinity_update, affinity.affinity_read, affinity.affinity_merge, affinity.score_items,
-    topk.top_k, bandit.thompson_select, bandit.rank_slate,
+    graph.graph_find_root, graph.graph_lookup_many, graph.graph_lookup_one, graph.graph_find_nodes,
+    graph.graph_link, graph.graph_link_many, graph.graph_rehash,
+    graph.graph_component_rows, graph.graph_members, graph.graph_edges_of, graph.graph_block,
+    graph.graph_remove, graph.graph_recompute, graph.graph_expired,
+    affinity.affinity_update, affinity.affinity_read, affinity.affinity_merge, affinity.score_items, affinity.recommend_items,
+    affinity.recommend_items_par,
+    topk.top_k, bandit.rank_slate, bandit.rank_probabilities, bandit.categorical_select,
+    bandit.posterior_top_k, bandit.arm_select, bandit.arm_stats_update,
+    linear.linear_update, linear.linear_scores, linear.linucb_select,
     rng.rng_fill_uniform, rng.rng_fill_beta,
 )
+
+
+def _warm_identity() -> None:
+    """Every identity kernel through the public API, so the dtypes are the library's own."""
+    from .identity import IdentityGraph
+
+    g = IdentityGraph(b"w" * 16, capacity=2)
+    g._reserve(g.tab_.shape[0])  # grow the arrays once: rehashes the key table
+    g.link_one({"cookie": "c1"}, time=1_700_000_000_000, source="web")
+    g.link_one({"cookie": "c1", "user_id": "u1", "email": "w@x.io"}, time=1_700_000_000_000)
+    g.link_one({"cookie": "c2", "user_id": "u2"})
+    g.link_one({"cookie": "c1", "user_id": "u2"})  # refused: two user ids
+    for i in range(12):  # enough links to grow the edge set
+        g.link_one({"cookie": f"k{i}", "device": f"d{i}", "crm_id": f"r{i}"})
+    keys, types = g.keys_of({"device": "d1", "cookie": "c3"})
+    g.link_many(keys, types, np.array([0, 1, 2], np.int64), times=1_700_000_000_000)
+    g.resolve_keys(keys)
+    g.resolve_key(int(keys[0, 0]), int(keys[1, 0]))
+    g.component_rows()
+    g.evidence_of(g.resolve_one({"cookie": "c1"}))
+    g.unlink({"email": "w@x.io"})
+    g.split(g.resolve_one({"cookie": "c1"}))
+    g.forget({"cookie": "c2"})
+    g.readmit(g.keys_of({"cookie": "c2"})[0])
+    g.expire(1_800_000_000_000)
+    graph.graph_find_root(g.nodes_, 0)
 
 
 def warm_up() -> float:
@@ -35,28 +66,7 @@ def warm_up() -> float:
     True
     """
     t0 = time.perf_counter()
-    # identity graph
-    cap = 16
-    tab_keys = np.zeros(cap, np.uint64)
-    tab_nodes = np.full(cap, -1, np.int32)
-    node_key = np.zeros(8, np.uint64)
-    node_type = np.zeros(8, np.int8)
-    parent = np.zeros(8, np.int32)
-    size = np.zeros(8, np.int32)
-    row = np.full(8, -1, np.int32)
-    counts = np.zeros(4, np.int64)
-    free_rows = np.zeros(4, np.int32)
-    keys = np.array([3, 5], np.uint64)
-    types = np.array([0, 1], np.int8)
-    absorbed = np.zeros(4, np.int32)
-    graph.graph_link(tab_keys, tab_nodes, node_key, node_type, parent, size, row, counts, free_rows, keys, types, absorbed)
-    out_rows = np.zeros(2, np.int32)
-    graph.graph_link_many(tab_keys, tab_nodes, node_key, node_type, parent, size, row, counts, free_rows,
-                          keys, types, np.array([0, 1, 2], np.int64), out_rows, absorbed, np.zeros(4, np.int32))
-    graph.graph_lookup_many(tab_keys, tab_nodes, parent, row, keys, out_rows)
-    graph.graph_find_root(parent, 0)
-    graph.graph_rehash(tab_keys, tab_nodes, np.zeros(32, np.uint64), np.full(32, -1, np.int32))
-    graph.graph_component_rows(parent, row, 2, np.zeros(2, np.int32))
+    _warm_identity()
     # profiles
     fid = np.full((2, 4), -1, np.int32)
     score = np.zeros((2, 4), np.float32)
@@ -74,9 +84,29 @@ def warm_up() -> float:
                          of, osc, 1, 1.0, np.zeros(2), 0.5, np.zeros(2), np.ones(2, np.uint8),
                          np.empty(0, np.int32), out)
     topk.top_k(out, 1, np.empty(1, np.int64))
+    affinity.recommend_items(fid, score, t, 0, 2, hl, np.array([0, 1, 2, 2], np.int64), np.array([0, 1], np.int32),
+                             np.ones(2, np.float32), 1.0, np.zeros(2), 0.5, np.zeros(2), np.ones(2, np.uint8),
+                             np.empty(0, np.int32), 1, np.empty(1, np.int64), np.empty(1, np.float64))
+    affinity.recommend_items_par(fid, score, t, np.array([0, -1], np.int64), np.array([2, 2], np.int64), hl,
+                                 np.array([0, 1, 2, 2], np.int64), np.array([0, 1], np.int32), np.ones(2, np.float32),
+                                 1.0, np.zeros(2), 0.5, np.zeros(2), np.ones(2, np.uint8), np.full((2, 1), -1, np.int32),
+                                 1, np.empty((2, 1), np.int64), np.empty((2, 1), np.float64), np.empty(2, np.int64))
     # allocation
     state = rng.seed_state(0)
-    bandit.thompson_select(1.0, 1.0, np.zeros(2), np.zeros(2), np.ones(2, np.uint8), state, 16)
+    two = np.ones(2, np.uint8)
+    probs = np.empty((2, 1), np.float64)
+    bandit.rank_probabilities(bandit.FAMILY_BETA, np.ones(2), np.ones(2), two, 1, 12.0, 48, 64, 1e-4, probs)
+    bandit.categorical_select(np.array([0.5, 1.0]), state)
+    bandit.posterior_top_k(bandit.FAMILY_BETA, np.ones(2), np.ones(2), two, state, np.empty(1, np.int64))
+    bandit.arm_select(bandit.MODE_UCB1, 1.0, np.zeros(2), np.zeros(2), two, state)
+    bandit.arm_stats_update(np.zeros(2), np.zeros(2), np.zeros(2), 0, 1.0, 1.0, 1.0, 1.0,
+                            np.zeros(1, np.int64), np.zeros((1, 3)), np.zeros(2, np.int64))
+    chol = np.ones((2, 1, 1))
+    theta = np.zeros((2, 1))
+    work = np.empty(1)
+    linear.linear_update(chol, np.ones((2, 1, 1)), np.zeros((2, 1)), theta, 0, np.ones(1), 1.0, 1.0, work)
+    linear.linear_scores(chol, theta, np.ones(1), two, np.empty(2), np.empty(2))
+    linear.linucb_select(chol, theta, np.ones(1), two, 1.0)
     bandit.rank_slate(np.array([0, 1], np.int64), np.array([1.0, 0.5]), 2, 1, bandit.MODE_EPSILON, 0.1,
                       state, np.empty(1, np.int64), np.empty(1, np.float64))
     rng.rng_fill_uniform(state, np.empty(1))

@@ -1,5 +1,6 @@
 """Data for tests, demos and benchmarks: the seeded synthetic world."""
 
+from .obd import OBDData, bts_action_distribution, bts_prior, fetch_obd, load_obd, ope_benchmark
 from .synthetic import (
     FORMAT_VERSION,
     PRICE_BANDS,
@@ -12,6 +13,12 @@ from .synthetic import (
 )
 
 __all__ = [
+    "OBDData",
+    "bts_action_distribution",
+    "bts_prior",
+    "fetch_obd",
+    "load_obd",
+    "ope_benchmark",
     "FORMAT_VERSION",
     "PRICE_BANDS",
     "ResponseModel",

@@ -1,0 +1,1 @@
+"""Peer implementations for comparison benchmarks (one module per peer, identical function names)."""
