@@ -15,6 +15,7 @@ or more), as production Thompson samplers do.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any
 
 import numpy as np
@@ -61,8 +62,9 @@ class _ProbabilityMatching(Policy):
     def counts(self) -> np.ndarray:
         return self.stats_.counts_
 
-    def _params(self) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def _params(self) -> tuple[np.ndarray, np.ndarray]:
+        """The posterior's two parameter arrays for the probability kernel (per family)."""
 
     def _stale(self, eligible: np.ndarray) -> bool:
         if self._snap is None or self._changes >= self.spec.batch_size:
