@@ -163,6 +163,45 @@ def affinity_merge(
     t[src] = 0
 
 
+@inline
+def _base_scores(out: np.ndarray, prior: np.ndarray, prior_weight: float, extra: np.ndarray, eligible: np.ndarray) -> None:
+    """Every item's prior term (``-inf`` where ineligible): the start of both scoring paths."""
+    neg_inf = -np.inf
+    for i in range(out.shape[0]):
+        if eligible[i] == 0:
+            out[i] = neg_inf
+        else:
+            out[i] = prior_weight * prior[i] + extra[i]
+
+
+@inline
+def _add_interest(
+    out: np.ndarray, f: int, w: float, fv_indptr: np.ndarray, fv_items: np.ndarray, fv_data: np.ndarray,
+) -> None:
+    """Add ``w`` times facet value ``f``'s weight to every item on its posting list."""
+    for p in range(fv_indptr[f], fv_indptr[f + 1]):
+        out[fv_items[p]] += w * fv_data[p]
+
+
+@inline
+def _exclude_and_clean(out: np.ndarray, excluded: np.ndarray) -> int:
+    """``-inf`` for excluded items (negative entries ignored) and NaN scores; returns how many
+    scores are not ``-inf``."""
+    neg_inf = -np.inf
+    for j in range(excluded.shape[0]):
+        e = excluded[j]
+        if e >= 0:
+            out[e] = neg_inf
+    kept = 0
+    for i in range(out.shape[0]):
+        v = out[i]
+        if v != v:
+            out[i] = neg_inf
+        elif v != neg_inf:
+            kept += 1
+    return kept
+
+
 @kernel
 def score_items(
     fv_indptr: np.ndarray, fv_items: np.ndarray, fv_data: np.ndarray,
@@ -182,32 +221,13 @@ def score_items(
 
     Assumes: prof_fid < n_fv; excluded < n. O(n + touched postings).
     """
-    n = out.shape[0]
-    neg_inf = -np.inf
-    for i in range(n):
-        if eligible[i] == 0:
-            out[i] = neg_inf
-        else:
-            out[i] = prior_weight * prior[i] + extra[i]
+    _base_scores(out, prior, prior_weight, extra, eligible)
     for k in range(n_prof):
-        f = prof_fid[k]
         w = affinity_weight * prof_score[k]
-        if w == 0.0:
-            continue
-        for p in range(fv_indptr[f], fv_indptr[f + 1]):
-            out[fv_items[p]] += w * fv_data[p]
-    for j in range(excluded.shape[0]):
-        e = excluded[j]
-        if e >= 0:
-            out[e] = neg_inf
-    finite = 0
-    for i in range(n):
-        v = out[i]
-        if v != v:
-            out[i] = neg_inf
-        elif v != neg_inf:
-            finite += 1
-    return finite
+        if w != 0.0:
+            _add_interest(out, prof_fid[k], w, fv_indptr, fv_items, fv_data)
+    kept: int = _exclude_and_clean(out, excluded)
+    return kept
 
 
 @inline
@@ -217,14 +237,8 @@ def _recommend_one(
     affinity_weight: float, prior: np.ndarray, prior_weight: float, extra: np.ndarray,
     eligible: np.ndarray, excluded: np.ndarray, k: int, out_idx: np.ndarray, out_score: np.ndarray,
 ) -> int:
-    n = eligible.shape[0]
-    scores = np.empty(n, dtype=np.float64)
-    neg_inf = -np.inf
-    for i in range(n):
-        if eligible[i] == 0:
-            scores[i] = neg_inf
-        else:
-            scores[i] = prior_weight * prior[i] + extra[i]
+    scores = np.empty(eligible.shape[0], dtype=np.float64)
+    _base_scores(scores, prior, prior_weight, extra, eligible)
     if row >= 0:
         dt = now - t[row]
         if dt < 0:
@@ -245,16 +259,8 @@ def _recommend_one(
             for s in range(K):
                 w = affinity_weight * (live[s] / total)
                 if w != 0.0:
-                    f = fid[row, s]
-                    for p in range(fv_indptr[f], fv_indptr[f + 1]):
-                        scores[fv_items[p]] += w * fv_data[p]
-    for j in range(excluded.shape[0]):
-        e = excluded[j]
-        if e >= 0:
-            scores[e] = neg_inf
-    for i in range(n):
-        if scores[i] != scores[i]:
-            scores[i] = neg_inf
+                    _add_interest(scores, fid[row, s], w, fv_indptr, fv_items, fv_data)
+    _exclude_and_clean(scores, excluded)
     m: int = _top_k(scores, k, out_idx)
     for j in range(m):
         out_score[j] = scores[out_idx[j]]
