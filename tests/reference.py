@@ -627,6 +627,47 @@ def graph_rehash(tab: np.ndarray, nodes: np.ndarray, cap: int) -> np.ndarray:
     return np.array(new, dtype=np.uint64)
 
 
+def adjacency(edges: np.ndarray, ev_head: np.ndarray, x: int) -> list[int]:
+    """Edge indices on node ``x``'s evidence list, head first (dead ones included): at each edge
+    the ``next_a`` link when ``x`` is its ``a`` end, else ``next_b``."""
+    out: list[int] = []
+    e = int(ev_head[x])
+    while e >= 0:
+        assert len(out) <= edges.shape[0], f"cycle in the evidence list of node {x}"
+        out.append(e)
+        e = int(edges["next_a"][e]) if int(edges["a"][e]) == x else int(edges["next_b"][e])
+    return out
+
+
+def graph_compact_edges(
+    edges: np.ndarray, ev_head: np.ndarray, n_edges: int, n_nodes: int,
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Twin of ``graph_compact_edges`` on copies: returns ``(edges, ev_head, n_live, freed)``.
+
+    The live records keep their order (``new[old]``: rank among the live); each node's new list
+    is its old list with the dead edges dropped and the survivors renumbered, written back
+    link by link. A self-loop's ``next_b`` copies its ``next_a``; the freed tail is zeroed.
+    ``n_edges``: the records in use (the kernel reads it from ``meta``)."""
+    n = n_edges
+    live = [e for e in range(n) if int(edges["src"][e]) >= 0]
+    new = {old: i for i, old in enumerate(live)}
+    out = np.zeros_like(edges)
+    out[n:] = edges[n:]
+    for old, i in new.items():
+        for f in ("a", "b", "t", "src"):
+            out[f][i] = edges[f][old]
+    head = ev_head.copy()
+    for x in range(n_nodes):
+        seq = [new[e] for e in adjacency(edges, ev_head, x) if e in new]
+        head[x] = seq[0] if seq else -1
+        for i, nxt in zip(seq, seq[1:] + [-1]):
+            out["next_a" if int(out["a"][i]) == x else "next_b"][i] = nxt
+    for i in range(len(live)):
+        if out["a"][i] == out["b"][i]:
+            out["next_b"][i] = out["next_a"][i]
+    return out, head, len(live), n - len(live)
+
+
 def connected_components(events: Iterable[Sequence[int]]) -> set[frozenset[int]]:
     """Components of the graph whose edges join consecutive keys of each event (BFS),
     independent of any union-find."""

@@ -88,9 +88,23 @@ def test_run_bench_report(state: BenchState, placement: str, slots: int) -> None
     assert lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["p999"] <= lat["max"]
     assert rep["events_per_s"] > 0 and rep["build_s"] > 0
     mem = rep["memory"]
-    assert set(mem) == {"bytes_per_profile", "bytes_per_identifier", "identity_bytes", "profile_bytes", "rss_mb"}
-    assert all(v > 0 for v in mem.values())
+    assert set(mem) == {"bytes_per_profile", "bytes_per_identifier", "identity_bytes", "profile_bytes", "rss_mb",
+                        "live_profiles", "max_profiles", "evicted"}
+    assert mem["evicted"] == 0 and mem["live_profiles"] == mem["max_profiles"] == PROFILES  # built full
+    assert all(v > 0 for k, v in mem.items() if k != "evicted")
     assert mem["profile_bytes"] >= PROFILES * state.engine.profiles.nbytes_per_profile()
+
+
+def test_run_bench_churn_evicts_and_memory_stays_flat() -> None:
+    st = build_engine(400, 50, seed=3)
+    rep = run_bench(st, n_decisions=100, churn=300)
+    ch = rep["churn"]
+    assert ch["decisions"] == 297 and ch["latency_us"]["count"] == 297
+    assert ch["evicted"] == 300  # batches of 4 (1% of 400): every newcomer made room for itself
+    assert ch["memory"]["live_profiles"] <= 400 and ch["memory"]["evicted"] == 300
+    assert ch["memory"]["identity_bytes"] <= 2 * rep["memory"]["identity_bytes"]
+    with pytest.raises(ConfigError, match=re.escape("Expected `churn` >= 0, got -1")):
+        run_bench(st, n_decisions=5, churn=-1)
 
 
 def test_run_bench_times_move_forward(state: BenchState) -> None:

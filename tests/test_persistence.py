@@ -17,7 +17,7 @@ import pytest
 
 from decisioner import Engine
 from decisioner.errors import ConfigError, DecisionerWarning, NotReadyError
-from decisioner.persistence import LOG_MAGIC, EventLog, LogRecord, read_log
+from decisioner.persistence import LOG_MAGIC, LOG_VERSION, EventLog, LogRecord, read_log
 from statecheck import assert_same, engine_state
 
 
@@ -78,7 +78,10 @@ def test_not_a_log_and_unknown_version(tmp_path: Path) -> None:
         read_log(bad)
     old = tmp_path / "old.log"
     old.write_bytes(LOG_MAGIC + (99).to_bytes(4, "little"))
-    with pytest.raises(ConfigError, match=re.escape("expected event log format version 1, got 99")):
+    with pytest.raises(ConfigError, match=re.escape(f"expected event log format version {LOG_VERSION}, got 99")):
+        read_log(old)
+    old.write_bytes(LOG_MAGIC + (1).to_bytes(4, "little"))  # version 1 held raw identifiers
+    with pytest.raises(ConfigError, match=re.escape(f"expected event log format version {LOG_VERSION}, got 1")):
         read_log(old)
 
 
@@ -165,6 +168,34 @@ def test_rejected_events_are_not_logged(small_world: str, tmp_path: Path) -> Non
         e.track({"type": "view", "time": 1, "ids": {"cookie": "x"}})
     e.track({"type": "view", "time": 1_700_000_000_000, "ids": {"cookie": "x"}})
     assert log.records_ == 1 and e.ops_ == 1
+
+
+def test_log_holds_keyed_hashes_never_raw_identifiers(small_world: str, tmp_path: Path) -> None:
+    e = Engine.from_world(small_world, seed=0)
+    e.attach_log(tmp_path / "events.log")
+    t = 1_700_000_000_000
+    e.track({"type": "view", "time": t, "ids": {"email": "Ada.Lovelace@Example.com", "cookie": "ck-ada-77"}})
+    e.decide({"type": "view", "time": t + 1, "ids": {"phone": "+44 20 7946 0958"}}, placement="home_recs")
+    e.detach_log()
+    raw = (tmp_path / "events.log").read_bytes()
+    for secret in (b"ada", b"Ada", b"lovelace", b"ck-ada-77", b"7946", b"0958"):
+        assert secret not in raw
+    recs = read_log(tmp_path / "events.log").records
+    assert [r.op for r in recs] == ["track", "decide"]
+    assert b'"email":"' in recs[0].body and b'"cookie":"' in recs[0].body
+    # replay links exactly the keys the live engine linked (nothing is hashed twice)
+    again = Engine.from_world(small_world, seed=0)
+    again.attach_log(tmp_path / "events.log")
+    assert_same(engine_state(e), engine_state(again))
+    assert again.profile_row({"cookie": "ck-ada-77"}) == e.profile_row({"email": "ada.lovelace@example.com"}) >= 0
+
+
+def test_hashed_log_ids_that_are_not_hex_are_rejected(small_world: str) -> None:
+    e = Engine.from_world(small_world, seed=0)
+    body = b'{"type":"view","time":1700000000000,"ids":{"cookie":"not-a-hash"}}'
+    with pytest.raises(ConfigError.__mro__[1], match=re.escape("32 hex digits")):
+        e.apply_record(LogRecord(seq=0, op="track", placement=None, body=body))
+    assert e.ops_ == 0 and e.identity.n_nodes == 0
 
 
 CHILD = r"""

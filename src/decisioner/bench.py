@@ -151,6 +151,14 @@ class BenchState:
             for p, i, t in zip(people, items, times)
         ]
 
+    def newcomers(self, n: int, *, seed: int = 0) -> list[dict[str, Any]]:
+        """``n`` view events by people never seen before (a fresh cookie each), times
+        increasing from :attr:`now` like :meth:`requests`."""
+        reqs = self.requests(n, seed=seed)
+        for j, r in enumerate(reqs):
+            r["ids"] = {"cookie": f"new-{self.seed:x}-{seed:x}-{r['time']:x}-{j:x}"}
+        return reqs
+
 
 def _rss_mb() -> float:
     """Resident set size of this process in MiB (current on Linux, peak elsewhere)."""
@@ -172,7 +180,9 @@ def _keys(key: bytes, id_type: str, values: list[str]) -> np.ndarray:
     return np.fromiter((h(prefix + v.encode()) for v in values), dtype=np.uint64, count=len(values))
 
 
-def build_engine(profiles: int, items: int, *, seed: int = 0, slots: int = 24) -> BenchState:
+def build_engine(
+    profiles: int, items: int, *, seed: int = 0, slots: int = 24, max_profiles: int | None = None,
+) -> BenchState:
     """An engine with ``profiles`` known people and ``items`` catalog items, built in bulk.
 
     Placements: ``home`` (recommendation, 4 slots, epsilon-greedy 0.1 over a pool of 50) and
@@ -191,6 +201,9 @@ def build_engine(profiles: int, items: int, *, seed: int = 0, slots: int = 24) -
         Seed of the synthetic data and of the engine's decisions.
     slots
         Affinity slots per profile.
+    max_profiles
+        The engine's profile capacity (``profiles.max_profiles``); default ``profiles``, so the
+        built state is full and every new person evicts (in batches of 1%).
 
     Returns
     -------
@@ -214,7 +227,7 @@ def build_engine(profiles: int, items: int, *, seed: int = 0, slots: int = 24) -
     rng = np.random.default_rng(seed)
     cfg = load_config_dict({
         "identity": {"hash_key": secrets.token_hex(16)},
-        "profiles": {"slots": slots},
+        "profiles": {"slots": slots, "max_profiles": profiles if max_profiles is None else max_profiles},
         "placements": [
             {"name": "home", "kind": "recommendation", "slots": 4,
              "policy": {"kind": "epsilon_greedy", "epsilon": 0.1, "pool": 50}},
@@ -297,16 +310,37 @@ def _memory(state: BenchState) -> dict[str, float]:
     identity_bytes = eng.identity.nbytes()
     return {
         # allocated bytes (growth by doubling included) per live profile / identifier
-        "bytes_per_profile": round(profile_bytes / max(state.people, 1), 1),
+        "bytes_per_profile": round(profile_bytes / max(eng.identity.n_profiles, 1), 1),
         "bytes_per_identifier": round(identity_bytes / max(eng.identity.n_nodes, 1), 1),
         "identity_bytes": int(identity_bytes),
+        "live_profiles": eng.identity.n_profiles,
+        "max_profiles": eng.config.profiles.max_profiles,
+        "evicted": eng.evicted_,
         "profile_bytes": int(profile_bytes),
         "rss_mb": round(_rss_mb(), 1),
     }
 
 
+def _timed(decide: Any, reqs: list[dict[str, Any]], placement: str) -> tuple[np.ndarray, float]:
+    """Latency (µs) of each ``decide`` after the first 1% (warm-up), and the measured wall time."""
+    n = len(reqs)
+    lat = np.empty(n, dtype=np.int64)
+    warm = min(n // 100, n - 1)
+    clock = time.perf_counter_ns
+    gc.collect()
+    t_measured = 0
+    for j, req in enumerate(reqs):
+        if j == warm:
+            t_measured = clock()
+        t0 = clock()
+        decide(req, placement=placement)
+        lat[j] = clock() - t0
+    return lat[warm:] / 1000.0, (clock() - t_measured) / 1e9
+
+
 def run_bench(
-    state: BenchState, *, n_decisions: int = 20_000, seed: int = 0, placement: str = "home"
+    state: BenchState, *, n_decisions: int = 20_000, seed: int = 0, placement: str = "home",
+    churn: int = 0,
 ) -> dict[str, Any]:
     """Time ``n_decisions`` calls of ``engine.decide`` for random known people.
 
@@ -324,6 +358,9 @@ def run_bench(
         Seed of the choice of people and items.
     placement
         ``"home"`` (recommendation) or ``"hero"`` (campaign).
+    churn
+        Then time this many decisions for people never seen before: each adds a profile, so at
+        capacity the longest idle profiles are evicted (the batch pauses show in the tail).
 
     Returns
     -------
@@ -331,7 +368,9 @@ def run_bench(
         ``profiles``, ``items``, ``decisions`` (measured), ``events_per_s``, ``latency_us``
         (:func:`~decisioner.replay.latency_summary`), ``memory`` (``bytes_per_profile`` and
         ``bytes_per_identifier``: allocated bytes per live profile / identifier;
-        ``identity_bytes``, ``profile_bytes``, ``rss_mb``) and ``build_s``.
+        ``identity_bytes``, ``profile_bytes``, ``live_profiles``, ``max_profiles``, ``evicted``,
+        ``rss_mb``), ``build_s`` and, with ``churn``, ``churn`` (``decisions``, ``latency_us``,
+        ``evicted`` and ``memory`` after it).
 
     Raises
     ------
@@ -344,22 +383,10 @@ def run_bench(
         raise ConfigError(f"Expected `n_decisions` >= 1, got {n_decisions}")
     engine = state.engine
     engine.placement(placement)  # an unknown placement fails here, before anything changes
-    reqs = state.requests(n_decisions, seed=seed)
-    lat = np.empty(n_decisions, dtype=np.int64)
-    warm = min(n_decisions // 100, n_decisions - 1)
-    clock = time.perf_counter_ns
-    decide = engine.decide
-    gc.collect()
-    t_measured = 0
-    for j, req in enumerate(reqs):
-        if j == warm:
-            t_measured = clock()
-        t0 = clock()
-        decide(req, placement=placement)
-        lat[j] = clock() - t0
-    wall_s = (clock() - t_measured) / 1e9
-    measured = lat[warm:] / 1000.0
-    return {
+    if churn < 0:
+        raise ConfigError(f"Expected `churn` >= 0, got {churn}")
+    measured, wall_s = _timed(engine.decide, state.requests(n_decisions, seed=seed), placement)
+    report = {
         "profiles": state.people,
         "items": state.items,
         "decisions": int(measured.shape[0]),
@@ -368,3 +395,13 @@ def run_bench(
         "memory": _memory(state),
         "build_s": round(state.build_s, 3),
     }
+    if churn:
+        before = engine.evicted_
+        lat_new, _ = _timed(engine.decide, state.newcomers(churn, seed=seed), placement)
+        report["churn"] = {
+            "decisions": int(lat_new.shape[0]),
+            "latency_us": latency_summary(lat_new),
+            "evicted": engine.evicted_ - before,
+            "memory": _memory(state),
+        }
+    return report

@@ -123,7 +123,7 @@ def _cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
     if not args.json and sys.stderr.isatty():
         sys.stderr.write(f"building {args.profiles} profiles x {args.items} items ...\n")
     state = build_engine(args.profiles, args.items, seed=args.seed)
-    report: dict[str, Any] = run_bench(state, n_decisions=args.decisions, seed=args.seed)
+    report: dict[str, Any] = run_bench(state, n_decisions=args.decisions, seed=args.seed, churn=args.churn)
     return report
 
 
@@ -303,11 +303,18 @@ def _print_human(command: str, out: dict[str, Any]) -> None:
         extra = ""
         if command == "bench":
             mem = out.get("memory", {})
-            extra = f", {out['profiles']} profiles x {out['items']} items, {mem.get('bytes_per_profile', 0)} B/profile"
+            extra = (f", {out['profiles']} profiles x {out['items']} items, {mem.get('bytes_per_profile', 0)} B/profile, "
+                     f"{mem.get('bytes_per_identifier', 0)} B/identifier")
         else:
             extra = f", {out['events']} events, {out['decisions']} decisions, {out['rejected']} rejected"
         print(f"{command}: {out['events_per_s']:.0f} events/s{extra}")
         print(_latency_table("decide latency", out["latency_us"]))
+        if "churn" in out:
+            ch = out["churn"]
+            m = ch["memory"]
+            print(f"churn: {ch['decisions']} new people at capacity {m['max_profiles']}: {ch['evicted']} profiles evicted, "
+                  f"{m['live_profiles']} live, {m['bytes_per_profile']} B/profile, {m['bytes_per_identifier']} B/identifier")
+            print(_latency_table("new-person decide latency (eviction included)", ch["latency_us"]))
     elif command == "report":
         print(f"experiment {out['experiment']} (control {out['control']}, alpha {out['alpha']}, {out['correction']})")
         print(f"  {'variant':<14}{'units':>9}{'conv':>8}{'rate':>9}{'value/unit':>12}")
@@ -363,6 +370,8 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--profiles", type=int, default=1_000_000)
     sp.add_argument("--items", type=int, default=10_000)
     sp.add_argument("--decisions", type=int, default=20_000)
+    sp.add_argument("--churn", type=int, default=20_000,
+                    help="then this many decisions for new people, at capacity (each evicts; 0: skip)")
     sp = sub.add_parser("report", help="experiment report (lift, tests, SRM) from a decision or unit log")
     common(sp)
     sp.add_argument("log", help="JSONL or CSV records with `variant`, optional `unit`, `reward`, `propensity`")

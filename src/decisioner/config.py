@@ -217,6 +217,12 @@ class ProfileSpec(Struct, **_BASE):
     facet_half_life_days: dict[str, Annotated[float, Meta(gt=0.0, le=36500.0)]] = {}
     event_weights: dict[str, Annotated[float, Meta(ge=0.0, le=1000.0)]] = {}
     default_consent: bool = True
+    #: most live profiles held (0: no bound). When a new profile would pass it, the profiles
+    #: idle longest (oldest last event) are evicted with their identifiers and evidence; an
+    #: evicted person who comes back starts a new profile. Erasure tombstones are kept.
+    max_profiles: Annotated[int, Meta(ge=0, le=1_000_000_000)] = 5_000_000
+    #: share of ``max_profiles`` evicted at once when full (one scan pays for the batch)
+    evict_fraction: Annotated[float, Meta(gt=0.0, le=0.5)] = 0.01
 
     def __post_init__(self) -> None:
         for name in self.event_weights:

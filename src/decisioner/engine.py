@@ -163,6 +163,7 @@ class Engine:
         self.decision_log = DecisionLog()
         self.seq_ = 0
         self.events_ = 0
+        self.evicted_ = 0  # profiles evicted for the profile bound (``profiles.max_profiles``)
         self._no_items = np.empty(0, dtype=np.int32)
         self.ops_ = 0  # admission counter of every accepted state change (the log's order)
         self._log: EventLog | None = None
@@ -318,13 +319,16 @@ class Engine:
                 f"Expected at most {lim.max_attributes} attributes, got {len(event.attrs)} - at `$.attrs`"
             )
         keys, types = self.identity.keys_of(event.ids)
+        return keys, types, self._items(event)
+
+    def _items(self, event: Event) -> list[int]:
         items: list[int] = []
         if event.item is not None:
             items.append(self.catalog.item_index(event.item))
         if isinstance(event, Purchase):
             for j, it in enumerate(event.items):
                 items.append(self.catalog.item_index(it, where=f"$.items[{j}]"))
-        return keys, types, items
+        return items
 
     def _apply(self, event: Event, keys: np.ndarray, types: np.ndarray, items: list[int]) -> int:
         res = self.identity.link_keys(keys, types, time=event.time, source=event.channel, consent=event.consent)
@@ -332,6 +336,9 @@ class Engine:
         self.profiles.ensure(self.identity.n_rows)
         if res.new:
             self.profiles.clear(row)
+            cap = self.config.profiles.max_profiles
+            if cap and self.identity.n_profiles > cap:
+                self._evict(cap, keep=row)
         prof = self.profiles
         if event.consent:
             prof.set_consent(row, event.consent)
@@ -360,6 +367,27 @@ class Engine:
         self.events_ += 1
         return row
 
+    def _evict(self, cap: int, *, keep: int) -> None:
+        """Bring the live profiles back under ``cap``: evict the longest idle (oldest last event;
+        ties: lowest row), a batch of ``evict_fraction * cap`` at once, never ``keep`` (the row
+        being served). Deterministic in the state, so log replay evicts the same profiles."""
+        ident = self.identity
+        batch = max(1, int(cap * self.config.profiles.evict_fraction))
+        live = np.flatnonzero(ident.rows_["root"][: ident.n_rows] >= 0)
+        live = live[live != keep]
+        n = min(ident.n_profiles - cap + batch - 1, live.shape[0])
+        if n <= 0:
+            return
+        if n < live.shape[0]:
+            seen = self.profiles.last_seen_[live]
+            kth = np.partition(seen, n - 1)[n - 1]
+            below = live[seen < kth]
+            victims = np.concatenate([below, live[seen == kth][: n - below.shape[0]]])
+        else:
+            victims = live
+        ident.evict(victims)
+        self.evicted_ += int(victims.shape[0])
+
     def track(self, event: Any) -> int:
         """Update identity, consent, interests and popularity from one behaviour event.
 
@@ -372,9 +400,12 @@ class Engine:
         """
         ev = decode_event(event, max_bytes=self.config.limits.max_payload_bytes)
         keys, types, items = self._validate(ev)
+        return self._track(ev, keys, types, items)
+
+    def _track(self, ev: Event, keys: np.ndarray, types: np.ndarray, items: list[int]) -> int:
         with self._lock:
             row = self._apply(ev, keys, types, items)
-            self._admit("track", None, ev)
+            self._admit("track", None, ev, keys)
             return row
 
     def track_many(self, events: list[Any]) -> np.ndarray:
@@ -407,6 +438,11 @@ class Engine:
         pl = self.placement(placement)
         ev = decode_event(event, max_bytes=self.config.limits.max_payload_bytes)
         keys, types, items = self._validate(ev)
+        return self._decide(pl, ev, keys, types, items, t0)
+
+    def _decide(
+        self, pl: _Placement, ev: Event, keys: np.ndarray, types: np.ndarray, items: list[int], t0: int,
+    ) -> Decision:
         with self._lock:
             rt = self.experiments_
             is_new = rt.active and bool((self.identity.resolve_keys(keys) < 0).all())
@@ -443,7 +479,7 @@ class Engine:
             )
             if len(self._pending) > self.config.limits.max_pending_decisions:
                 self._pending.popitem(last=False)
-            self._admit("decide", pl.spec.name, ev)
+            self._admit("decide", pl.spec.name, ev, keys)
         choices = [
             SlotChoice(content=pl.contents[c], score=float(s), propensity=float(p)) for c, s, p in slots
         ]
@@ -748,11 +784,17 @@ class Engine:
         return privacy.split(self, row, apart=apart or [])
 
     # ------------------------------------------------------------------ durability
-    def _admit(self, op: str, placement: str | None, body: Any) -> None:
-        """Count an accepted state change and append it to the event log (under the lock)."""
+    def _admit(self, op: str, placement: str | None, body: Any, keys: np.ndarray | None = None) -> None:
+        """Count an accepted state change and append it to the event log (under the lock).
+
+        An event's identifiers are logged as their keyed hashes (``keys``, from
+        :meth:`IdentityGraph.keys_of`), never as the raw values: replay links the same keys
+        without hashing again (:meth:`apply_record`)."""
         seq = self.ops_
         self.ops_ = seq + 1
         if self._log is not None:
+            if keys is not None:
+                body = msgspec.structs.replace(body, ids=self.identity.hashed_ids(body.ids, keys))
             self._log.append(LogRecord(seq=seq, op=op, placement=placement, body=encode(body)))
 
     def attach_log(
@@ -804,12 +846,18 @@ class Engine:
         fsync: bool = False, interval_ms: float = 100.0, **kwargs: Any,
     ) -> Engine:
         """Recover an engine made durable with :meth:`durable`: load the last snapshot, replay the
-        log written since, and go on logging there. The hashing secret is not stored: it comes
+        log written since, and go on logging there (``flush="off"``: replay it, then log nothing
+        more). The hashing secret is not stored: it comes
         from ``hash_key`` (hex) or the environment variable the configuration names."""
-        from .persistence import LOG_NAME, load_snapshot
+        from .persistence import LOG_NAME, load_snapshot, read_log
 
         engine = load_snapshot(directory, hash_key=hash_key, **kwargs)
-        engine.attach_log(Path(directory) / LOG_NAME, flush=flush, fsync=fsync, interval_ms=interval_ms)
+        log_path = Path(directory) / LOG_NAME
+        if flush == "off":  # recover what the log holds, then log nothing more
+            if log_path.exists():
+                engine.replay_records(read_log(log_path).records)
+        else:
+            engine.attach_log(log_path, flush=flush, fsync=fsync, interval_ms=interval_ms)
         return engine
 
     def detach_log(self) -> None:
@@ -834,21 +882,35 @@ class Engine:
                     raise NotReadyError(
                         f"expected log record {self.ops_}, got {rec.seq}: the log has a gap"
                     )
-                if rec.op == "track":
-                    self.track(decode_event(rec.body, max_bytes=MAX_RECORD_BYTES))
-                elif rec.op == "decide":
-                    assert rec.placement is not None
-                    self.decide(decode_event(rec.body, max_bytes=MAX_RECORD_BYTES), placement=rec.placement)
-                elif rec.op == "observe":
-                    self.observe(rec.body)
-                elif rec.op in ("forget", "unlink", "split", "expire"):
-                    from .privacy import replay_admin
-
-                    replay_admin(self, rec.op, rec.body)
-                elif rec.op == "inventory":
-                    assert rec.placement is not None
-                    self.set_inventory(rec.placement, int(msgspec.json.decode(rec.body)))
-                else:
-                    raise NotReadyError(f"expected a known log operation, got {rec.op!r} at record {rec.seq}")
+                self.apply_record(rec)
                 applied += 1
         return applied
+
+    def apply_record(self, rec: LogRecord) -> Any:
+        """Apply one logged operation as the engine first admitted it; returns what the
+        operation returned then (the profile row of a ``track``, the :class:`Decision` of a
+        ``decide``, ...). Logged events carry keyed hashes, which are linked as they are.
+
+        Raises
+        ------
+        NotReadyError
+            If the operation is unknown.
+        """
+        if rec.op in ("track", "decide"):
+            ev = decode_event(rec.body, max_bytes=MAX_RECORD_BYTES)
+            keys, types = self.identity.keys_of_hashed(ev.ids)
+            items = self._items(ev)
+            if rec.op == "track":
+                return self._track(ev, keys, types, items)
+            assert rec.placement is not None
+            return self._decide(self.placement(rec.placement), ev, keys, types, items, _time.perf_counter_ns())
+        if rec.op == "observe":
+            return self.observe(rec.body)
+        if rec.op in ("forget", "unlink", "split", "expire"):
+            from .privacy import replay_admin
+
+            return replay_admin(self, rec.op, rec.body)
+        if rec.op == "inventory":
+            assert rec.placement is not None
+            return self.set_inventory(rec.placement, int(msgspec.json.decode(rec.body)))
+        raise NotReadyError(f"expected a known log operation, got {rec.op!r} at record {rec.seq}")

@@ -4,7 +4,9 @@ Event log format (``events.log``), little-endian:
 
 * file header: ``b"DCSNWAL1"`` then ``u32`` format version;
 * record: ``u32`` payload length, ``u32`` CRC-32 of the payload, payload (msgpack
-  :class:`LogRecord`: admission sequence number, operation, placement, JSON body).
+  :class:`LogRecord`: admission sequence number, operation, placement, JSON body). An event's
+  identifier values are replaced by their keyed hashes (key and check-tag word, 32 hex
+  digits): the log never holds a raw identifier, and replay links the same keys.
 
 Every accepted state change is appended, in the order the engine admitted it, before the call
 returns. Recovery loads the last snapshot and replays the records whose admission number is at
@@ -61,7 +63,8 @@ __all__ = [
 ]
 
 LOG_MAGIC: Final = b"DCSNWAL1"
-LOG_VERSION: Final = 1
+#: 2: events carry keyed hashes of their identifiers (1 carried the raw values)
+LOG_VERSION: Final = 2
 _HEADER: Final = struct.Struct("<8sI")
 _REC: Final = struct.Struct("<II")
 #: a record larger than this is corrupt by definition (events are capped far below it)

@@ -21,7 +21,7 @@ KERNELS: tuple[Any, ...] = (
     graph.graph_find_root, graph.graph_lookup_many, graph.graph_lookup_one, graph.graph_find_nodes,
     graph.graph_link, graph.graph_link_many, graph.graph_rehash,
     graph.graph_component_rows, graph.graph_members, graph.graph_edges_of, graph.graph_block,
-    graph.graph_remove, graph.graph_recompute, graph.graph_expired,
+    graph.graph_remove, graph.graph_recompute, graph.graph_expired, graph.graph_compact_edges,
     affinity.affinity_update, affinity.affinity_read, affinity.affinity_merge, affinity.score_items, affinity.recommend_items,
     affinity.recommend_items_par,
     topk.top_k, bandit.rank_slate, bandit.rank_probabilities, bandit.categorical_select,
@@ -54,6 +54,7 @@ def _warm_identity() -> None:
     g.forget({"cookie": "c2"})
     g.readmit(g.keys_of({"cookie": "c2"})[0])
     g.expire(1_800_000_000_000)
+    graph.graph_compact_edges(g.edges_, g.ev_head_, g.meta_, int(g.meta_[graph.C_NODES]))
     graph.graph_find_root(g.nodes_, 0)
 
 

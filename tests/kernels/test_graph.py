@@ -517,3 +517,287 @@ def test_rules_on_partition_is_a_function_of_the_evidence(events: list[list[int]
     p = run(events, rules=True, cap=6)
     assert_same(p)
     assert p.g.partition_from_evidence() == p.g.partition()
+
+
+# --------------------------------------------------------------------------- evidence compaction
+
+
+class Evidence:
+    """Bare evidence arrays written as ``_add_edge`` and ``graph_remove`` write them (prepend to
+    both lists; removal marks a node's edges dead and empties its list, the other ends keep the
+    dead records on theirs), for inputs no link sequence produces (self-loops, single dead edges)."""
+
+    def __init__(self, n_nodes: int, cap: int) -> None:
+        self.edges = np.zeros(cap, G.EDGE_DTYPE)
+        self.ev_head = np.full(n_nodes, -1, np.int32)
+        self.meta = np.zeros(G.META_SIZE, np.int64)
+        self.meta[G.C_NODES] = n_nodes
+
+    def add(self, a: int, b: int, t: int = 0, src: int = 0) -> int:
+        e = int(self.meta[G.C_EDGES])
+        self.edges[e] = (a, b, t, src, self.ev_head[a], self.ev_head[b])
+        self.ev_head[a] = e
+        self.ev_head[b] = e
+        self.meta[G.C_EDGES] += 1
+        self.meta[G.C_LIVE_EDGES] += 1
+        return e
+
+    def kill_edge(self, e: int) -> None:
+        if self.edges["src"][e] >= 0:
+            self.edges["src"][e] = -1
+            self.meta[G.C_LIVE_EDGES] -= 1
+
+    def kill_node(self, x: int) -> None:
+        for e in ref.adjacency(self.edges, self.ev_head, x):
+            self.kill_edge(e)
+        self.ev_head[x] = -1
+
+
+def live_lists(edges: np.ndarray, ev_head: np.ndarray, n_nodes: int) -> list[list[tuple[int, int, int, int]]]:
+    """Each node's list as the records of its live edges, head first (indices dropped)."""
+    return [[(int(edges["a"][e]), int(edges["b"][e]), int(edges["t"][e]), int(edges["src"][e]))
+             for e in ref.adjacency(edges, ev_head, x) if edges["src"][e] >= 0] for x in range(n_nodes)]
+
+
+def compact_and_check(edges: np.ndarray, ev_head: np.ndarray, meta: np.ndarray, n_nodes: int) -> int:
+    """Run the kernel in place and compare it with the twin and with what the lists held."""
+    n = int(meta[G.C_EDGES])
+    live_before = int(meta[G.C_LIVE_EDGES])
+    records = [tuple(int(v) for v in r) for r in edges[:n][edges["src"][:n] >= 0][["a", "b", "t", "src"]].tolist()]
+    lists = live_lists(edges, ev_head, n_nodes)
+    want_edges, want_head, want_live, want_freed = ref.graph_compact_edges(edges, ev_head, n, n_nodes)
+    meta_before = meta.copy()
+    freed = G.graph_compact_edges(edges, ev_head, meta, n_nodes)
+    assert (int(freed), int(meta[G.C_EDGES])) == (want_freed, want_live) == (n - live_before, live_before)
+    assert edges.tobytes() == want_edges.tobytes()
+    assert np.array_equal(ev_head, want_head)
+    meta_before[G.C_EDGES] = want_live
+    assert np.array_equal(meta, meta_before)  # only the used-record count changed
+    k = want_live
+    assert (edges["src"][:k] >= 0).all()
+    assert [tuple(int(v) for v in r) for r in edges[:k][["a", "b", "t", "src"]].tolist()] == records
+    assert live_lists(edges, ev_head, n_nodes) == lists
+    assert all(len(ref.adjacency(edges, ev_head, x)) == len(lists[x]) for x in range(n_nodes))  # no dead left
+    return int(freed)
+
+
+def test_compact_edges_with_no_edges() -> None:
+    for n_nodes in (0, 3):
+        ev = Evidence(max(n_nodes, 1), 4)
+        assert compact_and_check(ev.edges, ev.ev_head, ev.meta, n_nodes) == 0
+        assert ev.ev_head.tolist() == [-1] * max(n_nodes, 1)
+
+
+def test_compact_edges_all_dead_frees_everything() -> None:
+    ev = Evidence(4, 8)
+    for a, b in ((0, 1), (1, 2), (2, 3), (3, 0), (0, 2)):
+        ev.add(a, b, t=a * 10 + b, src=1)
+    for x in (0, 2):
+        ev.kill_node(x)
+    ev.kill_edge(ev.ev_head[1])
+    assert int(ev.meta[G.C_LIVE_EDGES]) == 0 and ev.ev_head.tolist() != [-1] * 4  # dead records left on lists
+    assert compact_and_check(ev.edges, ev.ev_head, ev.meta, 4) == 5
+    assert ev.ev_head.tolist() == [-1] * 4 and int(ev.meta[G.C_EDGES]) == 0
+    assert ev.edges.tobytes() == bytes(ev.edges.nbytes)  # the freed records read as never used
+
+
+def test_compact_edges_none_dead_changes_nothing() -> None:
+    ev = Evidence(5, 10)
+    for a, b in ((0, 1), (1, 2), (0, 2), (3, 4), (4, 0), (2, 3)):
+        ev.add(a, b, t=7, src=2)
+    edges, head, meta = ev.edges.copy(), ev.ev_head.copy(), ev.meta.copy()
+    assert compact_and_check(ev.edges, ev.ev_head, ev.meta, 5) == 0
+    assert ev.edges.tobytes() == edges.tobytes() and np.array_equal(ev.ev_head, head) and np.array_equal(ev.meta, meta)
+
+
+def test_compact_edges_one_node_with_many_edges() -> None:
+    n = 61
+    ev = Evidence(n, 2 * n)
+    for j in range(1, n):
+        ev.add(0, j, t=j, src=j % 3)  # a hub: every edge on node 0's list, alternately as a and b
+        ev.add(j, 0, t=-j, src=0)
+    for j in range(1, n, 3):
+        ev.kill_node(j)  # leaves their dead edges on the hub's list
+    ev.kill_edge(int(ev.ev_head[0]))  # the hub's newest edge
+    freed = compact_and_check(ev.edges, ev.ev_head, ev.meta, n)
+    assert freed == 2 * 20 + 1 and len(ref.adjacency(ev.edges, ev.ev_head, 0)) == 2 * (n - 1) - freed
+
+
+def test_compact_edges_leaves_recycled_endpoints_of_dead_edges_alone() -> None:
+    """A removed node's record is reused by a new identifier while dead edges still name it
+    (they sit on their other ends' lists): only the new identity's edges land on its list."""
+    ev = Evidence(4, 12)
+    ev.add(0, 1, t=1)
+    ev.add(1, 2, t=2)
+    ev.kill_node(1)  # edges 0 and 1 dead, still on the lists of 0 and 2
+    ev.add(3, 1, t=3)  # node 1 recycled
+    ev.add(1, 0, t=4)
+    ev.add(2, 3, t=5)
+    assert compact_and_check(ev.edges, ev.ev_head, ev.meta, 4) == 2
+    assert [(int(e["a"]), int(e["b"])) for e in ev.edges[:3]] == [(3, 1), (1, 0), (2, 3)]
+    assert ref.adjacency(ev.edges, ev.ev_head, 1) == [1, 0]
+
+
+def test_compact_edges_self_loop_does_not_corrupt_lists() -> None:
+    """Links never record a self-loop; if one is there it stays once on its node's list, with
+    ``next_b`` equal to ``next_a`` as ``_add_edge`` leaves it."""
+    ev = Evidence(3, 8)
+    ev.add(0, 1)
+    ev.add(1, 2)
+    ev.add(1, 1, t=9)
+    ev.add(0, 1)
+    ev.add(2, 1)
+    ev.kill_edge(1)
+    ev.kill_edge(3)
+    assert compact_and_check(ev.edges, ev.ev_head, ev.meta, 3) == 2
+    loop = ref.adjacency(ev.edges, ev.ev_head, 1)
+    assert loop == [2, 1, 0] and ev.edges["a"][1] == ev.edges["b"][1] == 1
+    assert ev.edges["next_a"][1] == ev.edges["next_b"][1] == 0
+
+
+@pytest.mark.parametrize("stream", range(4))
+def test_compact_edges_random_churn_matches_the_twin(make_rng, stream: int) -> None:  # type: ignore[no-untyped-def]
+    """Seeded churn: links between random nodes, nodes removed and their records reused, single
+    edges deleted, and compactions in between (new edges go after the compacted ones)."""
+    g = make_rng(200 + stream)
+    n_nodes = int(g.integers(1, 40))
+    steps = size(2000, 300)
+    ev = Evidence(n_nodes, steps + 1)
+    freed = 0
+    for i in range(steps):
+        u = float(g.random())
+        if u < 0.6 or int(ev.meta[G.C_EDGES]) == 0:
+            a, b = (int(x) for x in g.integers(0, n_nodes, size=2))
+            if a != b or g.random() < 0.02:
+                ev.add(a, b, t=i, src=int(g.integers(0, 4)))
+        elif u < 0.75:
+            ev.kill_node(int(g.integers(n_nodes)))
+        elif u < 0.95:
+            ev.kill_edge(int(g.integers(int(ev.meta[G.C_EDGES]))))
+        else:
+            freed += compact_and_check(ev.edges, ev.ev_head, ev.meta, n_nodes)
+    freed += compact_and_check(ev.edges, ev.ev_head, ev.meta, n_nodes)
+    assert freed > 0 and int(ev.meta[G.C_EDGES]) == int(ev.meta[G.C_LIVE_EDGES])
+
+
+@pytest.mark.parametrize(("stream", "rules"), [(0, True), (1, False)])
+def test_random_sequences_with_compaction_match_the_twin(make_rng, stream: int, rules: bool) -> None:  # type: ignore[no-untyped-def]
+    """As :func:`test_random_sequences_match_the_twin` with the evidence compacted now and then:
+    the live edges stay in evidence order, so unlinks, splits and expiries recompute the same."""
+    g = make_rng(300 + stream)
+    n = size(700, 120)
+    universe = [int(x) for x in g.integers(0, U64, size=n // 2, dtype=np.uint64)]
+    p = Pair(rules, cap=12 if rules else 0)
+    freed = 0
+    for i in range(n):
+        _random_step(p, g, universe, i, True)
+        if i % 40 == 39:
+            freed += compact_and_check(p.g.edges_, p.g.ev_head_, p.g.meta_, int(p.g.meta_[G.C_NODES]))
+            assert_same(p)
+    assert_same(p)
+    assert freed > 0
+
+
+# evidence compaction on a real graph: named identifiers, rules with a time-to-live
+
+REAL_SPEC = IdentitySpec(
+    identifiers=(
+        IdentifierSpec(name="user_id", unique=True, priority=100),
+        IdentifierSpec(name="email", limit=2, priority=60),
+        IdentifierSpec(name="cookie", limit=3, priority=10, ttl_days=2.0),
+    ),
+    max_identifiers=8,
+)
+T0 = 1_700_000_000_000
+HOUR = 3_600_000
+
+
+def churn(g: IdentityGraph, rng: np.random.Generator, n: int, t: int) -> int:
+    """``n`` seeded steps on ``g``: mostly links of people's identifiers, with erasures (single
+    identifiers and whole people), unlinks, splits and expiries. Returns the clock."""
+    people = 40
+    for _ in range(n):
+        t += HOUR
+        p = int(rng.integers(people))
+        u = float(rng.random())
+        if u < 0.06:
+            g.forget({"cookie": f"c{p}-{int(rng.integers(4))}"})
+        elif u < 0.09:
+            row = g.resolve_one({"email": f"p{p}@x.io"})
+            if row >= 0:
+                g.forget(row=row)
+        elif u < 0.12:
+            if g.resolve_one({"device": f"d{p % 25}"}) >= 0:
+                g.unlink({"device": f"d{p % 25}"})
+        elif u < 0.14:
+            row = g.resolve_one({"user_id": f"u{p}"})
+            if row >= 0 and len(g.members(row)) > 1:
+                g.split(row)
+        elif u < 0.17:
+            g.expire(t)
+        else:
+            ids = {"cookie": f"c{p}-{int(rng.integers(4))}"}
+            if rng.random() < 0.5:
+                ids["user_id"] = f"u{p}"
+            if rng.random() < 0.4:
+                ids["email"] = f"p{p}@x.io"
+            if rng.random() < 0.3:
+                ids["device"] = f"d{p % 25}"
+            g.link_one(ids, time=t, source="web" if rng.random() < 0.5 else "app",
+                       consent={"personalization": True} if rng.random() < 0.05 else None)
+    return t
+
+
+def reads(g: IdentityGraph) -> dict[str, object]:
+    """Everything a caller can read about the components and their evidence (edge indices
+    left out: compaction renumbers them)."""
+    rows = [r for r in range(g.n_rows) if len(g.members(r))]
+    return {
+        "partition": g.partition(), "rows": g.component_rows().tolist(),
+        "evidence": {r: g.evidence_of(r) for r in rows},
+        "metrics": g.metrics(),
+    }
+
+
+def live_records(g: IdentityGraph) -> list[tuple[int, int, int, int]]:
+    """The live evidence records in index (evidence) order."""
+    e = g.edges_[: int(g.meta_[G.C_EDGES])]
+    return [tuple(int(v) for v in r) for r in e[e["src"] >= 0][["a", "b", "t", "src"]].tolist()]
+
+
+def test_compact_edges_on_an_identity_graph_keeps_every_read(make_rng) -> None:  # type: ignore[no-untyped-def]
+    """A graph with churn (erasures, expiries, unlinks) compacted in place reads the same, and
+    afterwards behaves exactly like an uncompacted graph given the same further operations."""
+    steps = size(600, 200)
+    g = IdentityGraph(KEY, capacity=8, spec=REAL_SPEC)
+    h = IdentityGraph(KEY, capacity=8, spec=REAL_SPEC)  # never compacted
+    t = churn(g, make_rng(400), steps, T0)
+    assert churn(h, make_rng(400), steps, T0) == t
+    assert int(g.meta_[G.C_EDGES]) > int(g.meta_[G.C_LIVE_EDGES])  # dead records to free
+    before = reads(g)
+    assert before == reads(h)
+    from_evidence = g.partition_from_evidence()
+    n_nodes = int(g.meta_[G.C_NODES])
+    n_edges = int(g.meta_[G.C_EDGES])
+    alive = g.edges_["src"][:n_edges] >= 0
+    renumber = np.cumsum(alive) - 1  # old index -> new index, for the live edges
+    touching = {r: renumber[g._edges_touching(g.members(r))].tolist() for r in before["evidence"]}  # type: ignore[attr-defined]
+
+    freed = compact_and_check(g.edges_, g.ev_head_, g.meta_, n_nodes)
+
+    assert freed == n_edges - int(alive.sum()) > 0
+    assert int(g.meta_[G.C_EDGES]) == int(g.meta_[G.C_LIVE_EDGES])
+    assert reads(g) == before
+    assert {r: g._edges_touching(g.members(r)).tolist() for r in touching} == touching
+    assert g.partition_from_evidence() == from_evidence
+    # new links, re-links (which walk the rebuilt lists), erasures, unlinks, splits, expiries
+    rng_g, rng_h = make_rng(401), make_rng(401)
+    for _ in range(5):
+        t_next = churn(g, rng_g, steps // 5, t)
+        assert churn(h, rng_h, steps // 5, t) == t_next
+        t = t_next
+        assert reads(g) == reads(h)
+        assert live_records(g) == live_records(h)
+        assert g.partition_from_evidence() == h.partition_from_evidence()
+    assert compact_and_check(g.edges_, g.ev_head_, g.meta_, int(g.meta_[G.C_NODES])) > 0
+    assert reads(g) == reads(h)

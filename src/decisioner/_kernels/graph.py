@@ -1183,3 +1183,62 @@ def graph_expired(nodes: np.ndarray, n_nodes: int, trules: np.ndarray, t_ms: int
             out[k] = n
             k += 1
     return k
+
+
+# ----------------------------------------------------------------------------- compaction
+
+
+@kernel(nrt=False)
+def graph_compact_edges(edges: np.ndarray, ev_head: np.ndarray, meta: np.ndarray, n_nodes: int) -> int:
+    """Free the deleted evidence records: move the live edges (``src`` >= 0) of
+    ``edges[:meta[C_EDGES]]`` to the front, in their order, and rebuild ``ev_head[:n_nodes]`` and
+    the live edges' ``next_a``/``next_b``. Returns the number of records freed.
+
+    ``edges`` :data:`EDGE_DTYPE` [e], ``ev_head`` int32[>= n_nodes], ``meta`` int64; sets
+    ``meta[C_EDGES]`` to the live count and clears the freed tail (zeros, as grown records are).
+
+    Edge index order is evidence order (:func:`graph_recompute` replays in it) and is kept. Every
+    node's adjacency list stays the same sequence of live edges, newest first: prepending the
+    edges in increasing index order rebuilds what :func:`_add_edge` built. Nodes without a live
+    edge get -1. Dead edges are only skipped: their endpoints may be recycled records and are not
+    read. A self-loop (``a == b``; links never record one) is prepended once, with ``next_b`` a
+    copy of ``next_a`` as :func:`_add_edge` leaves it, so no list loops.
+
+    Assumes: every live edge's endpoints are < ``n_nodes`` (the node records handed out,
+    ``meta[C_NODES]``); each node's list held all its live edges (as :func:`_add_edge` and
+    :func:`graph_remove` keep it); ``meta[C_LIVE_EDGES]`` equals the live count (kept). Writes
+    the edge arrays and every node's list head: callers hold the graph exclusively. In place,
+    O(edges + n_nodes).
+    """
+    n_edges = int(meta[C_EDGES])
+    for x in range(n_nodes):
+        ev_head[x] = -1
+    k = 0
+    for e in range(n_edges):
+        if edges[e]["src"] < 0:
+            continue
+        # k <= e: the record moves down over one already read or freed
+        a = edges[e]["a"]
+        b = edges[e]["b"]
+        if k != e:
+            edges[k]["a"] = a
+            edges[k]["b"] = b
+            edges[k]["t"] = edges[e]["t"]
+            edges[k]["src"] = edges[e]["src"]
+        edges[k]["next_a"] = ev_head[a]
+        ev_head[a] = k
+        if b != a:
+            edges[k]["next_b"] = ev_head[b]
+            ev_head[b] = k
+        else:
+            edges[k]["next_b"] = edges[k]["next_a"]
+        k += 1
+    for e in range(k, n_edges):
+        edges[e]["a"] = 0
+        edges[e]["b"] = 0
+        edges[e]["t"] = 0
+        edges[e]["src"] = 0
+        edges[e]["next_a"] = 0
+        edges[e]["next_b"] = 0
+    meta[C_EDGES] = k
+    return n_edges - k

@@ -274,6 +274,42 @@ class IdentityGraph:
             types[j] = self.type_code(t)
         return keys, types
 
+    @staticmethod
+    def hashed_ids(ids: Mapping[str, str], keys: np.ndarray) -> dict[str, str]:
+        """``ids`` with each value replaced by its key and tag word from :meth:`keys_of` (32 hex
+        digits): what the event log stores instead of the raw values. :meth:`keys_of_hashed`
+        reads it back.
+
+        >>> IdentityGraph.hashed_ids({"email": "ada@example.com"}, np.array([[1], [2]], np.uint64))
+        {'email': '00000000000000010000000000000002'}
+        """
+        k, w = keys[0].tolist(), keys[1].tolist()
+        return {t: f"{k[j]:016x}{w[j]:016x}" for j, t in enumerate(ids)}
+
+    def keys_of_hashed(self, ids: Mapping[str, str]) -> tuple[np.ndarray, np.ndarray]:
+        """Keys and type codes of ``ids`` written by :meth:`hashed_ids` (type -> 32 hex digits),
+        as :meth:`keys_of` returns them for the raw values. Nothing is hashed again.
+
+        Raises
+        ------
+        SchemaError
+            If a value is not 32 hex digits.
+        """
+        n = len(ids)
+        keys = np.empty((2, n), dtype=np.uint64)
+        for j, (t, v) in enumerate(ids.items()):
+            try:
+                if len(v) != 32:
+                    raise ValueError
+                keys[0, j] = int(v[:16], 16)
+                keys[1, j] = int(v[16:], 16)
+            except ValueError:
+                raise SchemaError(f"Expected a hashed identifier (32 hex digits), got {v[:40]!r} - at `$.ids.{t}`") from None
+        types = np.empty(n, dtype=np.int8)
+        for j, t in enumerate(ids):
+            types[j] = self.type_code(t)
+        return keys, types
+
     def keys_many(self, id_type: str, values: Sequence[str]) -> np.ndarray:
         """Keys (uint64[2, n]) of many values of one type, for bulk (CRM) loads.
 
@@ -328,6 +364,12 @@ class IdentityGraph:
     def n_nodes(self) -> int:
         """Live identifiers."""
         return int(self.meta_[K.C_LIVE])
+
+    @property
+    def n_profiles(self) -> int:
+        """Live profiles (rows holding at least one identifier)."""
+        meta = self.meta_
+        return int(meta[K.C_ROWS] - meta[K.C_FREE]) - (1 if meta[K.C_SCRATCH] >= 0 else 0)
 
     @property
     def n_rows(self) -> int:
@@ -892,6 +934,50 @@ class IdentityGraph:
             self._room = 0
         return UnmergeResult(-1, np.zeros(0, np.int32), np.zeros(0, np.int32))
 
+    def evict(self, rows: np.ndarray) -> int:
+        """Drop whole profiles ``rows`` to bound memory: their identifiers (no tombstone: they
+        come back as new), evidence and do-not-link pairs; erase listeners clear the rows,
+        which are then reused. Tombstones and blocked values hold no row and are kept, so an
+        erased identifier stays erased. Returns the identifiers dropped. O(identifiers) for the
+        scan plus O(degree) per dropped identifier.
+
+        Raises
+        ------
+        SchemaError
+            If a row is not a live profile.
+        """
+        rows = np.unique(np.asarray(rows, dtype=np.int32))
+        if rows.shape[0] == 0:
+            return 0
+        n_rows = int(self.meta_[K.C_ROWS])
+        if rows[0] < 0 or rows[-1] >= n_rows or (self.rows_["root"][rows] < 0).any():
+            raise SchemaError(f"Expected live profile rows, got {rows[:8].tolist()!r}... - at `rows`")
+        n = int(self.meta_[K.C_NODES])
+        node_rows = np.empty(n, dtype=np.int32)
+        K.graph_component_rows(self.nodes_, n, node_rows)
+        sel = np.zeros(n_rows + 1, dtype=bool)  # index -1 (not live) lands on the spare last cell
+        sel[rows] = True
+        rm = np.flatnonzero(sel[node_rows]).astype(np.int64)
+        if self.free_nodes_.shape[0] < int(self.meta_[K.C_FREE_NODES]) + rm.shape[0]:
+            self.free_nodes_ = _grow(self.free_nodes_, int(self.meta_[K.C_FREE_NODES]) + rm.shape[0], 0)
+        K.graph_remove(self.tab_, self.nodes_, self.free_nodes_, self.meta_, self.dnl_, self.edges_,
+                       self.ev_head_, rm, 0)
+        self._room = 0
+        self._erase_rows(rows.tolist())
+        self.compact_evidence()
+        return int(rm.shape[0])
+
+    def compact_evidence(self, *, force: bool = False) -> int:
+        """Reclaim the records of deleted evidence edges once they outnumber the live ones (or
+        always with ``force``), keeping evidence order; returns the records freed."""
+        meta = self.meta_
+        dead = int(meta[K.C_EDGES]) - int(meta[K.C_LIVE_EDGES])
+        if dead == 0 or (not force and dead < max(1024, int(meta[K.C_LIVE_EDGES]))):
+            return 0
+        freed: int = K.graph_compact_edges(self.edges_, self.ev_head_, meta, int(meta[K.C_NODES]))
+        self._room = 0
+        return freed
+
     def expire(self, now: int) -> UnmergeResult:
         """Drop volatile identifiers (types with ``ttl_days``) not seen for longer than their
         time-to-live before ``now`` (epoch ms), with their evidence; recompute what they leave.
@@ -936,7 +1022,7 @@ class IdentityGraph:
         st = self.nodes_["state"][: int(meta[K.C_NODES])] & K.STATE_MASK
         return {
             "identifiers": int(meta[K.C_LIVE]),
-            "profiles": int(meta[K.C_ROWS] - meta[K.C_FREE]) - (1 if meta[K.C_SCRATCH] >= 0 else 0),
+            "profiles": self.n_profiles,
             "tombstones": int((st == K.TOMB).sum()),
             "blocked_values": int((st == K.BLOCKED).sum()),
             "evidence_edges": int(meta[K.C_LIVE_EDGES]),
