@@ -295,8 +295,7 @@ class Engine:
     def _on_erase(self, rows: np.ndarray) -> None:
         # erasure: profiles that lost every identifier are wiped before their rows are reused
         self.profiles.ensure(self.identity.n_rows)
-        for r in rows:
-            self.profiles.clear(int(r))
+        self.profiles.clear(rows)
         self.identity.release_rows(rows)
 
     def _on_anonymous(self, row: int) -> None:
@@ -373,18 +372,37 @@ class Engine:
         being served). Deterministic in the state, so log replay evicts the same profiles."""
         ident = self.identity
         batch = max(1, int(cap * self.config.profiles.evict_fraction))
-        live = np.flatnonzero(ident.rows_["root"][: ident.n_rows] >= 0)
-        live = live[live != keep]
-        n = min(ident.n_profiles - cap + batch - 1, live.shape[0])
+        n_live = ident.n_profiles
+        n = n_live - cap + batch - 1
         if n <= 0:
             return
+        n_rows = ident.n_rows
+        root = ident.rows_["root"][:n_rows]
+        seen = self.profiles.last_seen_[:n_rows]
+        # candidates: the rows idle at least as long as a strided sample's (2n/live) quantile;
+        # if they are too few, every live row. Either way the n longest idle are exact.
+        step = max(1, n_rows // 8192)
+        sample = seen[::step][root[::step] >= 0]
+        live = None
+        if sample.shape[0] and 4 * n < n_live:
+            thr = np.quantile(sample, min(1.0, 2.0 * n / n_live + 0.002), method="higher")
+            live = np.flatnonzero((seen <= thr) & (root >= 0))
+            live = live[live != keep]
+            if live.shape[0] < n:
+                live = None
+        if live is None:
+            live = np.flatnonzero(root >= 0)
+            live = live[live != keep]
+        n = min(n, live.shape[0])
         if n < live.shape[0]:
-            seen = self.profiles.last_seen_[live]
-            kth = np.partition(seen, n - 1)[n - 1]
-            below = live[seen < kth]
-            victims = np.concatenate([below, live[seen == kth][: n - below.shape[0]]])
+            cand = seen[live]
+            kth = np.partition(cand, n - 1)[n - 1]
+            below = live[cand < kth]
+            victims = np.concatenate([below, live[cand == kth][: n - below.shape[0]]])
         else:
             victims = live
+        if victims.shape[0] == 0:
+            return
         ident.evict(victims)
         self.evicted_ += int(victims.shape[0])
 

@@ -100,8 +100,8 @@ class ProfileStore:
             new[: old.shape[0]] = old
             setattr(self, name, new)
 
-    def clear(self, row: int) -> None:
-        """Reset a row to the state of a new profile."""
+    def clear(self, row: int | np.ndarray) -> None:
+        """Reset a row (or an int array of rows, in one pass) to the state of a new profile."""
         self.fid_[row] = -1
         self.score_[row] = 0.0
         self.t_[row] = 0

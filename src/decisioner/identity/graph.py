@@ -952,12 +952,22 @@ class IdentityGraph:
         n_rows = int(self.meta_[K.C_ROWS])
         if rows[0] < 0 or rows[-1] >= n_rows or (self.rows_["root"][rows] < 0).any():
             raise SchemaError(f"Expected live profile rows, got {rows[:8].tolist()!r}... - at `rows`")
+        sizes = self.rows_["size"][rows].astype(np.int64)
+        total = int(sizes.sum())
         n = int(self.meta_[K.C_NODES])
-        node_rows = np.empty(n, dtype=np.int32)
-        K.graph_component_rows(self.nodes_, n, node_rows)
-        sel = np.zeros(n_rows + 1, dtype=bool)  # index -1 (not live) lands on the spare last cell
-        sel[rows] = True
-        rm = np.flatnonzero(sel[node_rows]).astype(np.int64)
+        if 16 * rows.shape[0] < n:  # a few rows: walk their member lists
+            rm = np.empty(total, dtype=np.int64)
+            roots = self.rows_["root"][rows].tolist()
+            pos = 0
+            for r, size in zip(roots, sizes.tolist()):
+                pos += K.graph_members(self.nodes_, r, rm[pos : pos + size])
+            rm = rm[:pos]
+        else:  # many: one scan of every node's row
+            node_rows = np.empty(n, dtype=np.int32)
+            K.graph_component_rows(self.nodes_, n, node_rows)
+            sel = np.zeros(n_rows + 1, dtype=bool)  # -1 (not live) lands on the spare last cell
+            sel[rows] = True
+            rm = np.flatnonzero(sel[node_rows]).astype(np.int64)
         if self.free_nodes_.shape[0] < int(self.meta_[K.C_FREE_NODES]) + rm.shape[0]:
             self.free_nodes_ = _grow(self.free_nodes_, int(self.meta_[K.C_FREE_NODES]) + rm.shape[0], 0)
         K.graph_remove(self.tab_, self.nodes_, self.free_nodes_, self.meta_, self.dnl_, self.edges_,
