@@ -148,3 +148,49 @@ def test_writer_waits_for_readers_and_readers_for_writer() -> None:
         with lock:
             with lock.read():
                 pass
+
+
+def test_rwlock_readers_never_see_a_write_half_done() -> None:
+    """6 readers and 3 writers hammer the lock; a writer changes two fields with a GIL switch
+    in between, so a reader let in during a write would see them differ."""
+    import time
+
+    from decisioner._rwlock import RWLock
+
+    lock = RWLock()
+    state = {"a": 0, "b": 0}
+    torn: list[tuple[int, int]] = []
+    reads = [0]
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            with lock.read():
+                a = state["a"]
+                time.sleep(0)
+                b = state["b"]
+                if a != b:
+                    torn.append((a, b))
+                reads[0] += 1
+
+    def writer() -> None:
+        for _ in range(300):
+            with lock:
+                state["a"] += 1
+                time.sleep(0)
+                state["b"] += 1
+                with lock.read():  # the writer may read (and nest)
+                    assert state["a"] == state["b"]
+
+    rs = [threading.Thread(target=reader) for _ in range(6)]
+    ws = [threading.Thread(target=writer) for _ in range(3)]
+    for t in rs + ws:
+        t.start()
+    for t in ws:
+        t.join(30)
+    stop.set()
+    for t in rs:
+        t.join(30)
+    assert not any(t.is_alive() for t in rs + ws)  # no deadlock
+    assert torn == [] and state == {"a": 900, "b": 900} and reads[0] > 0
+    assert not lock._active and not lock._gate

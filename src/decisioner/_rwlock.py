@@ -5,15 +5,46 @@ meaning; ``with lock.read():`` takes the shared side. A writer may re-enter eith
 wait while a writer holds or awaits the lock, so a stream of reads cannot starve a write.
 Writers are served in arrival order (tickets): a thread that releases and at once re-acquires
 (a tight loop) queues behind the writers already waiting instead of winning every race.
+
+Readers take no mutex while no writer is about. Any mutex taken per read makes two reading
+threads queue on it (and on the GIL behind it), which cost more than the GIL-free kernels
+saved: reads from two threads were slower than from one. A reader announces itself by
+appending to a deque, then looks at the writer gate; a writer closes the gate, then waits until
+the deque is empty. ``deque.append``/``pop`` and attribute reads are single atomic steps under
+the GIL, so either the reader sees the closed gate (and backs out to wait on the condition) or
+the writer sees the reader (and waits for it to leave). On an interpreter without a GIL
+(free-threaded builds), readers take the condition's mutex instead.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections import deque
 
 __all__ = ["RWLock"]
+
+#: the optimistic reader path relies on the GIL making deque operations sequentially consistent
+_GIL: bool = bool(getattr(sys, "_is_gil_enabled", lambda: True)())
+#: a writer waiting for readers to leave re-checks at least this often (seconds); the last reader
+#: out also wakes it, this only bounds the cost of a wake-up that raced
+_DRAIN_POLL = 0.001
+
+
+class _Read:
+    """Context manager of one shared acquisition (see :meth:`RWLock.read`)."""
+
+    __slots__ = ("_lock", "_shared")
+
+    def __init__(self, lock: RWLock) -> None:
+        self._lock = lock
+        self._shared = True
+
+    def __enter__(self) -> None:
+        self._shared = self._lock._acquire_read()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock._release_read(self._shared)
 
 
 class RWLock:
@@ -21,13 +52,15 @@ class RWLock:
 
     def __init__(self) -> None:
         self._cond = threading.Condition(threading.Lock())
-        self._readers = 0
+        self._active: deque[None] = deque()  # one entry per reader inside
+        self._gate = False  # closed (True) while a writer holds or awaits the lock
         self._writer: int | None = None
         self._depth = 0
         self._waiting = 0
         self._next_ticket = 0
         self._serving = 0
 
+    # ------------------------------------------------------------------ exclusive side
     def acquire(self) -> None:
         me = threading.get_ident()
         with self._cond:
@@ -37,8 +70,11 @@ class RWLock:
             ticket = self._next_ticket
             self._next_ticket += 1
             self._waiting += 1
-            while self._writer is not None or self._readers or ticket != self._serving:
+            self._gate = True  # before looking at the readers: see the module docstring
+            while self._writer is not None or ticket != self._serving:
                 self._cond.wait()
+            while self._active:
+                self._cond.wait(_DRAIN_POLL)
             self._waiting -= 1
             self._serving += 1
             self._writer = me
@@ -51,6 +87,8 @@ class RWLock:
             self._depth -= 1
             if self._depth == 0:
                 self._writer = None
+                if self._waiting == 0:
+                    self._gate = False
                 self._cond.notify_all()
 
     def __enter__(self) -> RWLock:
@@ -60,26 +98,37 @@ class RWLock:
     def __exit__(self, *exc: object) -> None:
         self.release()
 
-    @contextmanager
-    def read(self) -> Iterator[None]:
+    # ------------------------------------------------------------------ shared side
+    def read(self) -> _Read:
         """Shared access (re-entered as exclusive by a thread that holds the write side)."""
-        me = threading.get_ident()
-        with self._cond:
-            if self._writer == me:
-                self._depth += 1
-                shared = False
-            else:
-                while self._writer is not None or self._waiting:
+        return _Read(self)
+
+    def _acquire_read(self) -> bool:
+        """Enter as a reader (True) or, for the thread holding the write side, re-enter it
+        (False)."""
+        if self._writer is not None and self._writer == threading.get_ident():
+            self._depth += 1
+            return False
+        active = self._active
+        while True:
+            if _GIL:
+                active.append(None)
+                if not self._gate:
+                    return True
+                active.pop()  # a writer holds or awaits the lock: back out, wake it, wait
+            with self._cond:
+                if not _GIL and not self._gate:
+                    active.append(None)
+                    return True
+                self._cond.notify_all()
+                while self._gate:
                     self._cond.wait()
-                self._readers += 1
-                shared = True
-        try:
-            yield
-        finally:
-            if shared:
-                with self._cond:
-                    self._readers -= 1
-                    if self._readers == 0:
-                        self._cond.notify_all()
-            else:
-                self.release()
+
+    def _release_read(self, shared: bool) -> None:
+        if not shared:
+            self.release()
+            return
+        self._active.pop()
+        if self._gate and not self._active:
+            with self._cond:
+                self._cond.notify_all()
