@@ -820,6 +820,16 @@ class IdentityGraph:
         self._notify_split(row, pieces[1:])
         return UnmergeResult(row, pieces[1:].astype(np.int32), np.zeros(0, np.int32))
 
+    def _delete_nodes(self, rm: np.ndarray, mode: int) -> None:
+        """:func:`~._kernels.graph.graph_remove` of live nodes ``rm`` (int64), with room on the
+        free-node stack for those it recycles (mode 0)."""
+        need = int(self.meta_[K.C_FREE_NODES]) + rm.shape[0]
+        if self.free_nodes_.shape[0] < need:
+            self.free_nodes_ = _grow(self.free_nodes_, need, 0)
+        K.graph_remove(self.tab_, self.nodes_, self.free_nodes_, self.meta_, self.dnl_, self.edges_,
+                       self.ev_head_, rm, mode)
+        self._room = 0
+
     def _remove(self, nodes: list[int], mode: int) -> UnmergeResult:
         """Remove live ``nodes`` (mode 0 delete, TOMB, BLOCKED) and recompute what they leave."""
         by_row: dict[int, list[int]] = {}
@@ -827,11 +837,7 @@ class IdentityGraph:
             by_row.setdefault(self.row_of_node(x), []).append(x)
         groups = [(row, self.members(row)) for row in by_row]
         rm = np.array(sorted(set(nodes)), dtype=np.int64)
-        if self.free_nodes_.shape[0] < int(self.meta_[K.C_FREE_NODES]) + rm.shape[0]:
-            self.free_nodes_ = _grow(self.free_nodes_, int(self.meta_[K.C_FREE_NODES]) + rm.shape[0], 0)
-        K.graph_remove(self.tab_, self.nodes_, self.free_nodes_, self.meta_, self.dnl_, self.edges_,
-                       self.ev_head_, rm, mode)
-        self._room = 0
+        self._delete_nodes(rm, mode)
         erased: list[int] = []
         new_rows: list[np.ndarray] = []
         kept_row = -1
@@ -904,9 +910,7 @@ class IdentityGraph:
             # a tombstone holds nothing: deleting it leaves the identifier simply unknown
             self.nodes_["state"][tomb] = K.LIVE
             self.meta_[K.C_LIVE] += len(tomb)
-            K.graph_remove(self.tab_, self.nodes_, self.free_nodes_, self.meta_, self.dnl_, self.edges_,
-                           self.ev_head_, np.array(tomb, dtype=np.int64), 0)
-            self._room = 0
+            self._delete_nodes(np.array(tomb, dtype=np.int64), 0)
         return len(tomb)
 
     def block(self, id_type: str, value: str) -> UnmergeResult:
@@ -968,11 +972,7 @@ class IdentityGraph:
             sel = np.zeros(n_rows + 1, dtype=bool)  # -1 (not live) lands on the spare last cell
             sel[rows] = True
             rm = np.flatnonzero(sel[node_rows]).astype(np.int64)
-        if self.free_nodes_.shape[0] < int(self.meta_[K.C_FREE_NODES]) + rm.shape[0]:
-            self.free_nodes_ = _grow(self.free_nodes_, int(self.meta_[K.C_FREE_NODES]) + rm.shape[0], 0)
-        K.graph_remove(self.tab_, self.nodes_, self.free_nodes_, self.meta_, self.dnl_, self.edges_,
-                       self.ev_head_, rm, 0)
-        self._room = 0
+        self._delete_nodes(rm, 0)
         self._erase_rows(rows.tolist())
         self.compact_evidence()
         return int(rm.shape[0])
