@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from ._jit import kernel
+from ._jit import inline, kernel
 
 
 @kernel
@@ -73,6 +73,20 @@ def linear_update(
         theta[arm, j] = acc
 
 
+@inline
+def _mean_sd(inv: np.ndarray, theta: np.ndarray, a: int, x: np.ndarray) -> tuple[float, float]:
+    """Arm ``a``'s score mean ``theta_a . x`` and standard deviation ``||R_a x||``. O(d^2)."""
+    m = 0.0
+    ss = 0.0
+    for i in range(x.shape[0]):
+        m += theta[a, i] * x[i]
+        acc = 0.0
+        for j in range(i + 1):
+            acc += inv[a, i, j] * x[j]
+        ss += acc * acc
+    return m, math.sqrt(ss)
+
+
 @kernel
 def linear_scores(
     inv: np.ndarray, theta: np.ndarray, x: np.ndarray, eligible: np.ndarray,
@@ -84,22 +98,12 @@ def linear_scores(
     Assumes: shapes as in ``linear_update``. O(n d^2).
     """
     n = inv.shape[0]
-    d = x.shape[0]
     for a in range(n):
         if eligible[a] == 0:
             mean_out[a] = -np.inf
             sd_out[a] = 0.0
             continue
-        m = 0.0
-        ss = 0.0
-        for i in range(d):
-            m += theta[a, i] * x[i]
-            acc = 0.0
-            for j in range(i + 1):
-                acc += inv[a, i, j] * x[j]
-            ss += acc * acc
-        mean_out[a] = m
-        sd_out[a] = math.sqrt(ss)
+        mean_out[a], sd_out[a] = _mean_sd(inv, theta, a, x)
 
 
 @kernel
@@ -111,21 +115,13 @@ def linucb_select(
     propensity is 1. Assumes: shapes as in ``linear_update``; alpha >= 0. O(n d^2).
     """
     n = inv.shape[0]
-    d = x.shape[0]
     best = -1
     best_s = -np.inf
     for a in range(n):
         if eligible[a] == 0:
             continue
-        m = 0.0
-        ss = 0.0
-        for i in range(d):
-            m += theta[a, i] * x[i]
-            acc = 0.0
-            for j in range(i + 1):
-                acc += inv[a, i, j] * x[j]
-            ss += acc * acc
-        s = m + alpha * math.sqrt(ss)
+        m, sd = _mean_sd(inv, theta, a, x)
+        s = m + alpha * sd
         if best < 0 or s > best_s:
             best = a
             best_s = s
