@@ -29,8 +29,8 @@ def engine_state(e: Engine) -> dict[str, np.ndarray]:
             out[f"{name}_trials"] = pl.bandit.trials_.copy()
             out[f"{name}_successes"] = pl.bandit.successes_.copy()
         else:
-            out[f"{name}_trials"] = pl.trials.copy()
-            out[f"{name}_clicks"] = pl.clicks.copy()
+            out[f"{name}_trials"] = pl.state.trials.copy()
+            out[f"{name}_clicks"] = pl.state.clicks.copy()
     return out
 
 

@@ -92,13 +92,13 @@ def test_console_script_and_argparse_usage() -> None:
 @pytest.mark.parametrize("flush", ["event", "interval"])
 def test_replay_with_the_event_log_on(capsys: pytest.CaptureFixture[str], small_world: str, tmp_path: Path, flush: str) -> None:
     from decisioner import Engine
-    from decisioner.persistence import read_log
+    from decisioner.eventlog import read_log
 
     log = tmp_path / "events.log"
     out = run_json(capsys, "replay", str(Path(small_world) / "events.jsonl"), "--world", small_world,
                    "--max-events", "800", "--log", str(log), "--flush", flush)
     assert out["log"]["flush"] == flush and out["log"]["bytes"] == log.stat().st_size  # type: ignore[index]
-    assert len(read_log(log).records) == 800
+    assert len(read_log(log).payloads) == 800
     recovered = Engine.from_world(small_world, seed=0)
     recovered.attach_log(log)
     assert recovered.ops_ == 800 and recovered.events_ == 800

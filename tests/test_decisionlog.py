@@ -12,14 +12,14 @@ import pytest
 from decisioner.decisionlog import DecisionLog
 from decisioner.errors import ConfigError
 
-COLUMNS = ["seq", "time", "profile", "placement", "slot", "content", "score", "propensity", "candidates", "reward",
+COLUMNS = ["seq", "time", "person", "placement", "slot", "content", "score", "propensity", "candidates", "reward",
            "experiment", "variant"]
 
 
 def append(log: DecisionLog, seq: int, contents: list[int], placement: int = 0) -> int:
     k = len(contents)
     return log.append(
-        seq=seq, time=1_700_000_000_000 + seq, profile=seq % 3, placement=placement,
+        seq=seq, time=1_700_000_000_000 + seq, person=seq % 3, placement=placement,
         contents=np.array(contents, np.int32), scores=np.linspace(1.0, 0.5, k),
         propensities=np.full(k, 0.5), candidates=10 + seq,
     )
@@ -38,7 +38,7 @@ def test_rows_per_slot_and_dtypes() -> None:
     assert d["content"].tolist() == [3, 4, 7] and d["candidates"].tolist() == [10, 10, 11]
     assert d["score"].tolist() == [1.0, 0.5, 1.0] and d["propensity"].tolist() == [0.5, 0.5, 0.5]
     assert d["reward"].tolist() == [0.0, 0.0, 0.0]
-    assert [d[c].dtype for c in COLUMNS] == [np.int64, np.int64, np.int32, np.int16, np.int16, np.int32,
+    assert [d[c].dtype for c in COLUMNS] == [np.int64, np.int64, np.int64, np.int16, np.int16, np.int32,
                                              np.float64, np.float64, np.int32, np.float64, np.int16, np.int16]
     assert d["experiment"].tolist() == [-1, -1, -1] and d["variant"].tolist() == [-1, -1, -1]
 

@@ -70,32 +70,14 @@ def category(item_id: str) -> str:
 # ---------------------------------------------------------------- snapshots
 
 def snapshot(eng: Engine) -> dict[str, Any]:
-    """Every piece of mutable engine state, copied."""
-    s: dict[str, Any] = {}
-    g = eng.identity
-    for name, arr in g.to_arrays().items():
-        s[f"identity.{name}"] = arr.copy()
-    s["identity.types"] = g.types
-    for name in eng.profiles._ARRAYS:
-        s[f"profiles.{name}"] = getattr(eng.profiles, name).copy()
-    pop = eng.scorer.popularity_
-    s["popularity.acc_"] = pop.acc_.copy()
-    s["popularity.ref"] = (pop.t_ref_, pop.max_)
-    s["scorer.prior"] = eng.scorer.prior().copy()
-    for name in eng.placements:
-        pl = eng.placement(name)
-        for a in ("mask", "extra", "trials", "clicks"):
-            s[f"{name}.{a}"] = getattr(pl, a).copy()
-        if pl.bandit is not None:
-            s[f"{name}.bandit.trials_"] = pl.bandit.trials_.copy()
-            s[f"{name}.bandit.successes_"] = pl.bandit.successes_.copy()
-    for name, col in eng.decision_log.to_dict().items():
-        s[f"log.{name}"] = col
+    """Every piece of mutable engine state, copied: each component's own export."""
+    s: dict[str, Any] = {"identity.types": eng.identity.types}
+    for comp, (arrays, meta) in eng.to_state().items():
+        for name, arr in arrays.items():
+            s[f"{comp}.{name}"] = np.array(arr, copy=True)
+        s[f"{comp}.meta"] = repr(meta)
     s["log.len"] = len(eng.decision_log)
     s["seq_"] = eng.seq_
-    s["events_"] = eng.events_
-    s["pending"] = list(eng._pending.items())
-    s["inventory"] = eng.catalog.inventory.copy()
     return s
 
 
@@ -337,14 +319,14 @@ def test_observe_rewards_the_clicked_slot() -> None:
     pl = eng.placement("top")
     clicked = d.slots[2].content
     i = eng.catalog.index[clicked]
-    extra_before = pl.extra[i]
+    extra_before = pl.state.extra[i]
     eng.observe({"decision_id": d.decision_id, "kind": "click", "time": T0 + 1, "content": clicked})
-    assert pl.clicks[i] == 1.0 and pl.trials[i] == 1.0 and pl.extra[i] > extra_before
+    assert pl.state.clicks[i] == 1.0 and pl.state.trials[i] == 1.0 and pl.state.extra[i] > extra_before
     eng.observe({"decision_id": d.decision_id, "kind": "conversion", "time": T0 + 2, "content": clicked, "value": 30.0})
     assert eng.decision_log.column("reward").tolist() == [0.0, 0.0, 31.0, 0.0]
     eng.observe(msgspec.json.encode({"decision_id": d.decision_id, "kind": "click", "time": T0 + 3}))  # first slot
     assert eng.decision_log.column("reward").tolist() == [1.0, 0.0, 31.0, 0.0]
-    assert pl.clicks[i] == 1.0  # clicks never exceed exposures
+    assert pl.state.clicks[i] == 1.0  # clicks never exceed exposures
 
 
 def test_observe_errors_change_nothing() -> None:

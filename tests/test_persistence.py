@@ -17,12 +17,18 @@ import pytest
 
 from decisioner import Engine
 from decisioner.errors import ConfigError, DecisionerWarning, NotReadyError
-from decisioner.persistence import LOG_MAGIC, LOG_VERSION, EventLog, LogRecord, read_log
+from decisioner.eventlog import LOG_MAGIC, LOG_VERSION, EventLog, read_log
+from decisioner.journal import Record, TrackOp, read_records
+from decisioner.schemas import View
 from statecheck import assert_same, engine_state
 
 
-def rec(i: int, op: str = "track") -> LogRecord:
-    return LogRecord(seq=i, op=op, placement=None, body=b'{"i": %d}' % i)
+def rec(i: int) -> bytes:
+    return b"record %d padded to a realistic size" % i
+
+
+def seqs(payloads: list[bytes]) -> list[int]:
+    return [int(p.split()[1]) for p in payloads]
 
 
 def test_append_and_read_back(tmp_path: Path) -> None:
@@ -31,7 +37,7 @@ def test_append_and_read_back(tmp_path: Path) -> None:
         log.append(rec(i))
     log.close()
     scan = read_log(tmp_path / "events.log")
-    assert [r.seq for r in scan.records] == [0, 1, 2, 3, 4]
+    assert seqs(scan.payloads) == [0, 1, 2, 3, 4]
     assert scan.problem is None
     assert scan.good_bytes == (tmp_path / "events.log").stat().st_size
     with pytest.raises(NotReadyError, match=re.escape(f"the event log {str(tmp_path / 'events.log')!r} is closed")):
@@ -48,13 +54,13 @@ def test_truncated_tail_is_reported_and_cut_keeping_earlier_records(tmp_path: Pa
     full = path.read_bytes()
     path.write_bytes(full[:-cut])  # a write torn by a crash
     scan = read_log(path)
-    assert [r.seq for r in scan.records] == [0, 1, 2]
+    assert seqs(scan.payloads) == [0, 1, 2]
     assert scan.problem is not None and scan.problem.startswith("truncated record")
     with pytest.warns(DecisionerWarning, match="cut off after 3 good records"):
         log2 = EventLog(path)
     log2.append(rec(3))
     log2.close()
-    assert [r.seq for r in read_log(path).records] == [0, 1, 2, 3]
+    assert seqs(read_log(path).payloads) == [0, 1, 2, 3]
 
 
 def test_corrupt_record_is_detected_by_crc(tmp_path: Path) -> None:
@@ -67,7 +73,7 @@ def test_corrupt_record_is_detected_by_crc(tmp_path: Path) -> None:
     data[-3] ^= 0xFF  # flip bits inside the last payload
     path.write_bytes(bytes(data))
     scan = read_log(path)
-    assert [r.seq for r in scan.records] == [0, 1]
+    assert seqs(scan.payloads) == [0, 1]
     assert scan.problem is not None and "CRC mismatch" in scan.problem
 
 
@@ -89,12 +95,12 @@ def test_interval_policy_buffers_then_writes(tmp_path: Path) -> None:
     path = tmp_path / "events.log"
     log = EventLog(path, flush="interval", interval_ms=10_000.0)
     log.append(rec(0))
-    assert read_log(path).records == []  # still in the process buffer
+    assert read_log(path).payloads == []  # still in the process buffer
     log.flush_now()
-    assert len(read_log(path).records) == 1
+    assert len(read_log(path).payloads) == 1
     log.append(rec(1))
     log.close()  # close flushes
-    assert len(read_log(path).records) == 2
+    assert len(read_log(path).payloads) == 2
 
 
 def test_interval_flusher_thread_writes_without_new_appends(tmp_path: Path) -> None:
@@ -102,10 +108,10 @@ def test_interval_flusher_thread_writes_without_new_appends(tmp_path: Path) -> N
     log = EventLog(path, flush="interval", interval_ms=5.0)
     log.append(rec(0))
     deadline = time.monotonic() + 5.0
-    while not read_log(path).records and time.monotonic() < deadline:
+    while not read_log(path).payloads and time.monotonic() < deadline:
         time.sleep(0.01)
     log.close()
-    assert len(read_log(path).records) == 1
+    assert len(read_log(path).payloads) == 1
 
 
 def test_fsync_policy_and_reset(tmp_path: Path) -> None:
@@ -113,10 +119,10 @@ def test_fsync_policy_and_reset(tmp_path: Path) -> None:
     log = EventLog(path, fsync=True)
     log.append(rec(0))
     log.reset()
-    assert read_log(path).records == []
+    assert read_log(path).payloads == []
     log.append(rec(7))
     log.close()
-    assert [r.seq for r in read_log(path).records] == [7]
+    assert seqs(read_log(path).payloads) == [7]
 
 
 def test_bad_policy_arguments(tmp_path: Path) -> None:
@@ -180,9 +186,10 @@ def test_log_holds_keyed_hashes_never_raw_identifiers(small_world: str, tmp_path
     raw = (tmp_path / "events.log").read_bytes()
     for secret in (b"ada", b"Ada", b"lovelace", b"ck-ada-77", b"7946", b"0958"):
         assert secret not in raw
-    recs = read_log(tmp_path / "events.log").records
-    assert [r.op for r in recs] == ["track", "decide"]
-    assert b'"email":"' in recs[0].body and b'"cookie":"' in recs[0].body
+    recs = read_records(tmp_path / "events.log")
+    assert [type(r.op).__struct_config__.tag for r in recs] == ["track", "decide"]
+    ids = recs[0].op.event.ids
+    assert sorted(ids) == ["cookie", "email"] and all(len(v) == 32 for v in ids.values())
     # replay links exactly the keys the live engine linked (nothing is hashed twice)
     again = Engine.from_world(small_world, seed=0)
     again.attach_log(tmp_path / "events.log")
@@ -192,9 +199,9 @@ def test_log_holds_keyed_hashes_never_raw_identifiers(small_world: str, tmp_path
 
 def test_hashed_log_ids_that_are_not_hex_are_rejected(small_world: str) -> None:
     e = Engine.from_world(small_world, seed=0)
-    body = b'{"type":"view","time":1700000000000,"ids":{"cookie":"not-a-hash"}}'
+    ev = View(time=1_700_000_000_000, ids={"cookie": "not-a-hash"})
     with pytest.raises(ConfigError.__mro__[1], match=re.escape("32 hex digits")):
-        e.apply_record(LogRecord(seq=0, op="track", placement=None, body=body))
+        e.apply_record(Record(0, TrackOp(ev)))
     assert e.ops_ == 0 and e.identity.n_nodes == 0
 
 

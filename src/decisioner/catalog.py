@@ -206,6 +206,15 @@ class Catalog:
         a, b = self.indptr[i], self.indptr[i + 1]
         return self.indices[a:b], self.data[a:b]
 
+    def items_fvs(self, items: list[int], weight: float) -> tuple[np.ndarray, np.ndarray]:
+        """Facet-value ids (int32) and their weights times ``weight`` (float64) of ``items``."""
+        if len(items) == 1:
+            a, b = self.indptr[items[0]], self.indptr[items[0] + 1]
+            return self.indices[a:b], self.data[a:b].astype(np.float64) * float(weight)
+        parts = [self.item_fvs(i) for i in items]
+        return (np.concatenate([f for f, _ in parts]),
+                np.concatenate([d.astype(np.float64) for _, d in parts]) * float(weight))
+
     def facet_values_mask(self, facet: str, values: Iterable[str]) -> np.ndarray:
         """Boolean mask of items having any of ``values`` for ``facet``."""
         fvs = [self.fv_index[f"{facet}={v}"] for v in values if f"{facet}={v}" in self.fv_index]

@@ -506,6 +506,8 @@ class PlacementSpec(Struct, **_BASE):
     boosts: list[Boost] = []
     experiences: list[ExperienceSpec] = []
     default: str | None = None
+    #: when nothing is eligible: serve the fallback (popular in-stock items / ``default``) or nothing
+    fallback: bool = True
 
     def __post_init__(self) -> None:
         at = f" (placement {self.name!r})"

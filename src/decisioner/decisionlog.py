@@ -1,6 +1,7 @@
 """DecisionLog: every decision, one row per slot, as columns grown by doubling.
 
-Columns: ``seq`` (decision sequence number), ``time`` (event ms), ``profile`` (row),
+Columns: ``seq`` (decision sequence number), ``time`` (event ms), ``person`` (the stable person
+id of :mod:`decisioner.people`, never a reusable row; -1: anonymous or erased),
 ``placement`` (index), ``slot``, ``content`` (item or experience index), ``score``,
 ``propensity``, ``candidates`` (count considered), ``reward`` (summed outcome value joined
 later by decision id; 0 until then), ``experiment`` (index, -1: none) and ``variant`` (index in
@@ -16,14 +17,15 @@ from typing import Any, Final
 import msgspec
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, NotReadyError
+from .snapshot import ComponentState
 
 __all__ = ["DecisionLog"]
 
 _COLUMNS: Final[tuple[tuple[str, Any], ...]] = (
     ("seq", np.int64),
     ("time", np.int64),
-    ("profile", np.int32),
+    ("person", np.int64),
     ("placement", np.int16),
     ("slot", np.int16),
     ("content", np.int32),
@@ -52,7 +54,7 @@ class DecisionLog:
     Examples
     --------
     >>> log = DecisionLog()
-    >>> log.append(seq=0, time=1, profile=0, placement=0, contents=np.array([3, 4]),
+    >>> log.append(seq=0, time=1, person=0, placement=0, contents=np.array([3, 4]),
     ...            scores=np.array([0.5, 0.4]), propensities=np.array([0.9, 0.1]), candidates=10)
     0
     >>> len(log), log.column("propensity").tolist()
@@ -77,7 +79,7 @@ class DecisionLog:
         self._fill.append(0)
 
     def append(
-        self, *, seq: int, time: int, profile: int, placement: int, contents: np.ndarray,
+        self, *, seq: int, time: int, person: int, placement: int, contents: np.ndarray,
         scores: np.ndarray, propensities: np.ndarray, candidates: int, experiment: int = -1,
         variant: int = -1,
     ) -> int:
@@ -93,7 +95,7 @@ class DecisionLog:
         end = start + k
         c["seq"][start:end] = seq
         c["time"][start:end] = time
-        c["profile"][start:end] = profile
+        c["person"][start:end] = person
         c["placement"][start:end] = placement
         c["slot"][start:end] = np.arange(k)
         c["content"][start:end] = contents
@@ -122,6 +124,38 @@ class DecisionLog:
         if not parts:
             return np.zeros(0, dtype=dict(_COLUMNS)[name])
         return np.concatenate(parts)
+
+    def erase(self, persons: set[int]) -> int:
+        """Erasure: the rows of ``persons`` lose their person id (-1) and with it every link to
+        the person; counts, contents and rewards stay as anonymous aggregates. Returns the rows
+        changed."""
+        if not persons:
+            return 0
+        wanted = np.fromiter(persons, dtype=np.int64)
+        changed = 0
+        for c, f in zip(self._chunks, self._fill):
+            hit = np.isin(c["person"][:f], wanted)
+            n = int(np.count_nonzero(hit))
+            if n:
+                c["person"][:f][hit] = -1
+                changed += n
+        return changed
+
+    def to_state(self) -> ComponentState:
+        return self.to_dict(), {"chunk_rows": self.chunk_rows}
+
+    def load_state(self, state: ComponentState) -> None:
+        """Restore :meth:`to_state` (handles stay valid: same ``chunk_rows``, decisions whole).
+
+        Raises
+        ------
+        NotReadyError
+            If the state was written with another ``chunk_rows``.
+        """
+        columns, meta = state
+        if meta.get("chunk_rows") != self.chunk_rows:
+            raise NotReadyError(f"expected a decision log of {self.chunk_rows} rows a chunk, got {meta.get('chunk_rows')!r}")
+        self.load_dict(columns)
 
     def to_dict(self) -> dict[str, np.ndarray]:
         return {name: self.column(name) for name, _ in _COLUMNS}
@@ -157,7 +191,7 @@ class DecisionLog:
             for i in range(self._n):
                 p = int(d["placement"][i])
                 fh.write(enc.encode({
-                    "seq": int(d["seq"][i]), "time": int(d["time"][i]), "profile": int(d["profile"][i]),
+                    "seq": int(d["seq"][i]), "time": int(d["time"][i]), "person": int(d["person"][i]),
                     "placement": placements[p], "slot": int(d["slot"][i]),
                     "content": contents[p][int(d["content"][i])], "score": float(d["score"][i]),
                     "propensity": float(d["propensity"][i]), "candidates": int(d["candidates"][i]),

@@ -15,6 +15,7 @@ __all__ = [
     "UnknownPlacementError",
     "UnknownDecisionError",
     "NotReadyError",
+    "LogLockedError",
     "MissingDependencyError",
     "DecisionerWarning",
 ]
@@ -53,6 +54,10 @@ class UnknownDecisionError(UnknownArmError):
 
 class NotReadyError(DecisionerError, RuntimeError):
     """A model is not loaded or state is not initialised."""
+
+
+class LogLockedError(NotReadyError):
+    """Another process is the writer of this log or snapshot directory."""
 
 
 class MissingDependencyError(DecisionerError, ImportError):

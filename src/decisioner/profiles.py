@@ -13,8 +13,10 @@ from typing import Final
 import numpy as np
 
 from ._kernels import affinity as A
+from .errors import NotReadyError
+from .snapshot import ComponentState
 
-__all__ = ["ProfileStore", "CONSENT_PERSONALIZATION", "CONSENT_ANALYTICS", "CONSENT_MARKETING", "CONSENT_BITS"]
+__all__ = ["idle_rows", "ProfileStore", "CONSENT_PERSONALIZATION", "CONSENT_ANALYTICS", "CONSENT_MARKETING", "CONSENT_BITS"]
 
 CONSENT_PERSONALIZATION: Final = 1
 CONSENT_ANALYTICS: Final = 2
@@ -175,5 +177,60 @@ class ProfileStore:
         self.events_[dst] += self.events_[src]
         self.clear(src)
 
+    def to_state(self) -> ComponentState:
+        """Every row's arrays (the state a snapshot holds), and the shape parameters."""
+        return {n.rstrip("_"): getattr(self, n) for n in self._ARRAYS}, {
+            "slots": self.slots, "purchased_slots": self.purchased_slots,
+        }
+
+    def load_state(self, state: ComponentState) -> None:
+        """Replace every row with a state from :meth:`to_state` of a store of the same shape.
+
+        Raises
+        ------
+        NotReadyError
+            If the state was written for another number of slots.
+        """
+        arrays, meta = state
+        if (meta.get("slots"), meta.get("purchased_slots")) != (self.slots, self.purchased_slots):
+            raise NotReadyError(
+                f"expected profile state with {self.slots} slots and {self.purchased_slots} purchases, got "
+                f"{meta.get('slots')} and {meta.get('purchased_slots')} - at `profiles`"
+            )
+        for n in self._ARRAYS:
+            old = getattr(self, n)
+            setattr(self, n, np.array(arrays[n.rstrip("_")], dtype=old.dtype))
+
     def nbytes_per_profile(self) -> int:
         return int(sum(getattr(self, n)[0:1].nbytes for n in self._ARRAYS))
+
+
+def idle_rows(root: np.ndarray, last_seen: np.ndarray, n: int, *, keep: int) -> np.ndarray:
+    """The ``n`` live rows idle longest (oldest ``last_seen``; ties: lowest row), never ``keep``.
+
+    ``root`` int[rows] is the identity graph's row table (< 0: no live profile). Exact and
+    deterministic in the state, so a log replay selects the same rows; a strided sample's
+    quantile narrows the candidates first, so the cost follows ``n``, not the population.
+    """
+    n_rows = root.shape[0]
+    seen = last_seen[:n_rows]
+    n_live = int(np.count_nonzero(root >= 0))
+    step = max(1, n_rows // 8192)
+    sample = seen[::step][root[::step] >= 0]
+    live = None
+    if sample.shape[0] and 4 * n < n_live:
+        thr = np.quantile(sample, min(1.0, 2.0 * n / n_live + 0.002), method="higher")
+        live = np.flatnonzero((seen <= thr) & (root >= 0))
+        live = live[live != keep]
+        if live.shape[0] < n:
+            live = None
+    if live is None:
+        live = np.flatnonzero(root >= 0)
+        live = live[live != keep]
+    n = min(n, live.shape[0])
+    if n < live.shape[0]:
+        cand = seen[live]
+        kth = np.partition(cand, n - 1)[n - 1]
+        below = live[cand < kth]
+        return np.concatenate([below, live[cand == kth][: n - below.shape[0]]])
+    return live

@@ -297,6 +297,8 @@ class Decision(Struct, frozen=True, kw_only=True):
     reasons: list[Reason] = []
     latency_us: float = 0.0
     variant: str | None = None
+    #: the stable person id (never reused; -1: anonymous), which every record of the decision carries
+    person: int = -1
 
 
 _event_decoder: Final = msgspec.json.Decoder(BehaviourEvent)

@@ -15,6 +15,7 @@ from ._kernels import affinity as A
 from ._kernels import topk as T
 from .catalog import Catalog
 from .config import ScoringSpec
+from .snapshot import ComponentState
 
 __all__ = ["AffinityScorer", "Popularity"]
 
@@ -55,6 +56,19 @@ class Popularity:
         self.acc_[item] = v
         if v > self.max_:
             self.max_ = v
+
+    def inv_max(self) -> float:
+        """``1 / max count`` (0 before any count): the prior of item ``i`` is ``acc_[i] * inv_max()``."""
+        return 1.0 / self.max_ if self.max_ > 0.0 else 0.0
+
+    def to_state(self) -> ComponentState:
+        return {"acc": self.acc_}, {"t_ref": self.t_ref_, "max": self.max_}
+
+    def load_state(self, state: ComponentState) -> None:
+        arrays, meta = state
+        self.acc_ = np.array(arrays["acc"], dtype=np.float64)
+        self.t_ref_ = int(meta["t_ref"])
+        self.max_ = float(meta["max"])
 
     def normalised(self) -> np.ndarray:
         """Counts divided by the largest one (all zeros before any event)."""
@@ -126,6 +140,20 @@ class AffinityScorer:
             extra, eligible, self._empty_i32 if excluded is None else excluded, out,
         )
         return out, int(n)
+
+    def to_state(self) -> ComponentState:
+        return self.popularity_.to_state()
+
+    def load_state(self, state: ComponentState) -> None:
+        self.popularity_.load_state(state)
+        self._dirty = True
+
+    def fallback(self, in_stock: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` most popular in-stock items (int64) and their prior (a placement's fallback
+        when none of its candidates is eligible)."""
+        scores = np.where(in_stock != 0, self.prior(), -np.inf)
+        idx = self.top(scores, k)
+        return idx, scores[idx]
 
     @staticmethod
     def top(scores: np.ndarray, k: int) -> np.ndarray:

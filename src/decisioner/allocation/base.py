@@ -19,7 +19,8 @@ import numpy as np
 
 from .._kernels import bandit as B
 from .._kernels.rng import seed_state
-from ..errors import ConfigError, UnknownArmError
+from ..errors import ConfigError, NotReadyError, UnknownArmError
+from ..snapshot import ComponentState
 
 __all__ = ["Choice", "ArmStats", "Policy"]
 
@@ -72,6 +73,21 @@ class ArmStats:
             self.counts_, self.sums_, self.sumsq_, arm, dn, dr, dr2, self.discount,
             self.ring_arm_, self.ring_val_, self.ring_meta_,
         )
+
+    _ARRAYS = ("counts_", "sums_", "sumsq_", "ring_arm_", "ring_val_", "ring_meta_")
+
+    def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
+        """The learned sums and the sliding window's ring, named ``prefix + name``."""
+        return {prefix + n.rstrip("_"): getattr(self, n) for n in self._ARRAYS}
+
+    def load_arrays(self, arrays: dict[str, np.ndarray], prefix: str = "") -> None:
+        """Restore what :meth:`to_arrays` exported (shapes must match this instance's)."""
+        for n in self._ARRAYS:
+            cur = getattr(self, n)
+            a = np.array(arrays[prefix + n.rstrip("_")], dtype=cur.dtype)
+            if a.shape != cur.shape:
+                raise NotReadyError(f"expected `{prefix}{n}` of shape {cur.shape}, got {a.shape} - at policy state")
+            setattr(self, n, a)
 
     def means(self, default: float = 0.0) -> np.ndarray:
         """Mean reward per arm (``default`` where nothing was counted)."""
@@ -193,6 +209,35 @@ class Policy(ABC):
             )
         for i in range(a.shape[0]):
             self.update_one(int(a[i]), float(r[i]), context=None if contexts is None else contexts[i])
+
+    # ------------------------------------------------------------------ state
+    def to_state(self) -> ComponentState:
+        """The policy's learned state and its random stream, as arrays and plain values
+        (equal state and equal inputs give equal next decisions)."""
+        arrays, meta = self._export()
+        return {**arrays, "rng": self._state.copy()}, {**meta, "n_arms": self.n_arms}
+
+    def load_state(self, state: ComponentState) -> None:
+        """Continue from a state of :meth:`to_state` (of a policy with the same spec and arms).
+
+        Raises
+        ------
+        NotReadyError
+            If the state is of another number of arms.
+        """
+        arrays, meta = state
+        if meta.get("n_arms") != self.n_arms:
+            raise NotReadyError(f"expected policy state of {self.n_arms} arms, got {meta.get('n_arms')!r}")
+        self._state[:] = np.asarray(arrays["rng"], dtype=np.uint64)
+        self._import(arrays, meta)
+
+    @abstractmethod
+    def _export(self) -> ComponentState:
+        """The subclass's learned state (arrays, plain values)."""
+
+    @abstractmethod
+    def _import(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        """Restore what :meth:`_export` gave."""
 
     # ------------------------------------------------------------------ to implement
     @abstractmethod

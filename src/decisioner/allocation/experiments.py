@@ -32,7 +32,9 @@ import numpy as np
 import xxhash
 
 from ..config import ExperimentSpec, HoldoutSpec
+from ..errors import NotReadyError
 from ..hashing import SEPARATOR, hash_unit
+from ..snapshot import ComponentState
 
 __all__ = ["bucket", "ExposureLog", "ExperimentRuntime", "HOLDOUT", "NOT_ENROLLED"]
 
@@ -58,7 +60,8 @@ def bucket(key: bytes, salt: str, unit: str) -> float:
 
 class ExposureLog:
     """Append-only columns of experiment exposures: decision ``seq``, ``time``, ``experiment``
-    index, ``variant`` code (``HOLDOUT`` = -2) and ``profile`` row, grown by doubling.
+    index, ``variant`` code (``HOLDOUT`` = -2) and ``person`` id (never a reusable row; -1 once
+    erased), grown by doubling.
 
     Examples
     --------
@@ -68,7 +71,7 @@ class ExposureLog:
     (1, [1])
     """
 
-    _COLS: Final = (("seq", np.int64), ("time", np.int64), ("experiment", np.int16), ("variant", np.int16), ("profile", np.int32))
+    _COLS: Final = (("seq", np.int64), ("time", np.int64), ("experiment", np.int16), ("variant", np.int16), ("person", np.int64))
 
     def __init__(self, capacity: int = 1024) -> None:
         self._cols = {name: np.empty(max(capacity, 1), dtype=dt) for name, dt in self._COLS}
@@ -77,7 +80,7 @@ class ExposureLog:
     def __len__(self) -> int:
         return self._n
 
-    def append(self, seq: int, time: int, experiment: int, variant: int, profile: int) -> None:
+    def append(self, seq: int, time: int, experiment: int, variant: int, person: int) -> None:
         if self._n == self._cols["seq"].shape[0]:
             for name in list(self._cols):
                 old = self._cols[name]
@@ -90,12 +93,31 @@ class ExposureLog:
         c["time"][i] = time
         c["experiment"][i] = experiment
         c["variant"][i] = variant
-        c["profile"][i] = profile
+        c["person"][i] = person
         self._n = i + 1
 
     def column(self, name: str) -> np.ndarray:
         """One column over every exposure, in order (a copy)."""
         return self._cols[name][: self._n].copy()
+
+    def erase(self, persons: set[int]) -> int:
+        """Erasure: the exposures of ``persons`` lose their person id (-1). Returns how many."""
+        if not persons:
+            return 0
+        col = self._cols["person"][: self._n]
+        hit = np.isin(col, np.fromiter(persons, dtype=np.int64))
+        col[hit] = -1
+        return int(np.count_nonzero(hit))
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {name: self.column(name) for name, _ in self._COLS}
+
+    def load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        n = int(arrays["seq"].shape[0])
+        self._cols = {name: np.empty(max(2 * n, 1024), dtype=dt) for name, dt in self._COLS}
+        for name, _ in self._COLS:
+            self._cols[name][:n] = arrays[name]
+        self._n = n
 
 
 class ExperimentRuntime:
@@ -234,6 +256,28 @@ class ExperimentRuntime:
         v = min(bisect.bisect_right(self._cum[e_i], u), len(e.variants) - 1)
         self.assign_[e_i, row] = v
         return v
+
+    def to_state(self) -> ComponentState:
+        """Sticky assignments (per profile row, cleared when a row is reused) and exposures."""
+        arrays: dict[str, np.ndarray] = {"assign": self.assign_, "holdout": self.holdout_}
+        arrays.update({f"exposures.{k}": a for k, a in self.exposures.to_arrays().items()})
+        return arrays, {"experiments": [e.name for e in self.experiments]}
+
+    def load_state(self, state: ComponentState) -> None:
+        """Restore :meth:`to_state` of a runtime with the same experiments.
+
+        Raises
+        ------
+        NotReadyError
+            If the state was written for other experiments.
+        """
+        arrays, meta = state
+        names = [e.name for e in self.experiments]
+        if meta.get("experiments") != names:
+            raise NotReadyError(f"expected experiment state for {names!r}, got {meta.get('experiments')!r}")
+        self.assign_ = np.array(arrays["assign"], dtype=np.int16).reshape(len(names), arrays["holdout"].shape[0])
+        self.holdout_ = np.array(arrays["holdout"], dtype=np.int8)
+        self.exposures.load_arrays({k.split(".", 1)[1]: a for k, a in arrays.items() if k.startswith("exposures.")})
 
     def variant_name(self, experiment: int, code: int) -> str:
         return "holdout" if code == HOLDOUT else self.experiments[experiment].variants[code].name

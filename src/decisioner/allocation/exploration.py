@@ -38,6 +38,12 @@ class _MeanPolicy(Policy):
         arm, prop = B.arm_select(self.mode, self.param, m, self.stats_.counts_, eligible, state)
         return Choice(int(arm), float(prop), float(m[arm]))
 
+    def _export(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        return self.stats_.to_arrays("stats."), {}
+
+    def _import(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        self.stats_.load_arrays(arrays, "stats.")
+
     def _learn(self, arm: int, dn: float, reward: float, previous: float, context: Any) -> None:
         self.stats_.add(arm, dn, reward, 0.0)
 

@@ -11,7 +11,7 @@ import numpy as np
 from .._kernels import bandit as B
 from .._kernels import linear as K
 from ..config import LinTSSpec, LinUCBSpec
-from ..errors import ConfigError
+from ..errors import ConfigError, NotReadyError
 from .base import Choice, Policy
 
 __all__ = ["LinUCB", "LinTS"]
@@ -50,6 +50,17 @@ class _Linear(Policy):
                 f"expected a finite context of shape ({self.n_features},), got shape {x.shape!r} - at `context`"
             )
         return x
+
+    _ARRAYS = ("chol_", "inv_", "b_", "theta_", "counts_")
+
+    def _export(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        return {n.rstrip("_"): getattr(self, n) for n in self._ARRAYS}, {"n_features": self.n_features}
+
+    def _import(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        if meta.get("n_features") != self.n_features:
+            raise NotReadyError(f"expected a linear policy of {self.n_features} features, got {meta.get('n_features')!r}")
+        for n in self._ARRAYS:
+            setattr(self, n, np.array(arrays[n.rstrip("_")], dtype=np.float64))
 
     def _learn(self, arm: int, dn: float, reward: float, previous: float, context: Any) -> None:
         x = self._context(context)

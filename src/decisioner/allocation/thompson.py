@@ -92,6 +92,39 @@ class _ProbabilityMatching(Policy):
         self._changes = 0
         self.refreshes_ += 1
 
+    def _export(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        # the cached probability table is state too: selections between refreshes use it, so a
+        # restored policy must draw from the same table to continue with the same decisions
+        arrays = self.stats_.to_arrays("stats.")
+        arrays["win"], arrays["cum"] = self._win, self._cum
+        mask_kind = 0 if self._mask is None else 1 if self._mask is self._all else 2
+        if mask_kind == 2:
+            assert self._mask is not None
+            arrays["mask"] = self._mask
+        if self._snap is not None:
+            arrays["snap1"], arrays["snap2"] = self._snap
+        for k, r in self._ranks.items():
+            arrays[f"ranks.{k}"] = r
+        meta = {"changes": self._changes, "mask": mask_kind, "error": self.error_, "refreshes": self.refreshes_}
+        return arrays, meta
+
+    def _import(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        self.stats_.load_arrays(arrays, "stats.")
+        self._win = np.array(arrays["win"], dtype=np.float64)
+        self._cum = np.array(arrays["cum"], dtype=np.float64)
+        kind = int(meta["mask"])
+        self._mask = None if kind == 0 else self._all if kind == 1 else np.array(arrays["mask"], dtype=np.uint8)
+        self._snap = (
+            (np.array(arrays["snap1"], dtype=np.float64), np.array(arrays["snap2"], dtype=np.float64))
+            if "snap1" in arrays else None
+        )
+        self._ranks = {
+            int(k.split(".", 1)[1]): np.array(a, dtype=np.float64) for k, a in arrays.items() if k.startswith("ranks.")
+        }
+        self._changes = int(meta["changes"])
+        self.error_ = float(meta["error"])
+        self.refreshes_ = int(meta["refreshes"])
+
     def _select(self, eligible: np.ndarray, state: np.ndarray, context: Any) -> Choice:
         if self._stale(eligible):
             self.refresh(eligible)

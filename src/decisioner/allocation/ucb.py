@@ -52,6 +52,12 @@ class UCB1(Policy):
         arm, prop = B.arm_select(B.MODE_UCB1, self.spec.c, self.means(), self.stats_.counts_, eligible, state)
         return Choice(int(arm), float(prop), float(self.means()[arm]))
 
+    def _export(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        return self.stats_.to_arrays("stats."), {}
+
+    def _import(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        self.stats_.load_arrays(arrays, "stats.")
+
     def _learn(self, arm: int, dn: float, reward: float, previous: float, context: Any) -> None:
         self.stats_.add(arm, dn, reward, 0.0)
 

@@ -536,7 +536,7 @@ def units_from_records(records: Sequence[dict[str, Any]]) -> tuple[np.ndarray, n
             names.append(name)
         v = index[name]
         reward = float(rec.get("reward", rec.get("value", 0.0)) or 0.0)
-        unit = rec.get("unit", rec.get("profile", i))
+        unit = rec.get("unit", rec.get("person", rec.get("profile", i)))
         entry = per_unit.setdefault(unit, [v, 0.0])
         entry[1] += reward
         if rec.get("propensity") is not None:
@@ -554,7 +554,8 @@ def units_from_records(records: Sequence[dict[str, Any]]) -> tuple[np.ndarray, n
 def engine_report(engine: Any, experiment: str, **kwargs: Any) -> ExperimentReport:
     """The report of one of an engine's experiments, from its decision log.
 
-    A unit is a profile exposed to the experiment (variant assignment is sticky, so each has
+    A unit is a person exposed to the experiment, counted by stable person id (merged people
+    count once, as the person they were merged into; variant assignment is sticky, so each has
     one variant); its value is the summed reward of its decisions in the experiment. Variant
     weights and the control come from the experiment's spec unless given.
     """
@@ -565,7 +566,7 @@ def engine_report(engine: Any, experiment: str, **kwargs: Any) -> ExperimentRepo
     spec = engine.config.experiments[e_i]
     log = engine.decision_log
     m = (log.column("experiment") == e_i) & (log.column("slot") == 0) & (log.column("variant") >= 0)
-    prof = log.column("profile")[m]
+    prof = engine.people.canonical_many(log.column("person")[m])
     var = log.column("variant")[m].astype(np.int64)
     rew = log.column("reward")[m]
     units: dict[int, list[float]] = {}

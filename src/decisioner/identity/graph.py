@@ -642,6 +642,15 @@ class IdentityGraph:
         return mask
 
     # ------------------------------------------------------------------ components
+    def tombstoned(self, keys: np.ndarray) -> np.ndarray:
+        """bool per identifier of ``keys`` (uint64[2, m]): erased and held as a tombstone."""
+        k = np.array(keys, dtype=np.uint64).reshape(2, -1)
+        k[1] &= np.uint64(0xFFFFFFFF)
+        nodes = self._node_of(k)
+        state = self.nodes_["state"][np.maximum(nodes, 0)].astype(np.int64) & K.STATE_MASK
+        out: np.ndarray = (nodes >= 0) & (state == K.TOMB)
+        return out
+
     def _node_of(self, keys: np.ndarray) -> np.ndarray:
         k = self._as_keys(keys)
         out = np.empty(k.shape[1], dtype=np.int64)

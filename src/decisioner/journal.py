@@ -1,0 +1,207 @@
+"""Admission: the writer lock, the operation counter and the typed write-ahead records.
+
+Every state change of an engine is *admitted* here, under the writer lock, after it has been
+validated and applied: :meth:`Journal.admit` encodes the operation first (so an operation that
+cannot be logged changes no counter), then takes the next admission number and appends the
+record to the event log when one is attached. Replay decodes the same records and hands the
+operations back in admission order.
+
+A record is one msgpack array ``[seq, op]`` where ``op`` is one of the operation Structs below,
+tagged by ``op`` (no JSON inside): an event's identifiers are logged as their keyed hashes
+(key and check-tag word, 32 hex digits), never as raw values, and replay links those keys
+without hashing again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final, Union
+
+import msgspec
+
+from ._rwlock import RWLock
+from .errors import NotReadyError, SchemaError
+from .eventlog import EventLog, read_log
+from .schemas import BehaviourEvent, Outcome
+
+__all__ = [
+    "Journal",
+    "Operation",
+    "Record",
+    "TrackOp",
+    "DecideOp",
+    "ObserveOp",
+    "ForgetOp",
+    "UnlinkOp",
+    "SplitOp",
+    "ExpireOp",
+    "InventoryOp",
+    "decode_record",
+    "read_records",
+]
+
+
+class TrackOp(msgspec.Struct, tag="track", tag_field="op", array_like=True, frozen=True):
+    """A tracked behaviour event (identifiers as keyed hashes)."""
+
+    event: BehaviourEvent
+
+
+class DecideOp(msgspec.Struct, tag="decide", tag_field="op", array_like=True, frozen=True):
+    """A decision for ``placement`` on a behaviour event (identifiers as keyed hashes)."""
+
+    placement: str
+    event: BehaviourEvent
+
+
+class ObserveOp(msgspec.Struct, tag="observe", tag_field="op", array_like=True, frozen=True):
+    """An outcome joined to a decision."""
+
+    outcome: Outcome
+
+
+class ForgetOp(msgspec.Struct, tag="forget", tag_field="op", array_like=True, frozen=True):
+    """Erasure of identifiers by key (key and check-tag word per identifier)."""
+
+    keys: list[int]
+    tags: list[int]
+
+
+class UnlinkOp(msgspec.Struct, tag="unlink", tag_field="op", array_like=True, frozen=True):
+    """One identifier detached from its profile, by key."""
+
+    keys: list[int]
+    tags: list[int]
+
+
+class SplitOp(msgspec.Struct, tag="split", tag_field="op", array_like=True, frozen=True):
+    """A profile row recomputed from its evidence, ``apart`` kept in different profiles."""
+
+    row: int
+    apart: list[tuple[list[int], list[int]]]
+
+
+class ExpireOp(msgspec.Struct, tag="expire", tag_field="op", array_like=True, frozen=True):
+    """Retention of volatile identifiers applied at ``now``."""
+
+    now: int
+
+
+class InventoryOp(msgspec.Struct, tag="inventory", tag_field="op", array_like=True, frozen=True):
+    """An item's stock set to ``inventory``."""
+
+    item: str
+    inventory: int
+
+
+Operation = Union[TrackOp, DecideOp, ObserveOp, ForgetOp, UnlinkOp, SplitOp, ExpireOp, InventoryOp]
+
+
+class Record(msgspec.Struct, array_like=True, frozen=True):
+    """One admitted operation and its admission number."""
+
+    seq: int
+    op: Operation
+
+
+_encoder: Final = msgspec.msgpack.Encoder()
+_decoder: Final = msgspec.msgpack.Decoder(Record)
+
+
+def decode_record(payload: bytes, *, where: str = "the event log") -> Record:
+    """One record from its payload bytes.
+
+    Raises
+    ------
+    NotReadyError
+        If the payload is not a record of this format (a damaged or foreign log).
+    """
+    try:
+        return _decoder.decode(payload)
+    except (msgspec.DecodeError, msgspec.ValidationError, SchemaError) as exc:
+        raise NotReadyError(f"expected a decisioner log record, got an undecodable one ({exc}) - at {where}") from None
+
+
+def read_records(path: str | Path) -> list[Record]:
+    """Every intact record of the log at ``path``, decoded (a damaged tail is left out).
+
+    Raises
+    ------
+    ConfigError
+        If the file is not an event log of this format version.
+    NotReadyError
+        If an intact record does not decode.
+    """
+    return [decode_record(p, where=repr(str(path))) for p in read_log(path).payloads]
+
+
+class Journal:
+    """The engine's admission point: one writer lock, one counter, one optional log.
+
+    ``with journal.lock:`` is the exclusive (writer) side; ``journal.lock.read()`` the shared
+    side for read-only calls. ``ops_`` counts every admitted operation; it is the position in
+    the log, so a snapshot taken at ``ops_ = n`` is continued by the records ``n, n + 1, ...``.
+    """
+
+    def __init__(self) -> None:
+        self.lock = RWLock()
+        self.ops_ = 0
+        self.log: EventLog | None = None
+
+    def encode(self, op: Operation) -> bytes:
+        """The record payload ``op`` would be logged as at the next admission number.
+
+        Raises
+        ------
+        SchemaError
+            If the operation cannot be encoded (then nothing was admitted).
+        """
+        try:
+            return _encoder.encode(Record(self.ops_, op))
+        except (UnicodeEncodeError, OverflowError, TypeError) as exc:
+            raise SchemaError(f"expected an operation that can be logged, got one that cannot ({exc}) - at `{type(op).__name__}`") from None
+
+    def admit(self, op: Operation, payload: bytes | None = None) -> int:
+        """Count an accepted operation and append it to the log (call under the writer lock).
+
+        ``payload`` is :meth:`encode`'s result when the caller encoded before changing state
+        (the way to make an unloggable operation change nothing). Returns its admission number.
+        """
+        seq = self.ops_
+        if self.log is not None:
+            self.log.append(self.encode(op) if payload is None else payload)
+        self.ops_ = seq + 1
+        return seq
+
+    def attach(self, log: EventLog) -> list[Record]:
+        """Use ``log`` from now on; returns its records at or past ``ops_`` (to replay first).
+
+        Raises
+        ------
+        NotReadyError
+            If a record is undecodable or the records have a gap.
+        """
+        if self.log is not None:
+            self.log.close()
+        records = [decode_record(p, where=repr(str(log.path))) for p in log.recovered_]
+        self.log = log
+        return self.pending(records)
+
+    def pending(self, records: list[Record]) -> list[Record]:
+        """The records at or past ``ops_``, checked to follow on without a gap."""
+        out = []
+        expect = self.ops_
+        for rec in records:
+            if rec.seq < self.ops_:
+                continue
+            if rec.seq != expect:
+                raise NotReadyError(f"expected log record {expect}, got {rec.seq}: the log has a gap")
+            out.append(rec)
+            expect += 1
+        return out
+
+    def detach(self) -> None:
+        """Flush and close the log."""
+        if self.log is not None:
+            self.log.close()
+            self.log = None

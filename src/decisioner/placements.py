@@ -1,0 +1,361 @@
+"""Placements: candidates, the click-through term, one shared state and one allocator each.
+
+A placement answers "which content, in which slots" once the person is known:
+
+* **candidates** - a recommendation placement's static rules (:mod:`decisioner.rules`) and the
+  stock filter make one eligibility mask; a campaign's experiences are eligible inside their
+  date windows;
+* **click-through term** - per item, the placement's click-through posterior
+  ``(clicks + 1) / (trials + 20)`` weighted by ``feedback_weight`` and added to the rule boost
+  (``extra``), updated at exposure and click;
+* **shared state** - :class:`PlacementState` holds the mask, boosts, click-through arrays. The
+  base placement, every experiment variant and the global holdout's placement reference ONE
+  state object, so a stock change or a click is seen by all of them at once, and a snapshot
+  stores it once;
+* **allocation** - a recommendation placement fills its slots through a
+  :class:`~decisioner.allocation.SlatePolicy`; a campaign chooses one experience through an arm
+  :class:`~decisioner.allocation.Policy` (or a uniform slate for ``random``). Both answer
+  :class:`Allocator` (``name``, ``to_state``, ``load_state``);
+* **fallback** - when nothing is eligible, a placement serves its fallback with reason
+  ``fallback``: the most popular in-stock items for a recommendation, the ``default``
+  experience for a campaign; an empty decision only when ``fallback = false`` (or a campaign has
+  no ``default``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+import numpy as np
+
+from .allocation import Policy, SlatePolicy, make_policy
+from .catalog import Catalog
+from .config import (
+    EngineConfig,
+    GaussianThompsonSpec,
+    LinTSSpec,
+    LinUCBSpec,
+    PlacementSpec,
+    PolicySpec,
+    PopularSpec,
+    RandomSpec,
+)
+from .errors import UnknownPlacementError
+from .rules import compile_rules
+from .schemas import Reason
+from .snapshot import ComponentState
+
+__all__ = ["Allocator", "Placement", "PlacementState", "Placements", "PRIOR_CLICKS", "PRIOR_TRIALS"]
+
+#: the click-through posterior's prior: one click in twenty exposures
+PRIOR_CLICKS: Final = 1.0
+PRIOR_TRIALS: Final = 20.0
+
+
+class Allocator(Protocol):
+    """What every allocation policy of a placement answers: a name and its own state."""
+
+    def to_state(self) -> ComponentState: ...
+
+    def load_state(self, state: ComponentState) -> None: ...
+
+
+class _Stateless:
+    """State of a slate policy: it learns nothing (its scores come from the placement)."""
+
+    @staticmethod
+    def to_state() -> ComponentState:
+        return {}, {}
+
+    @staticmethod
+    def load_state(state: ComponentState) -> None:
+        return None
+
+
+class PlacementState:
+    """The arrays a placement's base, variants and holdout share (by reference, never copied).
+
+    ``static_mask`` uint8[n] (rules), ``mask`` uint8[n] (rules and stock; updated in place),
+    ``boost`` float64[n], ``extra`` float64[n] (boost + click-through term), ``trials`` and
+    ``clicks`` float64[n].
+    """
+
+    def __init__(self, static_mask: np.ndarray, boost: np.ndarray, *, stock_filter: bool, feedback_weight: float) -> None:
+        n = static_mask.shape[0]
+        self.static_mask = np.ascontiguousarray(static_mask, dtype=np.uint8)
+        self.boost = np.ascontiguousarray(boost, dtype=np.float64)
+        self.stock_filter = stock_filter
+        self.feedback_weight = float(feedback_weight)
+        self.mask = self.static_mask.copy()
+        self.extra = self.boost + self.feedback_weight * (PRIOR_CLICKS / PRIOR_TRIALS)
+        self.trials = np.zeros(n, dtype=np.float64)
+        self.clicks = np.zeros(n, dtype=np.float64)
+
+    def set_stock(self, in_stock: np.ndarray) -> None:
+        """Apply the catalog's stock to the mask, in place (every sharer sees it)."""
+        if self.stock_filter:
+            np.bitwise_and(self.static_mask, in_stock, out=self.mask)
+
+    def refresh(self, idx: np.ndarray) -> None:
+        """Recompute ``extra`` of items ``idx`` from their click-through counts."""
+        ctr = (self.clicks[idx] + PRIOR_CLICKS) / (self.trials[idx] + PRIOR_TRIALS)
+        self.extra[idx] = self.boost[idx] + self.feedback_weight * ctr
+
+    def expose(self, idx: np.ndarray) -> None:
+        """Count exposures of items ``idx``."""
+        self.trials[idx] += 1.0
+        self.refresh(idx)
+
+    def click(self, item: int) -> None:
+        """Count a click on ``item`` (never more clicks than exposures)."""
+        self.clicks[item] = min(self.clicks[item] + 1.0, self.trials[item])
+        self.refresh(np.array([item]))
+
+    def to_state(self) -> ComponentState:
+        return {"trials": self.trials, "clicks": self.clicks, "extra": self.extra}, {}
+
+    def load_state(self, state: ComponentState) -> None:
+        arrays, _ = state
+        self.trials[:] = arrays["trials"]
+        self.clicks[:] = arrays["clicks"]
+        self.extra[:] = arrays["extra"]
+
+
+@dataclass(eq=False)
+class Placement:
+    """One way to decide for a placement: the base, an experiment variant or the holdout.
+
+    Variants and the holdout differ from the base only in policy; they share its ``state``.
+    """
+
+    index: int
+    spec: PlacementSpec
+    kind: str
+    policy_name: str
+    contents: list[str]
+    state: PlacementState | None
+    rule_reasons: tuple[Reason, ...]
+    slate: SlatePolicy | None
+    bandit: Policy | None
+    exp_start: np.ndarray
+    exp_end: np.ndarray
+    affinity_weight: float | None
+    prior_weight: float | None
+    reward_kind: str = "click"
+    features: tuple[str, ...] | None = None
+    #: campaign holdout: the experience always shown (-1: none)
+    fixed: int = -1
+    #: campaign fallback: the ``default`` experience (-1: none)
+    default: int = -1
+    #: experiment on this placement (-1: none), its variants and the holdout's placement
+    experiment: int = -1
+    variants: list[Placement] | None = None
+    holdout: Placement | None = None
+    _all_eligible: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint8))
+
+    @property
+    def allocator(self) -> Allocator:
+        return self.bandit if self.bandit is not None else _Stateless()
+
+    @property
+    def mask(self) -> np.ndarray:
+        """Eligible items now (recommendation): rules and stock."""
+        assert self.state is not None
+        return self.state.mask
+
+    def eligible_experiences(self, now: int) -> np.ndarray:
+        """uint8 mask of the campaign experiences live at ``now``."""
+        return ((self.exp_start <= now) & (now < self.exp_end)).astype(np.uint8)
+
+    def context(self, attrs: dict[str, Any]) -> np.ndarray | None:
+        """A contextual policy's features: 1, then each named numeric event attribute (0 when
+        absent or not a number); ``None`` for a policy without context."""
+        if self.features is None:
+            return None
+        x = np.empty(1 + len(self.features), dtype=np.float64)
+        x[0] = 1.0
+        for i, f in enumerate(self.features):
+            v = attrs.get(f)
+            x[i + 1] = float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else 0.0
+        return x
+
+    def choose_arm(self, now: int, state: np.ndarray, context: np.ndarray | None) -> tuple[list[tuple[int, float, float]], int, list[Reason]]:
+        """A campaign decision: ``[(experience, score, propensity)]``, candidates, reasons."""
+        eligible = self.eligible_experiences(now)
+        n_cand = int(eligible.sum())
+        reasons = [Reason(kind="policy", detail=self.policy_name)]
+        if n_cand == 0:
+            if self.default >= 0 and self.spec.fallback:
+                return [(self.default, 0.0, 1.0)], 0, [Reason(kind="fallback", detail="no live experience: the default")]
+            return [], 0, reasons
+        if self.fixed >= 0:
+            fixed = self.fixed if eligible[self.fixed] else int(np.argmax(eligible))
+            return [(fixed, 0.0, 1.0)], n_cand, reasons
+        if self.bandit is not None:
+            c = self.bandit.select_one(eligible, state=state, context=context)
+            if c.arm < 0:
+                return [], n_cand, reasons
+            self.bandit.expose(c.arm, context=context)
+            return [(c.arm, c.score, c.propensity)], n_cand, reasons
+        assert self.slate is not None
+        scores = np.where(eligible == 1, 0.0, -np.inf)
+        idx, props = self.slate.select(scores, 1, state)
+        return [(int(i), 0.0, float(p)) for i, p in zip(idx, props)], n_cand, reasons
+
+
+class Placements:
+    """Every placement of an engine, compiled from its configuration.
+
+    Parameters
+    ----------
+    config
+        Engine configuration (placements, experiments, holdout).
+    catalog
+        The catalog the recommendation placements rank.
+    seed
+        Seed of the arm policies' own streams.
+    feedback_weight
+        Weight of the click-through term in an item's score.
+    """
+
+    def __init__(self, config: EngineConfig, catalog: Catalog, *, seed: int = 0, feedback_weight: float = 1.0) -> None:
+        self.config = config
+        self.catalog = catalog
+        self.seed = seed
+        self.feedback_weight = feedback_weight
+        self.states: list[PlacementState | None] = []
+        self._by_name: dict[str, Placement] = {}
+        in_stock = catalog.in_stock()
+        for i, spec in enumerate(config.placements):
+            state = None
+            if spec.kind == "recommendation":
+                rules = compile_rules(spec, catalog)
+                state = PlacementState(rules.mask, rules.boost, stock_filter=spec.filters.in_stock,
+                                       feedback_weight=feedback_weight)
+                state.set_stock(in_stock)
+            self.states.append(state)
+            self._by_name[spec.name] = self._compile(i, spec, state)
+        self._compile_experiments()
+
+    # ------------------------------------------------------------------ lookup
+    def get(self, name: str) -> Placement:
+        """The placement called ``name``.
+
+        Raises
+        ------
+        UnknownPlacementError
+            If no placement has that name.
+        """
+        p = self._by_name.get(name) if isinstance(name, str) else None
+        if p is None:
+            raise UnknownPlacementError(
+                f"Expected a configured placement in {sorted(self._by_name)!r}, got {name!r} - at `placement`"
+            )
+        return p
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._by_name)
+
+    def by_index(self, index: int) -> Placement:
+        return self._by_name[self.config.placements[index].name]
+
+    def every(self) -> list[tuple[str, Placement]]:
+        """Every way of deciding, named: ``home``, ``home/variant:b``, ``home/holdout``."""
+        out: list[tuple[str, Placement]] = []
+        for name, pl in self._by_name.items():
+            out.append((name, pl))
+            for j, v in enumerate(pl.variants or []):
+                if v is not pl:
+                    out.append((f"{name}/variant:{j}", v))
+            if pl.holdout is not None:
+                out.append((f"{name}/holdout", pl.holdout))
+        return out
+
+    def set_stock(self, in_stock: np.ndarray) -> None:
+        """Apply new stock to every recommendation placement that filters on it."""
+        for st in self.states:
+            if st is not None:
+                st.set_stock(in_stock)
+
+    # ------------------------------------------------------------------ state
+    def to_state(self) -> dict[str, ComponentState]:
+        """One component per shared state and per allocator (each exported once)."""
+        out: dict[str, ComponentState] = {}
+        for i, st in enumerate(self.states):
+            if st is not None:
+                out[f"placement-state:{self.config.placements[i].name}"] = st.to_state()
+        for name, pl in self.every():
+            out[f"allocator:{name}"] = pl.allocator.to_state()
+        return out
+
+    def load_state(self, states: dict[str, ComponentState]) -> None:
+        for i, st in enumerate(self.states):
+            if st is not None:
+                st.load_state(states[f"placement-state:{self.config.placements[i].name}"])
+        for name, pl in self.every():
+            pl.allocator.load_state(states[f"allocator:{name}"])
+
+    # ------------------------------------------------------------------ compile
+    def _compile(self, index: int, spec: PlacementSpec, state: PlacementState | None,
+                 policy: PolicySpec | None = None) -> Placement:
+        pol = spec.policy_spec if policy is None else policy
+        features: tuple[str, ...] | None = None
+        if spec.kind == "recommendation":
+            assert state is not None
+            rules = compile_rules(spec, self.catalog) if policy is None else None
+            reasons = tuple(Reason(kind="rule", detail=r) for r in rules.reasons) if rules is not None else ()
+            contents = self.catalog.ids
+            slate: SlatePolicy | None = SlatePolicy(pol)
+            bandit = None
+            exp_start = exp_end = np.zeros(0, dtype=np.int64)
+            default = -1
+        else:
+            m = len(spec.experiences)
+            contents = [e.id for e in spec.experiences]
+            reasons = ()
+            slate = SlatePolicy(pol) if isinstance(pol, RandomSpec) else None
+            features = tuple(pol.features) if isinstance(pol, (LinUCBSpec, LinTSSpec)) else None
+            bandit = None if slate is not None else make_policy(
+                pol, m, n_features=1 + len(features or ()), seed=self.seed
+            )
+            exp_start = np.array([e.start if e.start is not None else -(2**62) for e in spec.experiences], dtype=np.int64)
+            exp_end = np.array([e.end if e.end is not None else 2**62 for e in spec.experiences], dtype=np.int64)
+            default = contents.index(spec.default) if spec.default is not None else -1
+        aff_w = prior_w = None
+        if isinstance(pol, PopularSpec):
+            aff_w, prior_w = 0.0, 1.0
+        return Placement(
+            index=index, spec=spec, kind=spec.kind,
+            policy_name=str(type(pol).__struct_config__.tag), contents=contents, state=state,
+            rule_reasons=reasons, slate=slate, bandit=bandit, exp_start=exp_start, exp_end=exp_end,
+            affinity_weight=aff_w, prior_weight=prior_w,
+            reward_kind="conversion" if isinstance(pol, GaussianThompsonSpec) else "click",
+            features=features, default=default,
+        )
+
+    def _compile_experiments(self) -> None:
+        """One placement per experiment variant with a policy of its own (the base otherwise),
+        and the holdout's default-content placement; all share the base's state."""
+        for e_i, e in enumerate(self.config.experiments):
+            pl = self._by_name[e.placement]
+            pl.experiment = e_i
+            pl.variants = []
+            for v in e.variants:
+                if v.policy is None:
+                    pl.variants.append(pl)  # the variant keeps the placement's policy and state
+                    continue
+                vpl = self._compile(pl.index, pl.spec, pl.state, v.policy)
+                vpl.rule_reasons, vpl.experiment = pl.rule_reasons, e_i
+                pl.variants.append(vpl)
+        if self.config.holdout is not None:
+            for pl in self._by_name.values():
+                if pl.kind == "recommendation":
+                    hpl = self._compile(pl.index, pl.spec, pl.state, PopularSpec())
+                    hpl.rule_reasons = pl.rule_reasons
+                else:
+                    hpl = self._compile(pl.index, pl.spec, None, RandomSpec())
+                    hpl.fixed = pl.default if pl.default >= 0 else 0
+                hpl.policy_name = "holdout"
+                pl.holdout = hpl

@@ -1,0 +1,141 @@
+"""The read path: what a placement would show a person now, without changing anything.
+
+``recommend`` tracks nothing, explores nothing and logs nothing (agent consoles, previews):
+the best-scored items of a recommendation placement, or the campaign experience with the best
+posterior mean. It takes the shared side of the engine's lock, so reads run their GIL-free
+kernels side by side. Results have an empty ``decision_id`` and propensity 1.
+"""
+
+from __future__ import annotations
+
+import time as _time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ._kernels.affinity import recommend_items, recommend_items_par
+from .errors import SchemaError
+from .profiles import CONSENT_PERSONALIZATION
+from .schemas import Decision, SlotChoice
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+__all__ = ["recommend", "recommend_many"]
+
+
+def _check_now(now: object, where: str = "now") -> int:
+    if isinstance(now, bool) or not isinstance(now, (int, np.integer)) or not -(2**62) <= int(now) <= 2**62:
+        raise SchemaError(f"Expected `{where}` as an int of epoch milliseconds, got {now!r} - at `{where}`")
+    return int(now)
+
+
+def recommend(engine: Engine, ids: dict[str, str], *, placement: str, now: int) -> Decision:
+    """What ``placement`` would show the person ``ids`` at ``now`` (see the module docstring).
+
+    Raises
+    ------
+    UnknownPlacementError, SchemaError
+    """
+    t0 = _time.perf_counter_ns()
+    pl = engine.placement(placement)
+    now = _check_now(now)
+    keys, _ = engine.identity.keys_of(ids)
+    with engine.journal.lock.read():
+        rows = engine.identity.resolve_keys(keys)
+        hit = rows[rows >= 0]
+        row = int(hit[0]) if hit.shape[0] else -1
+        person = engine.people.person_of(row)
+        if pl.kind == "campaign":
+            eligible = pl.eligible_experiences(now).astype(bool)
+            means = pl.bandit.means() if pl.bandit is not None else np.zeros(len(pl.contents))
+            means = np.where(eligible, means, -np.inf)
+            best = int(np.argmax(means)) if eligible.any() else -1
+            slots = [] if best < 0 else [SlotChoice(content=pl.contents[best], score=float(means[best]), propensity=1.0)]
+            personalized = False
+        else:
+            assert pl.state is not None
+            prof, cat, spec = engine.profiles, engine.catalog, engine.config.scoring
+            personalized = row >= 0 and prof.allows(row, CONSENT_PERSONALIZATION)
+            excluded = prof.purchased_[row] if row >= 0 and pl.spec.filters.exclude_purchased else np.empty(0, np.int32)
+            k = pl.spec.slots
+            out_idx = np.empty(k, dtype=np.int64)
+            out_score = np.empty(k, dtype=np.float64)
+            m = recommend_items(
+                prof.fid_, prof.score_, prof.t_, row if personalized else -1, now, engine.half_lives_,
+                cat.fv_indptr, cat.fv_items, cat.fv_data,
+                float(spec.affinity_weight if pl.affinity_weight is None else pl.affinity_weight),
+                engine.scorer.prior(), float(spec.popularity_weight if pl.prior_weight is None else pl.prior_weight),
+                pl.state.extra, pl.state.mask, excluded, k, out_idx, out_score,
+            )
+            slots = [SlotChoice(content=pl.contents[int(out_idx[j])], score=float(out_score[j]), propensity=1.0)
+                     for j in range(m)]
+    return Decision(
+        decision_id="", placement=pl.spec.name, time=now, profile=row, person=person, policy="greedy",
+        policy_version=1, slots=slots, candidates=-1, personalized=personalized,
+        latency_us=(_time.perf_counter_ns() - t0) / 1000.0,
+    )
+
+
+def recommend_many(engine: Engine, ids: list[dict[str, str]], *, placement: str, now: int | list[int]) -> list[Decision]:
+    """:func:`recommend` for a batch (a call list, a segment export): one parallel kernel
+    spreads the requests over the cores, with the same results as one call each.
+
+    Raises
+    ------
+    UnknownPlacementError, SchemaError
+    """
+    t0 = _time.perf_counter_ns()
+    pl = engine.placement(placement)
+    b = len(ids)
+    if isinstance(now, (list, tuple, np.ndarray)):
+        nows = np.array([_check_now(t, "now[]") for t in now], dtype=np.int64)
+    else:
+        nows = np.full(b, _check_now(now), dtype=np.int64)
+    if nows.shape != (b,):
+        raise SchemaError(f"Expected `now` as one int or {b} ints, got shape {nows.shape} - at `now`")
+    if pl.kind == "campaign":
+        return [recommend(engine, i, placement=placement, now=int(t)) for i, t in zip(ids, nows)]
+    assert pl.state is not None
+    key_lists = [engine.identity.keys_of(i)[0] for i in ids]
+    offsets = np.zeros(b + 1, dtype=np.int64)
+    np.cumsum([k.shape[1] for k in key_lists], out=offsets[1:])
+    all_keys = np.concatenate(key_lists, axis=1) if b else np.empty((2, 0), dtype=np.uint64)
+    prof, cat, spec = engine.profiles, engine.catalog, engine.config.scoring
+    k = pl.spec.slots
+    out_idx = np.empty((b, k), dtype=np.int64)
+    out_score = np.empty((b, k), dtype=np.float64)
+    out_n = np.zeros(b, dtype=np.int64)
+    with engine.journal.lock.read():
+        found = engine.identity.resolve_keys(all_keys)
+        rows = np.full(b, -1, dtype=np.int64)
+        for j in range(b):
+            hit = found[offsets[j] : offsets[j + 1]]
+            hit = hit[hit >= 0]
+            if hit.shape[0]:
+                rows[j] = hit[0]
+        known = rows >= 0
+        persons = np.full(b, -1, dtype=np.int64)
+        persons[known] = engine.people.person_[rows[known]]
+        allowed = np.zeros(b, dtype=bool)
+        allowed[known] = (prof.consent_[rows[known]] & CONSENT_PERSONALIZATION) != 0
+        excluded = np.full((b, prof.purchased_.shape[1]), -1, dtype=np.int32)
+        if pl.spec.filters.exclude_purchased:
+            excluded[known] = prof.purchased_[rows[known]]
+        recommend_items_par(
+            prof.fid_, prof.score_, prof.t_, np.where(allowed, rows, -1), nows, engine.half_lives_,
+            cat.fv_indptr, cat.fv_items, cat.fv_data,
+            float(spec.affinity_weight if pl.affinity_weight is None else pl.affinity_weight),
+            engine.scorer.prior(), float(spec.popularity_weight if pl.prior_weight is None else pl.prior_weight),
+            pl.state.extra, pl.state.mask, excluded, k, out_idx, out_score, out_n,
+        )
+    each = (_time.perf_counter_ns() - t0) / 1000.0 / max(b, 1)
+    return [
+        Decision(
+            decision_id="", placement=pl.spec.name, time=int(nows[j]), profile=int(rows[j]), person=int(persons[j]),
+            policy="greedy", policy_version=1, candidates=-1, personalized=bool(allowed[j]), latency_us=each,
+            slots=[SlotChoice(content=pl.contents[int(out_idx[j, s])], score=float(out_score[j, s]), propensity=1.0)
+                   for s in range(int(out_n[j]))],
+        )
+        for j in range(b)
+    ]

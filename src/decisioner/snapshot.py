@@ -1,0 +1,201 @@
+"""The snapshot file format: named components' arrays and metadata, written atomically.
+
+This module knows files, not engines: a snapshot is a mapping ``component -> (arrays,
+metadata)`` that each component exports and imports itself (``to_state``/``load_state``), plus a
+small header and two opaque blobs (configuration, catalog).
+
+Layout of a durable directory::
+
+    CURRENT                      name of the newest complete snapshot (replaced atomically)
+    snapshot-<ops>-<nonce>/      header.json (format, counters, checksums), config.json,
+                                 catalog.jsonl, arrays.npz (no pickle), meta.msgpack
+    events.log                   the write-ahead log since that snapshot
+    LOCK                         the advisory lock of the one writer (see eventlog)
+
+A snapshot is written into a temporary directory, fsynced, renamed to a name no earlier save
+used, and published by replacing ``CURRENT``; only then are older snapshots removed. A crash at
+any point leaves the previous snapshot and ``CURRENT`` intact; leftovers of a crashed save
+(temporary directories, unpublished snapshots) are removed by the next :func:`write_snapshot`
+or :func:`clean_leftovers`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+import numpy as np
+
+from .errors import ConfigError, NotReadyError
+from .eventlog import fsync_dir
+
+__all__ = ["SNAPSHOT_FORMAT", "ComponentState", "Snapshot", "write_snapshot", "read_snapshot", "clean_leftovers"]
+
+#: 2: components export their own state; people ids; typed log (1: reflected engine attributes)
+SNAPSHOT_FORMAT: Final = 2
+_FILES: Final = ("config.json", "catalog.jsonl", "arrays.npz", "meta.msgpack")
+_SEP: Final = "/"
+
+#: what a component exports: named arrays and plain metadata (msgpack-able)
+ComponentState = tuple[dict[str, np.ndarray], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A snapshot as read back: its directory, header, configuration bytes, the catalog file,
+    and each component's state."""
+
+    path: Path
+    header: dict[str, Any]
+    config: bytes
+    catalog_path: Path
+    components: dict[str, ComponentState]
+
+
+def _plain(obj: Any) -> Any:
+    """msgpack hook: NumPy scalars as the Python values they hold."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise NotImplementedError(f"expected plain metadata, got `{type(obj).__name__}`")
+
+
+def _checksum(path: Path) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def _current(root: Path) -> str | None:
+    try:
+        return (root / "CURRENT").read_text().strip()
+    except FileNotFoundError:
+        return None
+
+
+def clean_leftovers(root: str | Path) -> list[str]:
+    """Remove what crashed saves left under ``root``: temporary directories and snapshots that
+    ``CURRENT`` does not name. Returns the names removed."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    live = _current(root)
+    removed = []
+    for p in root.iterdir():
+        if p.name.startswith(".tmp-snapshot-") or (p.name.startswith("snapshot-") and p.name != live):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p.name)
+    return removed
+
+
+def write_snapshot(
+    directory: str | Path,
+    *,
+    ops: int,
+    header: dict[str, Any],
+    config: bytes,
+    catalog_lines: Iterable[bytes],
+    components: dict[str, ComponentState],
+) -> Path:
+    """Write a snapshot atomically under ``directory`` and publish it; returns its path.
+
+    ``ops`` is the admission count the state corresponds to (the log continues from it);
+    ``header`` holds small plain values of the caller's (seed, key check, ...).
+    """
+    root = Path(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    arrays: dict[str, np.ndarray] = {}
+    meta: dict[str, Any] = {}
+    for comp, (arrs, m) in components.items():
+        for name, a in arrs.items():
+            arrays[f"{comp}{_SEP}{name}"] = np.ascontiguousarray(a)
+        meta[comp] = m
+    name = f"snapshot-{ops:015d}-{secrets.token_hex(4)}"  # never the name of a live snapshot
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-snapshot-", dir=root))
+    try:
+        (tmp / "config.json").write_bytes(config)
+        with open(tmp / "catalog.jsonl", "wb") as fh:
+            for line in catalog_lines:
+                fh.write(line + b"\n")
+        np.savez(str(tmp / "arrays.npz"), **arrays)  # type: ignore[arg-type]
+        (tmp / "meta.msgpack").write_bytes(msgspec.msgpack.encode(meta, enc_hook=_plain))
+        head = {
+            **header,
+            "format": SNAPSHOT_FORMAT,
+            "ops": ops,
+            "checksums": {f: _checksum(tmp / f) for f in _FILES},
+        }
+        (tmp / "header.json").write_bytes(msgspec.json.encode(head))
+        for f in [*_FILES, "header.json"]:
+            _fsync_file(tmp / f)
+        fsync_dir(tmp)
+        final = root / name
+        os.rename(tmp, final)
+        cur = root / "CURRENT.tmp"
+        cur.write_text(name)
+        _fsync_file(cur)
+        os.replace(cur, root / "CURRENT")
+        fsync_dir(root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    clean_leftovers(root)  # older snapshots are superseded only now that CURRENT names this one
+    return final
+
+
+def read_snapshot(directory: str | Path) -> Snapshot:
+    """Read the snapshot ``CURRENT`` names under ``directory``, checking every checksum.
+
+    Raises
+    ------
+    NotReadyError
+        No snapshot, or a damaged file.
+    ConfigError
+        A snapshot format this version cannot read.
+    """
+    root = Path(directory)
+    name = _current(root)
+    if name is None:
+        raise NotReadyError(f"expected a snapshot in {str(root)!r} (a CURRENT file), got none")
+    snap = root / name
+    if (snap / "meta.json").exists() and not (snap / "header.json").exists():
+        raise ConfigError(
+            f"expected snapshot format {SNAPSHOT_FORMAT}, got 1 - at {str(snap)!r} (open it with the "
+            "decisioner version that wrote it and replay its log into a new engine; see CHANGELOG.md)"
+        )
+    try:
+        head = msgspec.json.decode((snap / "header.json").read_bytes())
+    except (OSError, msgspec.DecodeError) as exc:
+        raise NotReadyError(f"expected readable snapshot metadata, got {exc} - at {str(snap)!r}") from None
+    fmt = head.get("format") if isinstance(head, dict) else None
+    if fmt != SNAPSHOT_FORMAT:
+        raise ConfigError(
+            f"expected snapshot format {SNAPSHOT_FORMAT}, got {fmt!r} - at {str(snap)!r} "
+            "(open it with the decisioner version that wrote it and replay its log into a new engine)"
+        )
+    for f in _FILES:
+        digest = head["checksums"].get(f)
+        if not (snap / f).exists() or _checksum(snap / f) != digest:
+            raise NotReadyError(f"expected an intact snapshot file, got a damaged {f!r} (checksum mismatch) - at {str(snap)!r}")
+    with np.load(snap / "arrays.npz", allow_pickle=False) as data:
+        flat = {k: data[k] for k in data.files}
+    meta = msgspec.msgpack.decode((snap / "meta.msgpack").read_bytes())
+    components: dict[str, ComponentState] = {c: ({}, m) for c, m in meta.items()}
+    for key, a in flat.items():
+        comp, _, name = key.partition(_SEP)
+        components.setdefault(comp, ({}, {}))[0][name] = a
+    return Snapshot(snap, head, (snap / "config.json").read_bytes(), snap / "catalog.jsonl", components)
