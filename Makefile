@@ -1,8 +1,11 @@
 # One-command entry points. Each target bootstraps .venv on a fresh machine first.
+# `make demo` and `make test` are the two first-class commands; .venv installs exactly the
+# versions in requirements.lock (`make lock` refreshes it), so a fresh machine tests what we tested.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 WORLD ?= demo-world
 PEOPLE ?= 20000
@@ -10,14 +13,29 @@ ITEMS ?= 5000
 SEED ?= 0
 REPLAY_EVENTS ?= 100000
 
-.PHONY: all venv demo test test-fast test-nojit bench typecheck clean
+# `make test-latest`: the newest versions pyproject.toml allows, in a venv of its own, with a
+# numba cache of its own (a different numba would invalidate and rewrite .numba_cache's entries).
+LATEST_VENV := .venv-latest
+LATEST_CACHE := $(CURDIR)/.numba_cache_latest
+# `make lock`: the lock tool lives in a throwaway venv; `make test` never needs it.
+LOCK_VENV := .venv-lock
+UV_VERSION ?= 0.13.9
+# `make lock` moves every pin to the newest allowed; `make lock LOCK_FLAGS=` only adds what a
+# pyproject.toml change needs, and `make lock LOCK_FLAGS="-P msgspec"` moves one package.
+LOCK_FLAGS ?= --upgrade
+
+.PHONY: all venv demo test test-fast test-latest test-nojit lock bench typecheck clean
 
 all: test
 
-$(STAMP): pyproject.toml
-	$(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+# A new or changed lock rebuilds .venv from scratch (--clear), so nothing outside the lock
+# lingers. The lock has hashes, so pip checks every download; the project itself goes on top
+# without dependencies, built by the locked setuptools (no build isolation, no unpinned fetch).
+# pip stays the one ensurepip gave this Python: upgrading it would be the one unpinned install.
+$(STAMP): $(LOCK) pyproject.toml
+	$(PY) -m venv --clear $(VENV)
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -28,12 +46,47 @@ demo: $(STAMP)
 	$(BIN)/decisioner simulate --world $(WORLD) --seed $(SEED)
 	$(BIN)/decisioner replay $(WORLD)/events.jsonl --world $(WORLD) --seed $(SEED) --max-events $(REPLAY_EVENTS)
 
+# The whole suite, run by `make test` (locked versions) and `make test-latest` (newest allowed).
+# $(1) is the venv's bin directory.
+define suite
+	$(1)/python -m pytest -q -p no:cacheprovider tests
+	$(1)/python -m pytest -q -p no:cacheprovider --doctest-modules src/decisioner
+	NUMBA_DISABLE_JIT=1 $(1)/python -m pytest -q -p no:cacheprovider tests/kernels
+	$(1)/python -m pytest -q -p no:cacheprovider benchmarks --benchmark-disable
+	$(1)/mypy
+endef
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
-	$(BIN)/python -m pytest -q -p no:cacheprovider --doctest-modules src/decisioner
+	$(call suite,$(BIN))
+
+# Inner loop: warm cache in the work tree, stop at the first failure, skip slow tests, the
+# JIT-off run, doctests, benchmarks and mypy. `make test` is still what CI runs.
+test-fast: export NUMBA_CACHE_DIR := $(CURDIR)/.numba_cache
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -x -m "not slow" -p no:cacheprovider tests
+
+test-nojit: $(STAMP)
 	NUMBA_DISABLE_JIT=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/kernels
-	$(BIN)/python -m pytest -q -p no:cacheprovider benchmarks --benchmark-disable
-	$(BIN)/mypy
+
+# Not stamped: every run upgrades, eagerly (the default strategy would keep an already
+# installed dependency even when a newer release is allowed), then lists what moved past the lock.
+test-latest: export NUMBA_CACHE_DIR := $(LATEST_CACHE)
+test-latest:
+	test -x $(LATEST_VENV)/bin/python || $(PY) -m venv $(LATEST_VENV)
+	$(LATEST_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LATEST_VENV)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e ".[dev]"
+	grep -o '^[A-Za-z0-9._-]*==[^ ]*' $(LOCK) > $(LATEST_VENV)/locked.txt
+	@echo "newer than $(LOCK):"; $(LATEST_VENV)/bin/python -m pip freeze --exclude-editable \
+	  | tr _ - | grep -vixFf $(LATEST_VENV)/locked.txt || true
+	$(call suite,$(LATEST_VENV)/bin)
+
+# Re-resolves every version (newest allowed by pyproject.toml) for Python 3.11, with hashes.
+# The build backend comes from [build-system] so the editable install is pinned too.
+lock:
+	test -x $(LOCK_VENV)/bin/uv || ($(PY) -m venv $(LOCK_VENV) && $(LOCK_VENV)/bin/pip install --quiet "uv==$(UV_VERSION)")
+	$(PY) -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['build-system']['requires']))" \
+	  | $(LOCK_VENV)/bin/uv pip compile pyproject.toml - --extra dev $(LOCK_FLAGS) --generate-hashes \
+	      --python-version 3.11 --custom-compile-command "make lock" --quiet -o $(LOCK)
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-columns=min,median,mean,max,rounds
@@ -43,4 +96,4 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .numba_cache $(WORLD) .pytest_cache .benchmarks
+	rm -rf $(VENV) $(LATEST_VENV) $(LOCK_VENV) .numba_cache .numba_cache_latest $(WORLD) .pytest_cache .benchmarks

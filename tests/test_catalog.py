@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 import numpy as np
 import pytest
+from wording import Wrapped, full_match
 
 from decisioner.catalog import Catalog
 from decisioner.config import CatalogSpec
@@ -126,7 +127,7 @@ def test_jsonl_and_csv_give_the_same_catalog(tmp_path: Path) -> None:
 def test_jsonl_errors(tmp_path: Path) -> None:
     bad = tmp_path / "t3_bad.jsonl"
     bad.write_bytes(b'{"id": "a"}\n{"id": \n')
-    with pytest.raises(SchemaError, match="^" + re.escape(f"Invalid catalog line 2 of {str(bad)!r}: Input data was truncated") + "$"):
+    with pytest.raises(SchemaError, match=full_match(Wrapped(f"Invalid catalog line 2 of {str(bad)!r}"))):
         Catalog.from_jsonl(bad)
     arr = tmp_path / "t3_array.jsonl"
     arr.write_bytes(b'{"id": "a"}\n[1, 2]\n')

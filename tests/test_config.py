@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from wording import Wrapped, full_match
 
 from decisioner.config import (
     DEFAULT_EVENT_WEIGHTS,
@@ -63,7 +64,7 @@ def test_every_policy_kind_decodes() -> None:
 
 # ---------------------------------------------------------------- errors, full messages
 
-BAD: list[tuple[str, dict[str, Any], str]] = [
+BAD: list[tuple[str, dict[str, Any], str | Wrapped]] = [
     ("epsilon > 1",
      cfg(placements=[{"name": "home", "kind": "recommendation", "policy": {"kind": "epsilon_greedy", "epsilon": 1.5}}]),
      "Invalid config: `epsilon` must be in [0, 1], got 1.5 - at `$.placements[0].policy`"),
@@ -78,7 +79,7 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
      "Invalid config: `prior_beta` must be > 0, got -1.0 - at `$.placements[0].policy`"),
     ("unknown policy",
      cfg(placements=[{"name": "home", "kind": "recommendation", "policy": {"kind": "oracle"}}]),
-     "Invalid config: Invalid value 'oracle' - at `$.placements[0].policy.kind`"),
+     Wrapped("Invalid config", at="$.placements[0].policy.kind", mentions=("oracle",))),
     ("campaign without experiences",
      cfg(placements=[{"name": "hero", "kind": "campaign"}]),
      "Invalid config: expected at least one experience, got 0 (placement 'hero') - at `$.placements[0]`"),
@@ -107,23 +108,23 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
      "'add_to_cart', 'purchase', 'return', 'service_call', 'coupon_redeem', 'download', 'identify'], "
      "got 'teleport' in `event_weights` - at `$.profiles`"),
     ("negative event weight", cfg(profiles={"event_weights": {"view": -1.0}}),
-     "Invalid config: Expected `float` >= 0.0 - at `$.profiles.event_weights[...]`"),
-    ("zero slots", cfg(profiles={"slots": 0}), "Invalid config: Expected `int` >= 1 - at `$.profiles.slots`"),
-    ("zero half-life", cfg(profiles={"half_life_days": 0}), "Invalid config: Expected `float` > 0.0 - at `$.profiles.half_life_days`"),
+     Wrapped("Invalid config", at="$.profiles.event_weights[...]")),
+    ("zero slots", cfg(profiles={"slots": 0}), Wrapped("Invalid config", at="$.profiles.slots")),
+    ("zero half-life", cfg(profiles={"half_life_days": 0}), Wrapped("Invalid config", at="$.profiles.half_life_days")),
     ("bad kind", cfg(placements=[{"name": "x", "kind": "banner"}]),
-     "Invalid config: Invalid enum value 'banner' - at `$.placements[0].kind`"),
+     Wrapped("Invalid config", at="$.placements[0].kind", mentions=("banner",))),
     ("no facets", cfg(catalog={"facets": []}), "Invalid config: expected at least one facet, got none for `facets` - at `$.catalog`"),
     ("unsorted bands", cfg(catalog={"price_bands": [50, 25]}),
      "Invalid config: expected strictly increasing finite edges, got [50.0, 25.0] for `price_bands` - at `$.catalog`"),
-    ("unknown section", cfg(ranker={}), "Invalid config: Object contains unknown field `ranker`"),
-    ("unknown field", cfg(identity={"hash_key": KEY, "salt": "x"}), "Invalid config: Object contains unknown field `salt` - at `$.identity`"),
-    ("wrong type", cfg(limits={"max_payload_bytes": "big"}), "Invalid config: Expected `int`, got `str` - at `$.limits.max_payload_bytes`"),
+    ("unknown section", cfg(ranker={}), Wrapped("Invalid config", mentions=("ranker",))),
+    ("unknown field", cfg(identity={"hash_key": KEY, "salt": "x"}), Wrapped("Invalid config", at="$.identity", mentions=("salt",))),
+    ("wrong type", cfg(limits={"max_payload_bytes": "big"}), Wrapped("Invalid config", at="$.limits.max_payload_bytes")),
 ]
 
 
 @pytest.mark.parametrize(("data", "msg"), [(d, m) for _, d, m in BAD], ids=[n for n, _, _ in BAD])
-def test_bad_config(data: dict[str, Any], msg: str) -> None:
-    with pytest.raises(ConfigError, match=f"^{re.escape(msg)}$"):
+def test_bad_config(data: dict[str, Any], msg: str | Wrapped) -> None:
+    with pytest.raises(ConfigError, match=full_match(msg)):
         load_config_dict(data)
 
 
@@ -221,7 +222,7 @@ def test_config_file_errors(tmp_path: Path) -> None:
         load_config(bad_json)
     worse_json = tmp_path / "t3_worse.json"
     worse_json.write_text("{")
-    with pytest.raises(ConfigError, match="^" + re.escape(f"Invalid config JSON in {str(worse_json)!r}: Input data was truncated") + "$"):
+    with pytest.raises(ConfigError, match=full_match(Wrapped(f"Invalid config JSON in {str(worse_json)!r}"))):
         load_config(worse_json)
     bad_value = tmp_path / "t3_value.toml"
     bad_value.write_text('[[placements]]\nname = "p"\nkind = "recommendation"\npolicy = { kind = "epsilon_greedy", epsilon = 2.0 }\n')

@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 import numpy as np
 import pytest
+from wording import Wrapped, full_match
 
 from decisioner import Engine
 from decisioner.catalog import Catalog
@@ -339,9 +340,9 @@ def test_observe_errors_change_nothing() -> None:
     msg = f"Expected `content` to be one of {names!r}, got 'coats-0' - at `$.content`"
     with pytest.raises(SchemaError, match="^" + re.escape(msg) + "$"):
         eng.observe({"decision_id": d.decision_id, "kind": "click", "time": T0, "content": "coats-0"})
-    with pytest.raises(SchemaError, match="^" + re.escape("Invalid outcome: Invalid enum value 'like' - at `$.kind`") + "$"):
+    with pytest.raises(SchemaError, match=full_match(Wrapped("Invalid outcome", at="$.kind", mentions=("like",)))):
         eng.observe({"decision_id": d.decision_id, "kind": "like", "time": T0})
-    with pytest.raises(SchemaError, match="^" + re.escape("Invalid outcome: Expected `float` >= 0.0 - at `$.value`") + "$"):
+    with pytest.raises(SchemaError, match=full_match(Wrapped("Invalid outcome", at="$.value"))):
         eng.observe({"decision_id": d.decision_id, "kind": "conversion", "time": T0, "value": float("nan")})
     assert_same_state(before, snapshot(eng))
 
@@ -414,27 +415,27 @@ def test_engine_from_files(tmp_path: Any) -> None:
 
 GOOD = view("p3", "bags-2", T0 + 300 * MIN)
 
-MALFORMED: list[tuple[str, Any, str, type[DecisionerError], str]] = [
+MALFORMED: list[tuple[str, Any, str, type[DecisionerError], str | Wrapped]] = [
     ("wrong type", {**GOOD, "time": "noon"}, "home", SchemaError,
-     "Invalid event: Expected `int`, got `str` - at `$.time`"),
+     Wrapped("Invalid event", at="$.time")),
     ("missing field", {"type": "view", "time": T0, "item": "bags-2"}, "home", SchemaError,
-     "Invalid event: Object missing required field `ids`"),
+     Wrapped("Invalid event", mentions=("ids",))),
     ("unknown field", {**GOOD, "colour": "red"}, "home", SchemaError,
-     "Invalid event: Object contains unknown field `colour`"),
+     Wrapped("Invalid event", mentions=("colour",))),
     ("unknown event type", {**GOOD, "type": "teleport"}, "home", SchemaError,
-     "Invalid event: Invalid value 'teleport' - at `$.type`"),
+     Wrapped("Invalid event", at="$.type", mentions=("teleport",))),
     ("NaN value", {**GOOD, "value": float("nan")}, "home", SchemaError,
-     "Invalid event: Expected `float` >= -1000000000000.0 - at `$.value`"),
+     Wrapped("Invalid event", at="$.value")),
     ("NaN attr", {**GOOD, "attrs": {"dwell": float("nan")}}, "home", SchemaError,
      "Invalid event: Expected a finite number, got nan - at `$.attrs.dwell`"),
     ("absurd timestamp (seconds)", {**GOOD, "time": 1_700_000_000}, "home", SchemaError,
-     "Invalid event: Expected `int` >= 946684800000 - at `$.time`"),
+     Wrapped("Invalid event", at="$.time", mentions=("946684800000",))),
     ("absurd timestamp (year 9999)", {**GOOD, "time": 253_402_300_799_000}, "home", SchemaError,
-     "Invalid event: Expected `int` <= 4102444800000 - at `$.time`"),
+     Wrapped("Invalid event", at="$.time", mentions=("4102444800000",))),
     ("absurd timestamp in JSON", msgspec.json.encode({**GOOD, "time": -62_135_596_800_000}), "home", SchemaError,
-     "Invalid event: Expected `int` >= 946684800000 - at `$.time`"),
+     Wrapped("Invalid event", at="$.time", mentions=("946684800000",))),
     ("invalid UTF-8", b'{"type":"view","time":1700000000000,"ids":{"cookie":"\xfe"}}', "home", SchemaError,
-     "Invalid event: expected UTF-8, got invalid byte at 0 - at `$`"),
+     "Invalid event: expected UTF-8 text, got an invalid byte b'\\xfe' at position 53 - at `$`"),
     ("oversized", msgspec.json.encode({**GOOD, "attrs": {f"k{i}": "v" * 100 for i in range(20)}}), "home", SchemaError,
      "Expected an event payload of at most 1024 bytes, got {size} - at `$`"),
     ("unknown placement", GOOD, "sidebar", UnknownPlacementError,
@@ -452,7 +453,7 @@ MALFORMED: list[tuple[str, Any, str, type[DecisionerError], str]] = [
     ("blank identifier", {**GOOD, "ids": {"cookie": "  "}}, "home", SchemaError,
      "Expected a non-empty identifier, got '  ' - at `$.ids.cookie`"),
     ("too many identifiers", {**GOOD, "ids": {f"t{i}": "v" for i in range(40)}}, "home", SchemaError,
-     "Invalid event: Expected `object` of length <= 32 - at `$.ids`"),
+     Wrapped("Invalid event", at="$.ids", mentions=("32",))),
     ("not an event", ["view"], "home", SchemaError,
      "Expected a `dict`, JSON `bytes` or an event Struct, got `list` - at `$`"),
 ]
@@ -467,16 +468,16 @@ CASES = [(call, *m[1:]) for m in MALFORMED for call in ("decide", "track") if ca
     ids=[f"{call}-{m[0]}" for m in MALFORMED for call in ("decide", "track") if call == "decide" or m[3] is not UnknownPlacementError],
 )
 def test_malformed_event_raises_and_changes_nothing(
-    call: str, payload: Any, placement: str, error: type[DecisionerError], msg: str
+    call: str, payload: Any, placement: str, error: type[DecisionerError], msg: str | Wrapped
 ) -> None:
     eng = busy_engine()
-    if isinstance(payload, bytes):
+    if isinstance(payload, bytes) and isinstance(msg, str):
         msg = msg.replace("{size}", str(len(payload)))
     run: Callable[[], Any] = (
         (lambda: eng.decide(payload, placement=placement)) if call == "decide" else (lambda: eng.track(payload))
     )
     before = snapshot(eng)
-    with pytest.raises(error, match="^" + re.escape(msg) + "$"):
+    with pytest.raises(error, match=full_match(msg)):
         run()
     assert_same_state(before, snapshot(eng))
     # the engine still serves a good event

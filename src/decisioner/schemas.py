@@ -12,6 +12,7 @@ Evolution rules (msgspec): new fields get defaults, field types never change, an
 
 from __future__ import annotations
 
+import codecs
 import math
 import numbers
 from typing import Annotated, Any, Final, Literal, Union
@@ -321,13 +322,23 @@ def _as_utf8(payload: bytes | bytearray | memoryview | str, what: str) -> bytes 
     try:
         return payload.encode()
     except UnicodeEncodeError as exc:  # lone surrogates have no UTF-8 form
+        char = payload[exc.start]
         raise SchemaError(
-            f"Invalid {what}: expected UTF-8 text, got an unencodable character at {exc.start} - at `$`"
+            f"Invalid {what}: expected UTF-8 text, got an unencodable character {char!r} at position {exc.start}"
+            " - at `$`"
         ) from None
 
 
-def _utf8_error(exc: UnicodeDecodeError, what: str) -> SchemaError:
-    return SchemaError(f"Invalid {what}: expected UTF-8, got invalid byte at {exc.start} - at `$`")
+def _check_utf8(payload: bytes | bytearray | memoryview, what: str) -> None:
+    """Refuse invalid UTF-8 before msgspec sees it, so the message is ours (msgspec 0.23 reworded
+    its own and dropped the position). Costs one decode of an already size-checked payload."""
+    try:
+        codecs.utf_8_decode(payload, "strict", True)
+    except UnicodeDecodeError as exc:
+        bad = bytes(exc.object[exc.start : exc.start + 1])
+        raise SchemaError(
+            f"Invalid {what}: expected UTF-8 text, got an invalid byte {bad!r} at position {exc.start} - at `$`"
+        ) from None
 
 
 def decode_event(payload: Any, *, max_bytes: int = 65_536) -> BehaviourEvent:
@@ -350,12 +361,15 @@ def decode_event(payload: Any, *, max_bytes: int = 65_536) -> BehaviourEvent:
         return payload  # type: ignore[return-value]
     try:
         if isinstance(payload, (bytes, bytearray, memoryview, str)):
+            text = isinstance(payload, str)
             payload = _as_utf8(payload, "event")
             size = len(payload)
             if size > max_bytes:
                 raise SchemaError(
                     f"Expected an event payload of at most {max_bytes} bytes, got {size} - at `$`"
                 )
+            if not text:  # bytes encoded from a str are valid UTF-8 already
+                _check_utf8(payload, "event")
             decoded: BehaviourEvent = _event_decoder.decode(payload)
             return decoded
         if isinstance(payload, dict):
@@ -365,8 +379,6 @@ def decode_event(payload: Any, *, max_bytes: int = 65_536) -> BehaviourEvent:
         raise
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise _schema_error(exc, "event") from None
-    except UnicodeDecodeError as exc:
-        raise _utf8_error(exc, "event") from None
     raise SchemaError(
         f"Expected a `dict`, JSON `bytes` or an event Struct, got `{type(payload).__name__}` - at `$`"
     )
@@ -374,12 +386,11 @@ def decode_event(payload: Any, *, max_bytes: int = 65_536) -> BehaviourEvent:
 
 def decode_events(data: bytes) -> list[BehaviourEvent]:
     """Decode a JSON array of events (no size limit: for trusted batch files)."""
+    _check_utf8(data, "events")
     try:
         return _events_decoder.decode(data)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise _schema_error(exc, "events") from None
-    except UnicodeDecodeError as exc:
-        raise _utf8_error(exc, "events") from None
 
 
 def decode_outcome(payload: Any) -> Outcome:
@@ -388,11 +399,14 @@ def decode_outcome(payload: Any) -> Outcome:
         return payload  # checked by __post_init__ when it was built
     try:
         if isinstance(payload, (bytes, bytearray, memoryview, str)):
+            text = isinstance(payload, str)
             payload = _as_utf8(payload, "outcome")
             if len(payload) > 65_536:
                 raise SchemaError(
                     f"Expected an outcome payload of at most 65536 bytes, got {len(payload)} - at `$`"
                 )
+            if not text:
+                _check_utf8(payload, "outcome")
             return _outcome_decoder.decode(payload)
         if isinstance(payload, dict):
             return msgspec.convert(payload, Outcome, strict=True)
@@ -400,8 +414,6 @@ def decode_outcome(payload: Any) -> Outcome:
         raise
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise _schema_error(exc, "outcome") from None
-    except UnicodeDecodeError as exc:
-        raise _utf8_error(exc, "outcome") from None
     raise SchemaError(
         f"Expected a `dict`, JSON `bytes` or an `Outcome`, got `{type(payload).__name__}` - at `$`"
     )
