@@ -119,11 +119,11 @@ def write_snapshot(
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, np.ndarray] = {}
-    meta: dict[str, Any] = {}
-    for comp, (arrs, m) in components.items():
+    # components by position: their names (placement names) may hold any character
+    meta: dict[str, Any] = {"components": list(components), "meta": [m for _, m in components.values()]}
+    for i, (arrs, _) in enumerate(components.values()):
         for name, a in arrs.items():
-            arrays[f"{comp}{_SEP}{name}"] = np.ascontiguousarray(a)
-        meta[comp] = m
+            arrays[f"{i}{_SEP}{name}"] = np.ascontiguousarray(a)
     name = f"snapshot-{ops:015d}-{secrets.token_hex(4)}"  # never the name of a live snapshot
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-snapshot-", dir=root))
     try:
@@ -194,8 +194,10 @@ def read_snapshot(directory: str | Path) -> Snapshot:
     with np.load(snap / "arrays.npz", allow_pickle=False) as data:
         flat = {k: data[k] for k in data.files}
     meta = msgspec.msgpack.decode((snap / "meta.msgpack").read_bytes())
-    components: dict[str, ComponentState] = {c: ({}, m) for c, m in meta.items()}
+    names: list[str] = meta["components"]
+    states: list[ComponentState] = [({}, m) for m in meta["meta"]]
     for key, a in flat.items():
-        comp, _, name = key.partition(_SEP)
-        components.setdefault(comp, ({}, {}))[0][name] = a
+        i, _, name = key.partition(_SEP)
+        states[int(i)][0][name] = a
+    components = dict(zip(names, states))
     return Snapshot(snap, head, (snap / "config.json").read_bytes(), snap / "catalog.jsonl", components)

@@ -1,0 +1,85 @@
+"""decisioner.checks over every policy family and an engine with every feature on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from decisioner import Engine
+from decisioner.catalog import Catalog
+from decisioner.checks import POLICY_SPECS, CheckError, check_engine, check_policy
+from decisioner.config import load_config_dict
+
+T0 = 1_700_000_000_000
+KEY = "7a" * 16
+
+
+@pytest.mark.parametrize("spec", POLICY_SPECS(), ids=lambda s: type(s).__name__)
+def test_every_policy_family_passes_the_checks(spec: Any) -> None:
+    check_policy(spec)
+
+
+def test_a_broken_round_trip_is_caught() -> None:
+    from decisioner.allocation import BernoulliThompson
+    from decisioner.config import ThompsonSpec
+
+    class Forgetful(BernoulliThompson):
+        def _import(self, arrays: Any, meta: Any) -> None:  # restores nothing
+            return None
+
+    import decisioner.checks as C
+
+    orig = C.make_policy
+    C.make_policy = lambda spec, n, **kw: Forgetful(n, spec, seed=kw.get("seed"))  # type: ignore[assignment]
+    try:
+        with pytest.raises(CheckError, match="check `state-round-trip` failed"):
+            check_policy(ThompsonSpec())
+    finally:
+        C.make_policy = orig
+
+
+def full_engine() -> Engine:
+    cfg = load_config_dict({
+        "identity": {"hash_key": KEY},
+        "profiles": {"max_profiles": 40, "evict_fraction": 0.1},
+        "placements": [
+            {"name": "home", "kind": "recommendation", "slots": 3, "policy": {"kind": "epsilon_greedy", "epsilon": 0.3}},
+            {"name": "soft", "kind": "recommendation", "slots": 2, "policy": {"kind": "softmax"}},
+            {"name": "hero", "kind": "campaign", "policy": {"kind": "thompson", "batch_size": 8},
+             "experiences": [{"id": f"e{i}"} for i in range(4)]},
+            {"name": "ctx", "kind": "campaign", "policy": {"kind": "linucb", "features": ["age"]},
+             "experiences": [{"id": f"x{i}"} for i in range(3)]},
+        ],
+        "experiments": [
+            {"name": "hx", "placement": "hero", "variants": [{"name": "same"}, {"name": "ucb", "policy": {"kind": "ucb1"}}]},
+            {"name": "homex", "placement": "home", "variants": [{"name": "base"}, {"name": "g", "policy": {"kind": "greedy"}}]},
+        ],
+        "holdout": {"fraction": 0.15},
+    })
+    cat = Catalog([{"id": f"i{j}", "category": f"c{j % 4}", "inventory": 3} for j in range(30)], cfg.catalog)
+    return Engine(cfg, cat, seed=5)
+
+
+def events(start: int, n: int) -> list[tuple[str | None, Any]]:
+    out: list[tuple[str | None, Any]] = []
+    for t in range(start, start + n):
+        ev = {"type": "view", "time": T0 + t * 1000, "ids": {"cookie": f"p{t % 55}"}, "item": f"i{t % 30}",
+              "attrs": {"age": t % 7}}
+        out.append(((None, "home", "soft", "hero", "ctx")[t % 5], ev))
+    return out
+
+
+def test_a_reopened_engine_continues_exactly_with_every_feature_on() -> None:
+    eng = full_engine()
+    for placement, ev in events(0, 300):
+        if placement is None:
+            eng.track(ev)
+        else:
+            d = eng.decide(ev, placement=placement)
+            if d.slots and ev["time"] % 3000 == 0:
+                eng.observe({"decision_id": d.decision_id, "kind": "click", "time": ev["time"] + 1})
+    eng.forget({"cookie": "p3"})
+    eng.set_inventory("i4", 0)
+    assert eng.evicted_ > 0
+    check_engine(eng, events(300, 200))
