@@ -3,7 +3,10 @@
 :mod:`.inference` holds the statistics (tests, intervals, mSPRT, probability to be best, SRM,
 multiple testing, IPW lift), :mod:`.reports` builds experiment reports from per-unit arrays or
 records, :mod:`.ope` estimates a candidate policy's value from a bandit log, and
-:mod:`.engine_log` reads an engine's own decision log into either.
+:mod:`.engine_log` reads an engine's own decision log into either. :mod:`.identity` scores
+identity resolution against a synthetic world's true people and :mod:`.obd_protocol` runs the
+Open Bandit Dataset's "evaluation of OPE" protocol; both are imported from their modules, as
+they load the identity kernels and the dataset.
 """
 
 from .engine_log import engine_report, log_from_engine, placement_ipw_lift
