@@ -16,7 +16,7 @@ from decisioner.allocation.experiments import HOLDOUT, NOT_ENROLLED, ExperimentR
 from decisioner.catalog import Catalog
 from decisioner.config import ExperimentSpec, HoldoutSpec, VariantSpec, load_config_dict
 from decisioner.errors import ConfigError
-from decisioner.evaluation.reports import engine_report
+from decisioner.evaluation.engine_log import engine_report
 
 KEY = bytes.fromhex("00112233445566778899aabbccddeeff")
 T0 = 1_700_000_000_000

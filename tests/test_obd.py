@@ -22,6 +22,7 @@ import pytest
 from decisioner.cli import main
 from decisioner.datasets import obd
 from decisioner.errors import ConfigError, NotReadyError
+from decisioner.evaluation.obd_protocol import ope_benchmark
 from decisioner.evaluation.ope import estimate
 
 
@@ -115,7 +116,7 @@ PUBLISHED = {"ipw": (0.311, 0.311), "dr": (0.292, 0.315), "dm": (0.157, 0.110)}
 def test_evaluation_of_ope_reproduces_the_published_errors(wheel: Path) -> None:
     """30 bootstrap runs of the published protocol: every estimator's mean relative error lies
     within the published mean +- one standard deviation, and close to the published mean."""
-    res = obd.ope_benchmark(campaign="all", behavior="random", evaluation="bts", n_runs=30)
+    res = ope_benchmark(campaign="all", behavior="random", evaluation="bts", n_runs=30)
     assert res["ground_truth"] == pytest.approx(0.0042)
     for e, (mean, sd) in PUBLISHED.items():
         got = res["relative_error"][e]

@@ -13,6 +13,7 @@ from decisioner import Engine
 from decisioner.catalog import Catalog
 from decisioner.config import EpsilonGreedySpec, GreedySpec, load_config_dict
 from decisioner.errors import ConfigError
+from decisioner.evaluation.engine_log import log_from_engine
 from decisioner.evaluation.ope import (
     ESTIMATORS,
     BanditLog,
@@ -20,7 +21,6 @@ from decisioner.evaluation.ope import (
     evaluate_policy,
     fit_reward_model,
     kfold_indices,
-    log_from_engine,
     logistic_fit,
 )
 

@@ -151,7 +151,7 @@ def test_decisions_follow_an_anonymous_visitor_into_the_known_person() -> None:
 
 
 def test_experiment_reports_count_merged_people_once() -> None:
-    from decisioner.evaluation.reports import engine_report
+    from decisioner.evaluation import engine_report
 
     eng = engine(experiments=[{"name": "hx", "placement": "hero", "variants": [{"name": "a"}, {"name": "b"}]}])
     for j in range(20):

@@ -208,7 +208,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
     warm_up()
     if args.dataset is not None:
-        from .datasets.obd import ope_benchmark
+        from .evaluation.obd_protocol import ope_benchmark
 
         if args.log is not None or args.policy is not None:
             raise _UsageError("--dataset runs the published protocol; it takes no --log or --policy")
@@ -254,7 +254,7 @@ class _UsageError(Exception):
 
 
 def _cmd_identity(args: argparse.Namespace) -> dict[str, Any]:
-    from .identity.evaluate import evaluate_path, evaluate_world
+    from .evaluation.identity import evaluate_path, evaluate_world
     from .warmup import warm_up
 
     warm_up()

@@ -1,6 +1,6 @@
 """Data for tests, demos and benchmarks: the seeded synthetic world."""
 
-from .obd import OBDData, bts_action_distribution, bts_prior, fetch_obd, load_obd, ope_benchmark
+from .obd import OBDData, bts_action_distribution, bts_prior, fetch_obd, load_obd
 from .synthetic import (
     FORMAT_VERSION,
     PRICE_BANDS,
@@ -18,7 +18,6 @@ __all__ = [
     "bts_prior",
     "fetch_obd",
     "load_obd",
-    "ope_benchmark",
     "FORMAT_VERSION",
     "PRICE_BANDS",
     "ResponseModel",

@@ -12,9 +12,8 @@ the CSVs straight from the zip: ``obp`` itself is never installed or imported.
 Cache directory: ``$DECISIONER_DATA_DIR``, else ``$XDG_CACHE_HOME/decisioner``, else
 ``~/.cache/decisioner``. The wheel's SHA-256 is checked on every load.
 
-:func:`ope_benchmark` reproduces the published "evaluation of OPE" protocol: estimate the
-Thompson sampler's click rate from the uniform-random logs with each estimator, and compare with
-its real on-policy click rate (the mean click of its own logs), over bootstrap resamples.
+The published "evaluation of OPE" protocol that runs estimators on these logs against the
+on-policy truth is :func:`decisioner.evaluation.obd_protocol.ope_benchmark`.
 """
 
 from __future__ import annotations
@@ -44,10 +43,10 @@ __all__ = [
     "OBDData",
     "cache_dir",
     "fetch_obd",
+    "check_log",
     "load_obd",
     "bts_prior",
     "bts_action_distribution",
-    "ope_benchmark",
 ]
 
 OBP_WHEEL: Final = "obp-0.4.1-py3-none-any.whl"
@@ -163,7 +162,14 @@ def _read_csv(zf: zipfile.ZipFile, name: str) -> tuple[list[str], list[list[str]
     return rows[0], rows[1:]
 
 
-def _check(behavior: str, campaign: str) -> None:
+def check_log(behavior: str, campaign: str) -> None:
+    """Check that ``behavior`` and ``campaign`` name one of the sample's logs.
+
+    Raises
+    ------
+    ConfigError
+        On an unknown behaviour policy or campaign.
+    """
     if behavior not in BEHAVIORS:
         raise ConfigError(f"expected a behaviour policy in {list(BEHAVIORS)!r}, got {behavior!r} - at `behavior`")
     if campaign not in CAMPAIGNS:
@@ -180,7 +186,7 @@ def load_obd(behavior: str = "random", campaign: str = "all", *, cache: str | Pa
     NotReadyError
         If the wheel cannot be fetched.
     """
-    _check(behavior, campaign)
+    check_log(behavior, campaign)
     base = f"obp/dataset/obd/{behavior}/{campaign}/"
     with zipfile.ZipFile(fetch_obd(cache)) as zf:
         head, rows = _read_csv(zf, base + f"{campaign}.csv")
@@ -231,7 +237,7 @@ def load_obd(behavior: str = "random", campaign: str = "all", *, cache: str | Pa
 def bts_prior(campaign: str = "all", *, cache: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The Beta priors (alpha, beta per item) of ZOZOTOWN's production Bernoulli Thompson
     sampler for ``campaign`` (``obp/policy/conf/prior_bts.yaml`` in the wheel)."""
-    _check("bts", campaign)
+    check_log("bts", campaign)
     with zipfile.ZipFile(fetch_obd(cache)) as zf:
         text = zf.read("obp/policy/conf/prior_bts.yaml").decode("utf-8")
     # the file is a two-level mapping of float lists; parsed here so no YAML library is needed
@@ -271,60 +277,3 @@ def bts_action_distribution(
                          len_list, 12.0, 48, 16_384, 1e-5, out)
     dist: np.ndarray = out / out.sum(axis=0, keepdims=True)
     return dist
-
-
-def ope_benchmark(
-    *, campaign: str = "all", behavior: str = "random", evaluation: str = "bts", n_runs: int = 30,
-    seed: int = 12345, n_folds: int = 3, estimators: tuple[str, ...] = ("dm", "ipw", "snipw", "dr", "switch_dr", "dr_os"),
-    cache: str | Path | None = None,
-) -> dict[str, Any]:
-    """The "evaluation of OPE" protocol of the Open Bandit Dataset paper on the sample.
-
-    Ground truth: the evaluation policy's on-policy click rate (mean click of its own log).
-    For each of ``n_runs`` bootstrap resamples of the behaviour policy's log (resample ``b``
-    drawn by ``RandomState(b)``, as the published script), a logistic reward model is
-    cross-fitted (``n_folds`` folds, per position, on user features and item features), every
-    estimator estimates the evaluation policy's value, and its relative error
-    ``|estimate - truth| / truth`` is recorded.
-
-    Returns
-    -------
-    dict
-        ``ground_truth``; ``estimates`` (mean estimate per estimator); ``relative_error`` (mean
-        relative error per estimator) and ``relative_error_std`` (their standard deviation,
-        ddof 1); plus the protocol's settings and the size of the logs.
-    """
-    from ..evaluation.ope import estimate, fit_reward_model
-
-    _check(behavior, campaign)
-    _check(evaluation, campaign)
-    if n_runs < 1:
-        raise ConfigError(f"`n_runs` must be >= 1, got {n_runs!r}")
-    data = load_obd(behavior, campaign, cache=cache)
-    truth_log = load_obd(evaluation, campaign, cache=cache)
-    ground_truth = float(truth_log.reward.mean())
-    if evaluation == "bts":
-        dist = bts_action_distribution(campaign, data.len_list, cache=cache)
-    else:
-        dist = np.full((data.n_actions, data.len_list), 1.0 / data.n_actions)
-    log = data.bandit_log()
-    n = log.n_rounds
-    est: dict[str, list[float]] = {e: [] for e in estimators}
-    for b in range(n_runs):
-        boot = log.take(np.random.RandomState(b).choice(n, size=n, replace=True))
-        q = fit_reward_model(boot, kind="logistic", n_folds=n_folds, seed=seed)
-        res = estimate(boot, dist, q=q, estimators=estimators, n_boot=0)
-        for e in estimators:
-            est[e].append(res[e].estimate)
-    rel = {e: np.abs(np.array(v) - ground_truth) / ground_truth for e, v in est.items()}
-    return {
-        "campaign": campaign,
-        "behavior": behavior,
-        "evaluation": evaluation,
-        "n_runs": n_runs,
-        "n_rounds": n,
-        "ground_truth": ground_truth,
-        "estimates": {e: float(np.mean(v)) for e, v in est.items()},
-        "relative_error": {e: float(r.mean()) for e, r in rel.items()},
-        "relative_error_std": {e: float(r.std(ddof=1)) if n_runs > 1 else 0.0 for e, r in rel.items()},
-    }

@@ -1,18 +1,18 @@
-"""Evaluation: experiment reports (A/B statistics) and off-policy estimators over decision logs."""
+"""Evaluation: experiment statistics and reports, and off-policy estimators over decision logs.
 
-from .ope import BanditLog, OPEResult, estimate, evaluate_policy, fit_reward_model, log_from_engine
-from .reports import (
-    ExperimentReport,
-    adjust_pvalues,
-    always_valid,
-    engine_report,
-    experiment_report,
-    ipw_lift,
-    placement_ipw_lift,
-    proportion_test,
-    srm_test,
-    welch_test,
-)
+:mod:`.inference` holds the statistics (tests, intervals, mSPRT, probability to be best, SRM,
+multiple testing, IPW lift), :mod:`.reports` builds experiment reports from per-unit arrays or
+records, :mod:`.ope` estimates a candidate policy's value from a bandit log, and
+:mod:`.engine_log` reads an engine's own decision log into either. :mod:`.identity` scores
+identity resolution against a synthetic world's true people and :mod:`.obd_protocol` runs the
+Open Bandit Dataset's "evaluation of OPE" protocol; both are imported from their modules, as
+they load the identity kernels and the dataset.
+"""
+
+from .engine_log import engine_report, log_from_engine, placement_ipw_lift
+from .inference import adjust_pvalues, always_valid, ipw_lift, proportion_test, srm_test, welch_test
+from .ope import BanditLog, OPEResult, estimate, evaluate_policy, fit_reward_model
+from .reports import ExperimentReport, experiment_report
 
 __all__ = [
     "BanditLog",

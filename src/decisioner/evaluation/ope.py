@@ -15,9 +15,9 @@ pi_e(a_i | x_i, k_i) / p_i`` the importance weight of logged round i at position
 * ``dr_os``: DR with optimistically shrunk weights ``lambda w / (w^2 + lambda)`` (Su et al. 2020).
 
 Intervals come from a nonparametric bootstrap of rounds (percentile method, seeded). Logs may
-be the engine's own decision log (:func:`log_from_engine`) or any log in the Open Bandit
-Dataset's shape (:mod:`decisioner.datasets.obd`): rounds with an action, a position, a reward,
-the logging propensity and optional context features.
+be the engine's own decision log (:func:`~decisioner.evaluation.engine_log.log_from_engine`)
+or any log in the Open Bandit Dataset's shape (:mod:`decisioner.datasets.obd`): rounds with an
+action, a position, a reward, the logging propensity and optional context features.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ __all__ = [
     "fit_reward_model",
     "logistic_fit",
     "kfold_indices",
-    "log_from_engine",
     "evaluate_policy",
 ]
 
@@ -321,22 +320,7 @@ def estimate(
     return out
 
 
-# --------------------------------------------------------------------------- engine logs
-
-
-def log_from_engine(engine: Any, placement: str) -> BanditLog:
-    """The engine's decisions on a placement as a bandit log: action = chosen content, position =
-    slot, reward = the outcome value joined by decision id, pscore = the logged propensity."""
-    pl = engine.placement(placement)
-    log = engine.decision_log
-    m = log.column("placement") == pl.index
-    slot = log.column("slot")[m].astype(np.int64)
-    return BanditLog(
-        action=log.column("content")[m].astype(np.int64), reward=log.column("reward")[m].astype(np.float64),
-        pscore=log.column("propensity")[m].astype(np.float64), n_actions=len(pl.contents),
-        position=slot, len_list=int(slot.max()) + 1 if slot.size else 1,
-        time=log.column("time")[m].astype(np.int64),
-    )
+# --------------------------------------------------------------------------- candidate policies
 
 
 def evaluate_policy(

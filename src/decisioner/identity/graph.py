@@ -1,9 +1,9 @@
 """IdentityGraph: the typed API over the identity kernels (``_kernels/graph.py``).
 
 Every identifier is normalised, checked against the blocked values and hashed with the
-deployment secret into a 64-bit key plus a 32-bit check tag (:mod:`.rules`); raw values are
-never stored. An event links its identifiers into one component; each component owns one
-profile row.
+deployment secret into a 64-bit key plus a 32-bit check tag (:mod:`.keys`, :mod:`.rules`); raw
+values are never stored. An event links its identifiers into one component; each component
+owns one profile row.
 
 **Merge rules** (:class:`~decisioner.config.IdentitySpec`), checked in the kernel on every
 link: blocked values never link; a merge that would give a profile more values of a type than
@@ -22,35 +22,30 @@ survivor and recycles them.
 source), so the partition is a function of evidence + configuration + do-not-link pairs:
 :meth:`IdentityGraph.partition_from_evidence` recomputes it from scratch.
 
-**Unmerge** (:meth:`IdentityGraph.unlink`, :meth:`IdentityGraph.split`) recomputes only the
-affected component from its own evidence. Profile state rule: the profile's state stays with
-the largest remaining piece (ties: the piece holding the oldest identifier); every other piece,
-and an unlinked identifier, gets a fresh empty profile that inherits the original's consent
-(split listeners are told ``(row, new_rows)``). Links to identifiers outside the component
-that were refused stay refused until an event brings them again.
-
-**Erasure** (:meth:`IdentityGraph.forget`) removes identifiers and their evidence and keeps a
-keyed tombstone: an event carrying an erased identifier links nothing and creates nothing
-(it resolves to the profile of another, live identifier it carries, else to the scratch row)
-unless it carries explicit consent (``consent={"personalization": True}``), which lifts the
-tombstone and starts a new, empty profile.
+**Unmerge and erasure** (:meth:`IdentityGraph.unlink`, :meth:`IdentityGraph.split`,
+:meth:`IdentityGraph.forget`, ``block``, ``evict``, ``expire``): the rules are in
+:mod:`.unmerge`.
 
 **Scratch row**: events with no usable identifier (all blocked, or erased) resolve to one
 shared scratch row that holds nothing between events (anonymous listeners reset it).
+
+The class is assembled from one layer per idea, each built on the one before: :mod:`.keys`
+(registries, key arrays) < :mod:`.store` (arrays, growth, metrics, persistence) <
+:mod:`.unmerge` (removal and recomputation) < this module (linking, listeners, resolution).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from .._kernels import graph as K
 from ..config import IdentitySpec
-from ..errors import ConfigError, SchemaError
-from .rules import BLOCKED_FLAG, IdentifierRules, identifier_key
+from ..errors import SchemaError
+from .keys import KEY_ROWS
+from .unmerge import IdentityUnmerge, UnmergeResult
 
 __all__ = ["IdentityGraph", "LinkResult", "UnmergeResult", "KEY_ROWS"]
 
@@ -59,19 +54,9 @@ SplitListener = Callable[[int, np.ndarray], None]
 RowsListener = Callable[[np.ndarray], None]
 RowListener = Callable[[int], None]
 
-#: rows of a key array: ``keys[0]`` 64-bit keys, ``keys[1]`` check tags (+ blocked flag)
-KEY_ROWS = 2
-_MAX_LOAD_NUM, _MAX_LOAD_DEN = 3, 4  # key table at most 3/4 full
 _TWO63, _TWO64 = 1 << 63, 1 << 64
 _NO_ROWS = np.zeros(0, dtype=np.int32)
 _NO_ROWS.flags.writeable = False
-_GROWTH = 1.5  # record arrays grow by half (memory per identifier stays close to the minimum)
-_REFUSALS = (
-    ("blocked", K.R_BLOCKED), ("tombstoned", K.R_TOMBSTONED), ("collision", K.R_COLLISION),
-    ("unique", K.R_UNIQUE), ("limit", K.R_LIMIT), ("size_cap", K.R_SIZE), ("do_not_link", K.R_DNL),
-)
-_ARRAYS = ("tab_", "nodes_", "rows_", "cnt_", "free_rows_", "free_nodes_", "meta_", "trules_", "dnl_",
-           "edges_", "ev_head_")
 
 
 class LinkResult(NamedTuple):
@@ -99,45 +84,7 @@ class LinkResult(NamedTuple):
         return bool(self.status & K.S_SUPPRESSED)
 
 
-class UnmergeResult(NamedTuple):
-    """Outcome of an unlink, split, forget, block or expiry: the row that kept the profile
-    state (-1 if none), the fresh rows of the other pieces, and rows erased entirely."""
-
-    row: int
-    new_rows: np.ndarray
-    erased: np.ndarray
-
-
-def _alloc(shape: int | tuple[int, ...], dtype: Any, fill: int = 0) -> np.ndarray:
-    """An array filled now: its pages are touched at allocation (capacity is reserved up front,
-    so linking never stalls on first-touch page faults)."""
-    a = np.empty(shape, dtype=dtype)
-    if fill == 0:
-        a.view(np.uint8)[...] = 0
-    else:
-        a.fill(fill)
-    return a
-
-
-def _grow(arr: np.ndarray, need: int, fill: int = 0) -> np.ndarray:
-    cap = max(arr.shape[0], 1)
-    while cap < need:
-        cap = max(cap + 1, int(cap * _GROWTH))
-    new = np.empty((cap,) + arr.shape[1:], dtype=arr.dtype)
-    new[: arr.shape[0]] = arr
-    tail = new[arr.shape[0] :]
-    if fill == 0:
-        tail.view(np.uint8)[...] = 0
-    else:
-        tail.fill(fill)
-    return new
-
-
-def _pow2_at_least(n: int) -> int:
-    return 1 << max(4, (max(n, 1) - 1).bit_length())
-
-
-class IdentityGraph:
+class IdentityGraph(IdentityUnmerge):
     """Union-find over keyed identifier hashes with merge rules, evidence, unmerge and erasure.
 
     Parameters
@@ -174,253 +121,11 @@ class IdentityGraph:
         default_region: str | None = None,
         spec: IdentitySpec | None = None,
     ) -> None:
-        if len(key) < 16:
-            raise ConfigError(f"expected a hashing secret of at least 16 bytes, got {len(key)}")
-        self.key = key
-        self.spec = spec if spec is not None else IdentitySpec()
-        self.capacity = capacity
-        self.rules = IdentifierRules(self.spec, types=types, default_region=default_region)
-        self.default_region = self.rules.default_region
-        self.sources: tuple[str, ...] = ("",)
-        self._source_code: dict[str, int] = {"": 0}
-        # `capacity` identifiers plus the blocked values and spare rows, so a load of that size
-        # never grows (and copies) the arrays
-        n0 = max(1, capacity) + 256
-        self.tab_ = _alloc(_pow2_at_least((n0 * _MAX_LOAD_DEN) // _MAX_LOAD_NUM + 1), np.uint64)
-        self.nodes_ = _alloc(n0, K.NODE_DTYPE)
-        self.ev_head_ = _alloc(n0, np.int32, -1)
-        # profiles and links number at most the identifiers (in practice about half): reserved
-        # but not touched, so only the pages used are ever mapped
-        self.rows_ = np.zeros(n0, dtype=K.ROW_DTYPE)
-        self.cnt_ = np.zeros((n0, max(1, len(self.rules.slot_of))), dtype=np.uint16)
-        self.free_rows_ = np.zeros(64, dtype=np.int32)
-        self.free_nodes_ = np.zeros(64, dtype=np.int32)
-        self.meta_ = np.zeros(K.META_SIZE, dtype=np.int64)
-        self.meta_[K.C_SCRATCH] = -1
-        self.rules.fill_meta(self.meta_, p_rules=K.P_RULES, p_cap=K.P_CAP, p_slots=K.P_SLOTS, p_limit=K.P_SLOT_LIMIT)
-        self.trules_ = self.rules.trules()
-        self.dnl_ = np.zeros((16, 2), dtype=np.int32)
-        self.edges_ = np.zeros(n0, dtype=K.EDGE_DTYPE)
-        self._absorbed = np.zeros(64, dtype=np.int32)
-        self._work = np.zeros(8 * 64 + 16, dtype=np.int64)
-        self._room = 0  # keys the next links may add before the arrays must be checked
+        super().__init__(key, types=types, capacity=capacity, default_region=default_region, spec=spec)
         self._listeners: list[MergeListener] = []
         self._split_listeners: list[SplitListener] = []
         self._erase_listeners: list[RowsListener] = []
         self._anonymous_listeners: list[RowListener] = []
-        for code in range(len(self.rules.types)):
-            self._block_values(code)
-
-    # ------------------------------------------------------------------ types and keys
-    @property
-    def types(self) -> tuple[str, ...]:
-        """Identifier type names in code order."""
-        return self.rules.types
-
-    def type_code(self, id_type: str) -> int:
-        """Code of ``id_type``, registering a new type (its rule by name, or a plain id)."""
-        code = self.rules.code_of(id_type)
-        if code is None:
-            if len(self.rules.types) >= 127:
-                raise SchemaError(f"Expected one of {len(self.rules.types)} identifier types, got {id_type!r} - at `$.ids`")
-            code = self.rules.register(id_type)
-            self.trules_ = self.rules.trules()
-            self._block_values(code)
-        return code
-
-    def source_code(self, source: str | None) -> int:
-        """Code of an evidence source name (channel, system), registering it when new."""
-        if source is None:
-            return 0
-        code = self._source_code.get(source)
-        if code is None:
-            if len(self.sources) >= 32_767:
-                return 0
-            code = len(self.sources)
-            self.sources = self.sources + (source,)
-            self._source_code[source] = code
-        return code
-
-    def keys_of(self, ids: Mapping[str, str]) -> tuple[np.ndarray, np.ndarray]:
-        """Normalise, check and hash ``ids`` (type -> value).
-
-        Returns
-        -------
-        keys
-            uint64[2, m]: keys, and check tags (low 32 bits) with :data:`~.rules.BLOCKED_FLAG`
-            set for values the rules block.
-        types
-            int8[m] type codes.
-
-        Raises
-        ------
-        SchemaError
-            If a value is malformed (nothing is changed then, not even the type registry).
-        """
-        n = len(ids)
-        keys = np.empty((2, n), dtype=np.uint64)
-        rules = self.rules
-        secret = self.key
-        for j, (t, v) in enumerate(ids.items()):
-            code = rules.code_of(t)
-            value, blocked = rules.canonical(t, v, rules.rule(code) if code is not None else None)
-            k, tag = identifier_key(secret, t, value)
-            keys[0, j] = k
-            keys[1, j] = tag | BLOCKED_FLAG if blocked else tag
-        types = np.empty(n, dtype=np.int8)
-        # new identifier types are registered only once every value is valid: a rejected event
-        # must change nothing
-        for j, t in enumerate(ids):
-            types[j] = self.type_code(t)
-        return keys, types
-
-    @staticmethod
-    def hashed_ids(ids: Mapping[str, str], keys: np.ndarray) -> dict[str, str]:
-        """``ids`` with each value replaced by its key and tag word from :meth:`keys_of` (32 hex
-        digits): what the event log stores instead of the raw values. :meth:`keys_of_hashed`
-        reads it back.
-
-        >>> IdentityGraph.hashed_ids({"email": "ada@example.com"}, np.array([[1], [2]], np.uint64))
-        {'email': '00000000000000010000000000000002'}
-        """
-        k, w = keys[0].tolist(), keys[1].tolist()
-        return {t: f"{k[j]:016x}{w[j]:016x}" for j, t in enumerate(ids)}
-
-    def keys_of_hashed(self, ids: Mapping[str, str]) -> tuple[np.ndarray, np.ndarray]:
-        """Keys and type codes of ``ids`` written by :meth:`hashed_ids` (type -> 32 hex digits),
-        as :meth:`keys_of` returns them for the raw values. Nothing is hashed again.
-
-        Raises
-        ------
-        SchemaError
-            If a value is not 32 hex digits.
-        """
-        n = len(ids)
-        keys = np.empty((2, n), dtype=np.uint64)
-        for j, (t, v) in enumerate(ids.items()):
-            try:
-                if len(v) != 32:
-                    raise ValueError
-                keys[0, j] = int(v[:16], 16)
-                keys[1, j] = int(v[16:], 16)
-            except ValueError:
-                raise SchemaError(f"Expected a hashed identifier (32 hex digits), got {v[:40]!r} - at `$.ids.{t}`") from None
-        types = np.empty(n, dtype=np.int8)
-        for j, t in enumerate(ids):
-            types[j] = self.type_code(t)
-        return keys, types
-
-    def keys_many(self, id_type: str, values: Sequence[str]) -> np.ndarray:
-        """Keys (uint64[2, n]) of many values of one type, for bulk (CRM) loads.
-
-        Raises
-        ------
-        SchemaError
-            If a value is malformed (the message names its index).
-        """
-        code = self.type_code(id_type)
-        rule = self.rules.rule(code)
-        out = np.empty((2, len(values)), dtype=np.uint64)
-        for j, v in enumerate(values):
-            try:
-                value, blocked = self.rules.canonical(id_type, v, rule)
-            except SchemaError as exc:
-                raise SchemaError(f"{exc} (value {j})") from None
-            k, tag = identifier_key(self.key, id_type, value)
-            out[0, j] = k
-            out[1, j] = tag | BLOCKED_FLAG if blocked else tag
-        return out
-
-    def _block_values(self, code: int) -> None:
-        """Store the type's exact blocked values as blocked keys (pre-hashed loads hit them)."""
-        values = self.rules.blocked_values(code)
-        if not values:
-            return
-        t = self.rules.types[code]
-        keys = np.empty((2, len(values)), dtype=np.uint64)
-        for j, v in enumerate(values):
-            keys[0, j], keys[1, j] = identifier_key(self.key, t, v)
-        self._reserve(len(values))
-        out = np.empty(len(values), dtype=np.int32)
-        K.graph_block(self.tab_, self.nodes_, self.free_nodes_, self.meta_, keys,
-                      np.full(len(values), code, dtype=np.int8), out)
-        self._room = 0
-
-    @staticmethod
-    def _as_keys(keys: np.ndarray) -> np.ndarray:
-        """uint64[2, m] (keys, tag words) or uint64[1, m] (pre-hashed keys without tags: tag 0,
-        unchecked; a view of a uint64[m] input, not a copy)."""
-        k = np.asarray(keys)
-        if k.ndim == 1:
-            k = k.reshape(1, -1)
-        if k.ndim == 2 and k.shape[0] in (1, KEY_ROWS):
-            if k.dtype == np.uint64 and k.flags.c_contiguous:
-                return k
-            return np.ascontiguousarray(k, dtype=np.uint64)
-        raise SchemaError(f"Expected keys as uint64[m] or uint64[2, m], got shape {k.shape} - at `keys`")
-
-    # ------------------------------------------------------------------ sizes and growth
-    @property
-    def n_nodes(self) -> int:
-        """Live identifiers."""
-        return int(self.meta_[K.C_LIVE])
-
-    @property
-    def n_profiles(self) -> int:
-        """Live profiles (rows holding at least one identifier)."""
-        meta = self.meta_
-        return int(meta[K.C_ROWS] - meta[K.C_FREE]) - (1 if meta[K.C_SCRATCH] >= 0 else 0)
-
-    @property
-    def n_rows(self) -> int:
-        """Profile rows handed out so far (live rows plus recycled ones)."""
-        return int(self.meta_[K.C_ROWS])
-
-    @property
-    def counts_(self) -> np.ndarray:
-        """The kernel counters (``meta_``): [0] node records, [1] rows handed out, [2] free rows,
-        [3] merges, ... (indices ``_kernels.graph.C_*``)."""
-        return self.meta_
-
-    def _reserve(self, extra: int, rows: int | None = None, edges: int | None = None) -> None:
-        """Room for ``extra`` more keys (nodes, table entries), ``rows`` more rows and ``edges``
-        more evidence edges (both default to ``extra``)."""
-        meta = self.meta_
-        need_n = int(meta[K.C_NODES]) + extra
-        if need_n > self.nodes_.shape[0]:
-            self.nodes_ = _grow(self.nodes_, need_n)
-            self.ev_head_ = _grow(self.ev_head_, self.nodes_.shape[0], -1)[: self.nodes_.shape[0]]
-        if self.ev_head_.shape[0] < self.nodes_.shape[0]:
-            self.ev_head_ = _grow(self.ev_head_, self.nodes_.shape[0], -1)[: self.nodes_.shape[0]]
-        need_t = int(meta[K.C_TAB]) + extra
-        if need_t * _MAX_LOAD_DEN > self.tab_.shape[0] * _MAX_LOAD_NUM:
-            cap = self.tab_.shape[0]
-            while need_t * _MAX_LOAD_DEN > cap * _MAX_LOAD_NUM:
-                cap *= 2
-            tab = _alloc(cap, np.uint64)
-            K.graph_rehash(self.tab_, tab, self.nodes_)
-            self.tab_ = tab
-        need_r = int(meta[K.C_ROWS]) + (extra if rows is None else rows) + 2
-        if need_r > self.rows_.shape[0]:
-            self.rows_ = _grow(self.rows_, need_r)
-            self.cnt_ = _grow(self.cnt_, self.rows_.shape[0], 0)[: self.rows_.shape[0]]
-        need_e = int(meta[K.C_EDGES]) + (extra if edges is None else edges)
-        if need_e > self.edges_.shape[0]:
-            self.edges_ = _grow(self.edges_, need_e)
-        if self._absorbed.shape[0] < extra:
-            self._absorbed = np.zeros(2 * extra, dtype=np.int32)
-        self._room = min(
-            self.nodes_.shape[0] - int(meta[K.C_NODES]),
-            (self.tab_.shape[0] * _MAX_LOAD_NUM) // _MAX_LOAD_DEN - int(meta[K.C_TAB]),
-            self.rows_.shape[0] - int(meta[K.C_ROWS]) - 2,
-            self.edges_.shape[0] - int(meta[K.C_EDGES]),
-            self._absorbed.shape[0],
-        )
-
-    def _work_for(self, m: int) -> np.ndarray:
-        if self._work.shape[0] < 8 * m + 16:
-            self._work = np.zeros(8 * m + 16, dtype=np.int64)
-        return self._work
 
     # ------------------------------------------------------------------ listeners
     def add_listener(self, fn: MergeListener) -> None:
@@ -440,6 +145,18 @@ class IdentityGraph:
     def add_anonymous_listener(self, fn: RowListener) -> None:
         """Call ``fn(scratch_row)`` before an event resolves to the scratch row."""
         self._anonymous_listeners.append(fn)
+
+    def _notify_split(self, row: int, new_rows: np.ndarray) -> None:
+        if new_rows.shape[0]:
+            for fn in self._split_listeners:
+                fn(row, new_rows)
+
+    def _notify_erased(self, rows: np.ndarray) -> None:
+        if self._erase_listeners:
+            for fn in self._erase_listeners:
+                fn(rows)
+        else:
+            super()._notify_erased(rows)
 
     # ------------------------------------------------------------------ linking
     def link_keys(
@@ -605,86 +322,7 @@ class IdentityGraph:
         hit = rows[rows >= 0]
         return int(hit[0]) if hit.shape[0] else -1
 
-    def release_rows(self, rows: np.ndarray) -> None:
-        """Return rows (absorbed by merges or erased, already cleared by their owner) for reuse."""
-        rows = np.asarray(rows, dtype=np.int32)
-        n = int(self.meta_[K.C_FREE])
-        need = n + rows.shape[0]
-        if need > self.free_rows_.shape[0]:
-            new = np.zeros(max(2 * self.free_rows_.shape[0], need), dtype=np.int32)
-            new[:n] = self.free_rows_[:n]
-            self.free_rows_ = new
-        self.free_rows_[n:need] = rows
-        self.meta_[K.C_FREE] = need
-
-    def component_rows(self) -> np.ndarray:
-        """Profile row of every live identifier, in node order (see :meth:`live_keys`)."""
-        n = int(self.meta_[K.C_NODES])
-        out = np.empty(n, dtype=np.int32)
-        K.graph_component_rows(self.nodes_, n, out)
-        live: np.ndarray = out[self._live_mask()]
-        return live
-
-    def live_keys(self) -> np.ndarray:
-        """Keys (uint64[2, n]) of every live identifier, in node order."""
-        live = self.nodes_[: int(self.meta_[K.C_NODES])][self._live_mask()]
-        return np.stack([live["key"], live["tag"].astype(np.uint64)])
-
-    @property
-    def node_key_(self) -> np.ndarray:
-        """Keys (uint64) of the live identifiers in node order (``live_keys()[0]``)."""
-        keys: np.ndarray = self.live_keys()[0]
-        return keys
-
-    def _live_mask(self) -> np.ndarray:
-        st = self.nodes_["state"][: int(self.meta_[K.C_NODES])]
-        mask: np.ndarray = (st & K.STATE_MASK) == K.LIVE
-        return mask
-
-    # ------------------------------------------------------------------ components
-    def tombstoned(self, keys: np.ndarray) -> np.ndarray:
-        """bool per identifier of ``keys`` (uint64[2, m]): erased and held as a tombstone."""
-        k = np.array(keys, dtype=np.uint64).reshape(2, -1)
-        k[1] &= np.uint64(0xFFFFFFFF)
-        nodes = self._node_of(k)
-        state = self.nodes_["state"][np.maximum(nodes, 0)].astype(np.int64) & K.STATE_MASK
-        out: np.ndarray = (nodes >= 0) & (state == K.TOMB)
-        return out
-
-    def _node_of(self, keys: np.ndarray) -> np.ndarray:
-        k = self._as_keys(keys)
-        out = np.empty(k.shape[1], dtype=np.int64)
-        K.graph_find_nodes(self.tab_, self.nodes_, k, out)
-        return out
-
-    def _live_node(self, ids: Mapping[str, str] | np.ndarray) -> int:
-        keys = self.keys_of(ids)[0] if isinstance(ids, Mapping) else self._as_keys(ids)
-        nodes = self._node_of(keys)
-        for n in nodes.tolist():
-            if n >= 0 and (int(self.nodes_["state"][n]) & K.STATE_MASK) == K.LIVE:
-                return int(n)
-        raise SchemaError("Expected a known identifier, got none that is linked - at `ids`")
-
-    def row_of_node(self, node: int) -> int:
-        root = int(K.graph_find_root(self.nodes_, node))
-        return -2 - int(self.nodes_["parent"][root])
-
-    def members(self, row: int) -> np.ndarray:
-        """Node indices (int64) of the identifiers of profile ``row`` (empty if it has none)."""
-        if not 0 <= row < self.n_rows:
-            return np.zeros(0, dtype=np.int64)
-        root = int(self.rows_["root"][row])
-        if root < 0:
-            return np.zeros(0, dtype=np.int64)
-        out = np.empty(int(self.rows_["size"][row]), dtype=np.int64)
-        n = K.graph_members(self.nodes_, root, out)
-        return out[:n]
-
-    def _edges_touching(self, members: np.ndarray) -> np.ndarray:
-        out = np.empty(int(self.meta_[K.C_LIVE_EDGES]) * 2 + 1, dtype=np.int64)
-        n = K.graph_edges_of(self.nodes_, self.edges_, self.ev_head_, np.ascontiguousarray(members, np.int64), out)
-        return np.unique(out[:n])
-
+    # ------------------------------------------------------------------ profiles
     def identifiers_of(self, row: int) -> list[dict[str, Any]]:
         """What the graph holds for profile ``row``: per identifier its type, key (hex: the raw
         value is never stored), check tag and last-seen time (epoch ms, minute resolution)."""
@@ -716,429 +354,3 @@ class IdentityGraph:
                 "linked": a in inside and b in inside,
             })
         return out
-
-    # ------------------------------------------------------------------ unmerge
-    def _recompute(self, members: np.ndarray, keep_row: int) -> np.ndarray:
-        """Recompute the components of ``members`` (live nodes); returns the piece rows, the
-        first being ``keep_row`` when it is >= 0."""
-        members = np.ascontiguousarray(members, dtype=np.int64)
-        self._reserve(0, rows=members.shape[0])
-        out = np.empty(max(members.shape[0], 1), dtype=np.int32)
-        n = K.graph_recompute(
-            self.nodes_, self.rows_, self.cnt_, self.free_rows_, self.meta_, self.trules_, self.dnl_,
-            self.edges_, self.ev_head_, members, keep_row, out,
-        )
-        self._room = 0
-        return out[:n]
-
-    def _add_dnl(self, pairs: list[tuple[int, int]]) -> None:
-        if not pairs:
-            return
-        n = int(self.meta_[K.C_DNL])
-        need = n + len(pairs)
-        if need > self.dnl_.shape[0]:
-            self.dnl_ = _grow(self.dnl_, need, 0)
-        self.dnl_[n:need] = np.array(pairs, dtype=np.int32)
-        self.meta_[K.C_DNL] = need
-        nodes = np.unique(np.array(pairs, dtype=np.int64).ravel())
-        self.nodes_["state"][nodes] |= K.DNL_BIT
-
-    def _erase_rows(self, rows: list[int]) -> np.ndarray:
-        arr = np.array(sorted(set(rows)), dtype=np.int32)
-        if arr.shape[0] == 0:
-            return arr
-        self.rows_["root"][arr] = -1
-        self.rows_["size"][arr] = 0
-        self.rows_["flags"][arr] = 0
-        self.cnt_[arr] = 0
-        if self._erase_listeners:
-            for fn in self._erase_listeners:
-                fn(arr)
-        else:
-            self.release_rows(arr)
-        return arr
-
-    def _notify_split(self, row: int, new_rows: np.ndarray) -> None:
-        if new_rows.shape[0]:
-            for fn in self._split_listeners:
-                fn(row, new_rows)
-
-    def unlink(self, ids: Mapping[str, str] | np.ndarray) -> UnmergeResult:
-        """Detach one identifier from its profile and keep it apart.
-
-        The identifier gets a fresh profile of its own; do-not-link pairs with every identifier
-        it was linked to in the profile stop it from re-merging; the rest of the profile is
-        recomputed from its evidence (it may fall apart when the identifier was the only bridge)
-        and keeps the profile state (largest piece; see the module docstring).
-
-        Parameters
-        ----------
-        ids
-            The identifier (type -> value, the first known one is used) or its key array.
-
-        Raises
-        ------
-        SchemaError
-            If no identifier given is linked.
-        """
-        x = self._live_node(ids)
-        row = self.row_of_node(x)
-        members = self.members(row)
-        if members.shape[0] <= 1:
-            return UnmergeResult(row, np.zeros(0, np.int32), np.zeros(0, np.int32))
-        inside = set(members.tolist())
-        pairs = []
-        for e in self._edges_touching(np.array([x])).tolist():
-            a, b = int(self.edges_["a"][e]), int(self.edges_["b"][e])
-            other = b if a == x else a
-            if other in inside:
-                pairs.append((x, other))
-        self._add_dnl(pairs)
-        rest = members[members != x]
-        # the identifier first (its parent pointer must not lead into the rest while the rest
-        # is recomputed), then the rest, which keeps the row
-        alone = self._recompute(np.array([x], dtype=np.int64), -1)
-        kept = self._recompute(rest, row)
-        new_rows = np.concatenate([alone, kept[1:]]).astype(np.int32)
-        self._notify_split(row, new_rows)
-        return UnmergeResult(row, new_rows, np.zeros(0, np.int32))
-
-    def split(self, row: int, *, apart: Sequence[Mapping[str, str] | np.ndarray] = ()) -> UnmergeResult:
-        """Recompute profile ``row`` from its evidence under the current rules.
-
-        With ``apart`` (two or more identifiers, type -> value or key arrays), every pair of
-        them is first marked do-not-link, so they end in different profiles; the other
-        identifiers follow the evidence. Without it, the current rules (limits, blocked values,
-        size cap, do-not-link pairs) are re-applied, e.g. after a configuration change.
-
-        Raises
-        ------
-        SchemaError
-            If ``row`` holds no identifier, or an identifier in ``apart`` is not in it.
-        """
-        members = self.members(row)
-        if members.shape[0] == 0:
-            raise SchemaError(f"Expected a profile row with identifiers, got {row!r} - at `row`")
-        seeds = [self._live_node(ids) for ids in apart]
-        inside = set(members.tolist())
-        for k, s in enumerate(seeds):
-            if s not in inside:
-                raise SchemaError(f"Expected identifiers of profile {row}, got one of another profile - at `apart[{k}]`")
-        self._add_dnl([(a, b) for i, a in enumerate(seeds) for b in seeds[i + 1 :] if a != b])
-        pieces = self._recompute(members, row)
-        self._notify_split(row, pieces[1:])
-        return UnmergeResult(row, pieces[1:].astype(np.int32), np.zeros(0, np.int32))
-
-    def _delete_nodes(self, rm: np.ndarray, mode: int) -> None:
-        """:func:`~._kernels.graph.graph_remove` of live nodes ``rm`` (int64), with room on the
-        free-node stack for those it recycles (mode 0)."""
-        need = int(self.meta_[K.C_FREE_NODES]) + rm.shape[0]
-        if self.free_nodes_.shape[0] < need:
-            self.free_nodes_ = _grow(self.free_nodes_, need, 0)
-        K.graph_remove(self.tab_, self.nodes_, self.free_nodes_, self.meta_, self.dnl_, self.edges_,
-                       self.ev_head_, rm, mode)
-        self._room = 0
-
-    def _remove(self, nodes: list[int], mode: int) -> UnmergeResult:
-        """Remove live ``nodes`` (mode 0 delete, TOMB, BLOCKED) and recompute what they leave."""
-        by_row: dict[int, list[int]] = {}
-        for x in sorted(set(nodes)):
-            by_row.setdefault(self.row_of_node(x), []).append(x)
-        groups = [(row, self.members(row)) for row in by_row]
-        rm = np.array(sorted(set(nodes)), dtype=np.int64)
-        self._delete_nodes(rm, mode)
-        erased: list[int] = []
-        new_rows: list[np.ndarray] = []
-        kept_row = -1
-        gone = set(rm.tolist())
-        for row, members in groups:
-            rest = np.array([m for m in members.tolist() if m not in gone], dtype=np.int64)
-            if rest.shape[0] == 0:
-                erased.append(row)
-                continue
-            pieces = self._recompute(rest, row)
-            kept_row = row
-            new_rows.append(pieces[1:])
-            self._notify_split(row, pieces[1:])
-        er = self._erase_rows(erased)
-        nr = np.concatenate(new_rows).astype(np.int32) if new_rows else np.zeros(0, np.int32)
-        return UnmergeResult(kept_row, nr, er)
-
-    def forget(
-        self, ids: Mapping[str, str] | np.ndarray | None = None, *, row: int | None = None,
-    ) -> UnmergeResult:
-        """Erase identifiers (``ids``: type -> value or a key array) or a whole person (``row``,
-        every identifier of the profile) and keep keyed tombstones.
-
-        Their evidence and do-not-link pairs are deleted; what remains of each profile is
-        recomputed (and keeps the profile state); a profile left with no identifier is erased
-        (erase listeners clear it). Later events carrying a tombstoned identifier link nothing
-        unless they carry explicit consent (:meth:`link_one`). Unknown identifiers get a
-        tombstone too, so a later batch load cannot introduce them.
-
-        Raises
-        ------
-        SchemaError
-            If neither or both of ``ids`` and ``row`` are given, or a value is malformed.
-        """
-        if (ids is None) == (row is None):
-            raise SchemaError("Expected either `ids` or `row`, got " + ("both" if ids is not None else "neither") + " - at `forget`")
-        if row is not None:
-            nodes = self.members(row).tolist()
-            if not nodes:
-                return UnmergeResult(-1, np.zeros(0, np.int32), np.zeros(0, np.int32))
-            return self._remove(nodes, K.TOMB)
-        assert ids is not None
-        if isinstance(ids, Mapping):
-            keys, types = self.keys_of(ids)
-        else:
-            keys = self._as_keys(ids)
-            types = np.zeros(keys.shape[1], dtype=np.int8)
-        keys = keys.copy()
-        if keys.shape[0] > 1:
-            keys[1] &= np.uint64(0xFFFFFFFF)
-        found = self._node_of(keys)
-        live = [int(n) for n in found.tolist() if n >= 0 and (int(self.nodes_["state"][n]) & K.STATE_MASK) == K.LIVE]
-        res = self._remove(live, K.TOMB) if live else UnmergeResult(-1, np.zeros(0, np.int32), np.zeros(0, np.int32))
-        absent = found < 0
-        if absent.any():  # tombstones for identifiers never seen
-            self._reserve(int(absent.sum()))
-            out = np.empty(int(absent.sum()), dtype=np.int32)
-            K.graph_block(self.tab_, self.nodes_, self.free_nodes_, self.meta_,
-                          np.ascontiguousarray(keys[:, absent]), np.ascontiguousarray(types[absent]), out)
-            self.nodes_["state"][out[out >= 0]] = K.TOMB
-            self._room = 0
-        return res
-
-    def readmit(self, keys: np.ndarray) -> int:
-        """Lift the tombstones of ``keys`` (uint64[2, m]) without linking anything; returns how
-        many were lifted. (Events with explicit consent do this as they link.)"""
-        found = self._node_of(keys)
-        tomb = [int(n) for n in found.tolist() if n >= 0 and int(self.nodes_["state"][n]) & K.STATE_MASK == K.TOMB]
-        if tomb:
-            # a tombstone holds nothing: deleting it leaves the identifier simply unknown
-            self.nodes_["state"][tomb] = K.LIVE
-            self.meta_[K.C_LIVE] += len(tomb)
-            self._delete_nodes(np.array(tomb, dtype=np.int64), 0)
-        return len(tomb)
-
-    def block(self, id_type: str, value: str) -> UnmergeResult:
-        """Block a value at run time (a placeholder discovered in the data): it never links
-        again, and if it is linked now it is removed from its profile, which is recomputed.
-
-        Raises
-        ------
-        SchemaError
-            If the value is malformed for its type.
-        """
-        code = self.type_code(id_type)
-        canonical, _ = self.rules.canonical(id_type, value, self.rules.rule(code))
-        k, tag = identifier_key(self.key, id_type, canonical)
-        keys = np.array([[k], [tag]], dtype=np.uint64)
-        node = int(self._node_of(keys)[0])
-        if node >= 0 and (int(self.nodes_["state"][node]) & K.STATE_MASK) == K.LIVE:
-            return self._remove([node], K.BLOCKED)
-        if node >= 0:
-            self.nodes_["state"][node] = K.BLOCKED
-        else:
-            self._reserve(1)
-            K.graph_block(self.tab_, self.nodes_, self.free_nodes_, self.meta_, keys,
-                          np.array([code], dtype=np.int8), np.empty(1, dtype=np.int32))
-            self._room = 0
-        return UnmergeResult(-1, np.zeros(0, np.int32), np.zeros(0, np.int32))
-
-    def evict(self, rows: np.ndarray) -> int:
-        """Drop whole profiles ``rows`` to bound memory: their identifiers (no tombstone: they
-        come back as new), evidence and do-not-link pairs; erase listeners clear the rows,
-        which are then reused. Tombstones and blocked values hold no row and are kept, so an
-        erased identifier stays erased. Returns the identifiers dropped. O(identifiers) for the
-        scan plus O(degree) per dropped identifier.
-
-        Raises
-        ------
-        SchemaError
-            If a row is not a live profile.
-        """
-        rows = np.unique(np.asarray(rows, dtype=np.int32))
-        if rows.shape[0] == 0:
-            return 0
-        n_rows = int(self.meta_[K.C_ROWS])
-        if rows[0] < 0 or rows[-1] >= n_rows or (self.rows_["root"][rows] < 0).any():
-            raise SchemaError(f"Expected live profile rows, got {rows[:8].tolist()!r}... - at `rows`")
-        sizes = self.rows_["size"][rows].astype(np.int64)
-        total = int(sizes.sum())
-        n = int(self.meta_[K.C_NODES])
-        if 16 * rows.shape[0] < n:  # a few rows: walk their member lists
-            rm = np.empty(total, dtype=np.int64)
-            roots = self.rows_["root"][rows].tolist()
-            pos = 0
-            for r, size in zip(roots, sizes.tolist()):
-                pos += K.graph_members(self.nodes_, r, rm[pos : pos + size])
-            rm = rm[:pos]
-        else:  # many: one scan of every node's row
-            node_rows = np.empty(n, dtype=np.int32)
-            K.graph_component_rows(self.nodes_, n, node_rows)
-            sel = np.zeros(n_rows + 1, dtype=bool)  # -1 (not live) lands on the spare last cell
-            sel[rows] = True
-            rm = np.flatnonzero(sel[node_rows]).astype(np.int64)
-        self._delete_nodes(rm, 0)
-        self._erase_rows(rows.tolist())
-        self.compact_evidence()
-        return int(rm.shape[0])
-
-    def compact_evidence(self, *, force: bool = False) -> int:
-        """Reclaim the records of deleted evidence edges once they outnumber the live ones (or
-        always with ``force``), keeping evidence order; returns the records freed."""
-        meta = self.meta_
-        dead = int(meta[K.C_EDGES]) - int(meta[K.C_LIVE_EDGES])
-        if dead == 0 or (not force and dead < max(1024, int(meta[K.C_LIVE_EDGES]))):
-            return 0
-        freed: int = K.graph_compact_edges(self.edges_, self.ev_head_, meta, int(meta[K.C_NODES]))
-        self._room = 0
-        return freed
-
-    def expire(self, now: int) -> UnmergeResult:
-        """Drop volatile identifiers (types with ``ttl_days``) not seen for longer than their
-        time-to-live before ``now`` (epoch ms), with their evidence; recompute what they leave.
-        No tombstone: the identifier may come back as new."""
-        n = int(self.meta_[K.C_NODES])
-        out = np.empty(n, dtype=np.int64)
-        k = K.graph_expired(self.nodes_, n, self.trules_, now, out)
-        if k == 0:
-            return UnmergeResult(-1, np.zeros(0, np.int32), np.zeros(0, np.int32))
-        return self._remove(out[:k].tolist(), 0)
-
-    # ------------------------------------------------------------------ verification
-    def partition(self) -> set[frozenset[int]]:
-        """The current components as sets of keys (for checks and tests)."""
-        keys = self.live_keys()[0].tolist()
-        rows = self.component_rows().tolist()
-        comps: dict[int, set[int]] = {}
-        for k, r in zip(keys, rows):
-            comps.setdefault(r, set()).add(int(k))
-        return {frozenset(c) for c in comps.values()}
-
-    def partition_from_evidence(self) -> set[frozenset[int]]:
-        """The components recomputed from scratch from the evidence, the rules and the
-        do-not-link pairs (on copies: nothing changes). Equal to :meth:`partition` when no
-        identifier was removed since the links were made (removals recompute locally)."""
-        clone = IdentityGraph.__new__(IdentityGraph)
-        clone.__dict__.update(self.__dict__)
-        for name in _ARRAYS:
-            setattr(clone, name, getattr(self, name).copy())
-        clone._listeners, clone._split_listeners, clone._erase_listeners = [], [], []
-        live = np.flatnonzero(clone._live_mask()).astype(np.int64)
-        clone.meta_[K.C_FREE] = 0
-        clone.meta_[K.C_ROWS] = 0
-        clone._recompute(live, -1)
-        return clone.partition()
-
-    # ------------------------------------------------------------------ reporting
-    def metrics(self) -> dict[str, Any]:
-        """Counters: identifiers, profiles, tombstones, blocked values, evidence edges,
-        do-not-link pairs, merges, events and refused identifiers/links by reason."""
-        meta = self.meta_
-        st = self.nodes_["state"][: int(meta[K.C_NODES])] & K.STATE_MASK
-        return {
-            "identifiers": int(meta[K.C_LIVE]),
-            "profiles": self.n_profiles,
-            "tombstones": int((st == K.TOMB).sum()),
-            "blocked_values": int((st == K.BLOCKED).sum()),
-            "evidence_edges": int(meta[K.C_LIVE_EDGES]),
-            "do_not_link_pairs": int(meta[K.C_DNL]),
-            "merges": int(meta[K.C_MERGES]),
-            "events": int(meta[K.C_EVENTS]),
-            "suppressed_events": int(meta[K.C_SUPPRESSED]),
-            "anonymous_events": int(meta[K.C_ANONYMOUS]),
-            "readmitted": int(meta[K.C_READMITTED]),
-            "refused": {name: int(meta[i]) for name, i in _REFUSALS},
-        }
-
-    def memory(self) -> dict[str, float]:
-        """Bytes held, by part: the core (key table + node records: what resolving needs), per
-        identifier; the per-profile rule counters; the evidence (edges, edge set, adjacency,
-        do-not-link pairs), per edge."""
-        core = self.tab_.nbytes + self.nodes_.nbytes
-        rows = self.rows_.nbytes + self.cnt_.nbytes + self.free_rows_.nbytes
-        ev = self.edges_.nbytes + self.ev_head_.nbytes + self.dnl_.nbytes + self.free_nodes_.nbytes
-        n = max(self.n_nodes, 1)
-        return {
-            "identifiers": self.n_nodes,
-            "core_bytes": core,
-            "core_bytes_per_identifier": round(core / n, 1),
-            "core_bytes_per_identifier_min": round(
-                K.NODE_DTYPE.itemsize + 8 * _MAX_LOAD_DEN / _MAX_LOAD_NUM, 1),
-            "row_bytes": rows,
-            "evidence_bytes": ev,
-            "evidence_bytes_per_edge": round(ev / max(int(self.meta_[K.C_LIVE_EDGES]), 1), 1),
-            "total_bytes": self.nbytes(),
-            "total_bytes_per_identifier": round(self.nbytes() / n, 1),
-        }
-
-    def nbytes(self) -> int:
-        """Bytes held by the graph's arrays."""
-        return int(sum(getattr(self, name).nbytes for name in _ARRAYS))
-
-    # ------------------------------------------------------------------ persistence
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        """The whole state as plain arrays (record arrays trimmed to their used length), plus
-        ``types`` and ``sources`` (str arrays). Rebuild with :meth:`from_arrays`."""
-        meta = self.meta_
-        out = {name.rstrip("_"): getattr(self, name) for name in _ARRAYS}
-        out["nodes"] = self.nodes_[: int(meta[K.C_NODES])]
-        out["ev_head"] = self.ev_head_[: int(meta[K.C_NODES])]
-        out["rows"] = self.rows_[: int(meta[K.C_ROWS])]
-        out["cnt"] = self.cnt_[: int(meta[K.C_ROWS])]
-        out["edges"] = self.edges_[: int(meta[K.C_EDGES])]
-        out["free_rows"] = self.free_rows_[: int(meta[K.C_FREE])]
-        out["free_nodes"] = self.free_nodes_[: int(meta[K.C_FREE_NODES])]
-        out["dnl"] = self.dnl_[: int(meta[K.C_DNL])]
-        out["types"] = np.array(self.types, dtype=str)
-        out["sources"] = np.array(self.sources, dtype=str)
-        return out
-
-    @classmethod
-    def from_arrays(
-        cls, key: bytes, arrays: Mapping[str, np.ndarray], *, spec: IdentitySpec | None = None,
-    ) -> IdentityGraph:
-        """Rebuild a graph saved with :meth:`to_arrays` (the same secret and, normally, the same
-        identity configuration; the rules of ``spec`` apply from now on).
-
-        Raises
-        ------
-        ConfigError
-            If an array is missing or has the wrong dtype.
-        """
-        need = [n.rstrip("_") for n in _ARRAYS] + ["types", "sources"]
-        missing = [n for n in need if n not in arrays]
-        if missing:
-            raise ConfigError(f"expected identity arrays {need}, missing {missing}")
-        g = cls(key, types=[str(t) for t in arrays["types"].tolist()], capacity=1, spec=spec)
-        for name in _ARRAYS:
-            a = np.asarray(arrays[name.rstrip("_")])
-            if a.dtype != getattr(g, name).dtype:
-                raise ConfigError(f"expected `{name.rstrip('_')}` of dtype {getattr(g, name).dtype}, got {a.dtype}")
-        g.tab_ = np.array(arrays["tab"], dtype=np.uint64)
-        g.meta_ = np.array(arrays["meta"], dtype=np.int64)
-        g.rules.fill_meta(g.meta_, p_rules=K.P_RULES, p_cap=K.P_CAP, p_slots=K.P_SLOTS, p_limit=K.P_SLOT_LIMIT)
-        g.trules_ = g.rules.trules()
-        for name in ("nodes_", "ev_head_", "rows_", "cnt_", "edges_", "free_rows_", "free_nodes_", "dnl_"):
-            setattr(g, name, np.array(arrays[name.rstrip("_")], dtype=getattr(g, name).dtype))
-        for name, fill in (("nodes_", 0), ("ev_head_", -1), ("rows_", 0), ("cnt_", 0), ("edges_", 0),
-                           ("free_rows_", 0), ("free_nodes_", 0), ("dnl_", 0)):
-            a = getattr(g, name)
-            setattr(g, name, _grow(a, a.shape[0] + 16, fill))
-        g.sources = tuple(str(s) for s in arrays["sources"].tolist())
-        g._source_code = {s: i for i, s in enumerate(g.sources)}
-        g._room = 0
-        return g
-
-    def save(self, path: str | Path) -> None:
-        """Write :meth:`to_arrays` to an ``.npz`` file (no pickle)."""
-        np.savez(path, **self.to_arrays())  # type: ignore[arg-type]
-
-    @classmethod
-    def load(cls, key: bytes, path: str | Path, *, spec: IdentitySpec | None = None) -> IdentityGraph:
-        """Read a graph written by :meth:`save`."""
-        with np.load(path, allow_pickle=False) as data:
-            return cls.from_arrays(key, {k: data[k] for k in data.files}, spec=spec)

@@ -30,7 +30,7 @@ import numpy as np
 from ..config import IdentitySpec
 from ..errors import SchemaError
 from ..hashing import resolve_key
-from .graph import IdentityGraph
+from ..identity.graph import IdentityGraph
 
 if TYPE_CHECKING:
     from ..datasets.synthetic import World

@@ -12,7 +12,7 @@ import pytest
 
 from decisioner.cli import main
 from decisioner.datasets.synthetic import World, WorldSpec, generate_world, write_world
-from decisioner.identity.evaluate import evaluate_world, pair_count
+from decisioner.evaluation.identity import evaluate_world, pair_count
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,196 @@
+"""Identifier keys: a graph's type and source registries, and the key arrays it links.
+
+Every identifier is normalised, checked against the blocked values and hashed with the
+deployment secret into a 64-bit key plus a 32-bit check tag (:mod:`.rules` holds the persisted
+key format); raw values are never stored. An event's identifiers travel as a key array,
+uint64[2, m]: ``keys[0]`` the keys, ``keys[1]`` the tag words (check tag in the low 32 bits,
+:data:`~.rules.BLOCKED_FLAG` set for a value the rules block), with int8 type codes beside it.
+Pre-hashed loads may pass uint64[1, m] or uint64[m] instead (keys without tags: tag 0,
+unchecked).
+
+The event log stores an identifier as its key and tag word in 32 hex digits
+(:meth:`IdentityKeys.hashed_ids`), read back without hashing again
+(:meth:`IdentityKeys.keys_of_hashed`).
+
+Identifier types and evidence sources get small integer codes in order of first use; a type is
+registered only once every value of the event is valid, so a rejected event changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from ..config import IdentitySpec
+from ..errors import ConfigError, SchemaError
+from .rules import BLOCKED_FLAG, IdentifierRules, identifier_key
+
+__all__ = ["IdentityKeys", "KEY_ROWS"]
+
+#: rows of a key array: ``keys[0]`` 64-bit keys, ``keys[1]`` check tags (+ blocked flag)
+KEY_ROWS = 2
+
+
+class IdentityKeys:
+    """The key layer of :class:`~decisioner.identity.IdentityGraph`: the secret, the identifier
+    rules, the type and source registries, and identifiers -> key arrays.
+
+    Registering a new identifier type calls :meth:`_type_registered`, which the storage layer
+    (:class:`~decisioner.identity.store.IdentityStore`) overrides to refresh its per-type rules
+    and store the type's blocked values.
+    """
+
+    def __init__(
+        self,
+        key: bytes,
+        *,
+        types: Iterable[str] | None = None,
+        default_region: str | None = None,
+        spec: IdentitySpec | None = None,
+    ) -> None:
+        if len(key) < 16:
+            raise ConfigError(f"expected a hashing secret of at least 16 bytes, got {len(key)}")
+        self.key = key
+        self.spec = spec if spec is not None else IdentitySpec()
+        self.rules = IdentifierRules(self.spec, types=types, default_region=default_region)
+        self.default_region = self.rules.default_region
+        self.sources: tuple[str, ...] = ("",)
+        self._source_code: dict[str, int] = {"": 0}
+
+    # ------------------------------------------------------------------ types and sources
+    @property
+    def types(self) -> tuple[str, ...]:
+        """Identifier type names in code order."""
+        return self.rules.types
+
+    def type_code(self, id_type: str) -> int:
+        """Code of ``id_type``, registering a new type (its rule by name, or a plain id)."""
+        code = self.rules.code_of(id_type)
+        if code is None:
+            if len(self.rules.types) >= 127:
+                raise SchemaError(f"Expected one of {len(self.rules.types)} identifier types, got {id_type!r} - at `$.ids`")
+            code = self.rules.register(id_type)
+            self._type_registered(code)
+        return code
+
+    def _type_registered(self, code: int) -> None:
+        """Called once a new identifier type got ``code`` (the storage layer stores its blocked
+        values)."""
+
+    def source_code(self, source: str | None) -> int:
+        """Code of an evidence source name (channel, system), registering it when new."""
+        if source is None:
+            return 0
+        code = self._source_code.get(source)
+        if code is None:
+            if len(self.sources) >= 32_767:
+                return 0
+            code = len(self.sources)
+            self.sources = self.sources + (source,)
+            self._source_code[source] = code
+        return code
+
+    # ------------------------------------------------------------------ keys
+    def keys_of(self, ids: Mapping[str, str]) -> tuple[np.ndarray, np.ndarray]:
+        """Normalise, check and hash ``ids`` (type -> value).
+
+        Returns
+        -------
+        keys
+            uint64[2, m]: keys, and check tags (low 32 bits) with :data:`~.rules.BLOCKED_FLAG`
+            set for values the rules block.
+        types
+            int8[m] type codes.
+
+        Raises
+        ------
+        SchemaError
+            If a value is malformed (nothing is changed then, not even the type registry).
+        """
+        n = len(ids)
+        keys = np.empty((2, n), dtype=np.uint64)
+        rules = self.rules
+        secret = self.key
+        for j, (t, v) in enumerate(ids.items()):
+            code = rules.code_of(t)
+            value, blocked = rules.canonical(t, v, rules.rule(code) if code is not None else None)
+            k, tag = identifier_key(secret, t, value)
+            keys[0, j] = k
+            keys[1, j] = tag | BLOCKED_FLAG if blocked else tag
+        types = np.empty(n, dtype=np.int8)
+        # new identifier types are registered only once every value is valid: a rejected event
+        # must change nothing
+        for j, t in enumerate(ids):
+            types[j] = self.type_code(t)
+        return keys, types
+
+    @staticmethod
+    def hashed_ids(ids: Mapping[str, str], keys: np.ndarray) -> dict[str, str]:
+        """``ids`` with each value replaced by its key and tag word from :meth:`keys_of` (32 hex
+        digits): what the event log stores instead of the raw values. :meth:`keys_of_hashed`
+        reads it back.
+
+        >>> IdentityKeys.hashed_ids({"email": "ada@example.com"}, np.array([[1], [2]], np.uint64))
+        {'email': '00000000000000010000000000000002'}
+        """
+        k, w = keys[0].tolist(), keys[1].tolist()
+        return {t: f"{k[j]:016x}{w[j]:016x}" for j, t in enumerate(ids)}
+
+    def keys_of_hashed(self, ids: Mapping[str, str]) -> tuple[np.ndarray, np.ndarray]:
+        """Keys and type codes of ``ids`` written by :meth:`hashed_ids` (type -> 32 hex digits),
+        as :meth:`keys_of` returns them for the raw values. Nothing is hashed again.
+
+        Raises
+        ------
+        SchemaError
+            If a value is not 32 hex digits.
+        """
+        n = len(ids)
+        keys = np.empty((2, n), dtype=np.uint64)
+        for j, (t, v) in enumerate(ids.items()):
+            try:
+                if len(v) != 32:
+                    raise ValueError
+                keys[0, j] = int(v[:16], 16)
+                keys[1, j] = int(v[16:], 16)
+            except ValueError:
+                raise SchemaError(f"Expected a hashed identifier (32 hex digits), got {v[:40]!r} - at `$.ids.{t}`") from None
+        types = np.empty(n, dtype=np.int8)
+        for j, t in enumerate(ids):
+            types[j] = self.type_code(t)
+        return keys, types
+
+    def keys_many(self, id_type: str, values: Sequence[str]) -> np.ndarray:
+        """Keys (uint64[2, n]) of many values of one type, for bulk (CRM) loads.
+
+        Raises
+        ------
+        SchemaError
+            If a value is malformed (the message names its index).
+        """
+        code = self.type_code(id_type)
+        rule = self.rules.rule(code)
+        out = np.empty((2, len(values)), dtype=np.uint64)
+        for j, v in enumerate(values):
+            try:
+                value, blocked = self.rules.canonical(id_type, v, rule)
+            except SchemaError as exc:
+                raise SchemaError(f"{exc} (value {j})") from None
+            k, tag = identifier_key(self.key, id_type, value)
+            out[0, j] = k
+            out[1, j] = tag | BLOCKED_FLAG if blocked else tag
+        return out
+
+    @staticmethod
+    def _as_keys(keys: np.ndarray) -> np.ndarray:
+        """uint64[2, m] (keys, tag words) or uint64[1, m] (pre-hashed keys without tags: tag 0,
+        unchecked; a view of a uint64[m] input, not a copy)."""
+        k = np.asarray(keys)
+        if k.ndim == 1:
+            k = k.reshape(1, -1)
+        if k.ndim == 2 and k.shape[0] in (1, KEY_ROWS):
+            if k.dtype == np.uint64 and k.flags.c_contiguous:
+                return k
+            return np.ascontiguousarray(k, dtype=np.uint64)
+        raise SchemaError(f"Expected keys as uint64[m] or uint64[2, m], got shape {k.shape} - at `keys`")
