@@ -116,7 +116,9 @@ def recommend_many(engine: Engine, ids: list[dict[str, str]], *, placement: str,
                 rows[j] = hit[0]
         known = rows >= 0
         persons = np.full(b, -1, dtype=np.int64)
-        persons[known] = engine.people.person_[rows[known]]
+        pp = engine.people.person_
+        inside = known & (rows < pp.shape[0])  # bulk-loaded rows may have no person yet
+        persons[inside] = pp[rows[inside]]
         allowed = np.zeros(b, dtype=bool)
         allowed[known] = (prof.consent_[rows[known]] & CONSENT_PERSONALIZATION) != 0
         excluded = np.full((b, prof.purchased_.shape[1]), -1, dtype=np.int32)
