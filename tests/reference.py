@@ -1131,3 +1131,68 @@ def recommend_items_ref(
     scores = [-math.inf if s != s else s for s in scores]
     order = sorted((i for i in range(n) if scores[i] != -math.inf), key=lambda i: (-scores[i], i))[:k]
     return order, [scores[i] for i in order]
+
+
+# ----------------------------------------------------------------- fused decide (decide.py)
+
+#: ``params`` layout of ``decide.py``, restated (the twins share no code with the kernels)
+P_AFFINITY_W, P_PRIOR_W, P_INV_MAX, P_FEEDBACK_W, P_PRIOR_CLICKS, P_PRIOR_TRIALS = 0, 1, 2, 3, 4, 5
+P_MODE, P_PARAM, P_POOL, P_SLOTS, P_EXCLUDE_PURCHASED = 6, 7, 8, 9, 10
+
+
+def _row_scores(
+    prof: tuple[np.ndarray, ...], row: int, now: int, personalized: bool, hl: np.ndarray,
+    cat: tuple[np.ndarray, ...], acc: np.ndarray, mask: np.ndarray, extra: np.ndarray, params: np.ndarray,
+) -> tuple[list[float], int, list[tuple[int, float]]]:
+    """Every item's score for ``row`` (the read-and-score phases of both fused paths), the
+    count of scores that are not ``-inf``, and the live affinities used, best first."""
+    fid, score, t, purchased = prof
+    live = affinity_read(fid, score, t, row, now, hl) if personalized and row >= 0 else []
+    total = sum(s for _, s in live)
+    fids = np.array([f for f, _ in live], dtype=np.int64)
+    shares = np.array([s / total for _, s in live], dtype=np.float64)
+    prior = np.array([float(a) * float(params[P_INV_MAX]) for a in acc])
+    excluded = purchased[row] if params[P_EXCLUDE_PURCHASED] and row >= 0 else np.empty(0, dtype=np.int64)
+    scores, kept = score_items(
+        *cat, fids, shares, len(live), float(params[P_AFFINITY_W]), prior, float(params[P_PRIOR_W]),
+        extra, mask, excluded,
+    )
+    return scores, kept, live
+
+
+def decide_slate_ref(
+    prof: tuple[np.ndarray, ...], row: int, now: int, personalized: bool, upd_fvs: Sequence[int],
+    upd_w: Sequence[float], hl: np.ndarray, cat: tuple[np.ndarray, ...], acc: np.ndarray,
+    plc: tuple[np.ndarray, ...], params: np.ndarray, rng: SplitMix64,
+) -> dict[str, object]:
+    """Twin of ``decide_slate``, composed of the twins above: the update (mutates ``prof``),
+    the dense scores, the pool (``top_k``, or every finite score for uniform), ``rank_slate``,
+    then each shown item's trial and ``extra`` (mutates ``plc``). Returns the slate and
+    counts as a dict."""
+    fid, score, t, _ = prof
+    mask, extra, boost, trials, clicks = plc
+    if len(upd_fvs):
+        affinity_update(fid, score, t, row, upd_fvs, upd_w, now, hl)
+    scores, kept, live = _row_scores(prof, row, now, personalized, hl, cat, acc, mask, extra, params)
+    mode, slots = int(params[P_MODE]), int(params[P_SLOTS])
+    if mode == MODE_UNIFORM:
+        pool = [i for i, s in enumerate(scores) if math.isfinite(s)]
+    else:
+        pool = top_k(scores, max(int(params[P_POOL]), slots))
+    idx, prop = rank_slate(pool, [scores[i] for i in pool], len(pool), slots, mode, float(params[P_PARAM]), rng)
+    for i in idx:
+        trials[i] += 1.0
+        ctr = (clicks[i] + params[P_PRIOR_CLICKS]) / (trials[i] + params[P_PRIOR_TRIALS])
+        extra[i] = boost[i] + params[P_FEEDBACK_W] * ctr
+    return {"idx": idx, "score": [scores[i] for i in idx], "prop": prop, "candidates": kept,
+            "live": live, "pool": len(pool)}
+
+
+def recommend_one_ref(
+    prof: tuple[np.ndarray, ...], row: int, now: int, personalized: bool, hl: np.ndarray,
+    cat: tuple[np.ndarray, ...], acc: np.ndarray, plc: tuple[np.ndarray, ...], params: np.ndarray, k: int,
+) -> dict[str, object]:
+    """Twin of ``recommend_one``: the same scores, the ``k`` best by ``top_k``; nothing written."""
+    scores, kept, live = _row_scores(prof, row, now, personalized, hl, cat, acc, plc[0], plc[1], params)
+    idx = top_k(scores, k)
+    return {"idx": idx, "score": [scores[i] for i in idx], "candidates": kept, "live": live}

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ._kernels import affinity, bandit, graph, linear, rng, topk
+from ._kernels import affinity, bandit, decide, graph, linear, rng, topk
 
 __all__ = ["KERNELS", "warm_up"]
 
@@ -28,6 +28,7 @@ KERNELS: tuple[Any, ...] = (
     bandit.posterior_top_k, bandit.arm_select, bandit.arm_stats_update,
     linear.linear_update, linear.linear_scores, linear.linucb_select,
     rng.rng_fill_uniform, rng.rng_fill_beta,
+    decide.score_row, decide.select_pool, decide.decide_slate, decide.recommend_one, decide.recommend_batch,
 )
 
 
@@ -112,4 +113,19 @@ def warm_up() -> float:
                       state, np.empty(1, np.int64), np.empty(1, np.float64))
     rng.rng_fill_uniform(state, np.empty(1))
     rng.rng_fill_beta(state, 1.0, 1.0, np.empty(1))
+    # fused decide / read (decide.py): the bundles the engine passes
+    prof = (fid, score, t, np.full((2, 2), -1, np.int32))
+    cat = (np.array([0, 1, 2, 2], np.int64), np.array([0, 1], np.int32), np.ones(2, np.float32))
+    plc = (np.ones(2, np.uint8), np.zeros(2), np.zeros(2), np.zeros(2), np.zeros(2))
+    params = np.zeros(decide.N_PARAMS)
+    params[[decide.P_AFFINITY_W, decide.P_SLOTS, decide.P_PRIOR_TRIALS]] = 1.0
+    dwork, dout, counts = decide.new_work(2, 4), decide.new_out(1), np.zeros(decide.N_COUNTS, np.int64)
+    decide.score_row(prof, 0, 2, 1, hl, cat, np.zeros(2), plc, params, dwork, counts)
+    decide.select_pool(dwork[0], decide.MODE_GREEDY, 1, dwork[1], dwork[2])
+    decide.decide_slate(prof, 0, 2, 1, np.array([1], np.int32), np.array([1.0]), hl, cat, np.zeros(2), plc, params,
+                        state, dwork, dout, counts)
+    decide.recommend_one(prof, 0, 2, 1, hl, cat, np.zeros(2), plc, params, 1, dwork, dout, counts)
+    decide.recommend_batch(prof, np.array([0, -1], np.int64), np.array([2, 2], np.int64), np.ones(2, np.uint8), hl, cat,
+                           np.zeros(2), plc, params, 1, (np.empty((2, 1), np.int64), np.empty((2, 1)), np.empty((2, 1))),
+                           np.zeros((2, decide.N_COUNTS), np.int64))
     return time.perf_counter() - t0

@@ -1,0 +1,668 @@
+"""The fused recommendation decision: one kernel call (one GIL release) per decision.
+
+``decide_slate`` does what ``Engine._apply`` + ``_decide_recommendation`` do today with about
+six kernel calls, ~28 arrays and two catalog-sized temporaries: the event's interest update,
+the affinity read, scoring every item, the candidate pool, the slate (greedy / epsilon-greedy /
+softmax / uniform, the same RNG draws) and the click-through update of the shown items. The
+read path, ``recommend_one`` and its parallel batch ``recommend_batch`` (greedy top-k, no
+writes), runs the same scoring kernel, so a preview and a greedy decision score items
+identically. The caller keeps the popularity prior as raw counts ``acc`` and the scalar
+``1 / max count``: nothing catalog-sized is renormalised per event.
+
+Bundles (tuples of arrays; numba types each as one argument)
+------------------------------------------------------------
+* ``prof = (fid int32[P, K], score float32[P, K], t int64[P], purchased int32[P, R])``: the
+  profile store's arrays (``purchased``: ring of recent purchases, -1 = empty).
+* ``cat = (fv_indptr int64[n_fv + 1], fv_items int32[nnz], fv_data float32[nnz])``: the
+  catalog column-wise (facet value -> items).
+* ``acc`` float64[n]: decayed popularity counts; the prior is ``acc[i] * params[P_INV_MAX]``.
+* ``plc = (mask uint8[n], extra float64[n], boost float64[n], trials float64[n],
+  clicks float64[n])``: the placement's eligibility and click-through state.
+* ``params`` float64[N_PARAMS], indexed by the ``P_*`` constants below (integer entries are
+  exact floats).
+* ``work = (scores float64[n], pool int64[n], pool_scores float64[n], live_fid int32[K],
+  live_score float64[K], weights float64[n])``: scratch, allocated once per engine
+  (:func:`new_work`); the read path uses only ``scores``, ``live_fid`` and ``live_score``
+  (:func:`new_read_work`). After a call ``work[3][:counts[C_LIVE]]`` / ``work[4]`` hold the
+  live affinities best first (the engine's reasons take the top 3).
+* ``out = (out_idx int64[>= slots], out_score float64[>= slots], out_prop float64[>= slots])``
+  (:func:`new_out`).
+* ``counts`` int64[N_COUNTS]: ``C_FILLED`` slots, ``C_CANDIDATES`` scores not ``-inf``,
+  ``C_LIVE`` live affinities, ``C_POOL`` candidate pool size.
+
+Scalars are ``int`` (``row``, ``now`` ms, ``personalized`` 0/1: pass ``int(flag)``, a ``bool``
+would compile a second signature).
+
+Exactness: each phase performs the operations of the code it replaces in the same order
+(``affinity_update``, ``affinity_read``, ``AffinityScorer.score_one`` + ``score_items``,
+``SlatePolicy.select`` + ``top_k`` + ``rank_slate``, ``Engine._refresh_extra``), so a decision
+equals today's bit for bit when today's prior is formed as ``acc * (1 / max)`` (the tests
+check this); ``Popularity.normalised()`` divides, ``acc / max``, which can differ in the last
+bit. The affinity total is summed in NumPy's pairwise order (``_np_sum``) because
+``score_one`` normalises by ``scores.sum()``. ``recommend_one`` therefore differs from
+``recommend_items`` (slot-order sum and interest order) in the last bits of some scores.
+
+Structure and compile time: ``score_row`` (read and score) and ``select_pool`` (top-k or the
+uniform pool) are kernels of their own, compiled once and called natively by both paths;
+``recommend_batch`` calls ``recommend_one``. The phase helpers are ``@inline`` leaves (none
+calls another, the RNG aside): numba inlines by deep-copying the callee's IR, at a cost that
+grows with the square of the callee's size after its own inlining, so nesting them made the
+cold compile about 1.5 times longer. Cold compile, CPU seconds with an empty
+``NUMBA_CACHE_DIR``, median of three fresh processes side by side with today's kernels:
+``score_row`` 0.8, ``select_pool`` 0.5, ``decide_slate`` 1.2, ``recommend_one`` 0.5,
+``recommend_batch`` 2.3 (numba builds the prange body as a gufunc and re-optimises the linked
+scoring code): 5.6 s in all, against 4.7 s for the seven kernels today's decide and read paths
+call (2.6 s of it ``recommend_items`` and ``recommend_items_par``, which these replace).
+
+Cache correctness: numba invalidates a cached kernel when its own file changes, not when a
+callee in another file does. The helpers are therefore copies (from ``affinity.py``,
+``topk.py``, ``bandit.py``), so edits there cannot leave a stale compiled decision; the tests
+pin the copies to the originals (bit-equal decisions). The one import is ``rng_uniform`` from
+``rng.py``, the designated shared helper module (``_jit.py``), kept single so the stream has
+one definition: after changing ``rng.py``, clear ``NUMBA_CACHE_DIR`` (as for ``bandit.py``).
+Mode codes are copied too (a test checks them against ``bandit.MODE_*``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import prange
+
+from ._jit import inline, kernel, parallel_kernel
+from .rng import rng_uniform
+
+MIN_SCORE = 1e-6
+
+#: a bundle of arrays (numba types it as one tuple argument)
+Arrays = tuple[np.ndarray, ...]
+
+#: slate modes (equal to ``bandit.MODE_*``)
+MODE_GREEDY = 0
+MODE_EPSILON = 1
+MODE_SOFTMAX = 2
+MODE_UNIFORM = 3
+
+#: ``params`` indices
+P_AFFINITY_W = 0  # weight of the normalised affinity term
+P_PRIOR_W = 1  # weight of the popularity prior
+P_INV_MAX = 2  # 1 / largest popularity count (0 before any count)
+P_FEEDBACK_W = 3  # weight of the click-through posterior in ``extra``
+P_PRIOR_CLICKS = 4  # click-through prior: pseudo clicks ...
+P_PRIOR_TRIALS = 5  # ... over pseudo trials
+P_MODE = 6  # MODE_* code
+P_PARAM = 7  # epsilon (epsilon-greedy) or temperature (softmax)
+P_POOL = 8  # exploration pool (``SlatePolicy.pool``: 0 greedy, -1 uniform)
+P_SLOTS = 9  # slots to fill
+P_EXCLUDE_PURCHASED = 10  # 1: the row's recent purchases score -inf
+N_PARAMS = 11
+
+#: ``counts`` indices
+C_FILLED = 0
+C_CANDIDATES = 1
+C_LIVE = 2
+C_POOL = 3
+N_COUNTS = 4
+
+
+# --------------------------------------------------------------------------- 1: update (copies)
+
+
+@inline
+def _decay_row(fid: np.ndarray, score: np.ndarray, t: np.ndarray, r: int, now: int, hl: np.ndarray) -> None:
+    """Copy of ``affinity._decay_row``: row ``r`` decayed to ``now``, dead slots freed."""
+    dt = now - t[r]
+    if dt <= 0:
+        return
+    for k in range(fid.shape[1]):
+        f = fid[r, k]
+        if f >= 0:
+            # float(): float64 compiled and under NUMBA_DISABLE_JIT alike
+            s = float(score[r, k]) * math.pow(2.0, -dt / hl[f])
+            if s <= MIN_SCORE:
+                fid[r, k] = -1
+                score[r, k] = 0.0
+            else:
+                score[r, k] = s
+    t[r] = now
+
+
+@inline
+def _add(fid: np.ndarray, score: np.ndarray, r: int, f: int, w: float) -> None:
+    """Copy of ``affinity._add``: ``w`` added to facet value ``f`` of row ``r`` (a held slot, the
+    first empty one, or the least valuable one if worth less than ``w``)."""
+    empty = -1
+    low = -1
+    for k in range(fid.shape[1]):
+        g = fid[r, k]
+        if g == f:
+            s = float(score[r, k]) + w
+            if s <= MIN_SCORE:
+                fid[r, k] = -1
+                score[r, k] = 0.0
+            else:
+                score[r, k] = s
+            return
+        if g < 0:
+            if empty < 0:
+                empty = k
+        elif low < 0 or score[r, k] < score[r, low]:
+            low = k
+    if w <= MIN_SCORE:
+        return
+    if empty >= 0:
+        fid[r, empty] = f
+        score[r, empty] = w
+    elif low >= 0 and score[r, low] < w:
+        fid[r, low] = f
+        score[r, low] = w
+
+
+# --------------------------------------------------------------------------- 2-3: read, score, exclude
+
+
+@inline
+def _read(
+    fid: np.ndarray, score: np.ndarray, t: np.ndarray, r: int, now: int, hl: np.ndarray,
+    out_fid: np.ndarray, out_score: np.ndarray,
+) -> int:
+    """``affinity_read``'s body: row ``r``'s live slots decayed to ``now`` (not written back),
+    best first, ties by facet value. Returns their count."""
+    n = 0
+    dt = now - t[r]
+    if dt < 0:
+        dt = 0
+    for k in range(fid.shape[1]):
+        f = fid[r, k]
+        if f >= 0:
+            s = float(score[r, k]) * math.pow(2.0, -dt / hl[f])
+            if s > MIN_SCORE:
+                j = n
+                while j > 0 and (out_score[j - 1] < s or (out_score[j - 1] == s and out_fid[j - 1] > f)):
+                    out_score[j] = out_score[j - 1]
+                    out_fid[j] = out_fid[j - 1]
+                    j -= 1
+                out_score[j] = s
+                out_fid[j] = f
+                n += 1
+    return n
+
+
+@inline
+def _np_sum(x: np.ndarray, n: int) -> float:
+    """``np.sum(x[:n])`` bit for bit for n <= 256 (profile slots are capped at 256).
+
+    NumPy sums a block of < 8 values sequentially; a block of 8..128 in eight lanes
+    (``r_q = x[q] + x[q + 8] + ...``) combined as ``((r0 + r1) + (r2 + r3)) + ((r4 + r5) +
+    (r6 + r7))``, the tail after; a longer block splits into ``n // 2`` rounded down to a
+    multiple of 8 and the rest, recursively. For n <= 256 every left part is a leaf, so the sum
+    is the chain ``L0 + (L1 + (... + R))``, evaluated here innermost first without recursion.
+    (While loops: numba compiles them with less code than range iterators, a third less cold
+    compile time for this helper.)
+    """
+    depth = 0
+    m = n
+    while m > 128:
+        h = m // 2
+        m -= h - h % 8
+        depth += 1
+    res = 0.0
+    d = depth
+    while d >= 0:
+        lo = 0  # walk down to part d: the left part at that level, or the final rest
+        m = n
+        e = 0
+        while e < d:
+            h = m // 2
+            h -= h % 8
+            lo += h
+            m -= h
+            e += 1
+        if d < depth:
+            m = m // 2 - (m // 2) % 8
+        end = lo + m - m % 8 if m >= 8 else lo
+        part = 0.0  # sums start from 0.0 as NumPy's do (exact for the positive affinities)
+        pend1 = pend2 = pend4 = 0.0  # partial pair, pair and quad of the lane combination
+        if end > lo:
+            q = 0
+            while q < 8:
+                lane = x[lo + q]
+                i = lo + q + 8
+                while i < end:
+                    lane += x[i]
+                    i += 8
+                if q % 2 == 0:
+                    pend1 = lane
+                elif q % 4 == 1:
+                    pend2 = pend1 + lane
+                elif q == 3:
+                    pend4 = pend2 + (pend1 + lane)
+                else:
+                    part = pend4 + (pend2 + (pend1 + lane))
+                q += 1
+        i = end
+        while i < lo + m:
+            part += x[i]
+            i += 1
+        res = part + res
+        d -= 1
+    return res
+
+
+@inline
+def _base(
+    scores: np.ndarray, acc: np.ndarray, inv_max: float, prior_w: float, mask: np.ndarray, extra: np.ndarray,
+) -> None:
+    """Every item's prior term, ``-inf`` where masked out; the prior ``acc_i * inv_max`` is
+    formed per item (no normalised array)."""
+    neg_inf = -np.inf
+    for i in range(scores.shape[0]):
+        v = prior_w * (acc[i] * inv_max) + extra[i]  # unconditional loads: the loop vectorises
+        scores[i] = v if mask[i] != 0 else neg_inf
+
+
+@inline
+def _interests(
+    scores: np.ndarray, live_fid: np.ndarray, live_score: np.ndarray, n_live: int, total: float, aw: float,
+    fv_indptr: np.ndarray, fv_items: np.ndarray, fv_data: np.ndarray,
+) -> None:
+    """``aw`` times each live affinity's share of ``total`` added along its posting list, best
+    affinity first (``score_items`` over ``affinity_read``'s order)."""
+    for k in range(n_live):
+        w = aw * (live_score[k] / total)
+        if w != 0.0:
+            f = live_fid[k]
+            for p in range(fv_indptr[f], fv_indptr[f + 1]):
+                scores[fv_items[p]] += w * fv_data[p]
+
+
+@inline
+def _exclude(scores: np.ndarray, purchased: np.ndarray, row: int, on: bool) -> int:
+    """``-inf`` for the row's recent purchases (when ``on`` and ``row`` >= 0; -1 entries
+    ignored) and for NaN; returns how many scores are not ``-inf`` (the candidates)."""
+    neg_inf = -np.inf
+    if on and row >= 0:
+        for j in range(purchased.shape[1]):
+            e = purchased[row, j]
+            if e >= 0:
+                scores[e] = neg_inf
+    kept = 0
+    for i in range(scores.shape[0]):  # branch-free, so it vectorises
+        v = scores[i]
+        ok = v == v
+        scores[i] = v if ok else neg_inf
+        kept += 1 if ok and v != neg_inf else 0
+    return kept
+
+
+# --------------------------------------------------------------------------- 4: pool (top-k)
+
+# Item a ranks below item b when (s_a, -a) < (s_b, -b): a strict total order on non-NaN scores,
+# so the top k (best first) is unique and equals ``topk.top_k``'s whatever the algorithm. The
+# heap below is ``topk.py``'s with the comparison written out and the sift-down written twice
+# (so the helpers stay leaves), and the worst kept score cached once the heap is full (most
+# items then cost one compare: 30% faster than ``top_k`` on 10,000 items, k = 50).
+
+
+@inline
+def _heap_select(scores: np.ndarray, k: int, heap: np.ndarray) -> int:
+    """The ``k`` best items (never -inf or NaN) as a min-heap on rank in ``heap[:size]``;
+    returns ``size``."""
+    if k <= 0:
+        return 0
+    size = 0
+    neg_inf = -np.inf
+    worst = neg_inf  # scores[heap[0]] once the heap is full
+    for i in range(scores.shape[0]):
+        s = scores[i]
+        if size == k:
+            if not s > worst:  # most items: one compare (NaN and -inf fail it too); ties keep the lower index
+                continue
+            heap[0] = i
+            c = 0
+            while True:  # sift down
+                m = 2 * c + 1
+                if m >= size:
+                    break
+                r = m + 1
+                if r < size:  # the worse child (the worst kept stays on top)
+                    x = heap[r]
+                    y = heap[m]
+                    if scores[x] < scores[y] or (scores[x] == scores[y] and x > y):
+                        m = r
+                a = heap[m]
+                b = heap[c]
+                if scores[a] < scores[b] or (scores[a] == scores[b] and a > b):
+                    heap[m] = b
+                    heap[c] = a
+                    c = m
+                else:
+                    break
+            worst = scores[heap[0]]
+        elif s == s and s != neg_inf:
+            heap[size] = i
+            size += 1
+            c = size - 1
+            while c > 0:  # sift up
+                p = (c - 1) // 2
+                a = heap[c]
+                b = heap[p]
+                if scores[a] < scores[b] or (scores[a] == scores[b] and a > b):
+                    heap[c] = b
+                    heap[p] = a
+                    c = p
+                else:
+                    break
+            worst = scores[heap[0]]
+    return size
+
+
+@inline
+def _heap_sort(heap: np.ndarray, size: int, scores: np.ndarray) -> None:
+    """Sort the min-heap ``heap[:size]`` best first (repeatedly move the worst to the end)."""
+    n = size
+    while n > 1:
+        top = heap[0]
+        heap[0] = heap[n - 1]
+        heap[n - 1] = top
+        n -= 1
+        c = 0
+        while True:  # sift down
+            m = 2 * c + 1
+            if m >= n:
+                break
+            r = m + 1
+            if r < n:  # the worse child (the worst kept stays on top)
+                x = heap[r]
+                y = heap[m]
+                if scores[x] < scores[y] or (scores[x] == scores[y] and x > y):
+                    m = r
+            a = heap[m]
+            b = heap[c]
+            if scores[a] < scores[b] or (scores[a] == scores[b] and a > b):
+                heap[m] = b
+                heap[c] = a
+                c = m
+            else:
+                break
+
+
+@inline
+def _finite_items(scores: np.ndarray, pool: np.ndarray) -> int:
+    """The uniform policy's pool: every finite score's item, in index order; returns the count."""
+    inf = np.inf
+    m = 0
+    for i in range(scores.shape[0]):
+        v = scores[i]
+        if v == v and v != inf and v != -inf:
+            pool[m] = i
+            m += 1
+    return m
+
+
+# --------------------------------------------------------------------------- 5-6: slate, feedback
+
+
+@inline
+def _slate(
+    idx: np.ndarray, sc: np.ndarray, m: int, n_slots: int, mode: int, param: float, state: np.ndarray,
+    weights: np.ndarray, out_idx: np.ndarray, out_score: np.ndarray, out_prop: np.ndarray,
+) -> int:
+    """``rank_slate``'s logic over the pool ``idx``/``sc`` (best first; consumed in place, it is
+    scratch): per slot the best (greedy), the best or a uniform draw (epsilon), a Plackett-Luce
+    draw (softmax, ``weights`` scratch) or a uniform draw, with the probability of the choice
+    given the slots before. Returns the slots filled."""
+    filled = min(n_slots, m)
+    for s in range(filled):
+        remaining = m - s
+        pick = 0
+        prop = 1.0
+        u = 0.0
+        if MODE_EPSILON <= mode <= MODE_UNIFORM:  # rank_slate's draws; rng_below(n) is int(uniform * n)
+            u = rng_uniform(state)
+            if mode == MODE_EPSILON:
+                if u < param:
+                    pick = int(rng_uniform(state) * remaining)
+                prop = param / remaining
+                if pick == 0:
+                    prop += 1.0 - param
+            elif mode == MODE_UNIFORM:
+                pick = int(u * remaining)
+                prop = 1.0 / remaining
+        if mode == MODE_SOFTMAX:
+            top = sc[0]
+            total = 0.0
+            for j in range(remaining):
+                w = math.exp((sc[j] - top) / param)
+                weights[j] = w
+                total += w
+            u *= total
+            acc = 0.0
+            pick = remaining - 1
+            for j in range(remaining):
+                acc += weights[j]
+                if u < acc:
+                    pick = j
+                    break
+            prop = weights[pick] / total
+        out_idx[s] = idx[pick]
+        out_score[s] = sc[pick]
+        out_prop[s] = prop
+        for j in range(pick, remaining - 1):
+            idx[j] = idx[j + 1]
+            sc[j] = sc[j + 1]
+    return filled
+
+
+@inline
+def _feedback(
+    out_idx: np.ndarray, filled: int, extra: np.ndarray, boost: np.ndarray, trials: np.ndarray,
+    clicks: np.ndarray, fw: float, prior_clicks: float, prior_trials: float,
+) -> None:
+    """Each shown item's trial counted and its ``extra`` refreshed: boost plus ``fw`` times the
+    click-through posterior mean (the engine's ``_refresh_extra``)."""
+    for s in range(filled):
+        i = out_idx[s]
+        trials[i] += 1.0
+        extra[i] = boost[i] + fw * ((clicks[i] + prior_clicks) / (trials[i] + prior_trials))
+
+
+# --------------------------------------------------------------------------- kernels
+# ``score_row`` and ``select_pool`` are the phases both paths share, compiled once and called
+# natively from ``decide_slate`` and ``recommend_one`` (no GIL, no dispatch); they are public
+# kernels themselves (warmed up, one signature), usable to test or debug a phase alone.
+
+
+@kernel(nrt=False)
+def score_row(
+    prof: Arrays, row: int, now: int, personalized: int, hl: np.ndarray, cat: Arrays, acc: np.ndarray,
+    plc: Arrays, params: np.ndarray, work: Arrays, counts: np.ndarray,
+) -> int:
+    """Phases 2-3 of both paths: row ``row``'s live affinities decayed to ``now`` into
+    ``work[3:5]`` best first (none when ``personalized`` == 0 or ``row`` < 0; the row is not
+    written), then every item's score into ``work[0]``: ``aw * sum_f a_f x_if +
+    pw * acc_i * inv_max + extra_i`` with the affinities normalised to sum 1, ``-inf`` where
+    masked, purchased (``P_EXCLUDE_PURCHASED`` and ``row`` >= 0) or NaN. Sets ``counts[C_LIVE]``
+    and ``counts[C_CANDIDATES]`` (scores not ``-inf``) and returns the latter.
+
+    Assumes: row < P; K <= 256 (NumPy-equal sums). No allocation. O(K^2 + n + touched postings).
+    """
+    fid, score, t, purchased = prof
+    fv_indptr, fv_items, fv_data = cat
+    mask, extra = plc[0], plc[1]
+    scores, live_fid, live_score = work[0], work[3], work[4]
+    n_live = 0
+    if personalized != 0 and row >= 0:
+        n_live = _read(fid, score, t, row, now, hl, live_fid, live_score)
+    _base(scores, acc, params[P_INV_MAX], params[P_PRIOR_W], mask, extra)
+    if n_live > 0:
+        total = _np_sum(live_score, n_live)
+        _interests(scores, live_fid, live_score, n_live, total, params[P_AFFINITY_W], fv_indptr, fv_items, fv_data)
+    kept = _exclude(scores, purchased, row, params[P_EXCLUDE_PURCHASED] != 0.0)
+    counts[C_LIVE] = n_live
+    counts[C_CANDIDATES] = kept
+    return kept
+
+
+@kernel(nrt=False)
+def select_pool(scores: np.ndarray, mode: int, k: int, pool: np.ndarray, pool_scores: np.ndarray) -> int:
+    """Phase 4 (``SlatePolicy.select``'s pool): for ``MODE_UNIFORM`` every finite score's item in
+    index order, else the ``k`` best (ties to the lower index, never ``-inf``/NaN) best first,
+    into ``pool`` (int64) with their scores in ``pool_scores``. Returns how many.
+
+    Assumes: pool and pool_scores hold min(k, n) (top-k) or n (uniform). No allocation.
+    O(n log k).
+    """
+    if mode == MODE_UNIFORM:
+        m = _finite_items(scores, pool)
+    else:
+        m = _heap_select(scores, k, pool)
+        _heap_sort(pool, m, scores)
+    for j in range(m):
+        pool_scores[j] = scores[pool[j]]
+    return m
+
+
+@kernel(nrt=False)
+def decide_slate(
+    prof: Arrays, row: int, now: int, personalized: int, upd_fvs: np.ndarray, upd_w: np.ndarray,
+    hl: np.ndarray, cat: Arrays, acc: np.ndarray, plc: Arrays, params: np.ndarray, state: np.ndarray,
+    work: Arrays, out: Arrays, counts: np.ndarray,
+) -> int:
+    """One recommendation decision for profile row ``row`` at event time ``now`` (ms), in one
+    call. Bundles and ``params``/``counts`` indices: module docstring.
+
+    1. The event's interest update, as ``affinity_update`` (``upd_fvs`` int32[m] gain
+       ``upd_w`` float64[m]; m = 0 skips it: no consent, or no item).
+    2-3. :func:`score_row`: live affinities into ``work[3:5]`` (none when ``personalized`` is
+       0), every item's score into ``work[0]``.
+    4. :func:`select_pool`: the top ``max(pool, slots)``, or every finite item (uniform).
+    5. The slate by ``params[P_MODE]``, drawing from ``state`` (uint64[1]), as ``rank_slate``.
+    6. ``trials`` and ``extra`` of the chosen items updated.
+
+    Writes ``out`` and ``counts``; returns the slots filled.
+
+    Assumes: 0 <= row < P; upd_fvs < n_fv; hl > 0; work and out sized as in the module
+    docstring; K <= 256; tau > 0; 0 <= eps <= 1. No allocation.
+    O(m K + K^2 + n + touched postings + n log pool + slots * pool).
+    """
+    fid, score, t = prof[0], prof[1], prof[2]
+    mask, extra, boost, trials, clicks = plc
+    scores, pool, pool_scores, weights = work[0], work[1], work[2], work[5]
+    out_idx, out_score, out_prop = out
+    if upd_fvs.shape[0] > 0:  # 1
+        late = now < t[row]  # an older event: its weights decayed to the row's time
+        back = t[row] - now
+        if not late:
+            _decay_row(fid, score, t, row, now, hl)
+        for j in range(upd_fvs.shape[0]):
+            f = upd_fvs[j]
+            w = upd_w[j]
+            if late:
+                w = w * math.pow(2.0, -back / hl[f])
+            _add(fid, score, row, f, w)
+    score_row(prof, row, now, personalized, hl, cat, acc, plc, params, work, counts)
+    mode = int(params[P_MODE])
+    n_slots = int(params[P_SLOTS])
+    m = select_pool(scores, mode, max(int(params[P_POOL]), n_slots), pool, pool_scores)
+    filled = _slate(pool, pool_scores, m, n_slots, mode, params[P_PARAM], state, weights, out_idx, out_score, out_prop)
+    _feedback(out_idx, filled, extra, boost, trials, clicks,
+              params[P_FEEDBACK_W], params[P_PRIOR_CLICKS], params[P_PRIOR_TRIALS])
+    counts[C_FILLED] = filled
+    counts[C_POOL] = m
+    return filled
+
+
+@kernel(nrt=False)
+def recommend_one(
+    prof: Arrays, row: int, now: int, personalized: int, hl: np.ndarray, cat: Arrays, acc: np.ndarray,
+    plc: Arrays, params: np.ndarray, k: int, work: Arrays, out: Arrays, counts: np.ndarray,
+) -> int:
+    """The read path: :func:`score_row` as :func:`decide_slate` calls it (same scores, bit for
+    bit), then the greedy top ``k`` by :func:`select_pool` (best first, ties to the lower
+    index, ``out_prop`` = 1). Writes only ``work``, ``out`` and ``counts`` (``C_POOL`` =
+    ``C_FILLED``): no update, no exploration, no feedback. ``row`` < 0 (unknown person): no
+    affinities and no purchase exclusion. Returns how many items were written.
+
+    Concurrent readers each pass their own ``work`` (only ``scores``, ``live_fid`` and
+    ``live_score`` are used; the other three may be empty arrays), ``out`` and ``counts``.
+
+    Assumes: row < P; 0 <= k <= len(out_idx); as :func:`decide_slate`. No allocation.
+    O(K^2 + n + touched postings + n log k).
+    """
+    out_idx, out_score, out_prop = out
+    score_row(prof, row, now, personalized, hl, cat, acc, plc, params, work, counts)
+    # int(): a bare module constant types as a literal and would compile a second select_pool
+    m = select_pool(work[0], int(MODE_GREEDY), k, out_idx, out_score)
+    for j in range(m):
+        out_prop[j] = 1.0
+    counts[C_FILLED] = m
+    counts[C_POOL] = m
+    return m
+
+
+#: chunks of a ``recommend_batch`` (at most): each allocates its scratch once
+BATCH_CHUNKS = 64
+
+
+@parallel_kernel
+def recommend_batch(
+    prof: Arrays, rows: np.ndarray, now: np.ndarray, personalized: np.ndarray, hl: np.ndarray, cat: Arrays,
+    acc: np.ndarray, plc: Arrays, params: np.ndarray, k: int, out: Arrays, counts: np.ndarray,
+) -> None:
+    """:func:`recommend_one` for a batch, requests spread over the cores: ``rows`` and ``now``
+    int64[b], ``personalized`` uint8[b]; ``out`` = (int64[b, k], float64[b, k], float64[b, k])
+    and ``counts`` int64[b, 4], one row per request. Each request runs the serial kernel on
+    its own output rows, so results equal :func:`recommend_one`'s call by call.
+
+    Scratch is allocated here, not passed: the batch is cut into ``min(b, BATCH_CHUNKS)``
+    chunks spread over the threads, and each chunk allocates ``scores`` float64[n] and the
+    live-affinity buffers once for its requests (memory O(threads * n) at a time, never
+    O(b * n); at most one allocation per request, noise next to its O(n) scoring). Chunk
+    boundaries do not change results.
+
+    Assumes: as :func:`recommend_one`. O(b * (n + postings + n log k)) over the cores.
+    """
+    nb = rows.shape[0]
+    n = plc[0].shape[0]
+    K = prof[0].shape[1]
+    n_chunks = min(nb, BATCH_CHUNKS)
+    out_idx, out_score, out_prop = out
+    for c in prange(n_chunks):
+        work = (
+            np.empty(n, dtype=np.float64), np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64),
+            np.empty(K, dtype=np.int32), np.empty(K, dtype=np.float64), np.empty(0, dtype=np.float64),
+        )
+        for b in range(c * nb // n_chunks, (c + 1) * nb // n_chunks):
+            pers = 1 if personalized[b] != 0 else 0  # int64, as warm-up calls recommend_one (int() keeps uint8)
+            recommend_one(
+                prof, rows[b], now[b], pers, hl, cat, acc, plc, params, k, work,
+                (out_idx[b], out_score[b], out_prop[b]), counts[b],
+            )
+
+
+# --------------------------------------------------------------------------- buffers (Python)
+
+
+def new_work(n_items: int, slots: int) -> tuple[np.ndarray, ...]:
+    """A ``work`` bundle for ``n_items`` catalog items and ``slots`` (K) affinity slots per
+    profile: allocate once per engine (decide path, under the writer lock) or per reader."""
+    return (
+        np.empty(n_items, dtype=np.float64), np.empty(n_items, dtype=np.int64),
+        np.empty(n_items, dtype=np.float64), np.empty(slots, dtype=np.int32),
+        np.empty(slots, dtype=np.float64), np.empty(n_items, dtype=np.float64),
+    )
+
+
+def new_read_work(n_items: int, slots: int) -> tuple[np.ndarray, ...]:
+    """A ``work`` bundle for the read path only (pool, pool_scores and weights empty)."""
+    return (
+        np.empty(n_items, dtype=np.float64), np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64),
+        np.empty(slots, dtype=np.int32), np.empty(slots, dtype=np.float64), np.empty(0, dtype=np.float64),
+    )
+
+
+def new_out(n_slots: int) -> tuple[np.ndarray, ...]:
+    """An ``out`` bundle for ``n_slots`` slots: (int64 items, float64 scores, float64 propensities)."""
+    return np.empty(n_slots, dtype=np.int64), np.empty(n_slots, dtype=np.float64), np.empty(n_slots, dtype=np.float64)
