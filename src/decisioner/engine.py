@@ -21,6 +21,7 @@ from typing import Any, Final
 import msgspec
 import numpy as np
 
+from ._kernels import decide as D
 from ._kernels.rng import seed_state
 from .allocation.experiments import HOLDOUT, NOT_ENROLLED, ExperimentRuntime
 from .catalog import Catalog
@@ -49,6 +50,10 @@ _POPULARITY_WEIGHTS: Final[dict[str, float]] = {
     "view": 1.0, "click": 1.0, "ad_click": 1.0, "email_click": 1.0, "add_to_cart": 3.0,
     "purchase": 5.0, "download": 1.0, "coupon_redeem": 1.0,
 }
+
+
+_NO_FVS: Final = np.empty(0, dtype=np.int32)
+_NO_WEIGHTS: Final = np.empty(0, dtype=np.float64)
 
 
 class Engine:
@@ -107,6 +112,8 @@ class Engine:
         self.decision_log = DecisionLog()
         self.pending_ = PendingOutcomes(config.limits.max_pending_decisions)
         self.journal = Journal()
+        self._work = D.new_work(catalog.n_items, ps.slots)  # the decide kernel's scratch (writer only)
+        self._cat = (catalog.fv_indptr, catalog.fv_items, catalog.fv_data)
         self.seq_ = 0  # decisions made
         self.events_ = 0  # events applied
         self.evicted_ = 0  # profiles evicted for the profile bound (``profiles.max_profiles``)
@@ -195,8 +202,14 @@ class Engine:
             items.extend(self.catalog.item_index(it, where=f"$.items[{j}]") for j, it in enumerate(event.items))
         return keys, types, items
 
-    def _apply(self, event: Event, keys: np.ndarray, types: np.ndarray, items: list[int]) -> int:
-        """Identity, people, consent, interests and popularity for one validated event."""
+    def _apply(
+        self, event: Event, keys: np.ndarray, types: np.ndarray, items: list[int], *, defer_interest: bool = False,
+    ) -> tuple[int, np.ndarray, np.ndarray]:
+        """Identity, people, consent, interests and popularity for one validated event.
+
+        Returns the row and, with ``defer_interest``, the interest update still to apply
+        (facet values, weights; empty when none): the fused decide kernel applies it itself.
+        """
         res = self.identity.link_keys(keys, types, time=event.time, source=event.channel, consent=event.consent)
         row = res.row
         self._sync_rows()
@@ -212,11 +225,14 @@ class Engine:
             prof.set_consent(row, event.consent)
         etype = str(type(event).__struct_config__.tag)
         now = event.time
+        fvs, wts = _NO_FVS, _NO_WEIGHTS
         if items:
             w = self._event_weight[etype]
             if w != 0.0 and prof.allows(row, CONSENT_PERSONALIZATION):
                 fvs, wts = self.catalog.items_fvs(items, w)
-                prof.update(row, fvs, wts, now, self.half_lives_)
+                if not defer_interest:
+                    prof.update(row, fvs, wts, now, self.half_lives_)
+                    fvs, wts = _NO_FVS, _NO_WEIGHTS
             pw = _POPULARITY_WEIGHTS.get(etype, 0.0)
             if pw:
                 for i in items:
@@ -226,7 +242,7 @@ class Engine:
                     prof.add_purchase(row, i)
         prof.touch(row, now)
         self.events_ += 1
-        return row
+        return row, fvs, wts
 
     def _evict(self, cap: int, *, keep: int) -> None:
         """Bring the live profiles back under ``cap``: the longest idle, a batch of
@@ -262,7 +278,7 @@ class Engine:
 
     def _track(self, ev: Event, keys: np.ndarray, types: np.ndarray, items: list[int], op: Operation) -> int:
         payload = self.journal.encode(op)
-        row = self._apply(ev, keys, types, items)
+        row, _, _ = self._apply(ev, keys, types, items)
         self.journal.admit(op, payload)
         return row
 
@@ -318,7 +334,8 @@ class Engine:
         payload = self.journal.encode(op)
         rt = self.experiments_
         unit = f"{int(keys.min()):016x}" if rt.active else ""
-        row = self._apply(ev, keys, types, items)
+        pending = base.kind == "recommendation"  # the fused kernel applies the interest update
+        row, fvs, wts = self._apply(ev, keys, types, items, defer_interest=pending)
         person = self.people.person_of(row)
         seq = self.seq_
         self.seq_ = seq + 1
@@ -329,7 +346,7 @@ class Engine:
             pl, code = self._allocation(base, row, unit)
         context = pl.context(ev.attrs)
         if pl.kind == "recommendation":
-            slots, n_cand, reasons = self._recommendation(pl, row, ev.time, personalized, state)
+            slots, n_cand, reasons = self._recommendation(pl, row, ev.time, personalized, state, fvs, wts)
         else:
             slots, n_cand, reasons = pl.choose_arm(ev.time, state, context)
         handle = self.decision_log.append(
@@ -370,33 +387,34 @@ class Engine:
 
     def _recommendation(
         self, pl: Placement, row: int, now: int, personalized: bool, state: np.ndarray,
+        fvs: np.ndarray, wts: np.ndarray,
     ) -> tuple[list[tuple[int, float, float]], int, list[Reason]]:
-        assert pl.state is not None and pl.slate is not None
-        if personalized:
-            fids, scores = self.profiles.read(row, now, self.half_lives_)
-        else:
-            fids, scores = np.empty(0, np.int32), np.empty(0, np.float64)
-        excluded = self.profiles.purchased(row) if pl.spec.filters.exclude_purchased else None
-        item_scores, n_cand = self.scorer.score_one(
-            fids, scores, eligible=pl.state.mask, extra=pl.state.extra, excluded=excluded,
-            affinity_weight=pl.affinity_weight, prior_weight=pl.prior_weight,
+        """One kernel call: interest update, scoring, pool, slate and click-through update."""
+        prof, pop, work = self.profiles, self.scorer.popularity_, self._work
+        pl.params[D.P_INV_MAX] = pop.inv_max()
+        n = D.decide_slate(
+            (prof.fid_, prof.score_, prof.t_, prof.purchased_), row, now, int(personalized), fvs, wts,
+            self.half_lives_, self._cat, pop.acc_, pl.plc, pl.params, state, work, pl.out, pl.counts,
         )
-        total = float(scores.sum())
-        reasons = [
-            Reason(kind="affinity", detail=self.catalog.fv_names[int(f)], weight=float(s) / total)
-            for f, s in zip(fids[:3], scores[:3])
-        ] if total > 0 else []
+        n_cand = int(pl.counts[D.C_CANDIDATES])
+        n_live = int(pl.counts[D.C_LIVE])
+        reasons: list[Reason] = []
+        if n_live:
+            live_fid, live_score = work[3], work[4]
+            total = float(live_score[:n_live].sum())
+            names = self.catalog.fv_names
+            reasons = [Reason(kind="affinity", detail=names[int(live_fid[j])], weight=float(live_score[j]) / total)
+                       for j in range(min(3, n_live))]
         if not personalized:
             reasons.append(Reason(kind="consent", detail="no personalization consent: default content"))
         if n_cand == 0 and pl.spec.fallback:
             idx, sc = self.scorer.fallback(self.catalog.in_stock(), pl.spec.slots)
             return [(int(i), float(s), 1.0) for i, s in zip(idx, sc)], 0, [
                 *reasons, Reason(kind="fallback", detail="no eligible item: the most popular in stock")]
-        idx, prop = pl.slate.select(item_scores, pl.spec.slots, state)
-        pl.state.expose(idx)  # exposures feed the placement's click-through posterior
         reasons.extend(pl.rule_reasons)
         reasons.append(Reason(kind="policy", detail=pl.policy_name))
-        return [(int(i), float(item_scores[i]), float(p)) for i, p in zip(idx, prop)], n_cand, reasons
+        out_idx, out_score, out_prop = pl.out
+        return [(int(out_idx[j]), float(out_score[j]), float(out_prop[j])) for j in range(n)], n_cand, reasons
 
     # ------------------------------------------------------------------ outcomes
     def observe(self, outcome: Any) -> None:

@@ -29,6 +29,7 @@ from typing import Any, Final, Protocol
 
 import numpy as np
 
+from ._kernels import decide as D
 from .allocation import Policy, SlatePolicy, make_policy
 from .catalog import Catalog
 from .config import (
@@ -152,7 +153,11 @@ class Placement:
     experiment: int = -1
     variants: list[Placement] | None = None
     holdout: Placement | None = None
-    _all_eligible: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint8))
+    #: recommendation: the fused kernel's inputs and outputs, allocated once (see _kernels.decide)
+    params: np.ndarray = field(default_factory=lambda: np.zeros(D.N_PARAMS, dtype=np.float64))
+    plc: tuple[np.ndarray, ...] = ()
+    out: tuple[np.ndarray, ...] = ()
+    counts: np.ndarray = field(default_factory=lambda: np.zeros(D.N_COUNTS, dtype=np.int64))
 
     @property
     def allocator(self) -> Allocator:
@@ -326,7 +331,7 @@ class Placements:
         aff_w = prior_w = None
         if isinstance(pol, PopularSpec):
             aff_w, prior_w = 0.0, 1.0
-        return Placement(
+        pl = Placement(
             index=index, spec=spec, kind=spec.kind,
             policy_name=str(type(pol).__struct_config__.tag), contents=contents, state=state,
             rule_reasons=reasons, slate=slate, bandit=bandit, exp_start=exp_start, exp_end=exp_end,
@@ -334,6 +339,19 @@ class Placements:
             reward_kind="conversion" if isinstance(pol, GaussianThompsonSpec) else "click",
             features=features, default=default,
         )
+        if state is not None and slate is not None:
+            sc = self.config.scoring
+            p = pl.params
+            p[D.P_AFFINITY_W] = sc.affinity_weight if aff_w is None else aff_w
+            p[D.P_PRIOR_W] = sc.popularity_weight if prior_w is None else prior_w
+            p[D.P_FEEDBACK_W] = state.feedback_weight
+            p[D.P_PRIOR_CLICKS], p[D.P_PRIOR_TRIALS] = PRIOR_CLICKS, PRIOR_TRIALS
+            p[D.P_MODE], p[D.P_PARAM], p[D.P_POOL] = slate.mode, slate.param, slate.pool
+            p[D.P_SLOTS] = spec.slots
+            p[D.P_EXCLUDE_PURCHASED] = 1.0 if spec.filters.exclude_purchased else 0.0
+            pl.plc = (state.mask, state.extra, state.boost, state.trials, state.clicks)
+            pl.out = D.new_out(spec.slots)
+        return pl
 
     def _compile_experiments(self) -> None:
         """One placement per experiment variant with a policy of its own (the base otherwise),

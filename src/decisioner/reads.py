@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._kernels.affinity import recommend_items, recommend_items_par
+import threading
+
+from ._kernels import decide as D
 from .errors import SchemaError
 from .profiles import CONSENT_PERSONALIZATION
 from .schemas import Decision, SlotChoice
@@ -22,6 +24,18 @@ if TYPE_CHECKING:
     from .engine import Engine
 
 __all__ = ["recommend", "recommend_many"]
+
+
+_local = threading.local()
+
+
+def _read_work(n_items: int, slots: int) -> tuple[np.ndarray, ...]:
+    """This thread's scratch for the read kernel (readers run concurrently: one each)."""
+    work: tuple[np.ndarray, ...] | None = getattr(_local, "work", None)
+    if work is None or work[0].shape[0] != n_items or work[3].shape[0] != slots:
+        work = D.new_read_work(n_items, slots)
+        _local.work = work
+    return work
 
 
 def _check_now(now: object, where: str = "now") -> int:
@@ -54,21 +68,18 @@ def recommend(engine: Engine, ids: dict[str, str], *, placement: str, now: int) 
             slots = [] if best < 0 else [SlotChoice(content=pl.contents[best], score=float(means[best]), propensity=1.0)]
             personalized = False
         else:
-            assert pl.state is not None
-            prof, cat, spec = engine.profiles, engine.catalog, engine.config.scoring
+            prof, pop = engine.profiles, engine.scorer.popularity_
             personalized = row >= 0 and prof.allows(row, CONSENT_PERSONALIZATION)
-            excluded = prof.purchased_[row] if row >= 0 and pl.spec.filters.exclude_purchased else np.empty(0, np.int32)
             k = pl.spec.slots
-            out_idx = np.empty(k, dtype=np.int64)
-            out_score = np.empty(k, dtype=np.float64)
-            m = recommend_items(
-                prof.fid_, prof.score_, prof.t_, row if personalized else -1, now, engine.half_lives_,
-                cat.fv_indptr, cat.fv_items, cat.fv_data,
-                float(spec.affinity_weight if pl.affinity_weight is None else pl.affinity_weight),
-                engine.scorer.prior(), float(spec.popularity_weight if pl.prior_weight is None else pl.prior_weight),
-                pl.state.extra, pl.state.mask, excluded, k, out_idx, out_score,
+            out = D.new_out(k)
+            params = pl.params.copy()  # the writer sets its own P_INV_MAX: readers keep theirs
+            params[D.P_INV_MAX] = pop.inv_max()
+            m = D.recommend_one(
+                (prof.fid_, prof.score_, prof.t_, prof.purchased_), row, now, int(personalized), engine.half_lives_,
+                (engine.catalog.fv_indptr, engine.catalog.fv_items, engine.catalog.fv_data), pop.acc_, pl.plc, params,
+                k, _read_work(engine.catalog.n_items, prof.slots), out, np.zeros(D.N_COUNTS, dtype=np.int64),
             )
-            slots = [SlotChoice(content=pl.contents[int(out_idx[j])], score=float(out_score[j]), propensity=1.0)
+            slots = [SlotChoice(content=pl.contents[int(out[0][j])], score=float(out[1][j]), propensity=1.0)
                      for j in range(m)]
     return Decision(
         decision_id="", placement=pl.spec.name, time=now, profile=row, person=person, policy="greedy",
@@ -101,11 +112,13 @@ def recommend_many(engine: Engine, ids: list[dict[str, str]], *, placement: str,
     offsets = np.zeros(b + 1, dtype=np.int64)
     np.cumsum([k.shape[1] for k in key_lists], out=offsets[1:])
     all_keys = np.concatenate(key_lists, axis=1) if b else np.empty((2, 0), dtype=np.uint64)
-    prof, cat, spec = engine.profiles, engine.catalog, engine.config.scoring
+    prof, pop, cat = engine.profiles, engine.scorer.popularity_, engine.catalog
     k = pl.spec.slots
-    out_idx = np.empty((b, k), dtype=np.int64)
-    out_score = np.empty((b, k), dtype=np.float64)
-    out_n = np.zeros(b, dtype=np.int64)
+    out_idx = np.zeros((b, k), dtype=np.int64)
+    out_score = np.zeros((b, k), dtype=np.float64)
+    out_prop = np.zeros((b, k), dtype=np.float64)
+    counts = np.zeros((b, D.N_COUNTS), dtype=np.int64)
+    params = pl.params.copy()
     with engine.journal.lock.read():
         found = engine.identity.resolve_keys(all_keys)
         rows = np.full(b, -1, dtype=np.int64)
@@ -121,16 +134,13 @@ def recommend_many(engine: Engine, ids: list[dict[str, str]], *, placement: str,
         persons[inside] = pp[rows[inside]]
         allowed = np.zeros(b, dtype=bool)
         allowed[known] = (prof.consent_[rows[known]] & CONSENT_PERSONALIZATION) != 0
-        excluded = np.full((b, prof.purchased_.shape[1]), -1, dtype=np.int32)
-        if pl.spec.filters.exclude_purchased:
-            excluded[known] = prof.purchased_[rows[known]]
-        recommend_items_par(
-            prof.fid_, prof.score_, prof.t_, np.where(allowed, rows, -1), nows, engine.half_lives_,
-            cat.fv_indptr, cat.fv_items, cat.fv_data,
-            float(spec.affinity_weight if pl.affinity_weight is None else pl.affinity_weight),
-            engine.scorer.prior(), float(spec.popularity_weight if pl.prior_weight is None else pl.prior_weight),
-            pl.state.extra, pl.state.mask, excluded, k, out_idx, out_score, out_n,
+        params[D.P_INV_MAX] = pop.inv_max()
+        D.recommend_batch(
+            (prof.fid_, prof.score_, prof.t_, prof.purchased_), rows, nows, allowed.astype(np.uint8),
+            engine.half_lives_, (cat.fv_indptr, cat.fv_items, cat.fv_data), pop.acc_, pl.plc, params, k,
+            (out_idx, out_score, out_prop), counts,
         )
+    out_n = counts[:, D.C_FILLED]
     each = (_time.perf_counter_ns() - t0) / 1000.0 / max(b, 1)
     return [
         Decision(

@@ -74,7 +74,8 @@ class Popularity:
         """Counts divided by the largest one (all zeros before any event)."""
         if self.max_ <= 0.0:
             return np.zeros(self.n_items, dtype=np.float64)
-        return self.acc_ / self.max_
+        # times 1/max, as the fused kernels compute the prior (a division can differ in the last bit)
+        return self.acc_ * self.inv_max()
 
 
 class AffinityScorer:
