@@ -24,7 +24,7 @@ UV_VERSION ?= 0.13.9
 # pyproject.toml change needs, and `make lock LOCK_FLAGS="-P msgspec"` moves one package.
 LOCK_FLAGS ?= --upgrade
 
-.PHONY: all venv demo test test-fast test-latest test-nojit lock bench typecheck clean
+.PHONY: all venv demo test test-fast test-latest test-nojit lint lock bench typecheck clean
 
 all: test
 
@@ -49,6 +49,7 @@ demo: $(STAMP)
 # The whole suite, run by `make test` (locked versions) and `make test-latest` (newest allowed).
 # $(1) is the venv's bin directory.
 define suite
+	$(1)/ruff check src tests benchmarks examples
 	$(1)/python -m pytest -q -p no:cacheprovider tests
 	$(1)/python -m pytest -q -p no:cacheprovider --doctest-modules src/decisioner
 	NUMBA_DISABLE_JIT=1 $(1)/python -m pytest -q -p no:cacheprovider tests/kernels
@@ -58,6 +59,9 @@ endef
 
 test: $(STAMP)
 	$(call suite,$(BIN))
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks examples
 
 # Inner loop: warm cache in the work tree, stop at the first failure, skip slow tests, the
 # JIT-off run, doctests, benchmarks and mypy. `make test` is still what CI runs.
