@@ -85,12 +85,16 @@ test-latest:
 	$(call suite,$(LATEST_VENV)/bin)
 
 # Re-resolves every version (newest allowed by pyproject.toml) for Python 3.11, with hashes.
-# The build backend comes from [build-system] so the editable install is pinned too.
+# The build backend comes from [build-system] so the editable install is pinned too, and the
+# pre-commit ruff hook gets the locked ruff.
 lock:
 	test -x $(LOCK_VENV)/bin/uv || ($(PY) -m venv $(LOCK_VENV) && $(LOCK_VENV)/bin/pip install --quiet "uv==$(UV_VERSION)")
 	$(PY) -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['build-system']['requires']))" \
 	  | $(LOCK_VENV)/bin/uv pip compile pyproject.toml - --extra dev $(LOCK_FLAGS) --generate-hashes \
 	      --python-version 3.11 --custom-compile-command "make lock" --quiet -o $(LOCK)
+	$(PY) -c "import pathlib, re; lock = pathlib.Path('$(LOCK)').read_text(); \
+	  pin = re.search(r'^ruff==\S+', lock, re.M).group(0); p = pathlib.Path('.pre-commit-config.yaml'); \
+	  p.write_text(re.sub(r'\"ruff==[^\"]*\"', '\"' + pin + '\"', p.read_text()))"
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-columns=min,median,mean,max,rounds
