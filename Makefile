@@ -86,12 +86,15 @@ test-latest:
 
 # Re-resolves every version (newest allowed by pyproject.toml) for Python 3.11, with hashes.
 # The build backend comes from [build-system] so the editable install is pinned too, and the
-# pre-commit ruff hook gets the locked ruff.
+# pre-commit ruff hook gets the locked ruff. uv works on a copy (its current pins are uv's
+# preferences), and the lock is replaced only if it changed: a new mtime would rebuild .venv.
 lock:
 	test -x $(LOCK_VENV)/bin/uv || ($(PY) -m venv $(LOCK_VENV) && $(LOCK_VENV)/bin/pip install --quiet "uv==$(UV_VERSION)")
+	cp $(LOCK) $(LOCK_VENV)/lock.new
 	$(PY) -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['build-system']['requires']))" \
 	  | $(LOCK_VENV)/bin/uv pip compile pyproject.toml - --extra dev $(LOCK_FLAGS) --generate-hashes \
-	      --python-version 3.11 --custom-compile-command "make lock" --quiet -o $(LOCK)
+	      --python-version 3.11 --custom-compile-command "make lock" --quiet -o $(LOCK_VENV)/lock.new
+	cmp -s $(LOCK_VENV)/lock.new $(LOCK) || cp $(LOCK_VENV)/lock.new $(LOCK)
 	$(PY) -c "import pathlib, re; lock = pathlib.Path('$(LOCK)').read_text(); \
 	  pin = re.search(r'^ruff==\S+', lock, re.M).group(0); p = pathlib.Path('.pre-commit-config.yaml'); \
 	  p.write_text(re.sub(r'\"ruff==[^\"]*\"', '\"' + pin + '\"', p.read_text()))"
