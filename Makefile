@@ -24,7 +24,7 @@ UV_VERSION ?= 0.13.9
 # pyproject.toml change needs, and `make lock LOCK_FLAGS="-P msgspec"` moves one package.
 LOCK_FLAGS ?= --upgrade
 
-.PHONY: all venv demo test test-fast test-latest test-nojit lock bench typecheck clean
+.PHONY: all venv demo test test-fast test-latest test-nojit lint lock bench typecheck clean
 
 all: test
 
@@ -49,6 +49,7 @@ demo: $(STAMP)
 # The whole suite, run by `make test` (locked versions) and `make test-latest` (newest allowed).
 # $(1) is the venv's bin directory.
 define suite
+	$(1)/ruff check src tests benchmarks examples
 	$(1)/python -m pytest -q -p no:cacheprovider tests
 	$(1)/python -m pytest -q -p no:cacheprovider --doctest-modules src/decisioner
 	NUMBA_DISABLE_JIT=1 $(1)/python -m pytest -q -p no:cacheprovider tests/kernels
@@ -58,6 +59,9 @@ endef
 
 test: $(STAMP)
 	$(call suite,$(BIN))
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks examples
 
 # Inner loop: warm cache in the work tree, stop at the first failure, skip slow tests, the
 # JIT-off run, doctests, benchmarks and mypy. `make test` is still what CI runs.
@@ -81,12 +85,19 @@ test-latest:
 	$(call suite,$(LATEST_VENV)/bin)
 
 # Re-resolves every version (newest allowed by pyproject.toml) for Python 3.11, with hashes.
-# The build backend comes from [build-system] so the editable install is pinned too.
+# The build backend comes from [build-system] so the editable install is pinned too, and the
+# pre-commit ruff hook gets the locked ruff. uv works on a copy (its current pins are uv's
+# preferences), and the lock is replaced only if it changed: a new mtime would rebuild .venv.
 lock:
 	test -x $(LOCK_VENV)/bin/uv || ($(PY) -m venv $(LOCK_VENV) && $(LOCK_VENV)/bin/pip install --quiet "uv==$(UV_VERSION)")
+	cp $(LOCK) $(LOCK_VENV)/lock.new
 	$(PY) -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['build-system']['requires']))" \
 	  | $(LOCK_VENV)/bin/uv pip compile pyproject.toml - --extra dev $(LOCK_FLAGS) --generate-hashes \
-	      --python-version 3.11 --custom-compile-command "make lock" --quiet -o $(LOCK)
+	      --python-version 3.11 --custom-compile-command "make lock" --quiet -o $(LOCK_VENV)/lock.new
+	cmp -s $(LOCK_VENV)/lock.new $(LOCK) || cp $(LOCK_VENV)/lock.new $(LOCK)
+	$(PY) -c "import pathlib, re; lock = pathlib.Path('$(LOCK)').read_text(); \
+	  pin = re.search(r'^ruff==\S+', lock, re.M).group(0); p = pathlib.Path('.pre-commit-config.yaml'); \
+	  p.write_text(re.sub(r'\"ruff==[^\"]*\"', '\"' + pin + '\"', p.read_text()))"
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-columns=min,median,mean,max,rounds

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from compare import mabwiser_bandits as peer
 
+from compare import mabwiser_bandits as peer
 from decisioner.allocation import BernoulliThompson, LinUCB
 from decisioner.allocation.experiments import ExperimentRuntime, bucket
 from decisioner.config import ExperimentSpec, HoldoutSpec, LinUCBSpec, ThompsonSpec, VariantSpec
@@ -166,7 +166,9 @@ def _compare(benchmark: Any, smoke: bool, name: str, ours: Callable[[], Any], th
     ours_us = median_us(ours, rounds)
     theirs_us = median_us(theirs, max(rounds // 20, 20))
     ratio = theirs_us / ours_us
-    benchmark.extra_info.update({f"{name}_ours_us": ours_us, f"{name}_mabwiser_us": theirs_us, f"{name}_speedup": ratio})
+    benchmark.extra_info.update(
+        {f"{name}_ours_us": ours_us, f"{name}_mabwiser_us": theirs_us, f"{name}_speedup": ratio}
+    )
     print(f"\n{name}: decisioner {ours_us:.2f} us, {peer.NAME} {theirs_us:.1f} us, speed-up {ratio:.0f}x")
     if not smoke:
         assert ratio >= floor, (name, ours_us, theirs_us, ratio)

@@ -89,4 +89,5 @@ def test_recommend_many_parallel_batch(benchmark: Any, state: BenchState, smoke:
         "reads_per_s_batched": round(len(reqs) / secs, 1),
         "speedup_batched": round(one / secs, 3),
     })
-    print(f"\nrecommend: single calls {len(reqs) / one:.0f}/s, recommend_many {len(reqs) / secs:.0f}/s, x{one / secs:.2f}")
+    print(f"\nrecommend: single calls {len(reqs) / one:.0f}/s, "
+          f"recommend_many {len(reqs) / secs:.0f}/s, x{one / secs:.2f}")

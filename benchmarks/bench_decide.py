@@ -12,8 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-import workloads
 
+import workloads
 from decisioner.bench import BenchState
 from decisioner.schemas import Decision
 

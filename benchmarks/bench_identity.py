@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 import workloads
 from compare import identity_dictuf, identity_networkx
-
 from decisioner._kernels.graph import C_FREE, C_MERGES
 from decisioner.bench import BenchState
 from decisioner.config import IdentitySpec
@@ -84,7 +84,8 @@ def test_ingest_vs_peers(benchmark: Any, smoke: bool) -> None:
         return out
 
     def setup() -> tuple[tuple[Any, ...], dict[str, Any]]:
-        return (IdentityGraph(secret, types=workloads.ID_TYPES, capacity=keys.shape[0], spec=IdentitySpec(rules=False)),), {}
+        spec = IdentitySpec(rules=False)
+        return (IdentityGraph(secret, types=workloads.ID_TYPES, capacity=keys.shape[0], spec=spec),), {}
 
     def ours(graph: IdentityGraph) -> int:
         graph.link_many(keys, types, offsets)
@@ -102,14 +103,15 @@ def test_ingest_vs_peers(benchmark: Any, smoke: bool) -> None:
     timed("ours (rules on)", lambda: int(holder[0].link_many(keys, types, offsets).shape[0]))
     timings["ours (rules on, incl. construction)"] = (
         timings["ours (rules on)"] + timings["construction (reserving the capacity)"])
-    del holder
+    holder.clear()  # free the graph before the peers run (the closures above hold `holder`)
     kl, ol = keys.tolist(), offsets.tolist()  # the peers get Python ints, outside their timing
     assert timed("dict union-find", lambda: identity_dictuf.ingest(kl, ol)) == comps
     nx_n = min(n, int(os.environ.get("DECISIONER_BENCH_NX_LINKS", str(n))))
     nx_comps = timed("networkx", lambda: identity_networkx.ingest(kl[: ol[nx_n]], ol[: nx_n + 1]))
     if nx_n == n:
         assert nx_comps == comps
-    del kl, ol
+    kl.clear()  # free the Python ints before the report
+    ol.clear()
     base = timings["ours (rules off)"] if benchmark.stats else float("nan")
     info: dict[str, Any] = {"links": n, "identifiers": int(keys.shape[0]), "networkx_links": nx_n,
                             **{f"{k} s": round(v, 3) for k, v in timings.items()}}

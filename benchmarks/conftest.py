@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-import workloads
 
 import decisioner
+import workloads
 from decisioner.bench import BenchState
 from decisioner.replay import latency_summary
 

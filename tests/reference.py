@@ -13,6 +13,7 @@ results match exactly; independent checks with tolerances live in the tests them
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 
@@ -286,7 +287,7 @@ class IdentityGraphRef:
         if poisoned:
             self.suppressed += 1
             st["suppressed"] = True
-            for j, kind, n in order:
+            for _j, kind, n in order:
                 if kind == "node":
                     return self.comp_row[self.comp_of[n]], [], st
             self.anonymous += 1
@@ -360,7 +361,7 @@ class IdentityGraphRef:
                 node_at[j] = n  # stays erased
         # distinct accepted components in event order
         comps: list[int] = []
-        for j, kind, n in sorted(items):
+        for j, _kind, _n in sorted(items):
             if accepted.get(j) and j in node_at and self.state[node_at[j]] == LIVE:
                 label = self.comp_of[node_at[j]]
                 if label not in comps:
@@ -386,7 +387,7 @@ class IdentityGraphRef:
         self.comp_row[merged] = row
         self.row_comp[row] = merged
         anchor = node_at[order[0][0]]
-        for j, kind, n in order:  # the order the links were decided
+        for j, _kind, _n in order:  # the order the links were decided
             x = node_at.get(j, -1)
             if x < 0 or self.state[x] != LIVE:
                 continue
@@ -481,7 +482,7 @@ class IdentityGraphRef:
                 if not self.members[label]:
                     del self.members[label]
         part = {x: {x} for x in members}
-        for a, b, t, s, alive in self.edges:
+        for a, b, _t, _s, alive in self.edges:
             if not alive or a not in mem or b not in mem or part[a] is part[b]:
                 continue
             pa, pb = part[a], part[b]
@@ -523,7 +524,7 @@ class IdentityGraphRef:
         mem = self.row_members(row)
         if len(mem) <= 1:
             return row, []
-        for a, b, t, s, alive in self.edges:
+        for a, b, _t, _s, alive in self.edges:
             if alive and x in (a, b):
                 other = b if a == x else a
                 if other in mem:
@@ -660,7 +661,7 @@ def graph_compact_edges(
     for x in range(n_nodes):
         seq = [new[e] for e in adjacency(edges, ev_head, x) if e in new]
         head[x] = seq[0] if seq else -1
-        for i, nxt in zip(seq, seq[1:] + [-1]):
+        for i, nxt in zip(seq, [*seq[1:], -1]):
             out["next_a" if int(out["a"][i]) == x else "next_b"][i] = nxt
     for i in range(len(live)):
         if out["a"][i] == out["b"][i]:
@@ -676,7 +677,7 @@ def connected_components(events: Iterable[Sequence[int]]) -> set[frozenset[int]]
         ev = [int(k) for k in ev]
         for k in ev:
             adj.setdefault(k, set())
-        for a, b in zip(ev, ev[1:]):
+        for a, b in itertools.pairwise(ev):
             adj[a].add(b)
             adj[b].add(a)
     seen: set[int] = set()
@@ -885,8 +886,6 @@ def rank_probabilities(
     ``quad``) of ``f_k(x) * P(exactly r of the other eligible arms exceed x)``, the latter by
     brute force over every subset of the others (so: few arms only). Independent of the
     kernel's grid, pruning and Simpson rule; agreement is checked to a tolerance."""
-    import itertools
-
     from scipy import integrate, stats
 
     n = len(p1)
@@ -898,11 +897,13 @@ def rank_probabilities(
     for k in el:
         others = [j for j in el if j != k]
 
+        # exact_r and the integrand read this iteration's `others`, `k` and `r`: quad calls
+        # them before the loop moves on, so the late binding B023 warns about cannot bite.
         def exact_r(x: float, r: int) -> float:
             total = 0.0
-            for above in itertools.combinations(others, r):
+            for above in itertools.combinations(others, r):  # noqa: B023
                 term = 1.0
-                for j in others:
+                for j in others:  # noqa: B023
                     term *= dist[j].sf(x) if j in above else dist[j].cdf(x)
                 total += term
             return total
@@ -910,7 +911,7 @@ def rank_probabilities(
         lo, hi = dist[k].ppf(1e-13), dist[k].isf(1e-13)
         mid = dist[k].mean()
         for r in range(min(n_ranks, len(el))):
-            val, _ = integrate.quad(lambda x: dist[k].pdf(x) * exact_r(x, r), lo, hi, points=[mid],
+            val, _ = integrate.quad(lambda x: dist[k].pdf(x) * exact_r(x, r), lo, hi, points=[mid],  # noqa: B023
                                     limit=400, epsabs=1e-12, epsrel=1e-10)
             out[k, r] = val
     return out

@@ -9,11 +9,11 @@ from typing import Any
 import msgspec
 import numpy as np
 import pytest
-from wording import Wrapped, full_match
 
 from decisioner.catalog import Catalog
 from decisioner.config import CatalogSpec
 from decisioner.errors import SchemaError, UnknownItemError
+from wording import Wrapped, full_match
 
 ITEMS: list[dict[str, Any]] = [
     {"id": "a", "category": "shoes", "brand": "acme", "price": 30.0, "tags": ["run", "trail", "run"], "inventory": 5},

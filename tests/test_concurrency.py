@@ -13,7 +13,6 @@ import numpy as np
 from decisioner import Engine
 from decisioner.journal import read_records
 from decisioner.schemas import Decision
-
 from statecheck import assert_same, engine_state
 
 N_THREADS = 8
@@ -144,10 +143,8 @@ def test_writer_waits_for_readers_and_readers_for_writer() -> None:
     r.join()
     w.join()
     assert order == ["read done", "write"]
-    with lock:  # reentrant writer, and a writer may read
-        with lock:
-            with lock.read():
-                pass
+    with lock, lock, lock.read():  # reentrant writer, and a writer may read
+        pass
 
 
 def test_rwlock_readers_never_see_a_write_half_done() -> None:

@@ -9,7 +9,6 @@ from typing import Any
 
 import msgspec
 import pytest
-from wording import Wrapped, full_match
 
 from decisioner.config import (
     DEFAULT_EVENT_WEIGHTS,
@@ -29,6 +28,7 @@ from decisioner.config import (
 )
 from decisioner.errors import ConfigError
 from decisioner.schemas import EVENT_TYPES
+from wording import Wrapped, full_match
 
 KEY = "ab" * 16
 

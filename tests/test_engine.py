@@ -10,7 +10,6 @@ from typing import Any
 import msgspec
 import numpy as np
 import pytest
-from wording import Wrapped, full_match
 
 from decisioner import Engine
 from decisioner.catalog import Catalog
@@ -22,7 +21,8 @@ from decisioner.errors import (
     UnknownItemError,
     UnknownPlacementError,
 )
-from decisioner.schemas import Decision, Outcome, View
+from decisioner.schemas import Decision, View
+from wording import Wrapped, full_match
 
 T0 = 1_700_000_000_000
 MIN = 60_000

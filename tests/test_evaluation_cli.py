@@ -10,12 +10,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from wording import Wrapped, full_match
 
 from decisioner import Engine
 from decisioner.catalog import Catalog
 from decisioner.cli import main
 from decisioner.config import load_config_dict
+from wording import Wrapped, full_match
 
 T0 = 1_700_000_000_000
 

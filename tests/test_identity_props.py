@@ -59,7 +59,7 @@ def check(g: IdentityGraph, erased: set[tuple[str, str]], blocked: set[tuple[str
     assert all(r >= 0 for r in rows)
     types = g.nodes_["type"][: int(g.meta_[G.C_NODES])][g._live_mask()].tolist()
     by_row: dict[int, list[int]] = {}
-    for node_key, row, t in zip(live, rows, types):
+    for _node_key, row, t in zip(live, rows, types):
         by_row.setdefault(row, []).append(t)
     for row, ts in by_row.items():
         assert len(ts) <= SPEC.max_identifiers

@@ -128,7 +128,7 @@ def test_export_lists_everything_held() -> None:
     assert out["purchased"] == ["shoes-2"] and out["events"] == 3
     assert out["consent"] == {"personalization": True, "analytics": True, "marketing": True}
     assert {x["decision_id"] for x in out["decisions"]} == {d.decision_id}
-    assert out["interests"] and out["interests"][0][0].startswith("category=") or out["interests"]
+    assert (out["interests"] and out["interests"][0][0].startswith("category=")) or out["interests"]
     eng.forget(row=out["profile"])
     gone = eng.export(ids)
     assert gone == {"found": False, "erased": {"email": True, "cookie": True}}

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import msgspec
 import numpy as np
-from statecheck import assert_same, engine_state
 
 from decisioner import Engine
+from statecheck import assert_same, engine_state
 
 
 def test_recommend_many_equals_recommend_and_changes_nothing(small_world: str) -> None:

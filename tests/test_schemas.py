@@ -8,12 +8,10 @@ from typing import Any
 
 import msgspec
 import pytest
-from wording import Wrapped, full_match
 
 from decisioner.errors import SchemaError
 from decisioner.identity import normalise
 from decisioner.schemas import (
-    Outcome,
     EVENT_TYPES,
     MAX_TIME_MS,
     MIN_TIME_MS,
@@ -30,6 +28,7 @@ from decisioner.schemas import (
     decode_outcome,
     encode,
 )
+from wording import Wrapped, full_match
 
 T = 1_700_000_000_000  # 2023-11-14T22:13:20Z
 

@@ -56,7 +56,7 @@ def test_score_matches_hand_computation(cat: Catalog) -> None:
     scorer.add_popularity(0, 1.0, T0)
     fids, sc = profile(cat, {"category=shoes": 3.0, "brand=zeta": 1.0})
     extra = np.array([0.0, 0.1, 0.0, 0.0, 0.0, -0.2])
-    out, n = score(scorer, fids, sc, extra=extra)
+    out, _n = score(scorer, fids, sc, extra=extra)
     share = {"category=shoes": 0.75, "brand=zeta": 0.25}  # interests normalised to sum 1
     prior = np.array([0.25, 0, 0, 1.0, 0, 0])
     for i, item in enumerate(ITEMS):

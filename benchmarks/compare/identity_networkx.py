@@ -4,6 +4,7 @@ path, lone identifiers as nodes). ``ingest`` builds the graph and counts its com
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 
 NAME = "networkx connected_components"
 
@@ -17,7 +18,7 @@ def ingest(keys: Sequence[int], offsets: Sequence[int]) -> int:
     g.add_nodes_from(keys)
     g.add_edges_from(
         (keys[j], keys[j + 1])
-        for lo, hi in zip(offsets[:-1], offsets[1:])
+        for lo, hi in pairwise(offsets)
         for j in range(lo, hi - 1)
     )
     return sum(1 for _ in nx.connected_components(g))

@@ -56,16 +56,21 @@ __all__ = [
     *_LAZY,
 ]
 
-if TYPE_CHECKING:
-    from .allocation import BernoulliThompson, SlatePolicy
-    from .catalog import Catalog
-    from .config import EngineConfig, load_config, load_config_dict
-    from .engine import Engine
-    from .identity import IdentityGraph
-    from .profiles import ProfileStore
-    from .schemas import Decision, Outcome, decode_event
-    from .scoring import AffinityScorer
-    from .warmup import warm_up
+if TYPE_CHECKING:  # the lazy names for type checkers; `X as X` marks each as re-exported
+    from .allocation import BernoulliThompson as BernoulliThompson
+    from .allocation import SlatePolicy as SlatePolicy
+    from .catalog import Catalog as Catalog
+    from .config import EngineConfig as EngineConfig
+    from .config import load_config as load_config
+    from .config import load_config_dict as load_config_dict
+    from .engine import Engine as Engine
+    from .identity import IdentityGraph as IdentityGraph
+    from .profiles import ProfileStore as ProfileStore
+    from .schemas import Decision as Decision
+    from .schemas import Outcome as Outcome
+    from .schemas import decode_event as decode_event
+    from .scoring import AffinityScorer as AffinityScorer
+    from .warmup import warm_up as warm_up
 
 
 def __getattr__(name: str) -> Any:

@@ -80,9 +80,10 @@ class Catalog:
                 raise SchemaError(f"Expected unique item ids, got duplicate {item_id!r}" + where + " `$.id`")
             where += f" ({item_id[:64]!r})"  # later errors name the item by its id too
             price = rec.get("price")
-            if price is not None:
-                if isinstance(price, bool) or not isinstance(price, (int, float)) or not math.isfinite(price) or price < 0:
-                    raise SchemaError(f"Expected `price` to be a finite number >= 0, got {price!r}" + where + " `$.price`")
+            if price is not None and (
+                isinstance(price, bool) or not isinstance(price, (int, float)) or not math.isfinite(price) or price < 0
+            ):
+                raise SchemaError(f"Expected `price` to be a finite number >= 0, got {price!r}" + where + " `$.price`")
             inv = rec.get("inventory")
             if inv is not None and (isinstance(inv, bool) or not isinstance(inv, int)):
                 raise SchemaError(f"Expected `inventory` to be an int, got {inv!r}" + where + " `$.inventory`")
@@ -93,7 +94,9 @@ class Catalog:
                     continue
                 vs = [v] if isinstance(v, str) else v
                 if not isinstance(vs, list) or not all(isinstance(x, str) for x in vs):
-                    raise SchemaError(f"Expected `{facet}` to be a str or a list of str, got {v!r}" + where + f" `$.{facet}`")
+                    raise SchemaError(
+                        f"Expected `{facet}` to be a str or a list of str, got {v!r}" + where + f" `$.{facet}`"
+                    )
                 for x in dict.fromkeys(vs):
                     values.append((f_i, x))
             if price is not None and spec.price_bands:

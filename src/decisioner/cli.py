@@ -8,6 +8,7 @@ only on a terminal.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -150,10 +151,8 @@ def _read_records(path: str) -> list[dict[str, Any]]:
     rows = list(csv.DictReader(text.decode().splitlines()))
     for r in rows:
         for k, v in r.items():
-            try:
+            with contextlib.suppress(ValueError):  # not a number: kept as text
                 r[k] = float(v) if v not in ("", None) and k not in ("variant", "unit") else v
-            except ValueError:
-                pass
     return rows
 
 
@@ -280,10 +279,12 @@ def _cmd_identity(args: argparse.Namespace) -> dict[str, Any]:
 
 def _print_human(command: str, out: dict[str, Any]) -> None:
     if command == "simulate":
-        print(f"closed-loop simulation: {out['events']} events, {out['people']} people, {out['items']} items, seed {out['seed']}")
+        print(f"closed-loop simulation: {out['events']} events, {out['people']} people, {out['items']} items, "
+              f"seed {out['seed']}")
         print(f"  {'policy':<10}{'decisions':>11}{'CTR':>10}{'conv/imp':>10}{'campaign CTR':>14}")
         for name, ctr in out["ctr"].items():
-            print(f"  {name:<10}{out['decisions'][name]:>11}{ctr:>10.4f}{out['conversion'][name]:>10.4f}{out['campaign_ctr'][name]:>14.4f}")
+            print(f"  {name:<10}{out['decisions'][name]:>11}{ctr:>10.4f}{out['conversion'][name]:>10.4f}"
+                  f"{out['campaign_ctr'][name]:>14.4f}")
         for key in ("lift_vs_random", "lift_vs_popular"):
             if key in out:
                 print(f"  {key.replace('_', ' ')}: {out[key]}x")
@@ -292,8 +293,11 @@ def _print_human(command: str, out: dict[str, Any]) -> None:
     elif command == "identity":
         w = out["world"]
         print(f"identity resolution: {out['people']} people, {out['identifiers']} identifiers, "
-              f"{out['events']} events (shared devices {w['shared_device_rate']}, placeholders {w['placeholder_rate']})")
-        rows = [("rules " + out["rules"], out)] + ([("rules off", out["rules_off"])] if "rules_off" in out else [])
+              f"{out['events']} events (shared devices {w['shared_device_rate']}, "
+              f"placeholders {w['placeholder_rate']})")
+        rows = [("rules " + out["rules"], out)]
+        if "rules_off" in out:
+            rows.append(("rules off", out["rules_off"]))
         print(f"  {'':<10}{'precision':>10}{'recall':>10}{'F1':>10}{'over':>8}{'under':>8}")
         for name, r in rows:
             print(f"  {name:<10}{r['precision']:>10.4f}{r['recall']:>10.4f}{r['f1']:>10.4f}"
@@ -303,8 +307,8 @@ def _print_human(command: str, out: dict[str, Any]) -> None:
         extra = ""
         if command == "bench":
             mem = out.get("memory", {})
-            extra = (f", {out['profiles']} profiles x {out['items']} items, {mem.get('bytes_per_profile', 0)} B/profile, "
-                     f"{mem.get('bytes_per_identifier', 0)} B/identifier")
+            extra = (f", {out['profiles']} profiles x {out['items']} items, "
+                     f"{mem.get('bytes_per_profile', 0)} B/profile, {mem.get('bytes_per_identifier', 0)} B/identifier")
         else:
             extra = f", {out['events']} events, {out['decisions']} decisions, {out['rejected']} rejected"
         print(f"{command}: {out['events_per_s']:.0f} events/s{extra}")
@@ -312,8 +316,9 @@ def _print_human(command: str, out: dict[str, Any]) -> None:
         if "churn" in out:
             ch = out["churn"]
             m = ch["memory"]
-            print(f"churn: {ch['decisions']} new people at capacity {m['max_profiles']}: {ch['evicted']} profiles evicted, "
-                  f"{m['live_profiles']} live, {m['bytes_per_profile']} B/profile, {m['bytes_per_identifier']} B/identifier")
+            print(f"churn: {ch['decisions']} new people at capacity {m['max_profiles']}: "
+                  f"{ch['evicted']} profiles evicted, {m['live_profiles']} live, "
+                  f"{m['bytes_per_profile']} B/profile, {m['bytes_per_identifier']} B/identifier")
             print(_latency_table("new-person decide latency (eviction included)", ch["latency_us"]))
     elif command == "report":
         print(f"experiment {out['experiment']} (control {out['control']}, alpha {out['alpha']}, {out['correction']})")
@@ -327,9 +332,11 @@ def _print_human(command: str, out: dict[str, Any]) -> None:
         srm = out["srm"]
         print(f"  SRM: chi2 {srm['chi2']:.2f} p {srm['p_value']:.3g}{' FLAGGED' if srm['flagged'] else ''}")
     elif command == "evaluate" and "relative_error" in out:
-        print(f"OPE on OBD {out['campaign']}: {out['behavior']} -> {out['evaluation']}, ground truth {out['ground_truth']:.5f}, {out['n_runs']} runs")
+        print(f"OPE on OBD {out['campaign']}: {out['behavior']} -> {out['evaluation']}, "
+              f"ground truth {out['ground_truth']:.5f}, {out['n_runs']} runs")
         for e, r in out["relative_error"].items():
-            print(f"  {e:<10} estimate {out['estimates'][e]:.5f}  relative error {r:.3f} +- {out['relative_error_std'][e]:.3f}")
+            print(f"  {e:<10} estimate {out['estimates'][e]:.5f}  "
+                  f"relative error {r:.3f} +- {out['relative_error_std'][e]:.3f}")
     else:
         for k, v in out.items():
             print(f"{k}: {v}")

@@ -15,7 +15,7 @@ import math
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal, Union
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 from msgspec import Meta, Struct
@@ -434,10 +434,10 @@ class LinTSSpec(Struct, tag="lin_ts", tag_field="kind", **_BASE):
         _check(len(self.features) <= 256, f"expected at most 256 features, got {len(self.features)}")
 
 
-PolicySpec = Union[
-    EpsilonGreedySpec, SoftmaxSpec, GreedySpec, RandomSpec, PopularSpec, ThompsonSpec,
-    GaussianThompsonSpec, UCB1Spec, LinUCBSpec, LinTSSpec,
-]
+PolicySpec = (
+    EpsilonGreedySpec | SoftmaxSpec | GreedySpec | RandomSpec | PopularSpec | ThompsonSpec
+    | GaussianThompsonSpec | UCB1Spec | LinUCBSpec | LinTSSpec
+)
 
 #: policies that choose among a campaign's experiences (arms); the ranking policies
 #: (epsilon_greedy, softmax, greedy, random) act on arms too, over their mean rewards

@@ -15,7 +15,7 @@ from __future__ import annotations
 import codecs
 import math
 import numbers
-from typing import Annotated, Any, Final, Literal, Union
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 from msgspec import Meta, Struct
@@ -62,7 +62,7 @@ TimeMs = Annotated[int, Meta(ge=MIN_TIME_MS, le=MAX_TIME_MS)]
 Name = Annotated[str, Meta(min_length=1, max_length=128)]
 IdValue = Annotated[str, Meta(min_length=1, max_length=256)]
 Money = Annotated[float, Meta(ge=-1e12, le=1e12)]  # NaN and inf fail the bounds
-AttrValue = Union[str, bool, int, float]
+AttrValue = str | bool | int | float
 
 
 class Event(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_field="type"):
@@ -110,7 +110,9 @@ class Event(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_f
                     f"Expected `str` of length <= 1024, got {len(v)} characters - at `$.attrs.{name}`"
                 )
             if not isinstance(v, (str, numbers.Real)):
-                raise SchemaError(f"Expected `str | bool | int | float`, got `{type(v).__name__}` - at `$.attrs.{name}`")
+                raise SchemaError(
+                    f"Expected `str | bool | int | float`, got `{type(v).__name__}` - at `$.attrs.{name}`"
+                )
         if self.consent is not None:
             if len(self.consent) > 16:
                 raise SchemaError(f"Expected `object` of length <= 16, got {len(self.consent)} - at `$.consent`")
@@ -124,7 +126,7 @@ class Event(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_f
                 continue
             if name == "items":
                 if not isinstance(v, list) or len(v) > 256:
-                    raise SchemaError(f"Expected `array` of length <= 256 - at `$.items`")
+                    raise SchemaError("Expected `array` of length <= 256 - at `$.items`")
                 for j, it in enumerate(v):
                     _check_str(it, 256, f"items[{j}]")
             elif name == "quantity":
@@ -224,10 +226,10 @@ class Identify(Event, tag="identify", frozen=True):
     """A login or sign-up: links every identifier it carries."""
 
 
-BehaviourEvent = Union[
-    View, Click, AdClick, EmailOpen, EmailClick, AddToCart, Purchase, Return, ServiceCall,
-    CouponRedeem, Download, Identify,
-]
+BehaviourEvent = (
+    View | Click | AdClick | EmailOpen | EmailClick | AddToCart | Purchase | Return | ServiceCall
+    | CouponRedeem | Download | Identify
+)
 
 _EVENT_CLASSES: Final[tuple[type[Event], ...]] = (
     View, Click, AdClick, EmailOpen, EmailClick, AddToCart, Purchase, Return, ServiceCall,
@@ -309,10 +311,7 @@ _encoder: Final = msgspec.json.Encoder()
 
 
 def _schema_error(exc: Exception, what: str) -> SchemaError:
-    msg = str(exc)
-    if isinstance(exc, msgspec.ValidationError) or isinstance(exc, msgspec.DecodeError):
-        return SchemaError(f"Invalid {what}: {msg}")
-    return SchemaError(f"Invalid {what}: {msg}")
+    return SchemaError(f"Invalid {what}: {exc}")
 
 
 def _as_utf8(payload: bytes | bytearray | memoryview | str, what: str) -> bytes | bytearray | memoryview:

@@ -82,8 +82,12 @@ class SimulationResult:
         out: dict[str, Any] = {
             "events": self.events, "people": self.people, "items": self.items, "seed": self.seed,
             "ctr": ctr,
-            "conversion": {n: round(r.purchases / r.impressions, 6) if r.impressions else 0.0 for n, r in self.policies.items()},
-            "revenue_per_decision": {n: round(r.revenue / r.decisions, 4) if r.decisions else 0.0 for n, r in self.policies.items()},
+            "conversion": {
+                n: round(r.purchases / r.impressions, 6) if r.impressions else 0.0 for n, r in self.policies.items()
+            },
+            "revenue_per_decision": {
+                n: round(r.revenue / r.decisions, 4) if r.decisions else 0.0 for n, r in self.policies.items()
+            },
             "campaign_ctr": {n: round(r.campaign_ctr, 6) for n, r in self.policies.items()},
             "decisions": {n: r.decisions for n, r in self.policies.items()},
             "impressions": {n: r.impressions for n, r in self.policies.items()},
@@ -137,7 +141,9 @@ def _run_policy(name: str, progress: Callable[[str, int, int], None] | None = No
     rec_over, camp_over = POLICIES[name]
     cfg = _override(sh.config, rec_over, camp_over)
     engine = Engine(cfg, Catalog(sh.world.items, cfg.catalog), seed=sh.seed)
-    return _run(engine, sh.world, sh.events, sh.persons, sh.u_click, sh.u_buy, sh.rec_name, sh.camp_name, name, progress)
+    return _run(
+        engine, sh.world, sh.events, sh.persons, sh.u_click, sh.u_buy, sh.rec_name, sh.camp_name, name, progress
+    )
 
 
 def simulate(
@@ -252,8 +258,12 @@ def _run(
                         value = price if np.isfinite(price) else 0.0
                         res.purchases += 1
                         res.revenue += value
-                        engine.observe(Outcome(decision_id=d.decision_id, kind="conversion", time=ev.time + 2, content=content, value=value))
-                        engine.track(Purchase(time=ev.time + 2, ids=ev.ids, channel=ev.channel, item=content, value=value))
+                        engine.observe(Outcome(
+                            decision_id=d.decision_id, kind="conversion", time=ev.time + 2, content=content, value=value
+                        ))
+                        engine.track(
+                            Purchase(time=ev.time + 2, ids=ev.ids, channel=ev.channel, item=content, value=value)
+                        )
         elif etype == "email_open" and camp_name is not None:
             d = engine.decide(ev, placement=camp_name)
             res.campaign_decisions += 1
@@ -261,7 +271,9 @@ def _run(
                 exp = camp_index[d.slots[0].content]
                 if u_click[j, 0] < response.experience_click_prob(int(persons[j]), exp):
                     res.campaign_clicks += 1
-                    engine.observe(Outcome(decision_id=d.decision_id, kind="click", time=ev.time + 1, content=d.slots[0].content))
+                    engine.observe(Outcome(
+                        decision_id=d.decision_id, kind="click", time=ev.time + 1, content=d.slots[0].content
+                    ))
         else:
             engine.track(ev)
         if progress is not None and (j % 5000 == 0 or j == total - 1):

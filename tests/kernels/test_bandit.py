@@ -274,7 +274,7 @@ def test_softmax_equal_scores_are_uniform_and_huge_gaps_are_greedy(seed: int) ->
 def test_softmax_never_picks_a_minus_inf_candidate_while_others_remain(seed: int) -> None:
     st_ = seed_state(seed)
     for _ in range(50):
-        idx, prop = slate([1.0, 0.5, -math.inf], 2, B.MODE_SOFTMAX, 0.5, st_)
+        idx, _prop = slate([1.0, 0.5, -math.inf], 2, B.MODE_SOFTMAX, 0.5, st_)
         assert 102 not in idx
 
 

@@ -55,7 +55,7 @@ def test_updates_scores_and_linucb_match_twin(make_rng, n: int, d: int, l2: floa
 
 
 def test_no_eligible_arm_and_zero_context() -> None:
-    chol, inv, b, theta, work = make(2, 3, 1.0)
+    _chol, inv, _b, theta, _work = make(2, 3, 1.0)
     assert K.linucb_select(inv, theta, np.ones(3), np.zeros(2, np.uint8), 1.0) == (-1, -np.inf)
     # a zero context: every score is 0 with sd 0, ties go to the lower index
     assert K.linucb_select(inv, theta, np.zeros(3), np.ones(2, np.uint8), 1.0) == (0, 0.0)

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from decisioner._kernels.affinity import affinity_update, recommend_items, recommend_items_par
-
 from reference import recommend_items_ref
 
 
