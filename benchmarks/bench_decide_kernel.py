@@ -45,11 +45,11 @@ GROUP = "decide-kernel"
 def base_world() -> dict[str, Any]:
     """The shared, read-only-by-convention world (each benchmark deep-copies it)."""
     g = np.random.default_rng(0)
-    offsets = np.cumsum((0,) + FACETS[:-1])
+    offsets = np.cumsum((0, *FACETS[:-1]))
     values = np.stack([off + g.integers(0, c, N_ITEMS) for off, c in zip(offsets, FACETS)], axis=1)
     n_fv = int(sum(FACETS))
     fv_of = values.ravel().astype(np.int32)
-    item_of = np.repeat(np.arange(N_ITEMS, dtype=np.int32), len(FACETS))
+    np.repeat(np.arange(N_ITEMS, dtype=np.int32), len(FACETS))
     order = np.argsort(fv_of, kind="stable")
     fv_indptr = np.zeros(n_fv + 1, np.int64)
     np.cumsum(np.bincount(fv_of, minlength=n_fv), out=fv_indptr[1:])

@@ -14,9 +14,7 @@ import pytest
 from decisioner import Engine
 from decisioner.catalog import Catalog
 from decisioner.config import load_config_dict
-from decisioner.errors import SchemaError
-from decisioner.errors import NotReadyError
-from decisioner.eventlog import read_log
+from decisioner.errors import NotReadyError, SchemaError
 from decisioner.journal import ForgetOp, decode_record, read_records
 from decisioner.profiles import CONSENT_PERSONALIZATION
 

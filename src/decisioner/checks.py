@@ -39,13 +39,28 @@ def _fail(check: str, subject: str, detail: str) -> CheckError:
 
 def _policy_specs() -> list[Any]:
     from .config import (
-        EpsilonGreedySpec, GaussianThompsonSpec, GreedySpec, LinTSSpec, LinUCBSpec, RandomSpec, SoftmaxSpec,
-        ThompsonSpec, UCB1Spec,
+        EpsilonGreedySpec,
+        GaussianThompsonSpec,
+        GreedySpec,
+        LinTSSpec,
+        LinUCBSpec,
+        RandomSpec,
+        SoftmaxSpec,
+        ThompsonSpec,
+        UCB1Spec,
     )
 
     return [
-        ThompsonSpec(), ThompsonSpec(batch_size=16), GaussianThompsonSpec(), UCB1Spec(), EpsilonGreedySpec(epsilon=0.3),
-        SoftmaxSpec(), GreedySpec(), RandomSpec(), LinUCBSpec(features=("x",)), LinTSSpec(features=("x",)),
+        ThompsonSpec(),
+        ThompsonSpec(batch_size=16),
+        GaussianThompsonSpec(),
+        UCB1Spec(),
+        EpsilonGreedySpec(epsilon=0.3),
+        SoftmaxSpec(),
+        GreedySpec(),
+        RandomSpec(),
+        LinUCBSpec(features=("x",)),
+        LinTSSpec(features=("x",)),
     ]
 
 
@@ -82,6 +97,7 @@ def check_policy(spec: Any, *, n_arms: int = 5, rounds: int = 200, seed: int = 0
         If a convention does not hold.
     """
     n_features = 1 + len(getattr(spec, "features", ()) or ()) if hasattr(spec, "features") else 0
+
     def make() -> Policy:
         return make_policy(spec, n_arms, n_features=n_features, seed=seed)
 
@@ -123,7 +139,10 @@ def _same_state(a: dict[str, Any], b: dict[str, Any]) -> str | None:
 
 
 def check_engine(
-    engine: Any, events: Sequence[tuple[str | None, Any]], *, hash_key: str | None = None,
+    engine: Any,
+    events: Sequence[tuple[str | None, Any]],
+    *,
+    hash_key: str | None = None,
 ) -> None:
     """A snapshot of ``engine`` reopened continues exactly like it over ``events``
     (``(placement, event)``: a decide, or a track when the placement is ``None``), with equal

@@ -154,7 +154,8 @@ class DecisionLog:
         """
         columns, meta = state
         if meta.get("chunk_rows") != self.chunk_rows:
-            raise NotReadyError(f"expected a decision log of {self.chunk_rows} rows a chunk, got {meta.get('chunk_rows')!r}")
+            got = meta.get("chunk_rows")
+            raise NotReadyError(f"expected a decision log of {self.chunk_rows} rows a chunk, got {got!r}")
         self.load_dict(columns)
 
     def to_dict(self) -> dict[str, np.ndarray]:

@@ -32,7 +32,17 @@ from .eventlog import EventLog, FlushPolicy
 from .hashing import resolve_key
 from .identity import IdentityGraph
 from .journal import (
-    DecideOp, ExpireOp, ForgetOp, InventoryOp, Journal, ObserveOp, Operation, Record, SplitOp, TrackOp, UnlinkOp,
+    DecideOp,
+    ExpireOp,
+    ForgetOp,
+    InventoryOp,
+    Journal,
+    ObserveOp,
+    Operation,
+    Record,
+    SplitOp,
+    TrackOp,
+    UnlinkOp,
 )
 from .outcomes import Pending, PendingOutcomes
 from .people import People
@@ -47,8 +57,14 @@ __all__ = ["Engine"]
 
 #: popularity weight of each event type (how much an interaction says "this item is wanted")
 _POPULARITY_WEIGHTS: Final[dict[str, float]] = {
-    "view": 1.0, "click": 1.0, "ad_click": 1.0, "email_click": 1.0, "add_to_cart": 3.0,
-    "purchase": 5.0, "download": 1.0, "coupon_redeem": 1.0,
+    "view": 1.0,
+    "click": 1.0,
+    "ad_click": 1.0,
+    "email_click": 1.0,
+    "add_to_cart": 3.0,
+    "purchase": 5.0,
+    "download": 1.0,
+    "coupon_redeem": 1.0,
 }
 
 
@@ -88,8 +104,14 @@ class Engine:
     """
 
     def __init__(
-        self, config: EngineConfig, catalog: Catalog, *, seed: int = 0, instance: str = "d",
-        feedback_weight: float = 1.0, identity: IdentityGraph | None = None,
+        self,
+        config: EngineConfig,
+        catalog: Catalog,
+        *,
+        seed: int = 0,
+        instance: str = "d",
+        feedback_weight: float = 1.0,
+        identity: IdentityGraph | None = None,
     ) -> None:
         self.config = config
         self.catalog = catalog
@@ -99,16 +121,22 @@ class Engine:
         key = resolve_key(config.identity.hash_key, config.identity.hash_key_env)
         self.identity = identity if identity is not None else IdentityGraph(key, spec=config.identity)
         ps = config.profiles
-        self.profiles = ProfileStore(slots=ps.slots, purchased_slots=ps.purchased_slots, default_consent=ps.default_consent)
+        self.profiles = ProfileStore(
+            slots=ps.slots, purchased_slots=ps.purchased_slots, default_consent=ps.default_consent
+        )
         self.people = People()
         self.scorer = AffinityScorer(catalog, config.scoring)
         hl = {f: ps.facet_half_life_days.get(f, ps.half_life_days) * DAY_MS for f in catalog.facet_names}
-        self.half_lives_ = np.array(
-            [hl[catalog.facet_names[f]] for f in catalog.fv_facet], dtype=np.float64
-        ) if catalog.n_fv else np.ones(1, dtype=np.float64)
+        self.half_lives_ = (
+            np.array([hl[catalog.facet_names[f]] for f in catalog.fv_facet], dtype=np.float64)
+            if catalog.n_fv
+            else np.ones(1, dtype=np.float64)
+        )
         self._event_weight = {t: ps.event_weights.get(t, DEFAULT_EVENT_WEIGHTS[t]) for t in EVENT_TYPES}
         self.placements_ = Placements(config, catalog, seed=seed, feedback_weight=feedback_weight)
-        self.experiments_ = ExperimentRuntime(key, config.experiments, config.holdout, [p.name for p in config.placements])
+        self.experiments_ = ExperimentRuntime(
+            key, config.experiments, config.holdout, [p.name for p in config.placements]
+        )
         self.decision_log = DecisionLog()
         self.pending_ = PendingOutcomes(config.limits.max_pending_decisions)
         self.journal = Journal()
@@ -119,10 +147,16 @@ class Engine:
         self.evicted_ = 0  # profiles evicted for the profile bound (``profiles.max_profiles``)
         self._evicting = False
         self.stores = PersonStores(
-            identity=self.identity, profiles=self.profiles, people=self.people, decision_log=self.decision_log,
-            experiments=self.experiments_, catalog=catalog, half_lives=self.half_lives_,
+            identity=self.identity,
+            profiles=self.profiles,
+            people=self.people,
+            decision_log=self.decision_log,
+            experiments=self.experiments_,
+            catalog=catalog,
+            half_lives=self.half_lives_,
             placement_contents=[self.placements_.get(n).contents for n in self.placements_.names],
-            placement_names=self.placements_.names, instance=instance,
+            placement_names=self.placements_.names,
+            instance=instance,
         )
         self._sync_rows()
         self.identity.add_listener(self._on_merge)
@@ -193,7 +227,9 @@ class Engine:
         if len(event.ids) > lim.max_identifiers:
             raise SchemaError(f"Expected at most {lim.max_identifiers} identifiers, got {len(event.ids)} - at `$.ids`")
         if len(event.attrs) > lim.max_attributes:
-            raise SchemaError(f"Expected at most {lim.max_attributes} attributes, got {len(event.attrs)} - at `$.attrs`")
+            raise SchemaError(
+                f"Expected at most {lim.max_attributes} attributes, got {len(event.attrs)} - at `$.attrs`"
+            )
         keys, types = self.identity.keys_of_hashed(event.ids) if hashed else self.identity.keys_of(event.ids)
         items: list[int] = []
         if event.item is not None:
@@ -203,7 +239,13 @@ class Engine:
         return keys, types, items
 
     def _apply(
-        self, event: Event, keys: np.ndarray, types: np.ndarray, items: list[int], *, defer_interest: bool = False,
+        self,
+        event: Event,
+        keys: np.ndarray,
+        types: np.ndarray,
+        items: list[int],
+        *,
+        defer_interest: bool = False,
     ) -> tuple[int, np.ndarray, np.ndarray]:
         """Identity, people, consent, interests and popularity for one validated event.
 
@@ -328,7 +370,13 @@ class Engine:
             return self._decide(pl, ev, keys, types, items, t0, DecideOp(placement, self._hashed(ev, keys)))
 
     def _decide(
-        self, base: Placement, ev: Event, keys: np.ndarray, types: np.ndarray, items: list[int], t0: int,
+        self,
+        base: Placement,
+        ev: Event,
+        keys: np.ndarray,
+        types: np.ndarray,
+        items: list[int],
+        t0: int,
         op: Operation,
     ) -> Decision:
         payload = self.journal.encode(op)
@@ -350,11 +398,16 @@ class Engine:
         else:
             slots, n_cand, reasons = pl.choose_arm(ev.time, state, context)
         handle = self.decision_log.append(
-            seq=seq, time=ev.time, person=person, placement=pl.index,
+            seq=seq,
+            time=ev.time,
+            person=person,
+            placement=pl.index,
             contents=np.array([c for c, _, _ in slots], dtype=np.int32),
             scores=np.array([s for _, s, _ in slots], dtype=np.float64),
             propensities=np.array([p for _, _, p in slots], dtype=np.float64),
-            candidates=n_cand, experiment=base.experiment if code != HOLDOUT else -1, variant=code,
+            candidates=n_cand,
+            experiment=base.experiment if code != HOLDOUT else -1,
+            variant=code,
         )
         variant: str | None = None
         if code != NOT_ENROLLED:
@@ -363,16 +416,24 @@ class Engine:
             exp_name = self.config.experiments[base.experiment].name if base.experiment >= 0 else "global"
             reasons.append(Reason(kind="experiment", detail=f"{exp_name}:{variant}"))
         decision_id = f"{self.instance}-{seq}"
-        self.pending_.add(decision_id, Pending(pl.index, handle, len(slots), code, 0.0,
-                                               None if context is None else context.tolist()))
+        self.pending_.add(
+            decision_id, Pending(pl.index, handle, len(slots), code, 0.0, None if context is None else context.tolist())
+        )
         self.journal.admit(op, payload)
         return Decision(
-            decision_id=decision_id, placement=pl.spec.name, time=ev.time, profile=row, person=person,
-            policy=pl.policy_name, policy_version=1,
+            decision_id=decision_id,
+            placement=pl.spec.name,
+            time=ev.time,
+            profile=row,
+            person=person,
+            policy=pl.policy_name,
+            policy_version=1,
             slots=[SlotChoice(content=pl.contents[c], score=float(s), propensity=float(p)) for c, s, p in slots],
             candidates=n_cand,
             personalized=personalized and pl.kind == "recommendation" and pl.affinity_weight != 0.0,
-            reasons=reasons, latency_us=(_time.perf_counter_ns() - t0) / 1000.0, variant=variant,
+            reasons=reasons,
+            latency_us=(_time.perf_counter_ns() - t0) / 1000.0,
+            variant=variant,
         )
 
     def _allocation(self, base: Placement, row: int, unit: str) -> tuple[Placement, int]:
@@ -386,15 +447,34 @@ class Engine:
         return base.variants[code], code
 
     def _recommendation(
-        self, pl: Placement, row: int, now: int, personalized: bool, state: np.ndarray,
-        fvs: np.ndarray, wts: np.ndarray,
+        self,
+        pl: Placement,
+        row: int,
+        now: int,
+        personalized: bool,
+        state: np.ndarray,
+        fvs: np.ndarray,
+        wts: np.ndarray,
     ) -> tuple[list[tuple[int, float, float]], int, list[Reason]]:
         """One kernel call: interest update, scoring, pool, slate and click-through update."""
         prof, pop, work = self.profiles, self.scorer.popularity_, self._work
         pl.params[D.P_INV_MAX] = pop.inv_max()
         n = D.decide_slate(
-            (prof.fid_, prof.score_, prof.t_, prof.purchased_), row, now, int(personalized), fvs, wts,
-            self.half_lives_, self._cat, pop.acc_, pl.plc, pl.params, state, work, pl.out, pl.counts,
+            (prof.fid_, prof.score_, prof.t_, prof.purchased_),
+            row,
+            now,
+            int(personalized),
+            fvs,
+            wts,
+            self.half_lives_,
+            self._cat,
+            pop.acc_,
+            pl.plc,
+            pl.params,
+            state,
+            work,
+            pl.out,
+            pl.counts,
         )
         n_cand = int(pl.counts[D.C_CANDIDATES])
         n_live = int(pl.counts[D.C_LIVE])
@@ -403,14 +483,19 @@ class Engine:
             live_fid, live_score = work[3], work[4]
             total = float(live_score[:n_live].sum())
             names = self.catalog.fv_names
-            reasons = [Reason(kind="affinity", detail=names[int(live_fid[j])], weight=float(live_score[j]) / total)
-                       for j in range(min(3, n_live))]
+            reasons = [
+                Reason(kind="affinity", detail=names[int(live_fid[j])], weight=float(live_score[j]) / total)
+                for j in range(min(3, n_live))
+            ]
         if not personalized:
             reasons.append(Reason(kind="consent", detail="no personalization consent: default content"))
         if n_cand == 0 and pl.spec.fallback:
             idx, sc = self.scorer.fallback(self.catalog.in_stock(), pl.spec.slots)
-            return [(int(i), float(s), 1.0) for i, s in zip(idx, sc)], 0, [
-                *reasons, Reason(kind="fallback", detail="no eligible item: the most popular in stock")]
+            return (
+                [(int(i), float(s), 1.0) for i, s in zip(idx, sc)],
+                0,
+                [*reasons, Reason(kind="fallback", detail="no eligible item: the most popular in stock")],
+            )
         reasons.extend(pl.rule_reasons)
         reasons.append(Reason(kind="policy", detail=pl.policy_name))
         out_idx, out_score, out_prop = pl.out
@@ -599,7 +684,12 @@ class Engine:
         self.journal.ops_ = int(meta["ops"])
 
     def attach_log(
-        self, path: str | Path, *, flush: FlushPolicy = "event", fsync: bool = False, interval_ms: float = 100.0,
+        self,
+        path: str | Path,
+        *,
+        flush: FlushPolicy = "event",
+        fsync: bool = False,
+        interval_ms: float = 100.0,
     ) -> EventLog:
         """Append every accepted state change to the event log at ``path`` from now on.
 
@@ -633,7 +723,12 @@ class Engine:
         return save(self, directory)
 
     def durable(
-        self, directory: str | Path, *, flush: FlushPolicy = "event", fsync: bool = False, interval_ms: float = 100.0,
+        self,
+        directory: str | Path,
+        *,
+        flush: FlushPolicy = "event",
+        fsync: bool = False,
+        interval_ms: float = 100.0,
     ) -> EventLog:
         """Make this engine durable in ``directory``: a snapshot now, then every accepted
         change in ``directory/events.log``. Reopen with :meth:`Engine.open`."""
@@ -643,8 +738,14 @@ class Engine:
 
     @classmethod
     def open(
-        cls, directory: str | Path, *, hash_key: str | None = None, flush: FlushPolicy = "event",
-        fsync: bool = False, interval_ms: float = 100.0, **kwargs: Any,
+        cls,
+        directory: str | Path,
+        *,
+        hash_key: str | None = None,
+        flush: FlushPolicy = "event",
+        fsync: bool = False,
+        interval_ms: float = 100.0,
+        **kwargs: Any,
     ) -> Engine:
         """Recover an engine made durable with :meth:`durable`; see :func:`decisioner.persistence.open_engine`."""
         from .persistence import open_engine
@@ -676,8 +777,9 @@ class Engine:
                 keys, types, items = self._validate(ev, hashed=True)
                 if isinstance(op, TrackOp):
                     return self._track(ev, keys, types, items, op)
-                return self._decide(self.placements_.get(op.placement), ev, keys, types, items,
-                                    _time.perf_counter_ns(), op)
+                return self._decide(
+                    self.placements_.get(op.placement), ev, keys, types, items, _time.perf_counter_ns(), op
+                )
             if isinstance(op, ObserveOp):
                 return self._observe(op.outcome, op)
             if isinstance(op, InventoryOp):

@@ -39,7 +39,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal
+from typing import ClassVar, Final, Literal
 
 from .errors import ConfigError, DecisionerWarning, LogLockedError, NotReadyError
 
@@ -81,8 +81,8 @@ class DirectoryLock:
         If another process holds the directory.
     """
 
-    _held: dict[str, tuple[int, int]] = {}  # realpath -> (fd, count)
-    _guard = threading.Lock()
+    _held: ClassVar[dict[str, tuple[int, int]]] = {}  # realpath -> (fd, count)
+    _guard: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
@@ -254,8 +254,9 @@ class EventLog:
             if scan.problem is not None:
                 self.recovered_problem_ = scan.problem
                 warnings.warn(
-                    f"event log {str(self.path)!r}: {scan.problem}; cut off after "
-                    f"{len(scan.payloads)} good records", DecisionerWarning, stacklevel=4,
+                    f"event log {str(self.path)!r}: {scan.problem}; cut off after {len(scan.payloads)} good records",
+                    DecisionerWarning,
+                    stacklevel=4,
                 )
                 with open(self.path, "r+b") as fh:
                     fh.truncate(max(scan.good_bytes, _HEADER.size) if scan.good_bytes else 0)

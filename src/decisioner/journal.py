@@ -15,7 +15,7 @@ without hashing again.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Final, Union
+from typing import Final
 
 import msgspec
 
@@ -94,7 +94,7 @@ class InventoryOp(msgspec.Struct, tag="inventory", tag_field="op", array_like=Tr
     inventory: int
 
 
-Operation = Union[TrackOp, DecideOp, ObserveOp, ForgetOp, UnlinkOp, SplitOp, ExpireOp, InventoryOp]
+Operation = TrackOp | DecideOp | ObserveOp | ForgetOp | UnlinkOp | SplitOp | ExpireOp | InventoryOp
 
 
 class Record(msgspec.Struct, array_like=True, frozen=True):
@@ -159,7 +159,9 @@ class Journal:
         try:
             return _encoder.encode(Record(self.ops_, op))
         except (UnicodeEncodeError, OverflowError, TypeError) as exc:
-            raise SchemaError(f"expected an operation that can be logged, got one that cannot ({exc}) - at `{type(op).__name__}`") from None
+            raise SchemaError(
+                f"expected an operation that can be logged, got one that cannot ({exc}) - at `{type(op).__name__}`"
+            ) from None
 
     def admit(self, op: Operation, payload: bytes | None = None) -> int:
         """Count an accepted operation and append it to the log (call under the writer lock).

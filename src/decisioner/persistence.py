@@ -52,9 +52,12 @@ def save(engine: Engine, directory: str | Path) -> Path:
             )
             enc = msgspec.json.Encoder()
             path = write_snapshot(
-                directory, ops=engine.ops_,
+                directory,
+                ops=engine.ops_,
                 header={
-                    "seed": engine.seed, "instance": engine.instance, "feedback_weight": engine.feedback_weight,
+                    "seed": engine.seed,
+                    "instance": engine.instance,
+                    "feedback_weight": engine.feedback_weight,
                     "key_check": hash_unit(engine.identity.key, *_KEY_CHECK),
                 },
                 config=msgspec.json.encode(cfg),
@@ -71,7 +74,11 @@ def save(engine: Engine, directory: str | Path) -> Path:
 
 
 def durable(
-    engine: Engine, directory: str | Path, *, flush: FlushPolicy = "event", fsync: bool = False,
+    engine: Engine,
+    directory: str | Path,
+    *,
+    flush: FlushPolicy = "event",
+    fsync: bool = False,
     interval_ms: float = 100.0,
 ) -> EventLog:
     """A snapshot of ``engine`` in ``directory`` now, then every accepted change in
@@ -84,8 +91,13 @@ def durable(
 
 
 def open_engine(
-    directory: str | Path, *, hash_key: str | None = None, flush: FlushPolicy = "event", fsync: bool = False,
-    interval_ms: float = 100.0, **engine_kwargs: Any,
+    directory: str | Path,
+    *,
+    hash_key: str | None = None,
+    flush: FlushPolicy = "event",
+    fsync: bool = False,
+    interval_ms: float = 100.0,
+    **engine_kwargs: Any,
 ) -> Engine:
     """Recover an engine made durable with :func:`durable`: load the newest snapshot, replay the
     log written since, and go on logging there (``flush="off"``: replay it, then log nothing
@@ -116,8 +128,12 @@ def open_engine(
         raise NotReadyError(f"expected the hashing secret snapshot {str(snap.path)!r} was written with, got another")
     catalog = Catalog.from_jsonl(snap.catalog_path, cfg.catalog)
     identity = IdentityGraph.from_arrays(key, snap.components["identity"][0], spec=cfg.identity)
-    kwargs = {"seed": snap.header["seed"], "instance": snap.header["instance"],
-              "feedback_weight": snap.header["feedback_weight"], **engine_kwargs}
+    kwargs = {
+        "seed": snap.header["seed"],
+        "instance": snap.header["instance"],
+        "feedback_weight": snap.header["feedback_weight"],
+        **engine_kwargs,
+    }
     engine = Engine(cfg, catalog, identity=identity, **kwargs)
     engine.load_state(snap.components)
     log_path = Path(directory) / LOG_NAME

@@ -82,7 +82,9 @@ class PlacementState:
     ``clicks`` float64[n].
     """
 
-    def __init__(self, static_mask: np.ndarray, boost: np.ndarray, *, stock_filter: bool, feedback_weight: float) -> None:
+    def __init__(
+        self, static_mask: np.ndarray, boost: np.ndarray, *, stock_filter: bool, feedback_weight: float
+    ) -> None:
         n = static_mask.shape[0]
         self.static_mask = np.ascontiguousarray(static_mask, dtype=np.uint8)
         self.boost = np.ascontiguousarray(boost, dtype=np.float64)
@@ -185,14 +187,20 @@ class Placement:
             x[i + 1] = float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else 0.0
         return x
 
-    def choose_arm(self, now: int, state: np.ndarray, context: np.ndarray | None) -> tuple[list[tuple[int, float, float]], int, list[Reason]]:
+    def choose_arm(
+        self, now: int, state: np.ndarray, context: np.ndarray | None
+    ) -> tuple[list[tuple[int, float, float]], int, list[Reason]]:
         """A campaign decision: ``[(experience, score, propensity)]``, candidates, reasons."""
         eligible = self.eligible_experiences(now)
         n_cand = int(eligible.sum())
         reasons = [Reason(kind="policy", detail=self.policy_name)]
         if n_cand == 0:
             if self.default >= 0 and self.spec.fallback:
-                return [(self.default, 0.0, 1.0)], 0, [Reason(kind="fallback", detail="no live experience: the default")]
+                return (
+                    [(self.default, 0.0, 1.0)],
+                    0,
+                    [Reason(kind="fallback", detail="no live experience: the default")],
+                )
             return [], 0, reasons
         if self.fixed >= 0:
             fixed = self.fixed if eligible[self.fixed] else int(np.argmax(eligible))
@@ -236,8 +244,9 @@ class Placements:
             state = None
             if spec.kind == "recommendation":
                 rules = compile_rules(spec, catalog)
-                state = PlacementState(rules.mask, rules.boost, stock_filter=spec.filters.in_stock,
-                                       feedback_weight=feedback_weight)
+                state = PlacementState(
+                    rules.mask, rules.boost, stock_filter=spec.filters.in_stock, feedback_weight=feedback_weight
+                )
                 state.set_stock(in_stock)
             self.states.append(state)
             self._by_name[spec.name] = self._compile(i, spec, state)
@@ -303,8 +312,9 @@ class Placements:
             pl.allocator.load_state(states[f"allocator:{name}"])
 
     # ------------------------------------------------------------------ compile
-    def _compile(self, index: int, spec: PlacementSpec, state: PlacementState | None,
-                 policy: PolicySpec | None = None) -> Placement:
+    def _compile(
+        self, index: int, spec: PlacementSpec, state: PlacementState | None, policy: PolicySpec | None = None
+    ) -> Placement:
         pol = spec.policy_spec if policy is None else policy
         features: tuple[str, ...] | None = None
         if spec.kind == "recommendation":
@@ -322,22 +332,34 @@ class Placements:
             reasons = ()
             slate = SlatePolicy(pol) if isinstance(pol, RandomSpec) else None
             features = tuple(pol.features) if isinstance(pol, (LinUCBSpec, LinTSSpec)) else None
-            bandit = None if slate is not None else make_policy(
-                pol, m, n_features=1 + len(features or ()), seed=self.seed
+            bandit = (
+                None if slate is not None else make_policy(pol, m, n_features=1 + len(features or ()), seed=self.seed)
             )
-            exp_start = np.array([e.start if e.start is not None else -(2**62) for e in spec.experiences], dtype=np.int64)
+            exp_start = np.array(
+                [e.start if e.start is not None else -(2**62) for e in spec.experiences], dtype=np.int64
+            )
             exp_end = np.array([e.end if e.end is not None else 2**62 for e in spec.experiences], dtype=np.int64)
             default = contents.index(spec.default) if spec.default is not None else -1
         aff_w = prior_w = None
         if isinstance(pol, PopularSpec):
             aff_w, prior_w = 0.0, 1.0
         pl = Placement(
-            index=index, spec=spec, kind=spec.kind,
-            policy_name=str(type(pol).__struct_config__.tag), contents=contents, state=state,
-            rule_reasons=reasons, slate=slate, bandit=bandit, exp_start=exp_start, exp_end=exp_end,
-            affinity_weight=aff_w, prior_weight=prior_w,
+            index=index,
+            spec=spec,
+            kind=spec.kind,
+            policy_name=str(type(pol).__struct_config__.tag),
+            contents=contents,
+            state=state,
+            rule_reasons=reasons,
+            slate=slate,
+            bandit=bandit,
+            exp_start=exp_start,
+            exp_end=exp_end,
+            affinity_weight=aff_w,
+            prior_weight=prior_w,
             reward_kind="conversion" if isinstance(pol, GaussianThompsonSpec) else "click",
-            features=features, default=default,
+            features=features,
+            default=default,
         )
         if state is not None and slate is not None:
             sc = self.config.scoring

@@ -58,8 +58,12 @@ class PersonStores:
 
 
 def _result(res: UnmergeResult, stores: PersonStores) -> dict[str, Any]:
-    return {"row": res.row, "new_rows": res.new_rows.tolist(), "erased": res.erased.tolist(),
-            "tombstones": stores.identity.metrics()["tombstones"]}
+    return {
+        "row": res.row,
+        "new_rows": res.new_rows.tolist(),
+        "erased": res.erased.tolist(),
+        "tombstones": stores.identity.metrics()["tombstones"],
+    }
 
 
 def forget_keys(stores: PersonStores, ids: Mapping[str, str] | None, *, row: int | None) -> np.ndarray:
@@ -73,7 +77,9 @@ def forget_keys(stores: PersonStores, ids: Mapping[str, str] | None, *, row: int
         not a profile row.
     """
     if (ids is None) == (row is None):
-        raise SchemaError("Expected either `ids` or `row`, got " + ("both" if ids is not None else "neither") + " - at `forget`")
+        raise SchemaError(
+            "Expected either `ids` or `row`, got " + ("both" if ids is not None else "neither") + " - at `forget`"
+        )
     g = stores.identity
     if ids is not None:
         keys, _ = g.keys_of(ids)
@@ -142,10 +148,16 @@ def export(stores: PersonStores, ids: Mapping[str, str], *, now: int | None = No
         cols = {c: log.column(c)[mask].tolist() for c in ("seq", "time", "slot", "placement", "content", "person")}
         for s, tt, sl, pl, c, p in zip(*cols.values()):
             contents = stores.placement_contents[pl]
-            decisions.append({
-                "decision_id": f"{stores.instance}-{s}", "time": tt, "placement": stores.placement_names[pl],
-                "slot": sl, "content": contents[c] if 0 <= c < len(contents) else c, "person": p,
-            })
+            decisions.append(
+                {
+                    "decision_id": f"{stores.instance}-{s}",
+                    "time": tt,
+                    "placement": stores.placement_names[pl],
+                    "slot": sl,
+                    "content": contents[c] if 0 <= c < len(contents) else c,
+                    "person": p,
+                }
+            )
     exps = stores.experiments
     assignments = {}
     if row < exps.holdout_.shape[0]:

@@ -16,7 +16,9 @@ from ._kernels import affinity as A
 from .errors import NotReadyError
 from .snapshot import ComponentState
 
-__all__ = ["idle_rows", "ProfileStore", "CONSENT_PERSONALIZATION", "CONSENT_ANALYTICS", "CONSENT_MARKETING", "CONSENT_BITS"]
+__all__ = [
+    "idle_rows", "ProfileStore", "CONSENT_PERSONALIZATION", "CONSENT_ANALYTICS", "CONSENT_MARKETING", "CONSENT_BITS",
+]
 
 CONSENT_PERSONALIZATION: Final = 1
 CONSENT_ANALYTICS: Final = 2
@@ -98,7 +100,7 @@ class ProfileStore:
         for name in self._ARRAYS:
             old = getattr(self, name)
             fill = {"fid_": -1, "purchased_": -1, "consent_": self._default_bits}.get(name, 0)
-            new = np.full((cap,) + old.shape[1:], fill, dtype=old.dtype)
+            new = np.full((cap, *old.shape[1:]), fill, dtype=old.dtype)
             new[: old.shape[0]] = old
             setattr(self, name, new)
 

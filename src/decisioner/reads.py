@@ -8,12 +8,11 @@ kernels side by side. Results have an empty ``decision_id`` and propensity 1.
 
 from __future__ import annotations
 
+import threading
 import time as _time
 from typing import TYPE_CHECKING
 
 import numpy as np
-
-import threading
 
 from ._kernels import decide as D
 from .errors import SchemaError
@@ -65,7 +64,9 @@ def recommend(engine: Engine, ids: dict[str, str], *, placement: str, now: int) 
             means = pl.bandit.means() if pl.bandit is not None else np.zeros(len(pl.contents))
             means = np.where(eligible, means, -np.inf)
             best = int(np.argmax(means)) if eligible.any() else -1
-            slots = [] if best < 0 else [SlotChoice(content=pl.contents[best], score=float(means[best]), propensity=1.0)]
+            slots = (
+                [] if best < 0 else [SlotChoice(content=pl.contents[best], score=float(means[best]), propensity=1.0)]
+            )
             personalized = False
         else:
             prof, pop = engine.profiles, engine.scorer.popularity_
@@ -75,20 +76,42 @@ def recommend(engine: Engine, ids: dict[str, str], *, placement: str, now: int) 
             params = pl.params.copy()  # the writer sets its own P_INV_MAX: readers keep theirs
             params[D.P_INV_MAX] = pop.inv_max()
             m = D.recommend_one(
-                (prof.fid_, prof.score_, prof.t_, prof.purchased_), row, now, int(personalized), engine.half_lives_,
-                (engine.catalog.fv_indptr, engine.catalog.fv_items, engine.catalog.fv_data), pop.acc_, pl.plc, params,
-                k, _read_work(engine.catalog.n_items, prof.slots), out, np.zeros(D.N_COUNTS, dtype=np.int64),
+                (prof.fid_, prof.score_, prof.t_, prof.purchased_),
+                row,
+                now,
+                int(personalized),
+                engine.half_lives_,
+                (engine.catalog.fv_indptr, engine.catalog.fv_items, engine.catalog.fv_data),
+                pop.acc_,
+                pl.plc,
+                params,
+                k,
+                _read_work(engine.catalog.n_items, prof.slots),
+                out,
+                np.zeros(D.N_COUNTS, dtype=np.int64),
             )
-            slots = [SlotChoice(content=pl.contents[int(out[0][j])], score=float(out[1][j]), propensity=1.0)
-                     for j in range(m)]
+            slots = [
+                SlotChoice(content=pl.contents[int(out[0][j])], score=float(out[1][j]), propensity=1.0)
+                for j in range(m)
+            ]
     return Decision(
-        decision_id="", placement=pl.spec.name, time=now, profile=row, person=person, policy="greedy",
-        policy_version=1, slots=slots, candidates=-1, personalized=personalized,
+        decision_id="",
+        placement=pl.spec.name,
+        time=now,
+        profile=row,
+        person=person,
+        policy="greedy",
+        policy_version=1,
+        slots=slots,
+        candidates=-1,
+        personalized=personalized,
         latency_us=(_time.perf_counter_ns() - t0) / 1000.0,
     )
 
 
-def recommend_many(engine: Engine, ids: list[dict[str, str]], *, placement: str, now: int | list[int]) -> list[Decision]:
+def recommend_many(
+    engine: Engine, ids: list[dict[str, str]], *, placement: str, now: int | list[int]
+) -> list[Decision]:
     """:func:`recommend` for a batch (a call list, a segment export): one parallel kernel
     spreads the requests over the cores, with the same results as one call each.
 
@@ -136,18 +159,37 @@ def recommend_many(engine: Engine, ids: list[dict[str, str]], *, placement: str,
         allowed[known] = (prof.consent_[rows[known]] & CONSENT_PERSONALIZATION) != 0
         params[D.P_INV_MAX] = pop.inv_max()
         D.recommend_batch(
-            (prof.fid_, prof.score_, prof.t_, prof.purchased_), rows, nows, allowed.astype(np.uint8),
-            engine.half_lives_, (cat.fv_indptr, cat.fv_items, cat.fv_data), pop.acc_, pl.plc, params, k,
-            (out_idx, out_score, out_prop), counts,
+            (prof.fid_, prof.score_, prof.t_, prof.purchased_),
+            rows,
+            nows,
+            allowed.astype(np.uint8),
+            engine.half_lives_,
+            (cat.fv_indptr, cat.fv_items, cat.fv_data),
+            pop.acc_,
+            pl.plc,
+            params,
+            k,
+            (out_idx, out_score, out_prop),
+            counts,
         )
     out_n = counts[:, D.C_FILLED]
     each = (_time.perf_counter_ns() - t0) / 1000.0 / max(b, 1)
     return [
         Decision(
-            decision_id="", placement=pl.spec.name, time=int(nows[j]), profile=int(rows[j]), person=int(persons[j]),
-            policy="greedy", policy_version=1, candidates=-1, personalized=bool(allowed[j]), latency_us=each,
-            slots=[SlotChoice(content=pl.contents[int(out_idx[j, s])], score=float(out_score[j, s]), propensity=1.0)
-                   for s in range(int(out_n[j]))],
+            decision_id="",
+            placement=pl.spec.name,
+            time=int(nows[j]),
+            profile=int(rows[j]),
+            person=int(persons[j]),
+            policy="greedy",
+            policy_version=1,
+            candidates=-1,
+            personalized=bool(allowed[j]),
+            latency_us=each,
+            slots=[
+                SlotChoice(content=pl.contents[int(out_idx[j, s])], score=float(out_score[j, s]), propensity=1.0)
+                for s in range(int(out_n[j]))
+            ],
         )
         for j in range(b)
     ]

@@ -190,7 +190,9 @@ def read_snapshot(directory: str | Path) -> Snapshot:
     for f in _FILES:
         digest = head["checksums"].get(f)
         if not (snap / f).exists() or _checksum(snap / f) != digest:
-            raise NotReadyError(f"expected an intact snapshot file, got a damaged {f!r} (checksum mismatch) - at {str(snap)!r}")
+            raise NotReadyError(
+                f"expected an intact snapshot file, got a damaged {f!r} (checksum mismatch) - at {str(snap)!r}"
+            )
     with np.load(snap / "arrays.npz", allow_pickle=False) as data:
         flat = {k: data[k] for k in data.files}
     meta = msgspec.msgpack.decode((snap / "meta.msgpack").read_bytes())

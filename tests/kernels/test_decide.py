@@ -187,7 +187,7 @@ def test_mode_codes_are_bandits() -> None:
     assert [getattr(D, k) for k in dir(ref) if k.startswith("P_")] == [getattr(ref, k) for k in dir(ref) if k.startswith("P_")]
 
 
-@pytest.mark.parametrize("n", list(range(0, 40)) + [63, 64, 127, 128, 129, 135, 136, 137, 200, 250, 255, 256])
+@pytest.mark.parametrize("n", [*list(range(0, 40)), 63, 64, 127, 128, 129, 135, 136, 137, 200, 250, 255, 256])
 def test_affinity_total_is_numpys_sum(n: int) -> None:
     """``_np_sum`` (the normaliser of ``score_one``'s ``scores / scores.sum()``) equals
     ``np.sum`` bit for bit up to the 256 slots a profile may have."""

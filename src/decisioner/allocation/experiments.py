@@ -71,7 +71,9 @@ class ExposureLog:
     (1, [1])
     """
 
-    _COLS: Final = (("seq", np.int64), ("time", np.int64), ("experiment", np.int16), ("variant", np.int16), ("person", np.int64))
+    _COLS: Final = (
+        ("seq", np.int64), ("time", np.int64), ("experiment", np.int16), ("variant", np.int16), ("person", np.int64),
+    )
 
     def __init__(self, capacity: int = 1024) -> None:
         self._cols = {name: np.empty(max(capacity, 1), dtype=dt) for name, dt in self._COLS}

@@ -58,7 +58,8 @@ class _Linear(Policy):
 
     def _import(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
         if meta.get("n_features") != self.n_features:
-            raise NotReadyError(f"expected a linear policy of {self.n_features} features, got {meta.get('n_features')!r}")
+            got = meta.get("n_features")
+            raise NotReadyError(f"expected a linear policy of {self.n_features} features, got {got!r}")
         for n in self._ARRAYS:
             setattr(self, n, np.array(arrays[n.rstrip("_")], dtype=np.float64))
 
@@ -102,7 +103,9 @@ class LinUCB(_Linear):
     Choice(arm=1, propensity=1.0, score=0.9...)
     """
 
-    def __init__(self, n_arms: int, n_features: int, spec: LinUCBSpec = LinUCBSpec(), *, seed: int | None = None) -> None:
+    def __init__(
+        self, n_arms: int, n_features: int, spec: LinUCBSpec = LinUCBSpec(), *, seed: int | None = None
+    ) -> None:
         super().__init__(n_arms, n_features, spec, seed=seed)
 
     def _select(self, eligible: np.ndarray, state: np.ndarray, context: Any) -> Choice:

@@ -78,7 +78,8 @@ class _ProbabilityMatching(Policy):
         el = self._eligible(eligible)
         p1, p2 = self._params()
         out = np.empty((self.n_arms, 1), dtype=np.float64)
-        self.error_ = float(B.rank_probabilities(self.family, p1, p2, el, 1, _Z, _coarse(self.n_arms), _MAX_GRID, _TOL, out))
+        grid = _coarse(self.n_arms)
+        self.error_ = float(B.rank_probabilities(self.family, p1, p2, el, 1, _Z, grid, _MAX_GRID, _TOL, out))
         w = out[:, 0] * el
         total = w.sum()
         if not total > 0.0:  # cannot happen for valid posteriors; stay a proper distribution
@@ -152,7 +153,8 @@ class _ProbabilityMatching(Policy):
         if cached is None:
             assert self._snap is not None
             cached = np.empty((self.n_arms, k), dtype=np.float64)
-            B.rank_probabilities(self.family, self._snap[0], self._snap[1], el, k, _Z, _coarse(self.n_arms), _MAX_GRID, _TOL, cached)
+            p1, p2 = self._snap
+            B.rank_probabilities(self.family, p1, p2, el, k, _Z, _coarse(self.n_arms), _MAX_GRID, _TOL, cached)
             self._ranks[k] = cached
         return cached.copy()
 
@@ -168,7 +170,8 @@ class _ProbabilityMatching(Policy):
         ranks = self.rank_distribution(k, el)
         assert self._snap is not None
         out = np.empty(k, dtype=np.int64)
-        n = B.posterior_top_k(self.family, self._snap[0], self._snap[1], el, self._state if state is None else state, out)
+        st = self._state if state is None else state
+        n = B.posterior_top_k(self.family, self._snap[0], self._snap[1], el, st, out)
         arms = out[:n]
         return arms, ranks[arms, np.arange(n)]
 

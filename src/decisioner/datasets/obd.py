@@ -22,7 +22,6 @@ import csv
 import hashlib
 import io
 import os
-import shutil
 import subprocess
 import sys
 import tempfile

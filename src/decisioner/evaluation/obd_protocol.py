@@ -24,7 +24,8 @@ __all__ = ["ope_benchmark"]
 
 def ope_benchmark(
     *, campaign: str = "all", behavior: str = "random", evaluation: str = "bts", n_runs: int = 30,
-    seed: int = 12345, n_folds: int = 3, estimators: tuple[str, ...] = ("dm", "ipw", "snipw", "dr", "switch_dr", "dr_os"),
+    seed: int = 12345, n_folds: int = 3,
+    estimators: tuple[str, ...] = ("dm", "ipw", "snipw", "dr", "switch_dr", "dr_os"),
     cache: str | Path | None = None,
 ) -> dict[str, Any]:
     """The "evaluation of OPE" protocol of the Open Bandit Dataset paper on the sample.

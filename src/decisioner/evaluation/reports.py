@@ -102,7 +102,9 @@ class ExperimentReport(msgspec.Struct, frozen=True):
 # --------------------------------------------------------------------------- summaries
 
 
-def summarize(variant: np.ndarray, converted: np.ndarray, value: np.ndarray, names: Sequence[str]) -> list[VariantSummary]:
+def summarize(
+    variant: np.ndarray, converted: np.ndarray, value: np.ndarray, names: Sequence[str]
+) -> list[VariantSummary]:
     """Per-variant summaries from per-unit arrays (variant index, converted 0/1, value).
 
     >>> summarize(np.array([0, 0, 1]), np.array([1, 0, 1]), np.array([5.0, 0.0, 2.0]), ["a", "b"])[0].rate
@@ -248,7 +250,9 @@ def experiment_report(
     )
 
 
-def units_from_records(records: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], tuple[np.ndarray, np.ndarray, np.ndarray] | None]:
+def units_from_records(
+    records: Sequence[dict[str, Any]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], tuple[np.ndarray, np.ndarray, np.ndarray] | None]:
     """Per-unit arrays from decision or exposure records.
 
     Each record has ``variant`` (name or index) and optionally ``unit`` (or ``profile``),

@@ -225,7 +225,8 @@ class IdentityGraph(IdentityUnmerge):
     ) -> np.ndarray:
         """Bulk link: group ``g`` is ``keys[:, offsets[g]:offsets[g+1]]`` (an event). Returns the
         final profile row of every group (after all merges of the batch; -1 for a group with no
-        usable identifier: all blocked or erased). Listeners are called per merge. ``times`` (epoch ms, per group or one) and ``sources`` (source codes per group
+        usable identifier: all blocked or erased). Listeners are called per merge. ``times``
+        (epoch ms, per group or one) and ``sources`` (source codes per group
         or one name) go to the evidence.
 
         Raises
@@ -350,7 +351,8 @@ class IdentityGraph(IdentityUnmerge):
             out.append({
                 "a_type": self.types[int(self.nodes_["type"][a])], "a_key": f"{int(self.nodes_['key'][a]):016x}",
                 "b_type": self.types[int(self.nodes_["type"][b])], "b_key": f"{int(self.nodes_['key'][b]):016x}",
-                "time": int(rec["t"]), "source": self.sources[int(rec["src"])] if int(rec["src"]) < len(self.sources) else "",
+                "time": int(rec["t"]),
+                "source": self.sources[int(rec["src"])] if int(rec["src"]) < len(self.sources) else "",
                 "linked": a in inside and b in inside,
             })
         return out

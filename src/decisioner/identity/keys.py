@@ -69,7 +69,8 @@ class IdentityKeys:
         code = self.rules.code_of(id_type)
         if code is None:
             if len(self.rules.types) >= 127:
-                raise SchemaError(f"Expected one of {len(self.rules.types)} identifier types, got {id_type!r} - at `$.ids`")
+                n = len(self.rules.types)
+                raise SchemaError(f"Expected one of {n} identifier types, got {id_type!r} - at `$.ids`")
             code = self.rules.register(id_type)
             self._type_registered(code)
         return code
@@ -87,7 +88,7 @@ class IdentityKeys:
             if len(self.sources) >= 32_767:
                 return 0
             code = len(self.sources)
-            self.sources = self.sources + (source,)
+            self.sources = (*self.sources, source)
             self._source_code[source] = code
         return code
 
@@ -155,7 +156,9 @@ class IdentityKeys:
                 keys[0, j] = int(v[:16], 16)
                 keys[1, j] = int(v[16:], 16)
             except ValueError:
-                raise SchemaError(f"Expected a hashed identifier (32 hex digits), got {v[:40]!r} - at `$.ids.{t}`") from None
+                raise SchemaError(
+                    f"Expected a hashed identifier (32 hex digits), got {v[:40]!r} - at `$.ids.{t}`"
+                ) from None
         types = np.empty(n, dtype=np.int8)
         for j, t in enumerate(ids):
             types[j] = self.type_code(t)

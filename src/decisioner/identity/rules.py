@@ -130,7 +130,7 @@ class IdentifierRules:
         return TypeRule(
             name=id_type, kind=s.kind, provider_rules=s.provider_rules,
             priority=s.priority if self.on else 0, limit=s.max_per_profile if self.on else 0,
-            ttl_minutes=int(round(s.ttl_days * MINUTES_PER_DAY)) if s.ttl_days else 0,
+            ttl_minutes=round(s.ttl_days * MINUTES_PER_DAY) if s.ttl_days else 0,
             blocked=frozenset(blocked), pattern=re.compile("|".join(f"(?:{p})" for p in pats)) if pats else None,
         )
 
@@ -143,7 +143,7 @@ class IdentifierRules:
         code = self._code.get(id_type)
         if code is None:
             code = len(self.types)
-            self.types = self.types + (id_type,)
+            self.types = (*self.types, id_type)
             self._code[id_type] = code
             self._rules.append(self.rule_for(id_type))
         return code

@@ -54,7 +54,7 @@ def _grow(arr: np.ndarray, need: int, fill: int = 0) -> np.ndarray:
     cap = max(arr.shape[0], 1)
     while cap < need:
         cap = max(cap + 1, int(cap * _GROWTH))
-    new = np.empty((cap,) + arr.shape[1:], dtype=arr.dtype)
+    new = np.empty((cap, *arr.shape[1:]), dtype=arr.dtype)
     new[: arr.shape[0]] = arr
     tail = new[arr.shape[0] :]
     if fill == 0:

@@ -164,7 +164,9 @@ class IdentityUnmerge(IdentityStore):
         inside = set(members.tolist())
         for k, s in enumerate(seeds):
             if s not in inside:
-                raise SchemaError(f"Expected identifiers of profile {row}, got one of another profile - at `apart[{k}]`")
+                raise SchemaError(
+                    f"Expected identifiers of profile {row}, got one of another profile - at `apart[{k}]`"
+                )
         self._add_dnl([(a, b) for i, a in enumerate(seeds) for b in seeds[i + 1 :] if a != b])
         pieces = self._recompute(members, row)
         self._notify_split(row, pieces[1:])
@@ -224,7 +226,8 @@ class IdentityUnmerge(IdentityStore):
             If neither or both of ``ids`` and ``row`` are given, or a value is malformed.
         """
         if (ids is None) == (row is None):
-            raise SchemaError("Expected either `ids` or `row`, got " + ("both" if ids is not None else "neither") + " - at `forget`")
+            got = "both" if ids is not None else "neither"
+            raise SchemaError(f"Expected either `ids` or `row`, got {got} - at `forget`")
         if row is not None:
             nodes = self.members(row).tolist()
             if not nodes:

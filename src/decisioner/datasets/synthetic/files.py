@@ -214,7 +214,7 @@ def load_world(path: str | Path) -> World:
     shared: dict[tuple[str, str], tuple[int, ...]] = {}
     for i, u in zip(arrays["shared_identifier"].tolist(), arrays["shared_user"].tolist()):
         key = (types[i], values[i])
-        shared[key] = shared.get(key, (int(identifiers[i][2]),)) + (int(u),)
+        shared[key] = (*shared.get(key, (int(identifiers[i][2]),)), int(u))
     config = tomllib.loads((d / "config.toml").read_text(encoding="utf-8"))
     return World(
         spec=spec,

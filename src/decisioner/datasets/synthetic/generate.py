@@ -307,7 +307,7 @@ def _make_people(spec: WorldSpec, rng: np.random.Generator) -> _People:
     has_crm = u[:, 2] < 0.35
     has_phone = u[:, 3] < np.where(has_crm, 0.6, 0.15)
     placeholder = np.zeros(N, dtype=np.bool_)
-    n_ph = int(round(spec.placeholder_rate * N))
+    n_ph = round(spec.placeholder_rate * N)
     if n_ph:
         # Placeholder people typed junk into a form; they can log in, which is how it spreads.
         placeholder[rng.choice(N, size=n_ph, replace=False)] = True
@@ -322,7 +322,7 @@ def _make_people(spec: WorldSpec, rng: np.random.Generator) -> _People:
     messy = (rng.random(N) < 0.2) & ~placeholder  # a placeholder has one spelling only
 
     # Households: an owner lends their tablet to one other person without a tablet.
-    n_pairs = int(round(spec.shared_device_rate * N / 2.0))
+    n_pairs = round(spec.shared_device_rate * N / 2.0)
     owners_c = np.nonzero(has_dev[:, _TABLET])[0]
     borrowers_c = np.nonzero(~has_dev[:, _TABLET])[0]
     n_pairs = min(n_pairs, owners_c.size, borrowers_c.size)
@@ -808,7 +808,8 @@ def _generate(spec: WorldSpec) -> World:
             u1, u2 = call_u[k]
             if crm is not None and ph is not None:
                 # The agent finds the account from the caller's number 40 % of the time.
-                ids = {"crm_id": crm, "phone": ph[0]} if u1 < 0.4 else ({"crm_id": crm} if u2 < 0.5 else {"phone": ph[0]})
+                one = {"crm_id": crm} if u2 < 0.5 else {"phone": ph[0]}
+                ids = {"crm_id": crm, "phone": ph[0]} if u1 < 0.4 else one
             elif crm is not None:
                 ids = {"crm_id": crm}
             else:
