@@ -146,6 +146,7 @@ class Engine:
         self.events_ = 0  # events applied
         self.evicted_ = 0  # profiles evicted for the profile bound (``profiles.max_profiles``)
         self._evicting = False
+        self._synced = 0
         self.stores = PersonStores(
             identity=self.identity,
             profiles=self.profiles,
@@ -179,6 +180,9 @@ class Engine:
     # ------------------------------------------------------------------ identity listeners
     def _sync_rows(self) -> None:
         n = self.identity.n_rows
+        if n <= self._synced:
+            return
+        self._synced = n
         self.profiles.ensure(n)
         self.people.ensure(n)
         self.experiments_.ensure(n)
@@ -394,17 +398,25 @@ class Engine:
             pl, code = self._allocation(base, row, unit)
         context = pl.context(ev.attrs)
         if pl.kind == "recommendation":
-            slots, n_cand, reasons = self._recommendation(pl, row, ev.time, personalized, state, fvs, wts)
+            (idx, sc, pr), n_cand, reasons = self._recommendation(pl, row, ev.time, personalized, state, fvs, wts)
         else:
-            slots, n_cand, reasons = pl.choose_arm(ev.time, state, context)
+            chosen, n_cand, reasons = pl.choose_arm(ev.time, state, context)
+            idx = np.array([c for c, _, _ in chosen], dtype=np.int64)
+            sc = np.array([x for _, x, _ in chosen], dtype=np.float64)
+            pr = np.array([p for _, _, p in chosen], dtype=np.float64)
+        contents = pl.contents
+        slots = [
+            SlotChoice(content=contents[c], score=x, propensity=p)
+            for c, x, p in zip(idx.tolist(), sc.tolist(), pr.tolist())
+        ]
         handle = self.decision_log.append(
             seq=seq,
             time=ev.time,
             person=person,
             placement=pl.index,
-            contents=np.array([c for c, _, _ in slots], dtype=np.int32),
-            scores=np.array([s for _, s, _ in slots], dtype=np.float64),
-            propensities=np.array([p for _, _, p in slots], dtype=np.float64),
+            contents=idx,
+            scores=sc,
+            propensities=pr,
             candidates=n_cand,
             experiment=base.experiment if code != HOLDOUT else -1,
             variant=code,
@@ -428,7 +440,7 @@ class Engine:
             person=person,
             policy=pl.policy_name,
             policy_version=1,
-            slots=[SlotChoice(content=pl.contents[c], score=float(s), propensity=float(p)) for c, s, p in slots],
+            slots=slots,
             candidates=n_cand,
             personalized=personalized and pl.kind == "recommendation" and pl.affinity_weight != 0.0,
             reasons=reasons,
@@ -455,7 +467,7 @@ class Engine:
         state: np.ndarray,
         fvs: np.ndarray,
         wts: np.ndarray,
-    ) -> tuple[list[tuple[int, float, float]], int, list[Reason]]:
+    ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], int, list[Reason]]:
         """One kernel call: interest update, scoring, pool, slate and click-through update."""
         prof, pop, work = self.profiles, self.scorer.popularity_, self._work
         pl.params[D.P_INV_MAX] = pop.inv_max()
@@ -480,26 +492,26 @@ class Engine:
         n_live = int(pl.counts[D.C_LIVE])
         reasons: list[Reason] = []
         if n_live:
-            live_fid, live_score = work[3], work[4]
-            total = float(live_score[:n_live].sum())
+            live = work[4][:n_live].tolist()
+            total = sum(live)
             names = self.catalog.fv_names
             reasons = [
-                Reason(kind="affinity", detail=names[int(live_fid[j])], weight=float(live_score[j]) / total)
-                for j in range(min(3, n_live))
+                Reason(kind="affinity", detail=names[f], weight=w / total)
+                for f, w in zip(work[3][:3].tolist(), live[:3])
             ]
         if not personalized:
             reasons.append(Reason(kind="consent", detail="no personalization consent: default content"))
         if n_cand == 0 and pl.spec.fallback:
             idx, sc = self.scorer.fallback(self.catalog.in_stock(), pl.spec.slots)
             return (
-                [(int(i), float(s), 1.0) for i, s in zip(idx, sc)],
+                (idx, sc, np.ones(idx.shape[0], dtype=np.float64)),
                 0,
                 [*reasons, Reason(kind="fallback", detail="no eligible item: the most popular in stock")],
             )
         reasons.extend(pl.rule_reasons)
         reasons.append(Reason(kind="policy", detail=pl.policy_name))
         out_idx, out_score, out_prop = pl.out
-        return [(int(out_idx[j]), float(out_score[j]), float(out_prop[j])) for j in range(n)], n_cand, reasons
+        return (out_idx[:n], out_score[:n], out_prop[:n]), n_cand, reasons
 
     # ------------------------------------------------------------------ outcomes
     def observe(self, outcome: Any) -> None:
