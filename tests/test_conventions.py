@@ -128,7 +128,7 @@ def test_numba_imported_only_by_kernels() -> None:
 
 def discovered_kernels() -> dict[str, object]:
     """Every public kernel defined in ``decisioner._kernels``: numba dispatchers whose function
-    lives in that module, excluding ``@inline`` helpers."""
+    lives in that module, excluding ``@inline`` and ``@helper`` helpers."""
     import importlib
     import pkgutil
 
@@ -144,6 +144,7 @@ def discovered_kernels() -> dict[str, object]:
                 isinstance(obj, Dispatcher)
                 and obj.py_func.__module__ == mod.__name__
                 and not obj.targetoptions.get("inline")
+                and not getattr(obj.py_func, "_kernel_helper", False)
             ):
                 found[f"{info.name}.{name}"] = obj
     return found

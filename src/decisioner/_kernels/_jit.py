@@ -17,11 +17,36 @@ from typing import Any, Callable, TypeVar, cast, overload
 import numba
 from llvmlite import ir
 from numba.core import cgutils, types
+from numba.core.dispatcher import Dispatcher
 from numba.extending import intrinsic
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-__all__ = ["kernel", "parallel_kernel", "inline", "prefetch"]
+__all__ = ["kernel", "parallel_kernel", "helper", "inline", "prefetch"]
+
+
+def _typed_without_literals(disp: Any) -> Any:
+    """Make calls from other kernels compile ``disp`` for plain types only.
+
+    Numba types a call inside a kernel while the caller's own types are still being inferred,
+    and compiles the callee for the argument types it sees at that moment: a counter set to
+    ``0`` and incremented in a loop reaches the callee first as ``Literal[int](0)``, later as
+    ``int64``, so the callee would compile twice (and a constant argument pins a literal
+    specialization per value). Dropping the literals before the callee compiles leaves one
+    specialization per real signature. Calls from Python are unaffected (numba's own
+    dispatch already tries plain types first).
+    """
+    if not isinstance(disp, Dispatcher):  # NUMBA_DISABLE_JIT=1: a plain function
+        return disp
+    resolve = disp.get_call_template
+
+    def get_call_template(args: Any, kws: Any) -> Any:
+        return resolve(
+            tuple(types.unliteral(a) for a in args), {k: types.unliteral(v) for k, v in kws.items()}
+        )
+
+    disp.get_call_template = get_call_template
+    return disp
 
 
 @overload
@@ -45,7 +70,7 @@ def kernel(fn: F | None = None, *, nrt: bool = True) -> F | Callable[[F], F]:
         opts: dict[str, Any] = {"cache": True, "nogil": True}
         if not nrt:
             opts["_nrt"] = False
-        return cast(F, numba.njit(**opts)(f))
+        return cast(F, _typed_without_literals(numba.njit(**opts)(f)))
 
     return wrap if fn is None else wrap(fn)
 
@@ -55,8 +80,43 @@ def parallel_kernel(fn: F) -> F:
     return cast(F, numba.njit(cache=True, nogil=True, parallel=True)(fn))
 
 
+@overload
+def helper(fn: F) -> F: ...
+
+
+@overload
+def helper(fn: None = None, *, nrt: bool = False) -> Callable[[F], F]: ...
+
+
+def helper(fn: F | None = None, *, nrt: bool = False) -> F | Callable[[F], F]:
+    """Shared code called from kernels with an ordinary call (not a public kernel; no warm-up
+    entry): ``@helper`` or ``@helper(nrt=True)`` for one that allocates arrays.
+
+    Compiled once per argument signature and cached, then linked into each calling kernel,
+    where LLVM still inlines it when that pays. Compile cost is paid once, however many kernels
+    and call sites use it: prefer this to :func:`inline` for anything beyond a few lines.
+    Without ``nrt`` (the default) the helper pays no reference counting on the arrays it is
+    handed and cannot allocate.
+    """
+
+    def wrap(f: F) -> F:
+        f.__dict__["_kernel_helper"] = True  # test_conventions: not a public kernel
+        opts: dict[str, Any] = {"cache": True, "nogil": True}
+        if not nrt:
+            opts["_nrt"] = False
+        return cast(F, _typed_without_literals(numba.njit(**opts)(f)))
+
+    return wrap if fn is None else wrap(fn)
+
+
 def inline(fn: F) -> F:
-    """Helper called only from other kernels (not a public kernel; no warm-up entry)."""
+    """A few lines inlined into each caller's numba IR (not a public kernel; no warm-up entry).
+
+    Numba copies the callee's IR once per call site, block by block, each copy carrying the
+    callee's whole variable scope: the cost grows with (blocks x variables) of the callee,
+    including everything inlined into it. Keep ``inline`` for small leaf helpers (no loops
+    calling other inline helpers); anything larger is a :func:`helper`.
+    """
     return cast(F, numba.njit(cache=True, nogil=True, inline="always")(fn))
 
 
