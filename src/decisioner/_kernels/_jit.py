@@ -1,12 +1,20 @@
 """The one decorator source for numba kernels.
 
 ``kernel``: serial, cached, releases the GIL. ``parallel_kernel``: cached, ``parallel=True``
-for batch paths only. ``fastmath`` stays off (it changes NaN/inf behaviour). ``prefetch``: a
-cache hint for bulk kernels that walk random memory (no effect on results).
+for batch paths only. ``helper``: code shared by kernels, compiled once per signature and
+called normally (LLVM inlines it where that pays). ``inline``: numba-IR inlining, for the rare
+case that needs it (it is the most expensive way to share code: see its docstring).
+``fastmath`` stays off (it changes NaN/inf behaviour). ``prefetch``: a cache hint for bulk
+kernels that walk random memory (no effect on results).
+
+Compile time (a cold ``warm_up()`` compiles everything): none of these builds the C-callable
+``cfunc`` wrapper numba makes by default (``no_cfunc_wrapper``; nothing here takes a kernel's
+address), which saves about a tenth of LLVM's work; kernel-to-kernel and helper calls are typed
+without literal arguments so each callee compiles once.
 
 Cache caveats: numba invalidates a cached kernel when its own file changes, not when a callee
 in another file changes, and freezes module globals at compile time. Kernels therefore take
-tunables as arguments; shared helpers live in ``rng.py`` and ``_common.py`` only. For
+tunables as arguments; shared helpers live in ``rng.py`` and ``topk.py`` (``sort_by``) only. For
 read-only installs set ``NUMBA_CACHE_DIR`` to a writable directory.
 """
 
@@ -67,7 +75,7 @@ def kernel(fn: F | None = None, *, nrt: bool = True) -> F | Callable[[F], F]:
     """
 
     def wrap(f: F) -> F:
-        opts: dict[str, Any] = {"cache": True, "nogil": True}
+        opts: dict[str, Any] = {"cache": True, "nogil": True, "no_cfunc_wrapper": True}
         if not nrt:
             opts["_nrt"] = False
         return cast(F, _typed_without_literals(numba.njit(**opts)(f)))
@@ -77,7 +85,7 @@ def kernel(fn: F | None = None, *, nrt: bool = True) -> F | Callable[[F], F]:
 
 def parallel_kernel(fn: F) -> F:
     """Batch kernel: ``njit(cache=True, nogil=True, parallel=True)``."""
-    return cast(F, numba.njit(cache=True, nogil=True, parallel=True)(fn))
+    return cast(F, numba.njit(cache=True, nogil=True, parallel=True, no_cfunc_wrapper=True)(fn))
 
 
 @overload
@@ -101,7 +109,7 @@ def helper(fn: F | None = None, *, nrt: bool = False) -> F | Callable[[F], F]:
 
     def wrap(f: F) -> F:
         f.__dict__["_kernel_helper"] = True  # test_conventions: not a public kernel
-        opts: dict[str, Any] = {"cache": True, "nogil": True}
+        opts: dict[str, Any] = {"cache": True, "nogil": True, "no_cfunc_wrapper": True}
         if not nrt:
             opts["_nrt"] = False
         return cast(F, _typed_without_literals(numba.njit(**opts)(f)))
