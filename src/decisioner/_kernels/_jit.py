@@ -93,18 +93,21 @@ def helper(fn: F) -> F: ...
 
 
 @overload
-def helper(fn: None = None, *, nrt: bool = False) -> Callable[[F], F]: ...
+def helper(fn: None = None, *, nrt: bool = False, python: bool = False) -> Callable[[F], F]: ...
 
 
-def helper(fn: F | None = None, *, nrt: bool = False) -> F | Callable[[F], F]:
+def helper(fn: F | None = None, *, nrt: bool = False, python: bool = False) -> F | Callable[[F], F]:
     """Shared code called from kernels with an ordinary call (not a public kernel; no warm-up
-    entry): ``@helper`` or ``@helper(nrt=True)`` for one that allocates arrays.
+    entry): ``@helper``, or ``@helper(nrt=True)`` for one that allocates arrays, or
+    ``@helper(python=True)`` for one also called from Python (tests of ``rng``).
 
     Compiled once per argument signature and cached, then linked into each calling kernel,
-    where LLVM still inlines it when that pays. Compile cost is paid once, however many kernels
-    and call sites use it: prefer this to :func:`inline` for anything beyond a few lines.
-    Without ``nrt`` (the default) the helper pays no reference counting on the arrays it is
-    handed and cannot allocate.
+    where LLVM still inlines it when that pays (small helpers always are). Compile cost is paid
+    once, however many kernels and call sites use it: share code this way, not with
+    :func:`inline`. Without ``nrt`` (the default) the helper pays no reference counting on the
+    arrays it is handed and cannot allocate. Without ``python`` numba builds no Python entry
+    point for it (about a tenth of a cold warm-up); calling it from Python raises ``TypeError``
+    (use ``helper.py_func`` to run its Python source).
     """
 
     def wrap(f: F) -> F:
@@ -112,9 +115,33 @@ def helper(fn: F | None = None, *, nrt: bool = False) -> F | Callable[[F], F]:
         opts: dict[str, Any] = {"cache": True, "nogil": True, "no_cfunc_wrapper": True}
         if not nrt:
             opts["_nrt"] = False
-        return cast(F, _typed_without_literals(numba.njit(**opts)(f)))
+        if not python:
+            opts["no_cpython_wrapper"] = True
+        disp = _typed_without_literals(numba.njit(**opts)(f))
+        if not python and isinstance(disp, Dispatcher):
+            disp.__class__ = _kernel_only(type(disp))
+        return cast(F, disp)
 
     return wrap if fn is None else wrap(fn)
+
+
+_KERNEL_ONLY: dict[type, type] = {}
+
+
+def _kernel_only(base: type) -> type:
+    """``base`` (numba's dispatcher class) with Python calls refused: a helper compiled without
+    a Python entry point would otherwise jump to a null address."""
+    cls = _KERNEL_ONLY.get(base)
+    if cls is None:
+
+        def __call__(self: Any, *args: Any, **kwargs: Any) -> Any:
+            raise TypeError(
+                f"{self.py_func.__qualname__} is a kernel helper without a Python entry point: call it "
+                f"from a kernel, or run its source with {self.py_func.__qualname__}.py_func(...)"
+            )
+
+        cls = _KERNEL_ONLY[base] = type("KernelOnly" + base.__name__, (base,), {"__call__": __call__})
+    return cls
 
 
 def inline(fn: F) -> F:
