@@ -93,13 +93,18 @@ def helper(fn: F) -> F: ...
 
 
 @overload
-def helper(fn: None = None, *, nrt: bool = False, python: bool = False) -> Callable[[F], F]: ...
+def helper(
+    fn: None = None, *, nrt: bool = False, python: bool = False, hot: bool = False
+) -> Callable[[F], F]: ...
 
 
-def helper(fn: F | None = None, *, nrt: bool = False, python: bool = False) -> F | Callable[[F], F]:
+def helper(
+    fn: F | None = None, *, nrt: bool = False, python: bool = False, hot: bool = False
+) -> F | Callable[[F], F]:
     """Shared code called from kernels with an ordinary call (not a public kernel; no warm-up
-    entry): ``@helper``, or ``@helper(nrt=True)`` for one that allocates arrays, or
-    ``@helper(python=True)`` for one also called from Python (tests of ``rng``).
+    entry): ``@helper``, or ``@helper(nrt=True)`` for one that allocates arrays,
+    ``@helper(python=True)`` for one also called from Python (tests of ``rng``), and
+    ``@helper(hot=True)`` for one on a hot path, which LLVM always inlines into its callers.
 
     Compiled once per argument signature and cached, then linked into each calling kernel,
     where LLVM still inlines it when that pays (small helpers always are). Compile cost is paid
@@ -108,6 +113,12 @@ def helper(fn: F | None = None, *, nrt: bool = False, python: bool = False) -> F
     arrays it is handed and cannot allocate. Without ``python`` numba builds no Python entry
     point for it (about a tenth of a cold warm-up); calling it from Python raises ``TypeError``
     (use ``helper.py_func`` to run its Python source).
+
+    ``hot`` marks the function ``alwaysinline`` for LLVM: numba still types and lowers it once,
+    but each caller gets the body inlined, so it optimises with the caller's loop (array
+    pointers and lengths stay in registers, no call with ~7 arguments per array). Measured to
+    matter for the request path (``_link_event`` per group of ``graph_link_many``, the scoring
+    helpers of ``recommend_items``); left off, LLVM inlines only what its cost model likes.
     """
 
     def wrap(f: F) -> F:
@@ -117,6 +128,8 @@ def helper(fn: F | None = None, *, nrt: bool = False, python: bool = False) -> F
             opts["_nrt"] = False
         if not python:
             opts["no_cpython_wrapper"] = True
+        if hot:
+            opts["forceinline"] = True
         disp = _typed_without_literals(numba.njit(**opts)(f))
         if not python and isinstance(disp, Dispatcher):
             disp.__class__ = _kernel_only(type(disp))

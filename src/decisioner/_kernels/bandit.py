@@ -116,14 +116,14 @@ def beta_cdf(a: float, b: float, x: float) -> float:
     return 1.0 - math.exp(lbt) * _betacf(b, a, 1.0 - x) / b
 
 
-@helper
+@helper(hot=True)
 def _cdf(family: int, p1: float, p2: float, x: float) -> float:
     if family == FAMILY_BETA:
         return beta_cdf(p1, p2, x)
     return 0.5 * math.erfc(-(x - p1) / (p2 * _SQRT2))
 
 
-@helper
+@helper(hot=True)
 def _log_pdf(family: int, p1: float, p2: float, c: float, x: float) -> float:
     """Log density; ``c`` is the family's normalising constant for (p1, p2)."""
     if family == FAMILY_BETA:
@@ -364,13 +364,13 @@ def _integrate(
                 e_prev[i, r] = e_cur[i, r]
 
 
-@helper
+@helper(hot=True)
 def _log0(q: float) -> float:
     """log q, -inf at q <= 0 (as compiled code gives; Python's math raises instead)."""
     return math.log(q) if q > 0.0 else -math.inf
 
 
-@helper
+@helper(hot=True)
 def _log1m(q: float) -> float:
     """log(1 - q), -inf at q >= 1 (as compiled code gives; Python's math raises instead)."""
     return math.log1p(-q) if q < 1.0 else -math.inf

@@ -134,7 +134,7 @@ _S32 = np.uint64(32)
 # ----------------------------------------------------------------------------- table
 
 
-@helper
+@helper(hot=True)
 def _probe(tab: np.ndarray, nodes: np.ndarray, key: np.uint64) -> tuple[Int, Int]:
     """(slot, node) of ``key``, or (empty slot where it would go, -1). Assumes load < 1."""
     mask = np.uint64(tab.shape[0] - 1)
@@ -151,7 +151,7 @@ def _probe(tab: np.ndarray, nodes: np.ndarray, key: np.uint64) -> tuple[Int, Int
         i = (i + np.uint64(1)) & mask
 
 
-@helper
+@helper(hot=True)
 def _tab_put(tab: np.ndarray, slot: int, key: np.uint64, n: int) -> None:
     tab[slot] = ((key >> _S32) << _S32) | np.uint64(n + 1)
 
@@ -179,7 +179,7 @@ def _tab_delete(tab: np.ndarray, nodes: np.ndarray, slot: Int) -> None:
     tab[i] = 0
 
 
-@helper
+@helper(hot=True)
 def _has_edge(edges: np.ndarray, ev_head: np.ndarray, a: int, b: int) -> bool:
     """Whether a live edge joins ``a`` and ``b``: both adjacency lists walked in step, so the
     cost is O(smaller degree)."""
@@ -195,7 +195,7 @@ def _has_edge(edges: np.ndarray, ev_head: np.ndarray, a: int, b: int) -> bool:
     return False
 
 
-@helper
+@helper(hot=True)
 def _word(keys: np.ndarray, j: Int) -> Int:
     """The check-tag word of key ``j``: ``keys[1, j]``, or 0 when ``keys`` has one row (keys
     without tags, e.g. a pre-hashed bulk load passed as a reshaped view: no copy)."""
@@ -207,7 +207,7 @@ def _word(keys: np.ndarray, j: Int) -> Int:
 # ----------------------------------------------------------------------------- union-find
 
 
-@helper
+@helper(hot=True)
 def _find(nodes: np.ndarray, x: Int) -> Int:
     """Root of ``x`` with path halving (iterative; writes parent pointers)."""
     while True:
@@ -221,7 +221,7 @@ def _find(nodes: np.ndarray, x: Int) -> Int:
         x = gp
 
 
-@helper
+@helper(hot=True)
 def _root_ro(nodes: np.ndarray, x: Int) -> Int:
     """Root of ``x`` without writing (safe for concurrent readers)."""
     while True:
@@ -231,12 +231,12 @@ def _root_ro(nodes: np.ndarray, x: Int) -> Int:
         x = p
 
 
-@helper
+@helper(hot=True)
 def _row_of(nodes: np.ndarray, r: Int) -> Int:
     return -2 - np.int64(nodes[r]["parent"])
 
 
-@helper
+@helper(hot=True)
 def _new_row(rows: np.ndarray, cnt: np.ndarray, free_rows: np.ndarray, meta: np.ndarray) -> Int:
     nf = meta[C_FREE]
     if nf > 0:
@@ -263,7 +263,7 @@ def _scratch(rows: np.ndarray, cnt: np.ndarray, free_rows: np.ndarray, meta: np.
     return row
 
 
-@helper
+@helper(hot=True)
 def _alloc_node(nodes: np.ndarray, free_nodes: np.ndarray, meta: np.ndarray) -> Int:
     nf = meta[C_FREE_NODES]
     if nf > 0:
@@ -274,7 +274,7 @@ def _alloc_node(nodes: np.ndarray, free_nodes: np.ndarray, meta: np.ndarray) -> 
     return n
 
 
-@helper
+@helper(hot=True)
 def _minutes(t_ms: int) -> int:
     m = (t_ms - EPOCH_MS) // MINUTE_MS
     if m < 0:
@@ -304,7 +304,7 @@ def _dnl_between(
     return False
 
 
-@helper
+@helper(hot=True)
 def _add_edge(
     edges: np.ndarray, ev_head: np.ndarray, meta: np.ndarray, a: int, b: int, t_ms: int, src: int,
 ) -> None:
@@ -324,7 +324,7 @@ def _add_edge(
 # ----------------------------------------------------------------------------- linking
 
 
-@helper
+@helper(hot=True)
 def _link_fresh(
     tab: np.ndarray, nodes: np.ndarray, rows: np.ndarray, cnt: np.ndarray, free_rows: np.ndarray,
     free_nodes: np.ndarray, meta: np.ndarray, trules: np.ndarray, edges: np.ndarray,
@@ -409,7 +409,7 @@ def _link_fresh(
     return row
 
 
-@helper
+@helper(hot=True)
 def _link_event(
     tab: np.ndarray, nodes: np.ndarray, rows: np.ndarray, cnt: np.ndarray, free_rows: np.ndarray,
     free_nodes: np.ndarray, meta: np.ndarray, trules: np.ndarray, dnl: np.ndarray, edges: np.ndarray,

@@ -9,7 +9,7 @@ import numpy as np
 from ._jit import helper, kernel
 
 
-@helper
+@helper(hot=True)
 def _worse(scores: np.ndarray, a: int, b: int) -> bool:
     """True when item ``a`` ranks below item ``b`` (lower score, ties: higher index)."""
     sa = scores[a]
@@ -17,7 +17,7 @@ def _worse(scores: np.ndarray, a: int, b: int) -> bool:
     return sa < sb or (sa == sb and a > b)
 
 
-@helper
+@helper(hot=True)
 def _sift_down(heap: np.ndarray, n: int, scores: np.ndarray, i: int) -> None:
     # min-heap on rank: heap[0] is the worst of the kept items
     while True:
@@ -97,7 +97,7 @@ def sort_by(keys: np.ndarray, vals: np.ndarray) -> None:
         _sift_max(keys, vals, move, 0, end)
 
 
-@helper
+@helper(hot=True)
 def _sift_max(keys: np.ndarray, vals: np.ndarray, move: bool, i: int, n: int) -> None:
     # max-heap on keys[:n]; a NaN is greater than any number (so it ends up last)
     while True:
@@ -114,7 +114,7 @@ def _sift_max(keys: np.ndarray, vals: np.ndarray, move: bool, i: int, n: int) ->
         i = c
 
 
-@helper
+@helper(hot=True)
 def _less(a: Any, b: Any) -> bool:
     """``a < b`` with NaN greater than everything (NumPy's sort order)."""
     return a < b or (b != b and a == a)
