@@ -47,13 +47,12 @@ def _typed_without_literals(disp: Any) -> Any:
     if not isinstance(disp, Dispatcher):  # NUMBA_DISABLE_JIT=1: a plain function
         return disp
     resolve = disp.get_call_template
+    plain: Callable[[Any], Any] = types.unliteral
 
     def get_call_template(args: Any, kws: Any) -> Any:
-        return resolve(
-            tuple(types.unliteral(a) for a in args), {k: types.unliteral(v) for k, v in kws.items()}
-        )
+        return resolve(tuple(plain(a) for a in args), {k: plain(v) for k, v in kws.items()})
 
-    disp.get_call_template = get_call_template
+    setattr(disp, "get_call_template", get_call_template)  # this dispatcher only
     return disp
 
 
@@ -85,7 +84,8 @@ def kernel(fn: F | None = None, *, nrt: bool = True) -> F | Callable[[F], F]:
 
 def parallel_kernel(fn: F) -> F:
     """Batch kernel: ``njit(cache=True, nogil=True, parallel=True)``."""
-    return cast(F, numba.njit(cache=True, nogil=True, parallel=True, no_cfunc_wrapper=True)(fn))
+    opts: dict[str, Any] = {"cache": True, "nogil": True, "parallel": True, "no_cfunc_wrapper": True}
+    return cast(F, numba.njit(**opts)(fn))
 
 
 @overload

@@ -117,4 +117,5 @@ def _sift_max(keys: np.ndarray, vals: np.ndarray, move: bool, i: int, n: int) ->
 @helper(hot=True)
 def _less(a: Any, b: Any) -> bool:
     """``a < b`` with NaN greater than everything (NumPy's sort order)."""
-    return a < b or (b != b and a == a)
+    less: bool = a < b or (b != b and a == a)
+    return less
