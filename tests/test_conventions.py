@@ -128,7 +128,7 @@ def test_numba_imported_only_by_kernels() -> None:
 
 def discovered_kernels() -> dict[str, object]:
     """Every public kernel defined in ``decisioner._kernels``: numba dispatchers whose function
-    lives in that module, excluding ``@inline`` helpers."""
+    lives in that module, excluding ``@inline`` and ``@helper`` helpers."""
     import importlib
     import pkgutil
 
@@ -144,6 +144,7 @@ def discovered_kernels() -> dict[str, object]:
                 isinstance(obj, Dispatcher)
                 and obj.py_func.__module__ == mod.__name__
                 and not obj.targetoptions.get("inline")
+                and not getattr(obj.py_func, "_kernel_helper", False)
             ):
                 found[f"{info.name}.{name}"] = obj
     return found
@@ -172,27 +173,74 @@ def test_kernels_use_the_shared_decorator_options() -> None:
         assert type(getattr(k, "_cache", None)).__name__ != "NullCache", f"{k.__name__} is not cache=True"
 
 
-def run_python(code: str) -> str:
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ), timeout=600
-    )
+def run_python(code: str, env: dict[str, str | None] | None = None) -> str:
+    """Run ``code`` in a fresh interpreter; ``env`` entries override (None: a fresh temporary
+    ``NUMBA_CACHE_DIR`` for that key)."""
+    import tempfile
+
+    full = dict(os.environ)
+    with tempfile.TemporaryDirectory() as tmp:
+        for k, v in (env or {}).items():
+            full[k] = tmp if v is None else v
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full, timeout=600)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
 
 @pytest.mark.skipif(JIT_DISABLED, reason="NUMBA_DISABLE_JIT=1: no compiled signatures")
 def test_one_signature_per_kernel_after_warm_up() -> None:
-    """A fresh process, ``warm_up()`` only: each kernel compiled exactly once (a second
-    signature would be a silent recompile on the hot path)."""
+    """A fresh process, ``warm_up()`` only: each request-path kernel compiled exactly once (a
+    second signature would be a silent recompile on the hot path) and the admin kernels not at
+    all; then ``warm_up(admin=True)``: every kernel exactly once."""
     out = run_python(
         "import json, decisioner\n"
         "from decisioner.warmup import KERNELS\n"
         "decisioner.warm_up()\n"
-        "print(json.dumps({k.__name__: [str(s) for s in k.signatures] for k in KERNELS}))\n"
+        "a = {k.__name__: [str(s) for s in k.signatures] for k in KERNELS}\n"
+        "decisioner.warm_up(admin=True)\n"
+        "b = {k.__name__: [str(s) for s in k.signatures] for k in KERNELS}\n"
+        "print(json.dumps([a, b]))\n"
     )
-    sigs = json.loads(out)
-    wrong = {name: s for name, s in sigs.items() if len(s) != 1}
-    assert not wrong, f"expected one signature per kernel, got {wrong}"
+    from decisioner.warmup import ADMIN
+
+    admin = {k.__name__ for k in ADMIN}
+    sigs, sigs_all = json.loads(out)
+    wrong = {name: s for name, s in sigs.items() if len(s) != (0 if name in admin else 1)}
+    assert not wrong, f"expected one signature per request-path kernel and none for {sorted(admin)}, got {wrong}"
+    wrong = {name: s for name, s in sigs_all.items() if len(s) != 1}
+    assert not wrong, f"expected one signature per kernel after warm_up(admin=True), got {wrong}"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(JIT_DISABLED, reason="NUMBA_DISABLE_JIT=1: no compiled signatures")
+def test_helpers_compile_once_per_signature() -> None:
+    """Every ``@helper`` reached by ``warm_up(admin=True)`` compiles for one argument signature
+    per key dtype it sorts or selects, never for literal types (each extra one is compile time)."""
+    out = run_python(
+        "import json, importlib, pkgutil, tempfile, os\n"
+        "import decisioner\n"
+        "import decisioner._kernels as pkg\n"
+        "from numba.core.dispatcher import Dispatcher\n"
+        "decisioner.warm_up(admin=True)\n"
+        "found = {}\n"
+        "for info in pkgutil.iter_modules(pkg.__path__):\n"
+        "    mod = importlib.import_module('decisioner._kernels.' + info.name)\n"
+        "    for name, obj in vars(mod).items():\n"
+        "        if isinstance(obj, Dispatcher) and getattr(obj.py_func, '_kernel_helper', False) \\\n"
+        "                and obj.py_func.__module__ == mod.__name__:\n"
+        "            found[info.name + '.' + name] = [str(s) for s in obj.signatures]\n"
+        "print(json.dumps(found))\n",
+        env={"NUMBA_CACHE_DIR": None},  # helpers compile only when a caller does: a fresh cache
+    )
+    found = json.loads(out)
+    assert found, "no helpers found"
+    literal = {name: s for name, s in found.items() if any("Literal" in x for x in s)}
+    assert not literal, f"helpers compiled for literal argument types: {literal}"
+    # sort_by and its pieces serve an int64 and a float64 sort; _add takes float64 or float32
+    # weights and _find int32 or int64 nodes
+    allowed = {"topk.sort_by": 2, "topk._sift_max": 2, "topk._less": 2, "affinity._add": 2, "graph._find": 2}
+    extra = {name: s for name, s in found.items() if len(s) > allowed.get(name, 1)}
+    assert not extra, f"helpers compiled more often than expected: {extra}"
 
 
 # --------------------------------------------------------------------------- (c) import cost

@@ -56,7 +56,7 @@ def _latency_table(title: str, lat: dict[str, Any]) -> str:
 def _cmd_warmup(args: argparse.Namespace) -> dict[str, Any]:
     from .warmup import warm_up
 
-    secs = warm_up()
+    secs = warm_up(admin=args.all)
     return {"warm_up_s": round(secs, 3)}
 
 
@@ -353,6 +353,8 @@ def _parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("warmup", help="compile (or load cached) kernels")
     common(sp)
+    sp.add_argument("--all", action="store_true",
+                    help="also the admin kernels (forget, unlink, split, expire), e.g. to fill a cache at build time")
     sp = sub.add_parser("generate", help="write a seeded synthetic world")
     common(sp)
     sp.add_argument("--people", type=int, default=20_000)

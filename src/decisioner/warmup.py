@@ -1,8 +1,18 @@
-"""``warm_up()``: compile (or load from cache) every kernel once on tiny canonical inputs, so no
-request pays compile time. Services call it at start-up; the CLI has ``decisioner warmup``.
+"""``warm_up()``: compile (or load from cache) every kernel of the request path once on tiny
+canonical inputs, so no request pays compile time. Services call it at start-up; the CLI has
+``decisioner warmup`` (``--all`` for the admin kernels too).
 
 The calls use exactly the dtypes the library passes on the hot path, so after warm-up each
 kernel has one compiled signature (a test asserts it: a second one would be a silent recompile).
+
+Request path versus admin kernels: ``warm_up()`` covers everything ``decide``, ``track``,
+``observe``, ``recommend`` and ``recommend_many`` can reach, including identity linking, table
+and array growth, merges and memory-bound eviction (a test runs that workload after
+``warm_up()`` and asserts no kernel compiled or loaded). The kernels in :data:`ADMIN` serve only
+the privacy and admin operations (``forget``, ``unlink``, ``split``, ``expire``, ``block``,
+``evidence_of``, ``readmit``) or tests; they compile on first use instead (a few seconds, once
+per cache directory), which keeps a cold ``warm_up()`` short. ``warm_up(admin=True)`` compiles
+them too, e.g. to fill a cache directory at build time.
 """
 
 from __future__ import annotations
@@ -14,7 +24,7 @@ import numpy as np
 
 from ._kernels import affinity, bandit, decide, graph, linear, rng, topk
 
-__all__ = ["KERNELS", "warm_up"]
+__all__ = ["ADMIN", "KERNELS", "warm_up"]
 
 #: every public kernel (dispatchers), for warm-up and the one-signature check
 KERNELS: tuple[Any, ...] = (
@@ -31,9 +41,18 @@ KERNELS: tuple[Any, ...] = (
     decide.score_row, decide.select_pool, decide.decide_slate, decide.recommend_one, decide.recommend_batch,
 )
 
+#: kernels off the request path (privacy and admin operations, tests): ``warm_up()`` leaves them
+#: to compile on first use unless ``admin=True``
+ADMIN: tuple[Any, ...] = (
+    graph.graph_recompute, graph.graph_expired, graph.graph_find_nodes, graph.graph_find_root,
+    graph.graph_edges_of, rng.rng_fill_uniform, rng.rng_fill_beta,
+)
+
 
 def _warm_identity() -> None:
-    """Every identity kernel through the public API, so the dtypes are the library's own."""
+    """Every request-path identity kernel through the public API, so the dtypes are the
+    library's own: linking (one event, bulk, merges, refusals), lookups, growth, blocked values,
+    and eviction (member walks, node removal, evidence compaction)."""
     from .identity import IdentityGraph
 
     g = IdentityGraph(b"w" * 16, capacity=2)
@@ -49,18 +68,33 @@ def _warm_identity() -> None:
     g.resolve_keys(keys)
     g.resolve_key(int(keys[0, 0]), int(keys[1, 0]))
     g.component_rows()
+    g.evict(np.array([g.resolve_one({"cookie": "k0"})], np.int32))  # member walk, removal
+    g.evict(np.arange(g.n_rows, dtype=np.int32)[g.rows_["root"][: g.n_rows] >= 0][:2])
+    graph.graph_compact_edges(g.edges_, g.ev_head_, g.meta_, int(g.meta_[graph.C_NODES]))
+
+
+def _warm_admin() -> None:
+    """The :data:`ADMIN` kernels, through the public API where there is one."""
+    from .identity import IdentityGraph
+
+    g = IdentityGraph(b"w" * 16, capacity=2)
+    g.link_one({"cookie": "c1", "user_id": "u1", "email": "w@x.io"}, time=1_700_000_000_000)
+    g.link_one({"cookie": "c2", "user_id": "u2"})
     g.evidence_of(g.resolve_one({"cookie": "c1"}))
     g.unlink({"email": "w@x.io"})
     g.split(g.resolve_one({"cookie": "c1"}))
     g.forget({"cookie": "c2"})
     g.readmit(g.keys_of({"cookie": "c2"})[0])
     g.expire(1_800_000_000_000)
-    graph.graph_compact_edges(g.edges_, g.ev_head_, g.meta_, int(g.meta_[graph.C_NODES]))
     graph.graph_find_root(g.nodes_, 0)
+    state = rng.seed_state(0)
+    rng.rng_fill_uniform(state, np.empty(1))
+    rng.rng_fill_beta(state, 1.0, 1.0, np.empty(1))
 
 
-def warm_up() -> float:
-    """Compile or load every kernel; returns the seconds it took.
+def warm_up(*, admin: bool = False) -> float:
+    """Compile or load every request-path kernel (and the :data:`ADMIN` ones with ``admin``);
+    returns the seconds it took.
 
     Examples
     --------
@@ -69,6 +103,8 @@ def warm_up() -> float:
     """
     t0 = time.perf_counter()
     _warm_identity()
+    if admin:
+        _warm_admin()
     # profiles
     fid = np.full((2, 4), -1, np.int32)
     score = np.zeros((2, 4), np.float32)
@@ -111,8 +147,6 @@ def warm_up() -> float:
     linear.linucb_select(chol, theta, np.ones(1), two, 1.0)
     bandit.rank_slate(np.array([0, 1], np.int64), np.array([1.0, 0.5]), 2, 1, bandit.MODE_EPSILON, 0.1,
                       state, np.empty(1, np.int64), np.empty(1, np.float64))
-    rng.rng_fill_uniform(state, np.empty(1))
-    rng.rng_fill_beta(state, 1.0, 1.0, np.empty(1))
     # fused decide / read (decide.py): the bundles the engine passes
     prof = (fid, score, t, np.full((2, 2), -1, np.int32))
     cat = (np.array([0, 1, 2, 2], np.int64), np.array([0, 1], np.int32), np.ones(2, np.float32))

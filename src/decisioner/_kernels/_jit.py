@@ -1,12 +1,20 @@
 """The one decorator source for numba kernels.
 
 ``kernel``: serial, cached, releases the GIL. ``parallel_kernel``: cached, ``parallel=True``
-for batch paths only. ``fastmath`` stays off (it changes NaN/inf behaviour). ``prefetch``: a
-cache hint for bulk kernels that walk random memory (no effect on results).
+for batch paths only. ``helper``: code shared by kernels, compiled once per signature and
+called normally (LLVM inlines it where that pays). ``inline``: numba-IR inlining, for the rare
+case that needs it (it is the most expensive way to share code: see its docstring).
+``fastmath`` stays off (it changes NaN/inf behaviour). ``prefetch``: a cache hint for bulk
+kernels that walk random memory (no effect on results).
+
+Compile time (a cold ``warm_up()`` compiles everything): none of these builds the C-callable
+``cfunc`` wrapper numba makes by default (``no_cfunc_wrapper``; nothing here takes a kernel's
+address), which saves about a tenth of LLVM's work; kernel-to-kernel and helper calls are typed
+without literal arguments so each callee compiles once.
 
 Cache caveats: numba invalidates a cached kernel when its own file changes, not when a callee
 in another file changes, and freezes module globals at compile time. Kernels therefore take
-tunables as arguments; shared helpers live in ``rng.py`` and ``_common.py`` only. For
+tunables as arguments; shared helpers live in ``rng.py`` and ``topk.py`` (``sort_by``) only. For
 read-only installs set ``NUMBA_CACHE_DIR`` to a writable directory.
 """
 
@@ -17,11 +25,35 @@ from typing import Any, Callable, TypeVar, cast, overload
 import numba
 from llvmlite import ir
 from numba.core import cgutils, types
+from numba.core.dispatcher import Dispatcher
 from numba.extending import intrinsic
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-__all__ = ["kernel", "parallel_kernel", "inline", "prefetch"]
+__all__ = ["kernel", "parallel_kernel", "helper", "inline", "prefetch"]
+
+
+def _typed_without_literals(disp: Any) -> Any:
+    """Make calls from other kernels compile ``disp`` for plain types only.
+
+    Numba types a call inside a kernel while the caller's own types are still being inferred,
+    and compiles the callee for the argument types it sees at that moment: a counter set to
+    ``0`` and incremented in a loop reaches the callee first as ``Literal[int](0)``, later as
+    ``int64``, so the callee would compile twice (and a constant argument pins a literal
+    specialization per value). Dropping the literals before the callee compiles leaves one
+    specialization per real signature. Calls from Python are unaffected (numba's own
+    dispatch already tries plain types first).
+    """
+    if not isinstance(disp, Dispatcher):  # NUMBA_DISABLE_JIT=1: a plain function
+        return disp
+    resolve = disp.get_call_template
+    plain: Callable[[Any], Any] = types.unliteral
+
+    def get_call_template(args: Any, kws: Any) -> Any:
+        return resolve(tuple(plain(a) for a in args), {k: plain(v) for k, v in kws.items()})
+
+    setattr(disp, "get_call_template", get_call_template)  # this dispatcher only
+    return disp
 
 
 @overload
@@ -42,21 +74,97 @@ def kernel(fn: F | None = None, *, nrt: bool = True) -> F | Callable[[F], F]:
     """
 
     def wrap(f: F) -> F:
-        opts: dict[str, Any] = {"cache": True, "nogil": True}
+        opts: dict[str, Any] = {"cache": True, "nogil": True, "no_cfunc_wrapper": True}
         if not nrt:
             opts["_nrt"] = False
-        return cast(F, numba.njit(**opts)(f))
+        return cast(F, _typed_without_literals(numba.njit(**opts)(f)))
 
     return wrap if fn is None else wrap(fn)
 
 
 def parallel_kernel(fn: F) -> F:
     """Batch kernel: ``njit(cache=True, nogil=True, parallel=True)``."""
-    return cast(F, numba.njit(cache=True, nogil=True, parallel=True)(fn))
+    opts: dict[str, Any] = {"cache": True, "nogil": True, "parallel": True, "no_cfunc_wrapper": True}
+    return cast(F, numba.njit(**opts)(fn))
+
+
+@overload
+def helper(fn: F) -> F: ...
+
+
+@overload
+def helper(
+    fn: None = None, *, nrt: bool = False, python: bool = False, hot: bool = False
+) -> Callable[[F], F]: ...
+
+
+def helper(
+    fn: F | None = None, *, nrt: bool = False, python: bool = False, hot: bool = False
+) -> F | Callable[[F], F]:
+    """Shared code called from kernels with an ordinary call (not a public kernel; no warm-up
+    entry): ``@helper``, or ``@helper(nrt=True)`` for one that allocates arrays,
+    ``@helper(python=True)`` for one also called from Python (tests of ``rng``), and
+    ``@helper(hot=True)`` for one on a hot path, which LLVM always inlines into its callers.
+
+    Compiled once per argument signature and cached, then linked into each calling kernel,
+    where LLVM still inlines it when that pays (small helpers always are). Compile cost is paid
+    once, however many kernels and call sites use it: share code this way, not with
+    :func:`inline`. Without ``nrt`` (the default) the helper pays no reference counting on the
+    arrays it is handed and cannot allocate. Without ``python`` numba builds no Python entry
+    point for it (about a tenth of a cold warm-up); calling it from Python raises ``TypeError``
+    (use ``helper.py_func`` to run its Python source).
+
+    ``hot`` marks the function ``alwaysinline`` for LLVM: numba still types and lowers it once,
+    but each caller gets the body inlined, so it optimises with the caller's loop (array
+    pointers and lengths stay in registers, no call with ~7 arguments per array). Measured to
+    matter for the request path (``_link_event`` per group of ``graph_link_many``, the scoring
+    helpers of ``recommend_items``); left off, LLVM inlines only what its cost model likes.
+    """
+
+    def wrap(f: F) -> F:
+        f.__dict__["_kernel_helper"] = True  # test_conventions: not a public kernel
+        opts: dict[str, Any] = {"cache": True, "nogil": True, "no_cfunc_wrapper": True}
+        if not nrt:
+            opts["_nrt"] = False
+        if not python:
+            opts["no_cpython_wrapper"] = True
+        if hot:
+            opts["forceinline"] = True
+        disp = _typed_without_literals(numba.njit(**opts)(f))
+        if not python and isinstance(disp, Dispatcher):
+            disp.__class__ = _kernel_only(type(disp))
+        return cast(F, disp)
+
+    return wrap if fn is None else wrap(fn)
+
+
+_KERNEL_ONLY: dict[type, type] = {}
+
+
+def _kernel_only(base: type) -> type:
+    """``base`` (numba's dispatcher class) with Python calls refused: a helper compiled without
+    a Python entry point would otherwise jump to a null address."""
+    cls = _KERNEL_ONLY.get(base)
+    if cls is None:
+
+        def __call__(self: Any, *args: Any, **kwargs: Any) -> Any:
+            raise TypeError(
+                f"{self.py_func.__qualname__} is a kernel helper without a Python entry point: call it "
+                f"from a kernel, or run its source with {self.py_func.__qualname__}.py_func(...)"
+            )
+
+        cls = _KERNEL_ONLY[base] = type("KernelOnly" + base.__name__, (base,), {"__call__": __call__})
+    return cls
 
 
 def inline(fn: F) -> F:
-    """Helper called only from other kernels (not a public kernel; no warm-up entry)."""
+    """A few lines inlined into each caller's numba IR (not a public kernel; no warm-up entry).
+
+    Numba copies the callee's IR once per call site, block by block, each copy carrying the
+    callee's whole variable scope: the cost grows with (blocks x variables) of the callee,
+    including everything inlined into it. Keep ``inline`` for small leaf helpers (no loops
+    calling other inline helpers); anything larger is a :func:`helper`.
+    """
     return cast(F, numba.njit(cache=True, nogil=True, inline="always")(fn))
 
 

@@ -21,13 +21,13 @@ import numpy as np
 
 from numba import prange
 
-from ._jit import inline, kernel, parallel_kernel
+from ._jit import helper, kernel, parallel_kernel
 from .topk import top_k as _top_k
 
 MIN_SCORE = 1e-6
 
 
-@inline
+@helper(hot=True)
 def _decay_row(fid: np.ndarray, score: np.ndarray, t: np.ndarray, r: int, now: int, hl: np.ndarray) -> None:
     dt = now - t[r]
     if dt <= 0:
@@ -46,7 +46,7 @@ def _decay_row(fid: np.ndarray, score: np.ndarray, t: np.ndarray, r: int, now: i
     t[r] = now
 
 
-@inline
+@helper(hot=True)
 def _add(fid: np.ndarray, score: np.ndarray, r: int, f: int, w: float) -> None:
     K = fid.shape[1]
     empty = -1
@@ -163,7 +163,7 @@ def affinity_merge(
     t[src] = 0
 
 
-@inline
+@helper(hot=True)
 def _base_scores(out: np.ndarray, prior: np.ndarray, prior_weight: float, extra: np.ndarray, eligible: np.ndarray) -> None:
     """Every item's prior term (``-inf`` where ineligible): the start of both scoring paths."""
     neg_inf = -np.inf
@@ -174,7 +174,7 @@ def _base_scores(out: np.ndarray, prior: np.ndarray, prior_weight: float, extra:
             out[i] = prior_weight * prior[i] + extra[i]
 
 
-@inline
+@helper(hot=True)
 def _add_interest(
     out: np.ndarray, f: int, w: float, fv_indptr: np.ndarray, fv_items: np.ndarray, fv_data: np.ndarray,
 ) -> None:
@@ -183,7 +183,7 @@ def _add_interest(
         out[fv_items[p]] += w * fv_data[p]
 
 
-@inline
+@helper(hot=True)
 def _exclude_and_clean(out: np.ndarray, excluded: np.ndarray) -> int:
     """``-inf`` for excluded items (negative entries ignored) and NaN scores; returns how many
     scores are not ``-inf``."""
@@ -230,7 +230,7 @@ def score_items(
     return kept
 
 
-@inline
+@helper(nrt=True, hot=True)
 def _recommend_one(
     fid: np.ndarray, score: np.ndarray, t: np.ndarray, row: int, now: int, hl: np.ndarray,
     fv_indptr: np.ndarray, fv_items: np.ndarray, fv_data: np.ndarray,

@@ -33,8 +33,9 @@ import math
 
 import numpy as np
 
-from ._jit import inline, kernel
+from ._jit import helper, kernel
 from .rng import rng_below, rng_beta, rng_normal, rng_uniform
+from .topk import sort_by
 
 #: slate and arm selection modes (integer codes: kernels take no Python objects)
 MODE_GREEDY = 0
@@ -61,7 +62,7 @@ _GL_W1 = 0.5 * 0.6521451548625461
 # --------------------------------------------------------------------------- distributions
 
 
-@inline
+@helper
 def _betacf(a: float, b: float, x: float) -> float:
     """Continued fraction of the incomplete beta function (modified Lentz)."""
     tiny = 1e-300
@@ -100,7 +101,7 @@ def _betacf(a: float, b: float, x: float) -> float:
     return h
 
 
-@inline
+@helper
 def beta_cdf(a: float, b: float, x: float) -> float:
     """Regularised incomplete beta ``I_x(a, b)``; relative error ~1e-14."""
     if x <= 0.0:
@@ -115,14 +116,14 @@ def beta_cdf(a: float, b: float, x: float) -> float:
     return 1.0 - math.exp(lbt) * _betacf(b, a, 1.0 - x) / b
 
 
-@inline
+@helper(hot=True)
 def _cdf(family: int, p1: float, p2: float, x: float) -> float:
     if family == FAMILY_BETA:
         return beta_cdf(p1, p2, x)
     return 0.5 * math.erfc(-(x - p1) / (p2 * _SQRT2))
 
 
-@inline
+@helper(hot=True)
 def _log_pdf(family: int, p1: float, p2: float, c: float, x: float) -> float:
     """Log density; ``c`` is the family's normalising constant for (p1, p2)."""
     if family == FAMILY_BETA:
@@ -138,7 +139,7 @@ def _log_pdf(family: int, p1: float, p2: float, c: float, x: float) -> float:
 # --------------------------------------------------------------------------- rank probabilities
 
 
-@inline
+@helper(nrt=True)
 def _region(
     family: int, p1: np.ndarray, p2: np.ndarray, mu: np.ndarray, sd: np.ndarray, cand: np.ndarray,
     n_c: int, x0: float, x1: float, n_grid: int, n_ranks: int, region: np.ndarray,
@@ -182,7 +183,7 @@ def _region(
     region[1] = min(x1, xb + h)
 
 
-@inline
+@helper
 def _panels(
     cand: np.ndarray, n_c: int, lo: np.ndarray, hi: np.ndarray, sd: np.ndarray, xa: float,
     xb: float, base: float, refine: float, max_points: int, xs: np.ndarray,
@@ -213,7 +214,7 @@ def _panels(
     return m + 1
 
 
-@inline
+@helper(nrt=True)
 def _integrate(
     family: int, p1: np.ndarray, p2: np.ndarray, cand: np.ndarray, n_c: int, lo: np.ndarray,
     hi: np.ndarray, logc: np.ndarray, xs: np.ndarray, n_pts: int, n_ranks: int, out: np.ndarray,
@@ -363,13 +364,13 @@ def _integrate(
                 e_prev[i, r] = e_cur[i, r]
 
 
-@inline
+@helper(hot=True)
 def _log0(q: float) -> float:
     """log q, -inf at q <= 0 (as compiled code gives; Python's math raises instead)."""
     return math.log(q) if q > 0.0 else -math.inf
 
 
-@inline
+@helper(hot=True)
 def _log1m(q: float) -> float:
     """log(1 - q), -inf at q >= 1 (as compiled code gives; Python's math raises instead)."""
     return math.log1p(-q) if q < 1.0 else -math.inf
@@ -440,7 +441,7 @@ def rank_probabilities(
         if eligible[j] != 0:
             los[i] = lo[j]
             i += 1
-    los.sort()
+    sort_by(los, los[:0])
     floor_k = los[max(m - k, 0)]
     cand = np.empty(m, dtype=np.int64)
     n_c = 0

@@ -42,7 +42,8 @@ from typing import Any
 
 import numpy as np
 
-from ._jit import inline, kernel, prefetch
+from ._jit import helper, kernel, prefetch
+from .topk import sort_by
 
 NODE_DTYPE = np.dtype(
     [("key", "<u8"), ("tag", "<u4"), ("parent", "<i4"), ("next", "<i4"), ("seen", "<i4"),
@@ -133,7 +134,7 @@ _S32 = np.uint64(32)
 # ----------------------------------------------------------------------------- table
 
 
-@inline
+@helper(hot=True)
 def _probe(tab: np.ndarray, nodes: np.ndarray, key: np.uint64) -> tuple[Int, Int]:
     """(slot, node) of ``key``, or (empty slot where it would go, -1). Assumes load < 1."""
     mask = np.uint64(tab.shape[0] - 1)
@@ -150,12 +151,12 @@ def _probe(tab: np.ndarray, nodes: np.ndarray, key: np.uint64) -> tuple[Int, Int
         i = (i + np.uint64(1)) & mask
 
 
-@inline
+@helper(hot=True)
 def _tab_put(tab: np.ndarray, slot: int, key: np.uint64, n: int) -> None:
     tab[slot] = ((key >> _S32) << _S32) | np.uint64(n + 1)
 
 
-@inline
+@helper
 def _tab_delete(tab: np.ndarray, nodes: np.ndarray, slot: Int) -> None:
     """Empty ``slot`` and shift later entries of its probe run back (no deletion markers)."""
     mask = np.int64(tab.shape[0] - 1)
@@ -178,7 +179,7 @@ def _tab_delete(tab: np.ndarray, nodes: np.ndarray, slot: Int) -> None:
     tab[i] = 0
 
 
-@inline
+@helper(hot=True)
 def _has_edge(edges: np.ndarray, ev_head: np.ndarray, a: int, b: int) -> bool:
     """Whether a live edge joins ``a`` and ``b``: both adjacency lists walked in step, so the
     cost is O(smaller degree)."""
@@ -194,7 +195,7 @@ def _has_edge(edges: np.ndarray, ev_head: np.ndarray, a: int, b: int) -> bool:
     return False
 
 
-@inline
+@helper(hot=True)
 def _word(keys: np.ndarray, j: Int) -> Int:
     """The check-tag word of key ``j``: ``keys[1, j]``, or 0 when ``keys`` has one row (keys
     without tags, e.g. a pre-hashed bulk load passed as a reshaped view: no copy)."""
@@ -206,7 +207,7 @@ def _word(keys: np.ndarray, j: Int) -> Int:
 # ----------------------------------------------------------------------------- union-find
 
 
-@inline
+@helper(hot=True)
 def _find(nodes: np.ndarray, x: Int) -> Int:
     """Root of ``x`` with path halving (iterative; writes parent pointers)."""
     while True:
@@ -220,7 +221,7 @@ def _find(nodes: np.ndarray, x: Int) -> Int:
         x = gp
 
 
-@inline
+@helper(hot=True)
 def _root_ro(nodes: np.ndarray, x: Int) -> Int:
     """Root of ``x`` without writing (safe for concurrent readers)."""
     while True:
@@ -230,12 +231,12 @@ def _root_ro(nodes: np.ndarray, x: Int) -> Int:
         x = p
 
 
-@inline
+@helper(hot=True)
 def _row_of(nodes: np.ndarray, r: Int) -> Int:
     return -2 - np.int64(nodes[r]["parent"])
 
 
-@inline
+@helper(hot=True)
 def _new_row(rows: np.ndarray, cnt: np.ndarray, free_rows: np.ndarray, meta: np.ndarray) -> Int:
     nf = meta[C_FREE]
     if nf > 0:
@@ -252,7 +253,7 @@ def _new_row(rows: np.ndarray, cnt: np.ndarray, free_rows: np.ndarray, meta: np.
     return row
 
 
-@inline
+@helper
 def _scratch(rows: np.ndarray, cnt: np.ndarray, free_rows: np.ndarray, meta: np.ndarray) -> Int:
     row = meta[C_SCRATCH]
     if row < 0:
@@ -262,7 +263,7 @@ def _scratch(rows: np.ndarray, cnt: np.ndarray, free_rows: np.ndarray, meta: np.
     return row
 
 
-@inline
+@helper(hot=True)
 def _alloc_node(nodes: np.ndarray, free_nodes: np.ndarray, meta: np.ndarray) -> Int:
     nf = meta[C_FREE_NODES]
     if nf > 0:
@@ -273,7 +274,7 @@ def _alloc_node(nodes: np.ndarray, free_nodes: np.ndarray, meta: np.ndarray) -> 
     return n
 
 
-@inline
+@helper(hot=True)
 def _minutes(t_ms: int) -> int:
     m = (t_ms - EPOCH_MS) // MINUTE_MS
     if m < 0:
@@ -283,7 +284,7 @@ def _minutes(t_ms: int) -> int:
     return m
 
 
-@inline
+@helper
 def _dnl_between(
     nodes: np.ndarray, dnl: np.ndarray, n_dnl: int, side: np.ndarray, off: int, n_side: int, r: int,
 ) -> bool:
@@ -303,7 +304,7 @@ def _dnl_between(
     return False
 
 
-@inline
+@helper(hot=True)
 def _add_edge(
     edges: np.ndarray, ev_head: np.ndarray, meta: np.ndarray, a: int, b: int, t_ms: int, src: int,
 ) -> None:
@@ -323,7 +324,7 @@ def _add_edge(
 # ----------------------------------------------------------------------------- linking
 
 
-@inline
+@helper(hot=True)
 def _link_fresh(
     tab: np.ndarray, nodes: np.ndarray, rows: np.ndarray, cnt: np.ndarray, free_rows: np.ndarray,
     free_nodes: np.ndarray, meta: np.ndarray, trules: np.ndarray, edges: np.ndarray,
@@ -408,7 +409,7 @@ def _link_fresh(
     return row
 
 
-@inline
+@helper(hot=True)
 def _link_event(
     tab: np.ndarray, nodes: np.ndarray, rows: np.ndarray, cnt: np.ndarray, free_rows: np.ndarray,
     free_nodes: np.ndarray, meta: np.ndarray, trules: np.ndarray, dnl: np.ndarray, edges: np.ndarray,
@@ -1068,7 +1069,7 @@ def graph_recompute(
                 e = edges[e]["next_a"]
             else:
                 e = edges[e]["next_b"]
-    elist.sort()
+    sort_by(elist, elist[:0])
     psize = np.ones(n_mem, np.int64)
     pflags = np.zeros(n_mem, np.int64)
     pcnt = np.zeros((n_mem, width), np.int64)
@@ -1134,10 +1135,10 @@ def graph_recompute(
             order_key[k] = ((np.int64(1) << 31) - psize[p]) * (np.int64(1) << 32) + minnode[p]
             piece_pos[k] = p
             k += 1
-    order = np.argsort(order_key)
+    sort_by(order_key, piece_pos)  # keys are distinct: np.argsort's order
     row_at = np.empty(n_mem, np.int64)
     for k in range(n_pieces):
-        p = piece_pos[order[k]]
+        p = piece_pos[k]
         if k == 0 and keep_row >= 0:
             row = keep_row
         else:

@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from ._jit import inline, kernel
+from ._jit import helper, kernel
 
 
 @kernel
@@ -73,7 +73,7 @@ def linear_update(
         theta[arm, j] = acc
 
 
-@inline
+@helper(hot=True)
 def _mean_sd(inv: np.ndarray, theta: np.ndarray, a: int, x: np.ndarray) -> tuple[float, float]:
     """Arm ``a``'s score mean ``theta_a . x`` and standard deviation ``||R_a x||``. O(d^2)."""
     m = 0.0

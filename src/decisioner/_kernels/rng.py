@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ._jit import inline, kernel
+from ._jit import helper, kernel
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -23,7 +23,7 @@ _S11 = np.uint64(11)
 _INV53 = 1.0 / 9007199254740992.0  # 2**-53
 
 
-@inline
+@helper(python=True, hot=True)
 def mix64(z: np.uint64) -> np.uint64:
     """splitmix64 finaliser: a bijective avalanche of one 64-bit word."""
     z = (z ^ (z >> _S30)) * _M1
@@ -31,7 +31,7 @@ def mix64(z: np.uint64) -> np.uint64:
     return z ^ (z >> _S31)
 
 
-@inline
+@helper(python=True, hot=True)
 def rng_next(state: np.ndarray) -> np.uint64:
     """Next 64-bit word; advances ``state[0]``."""
     z = state[0] + _GOLDEN
@@ -39,19 +39,19 @@ def rng_next(state: np.ndarray) -> np.uint64:
     return mix64(z)
 
 
-@inline
+@helper(python=True, hot=True)
 def rng_uniform(state: np.ndarray) -> float:
     """Uniform float64 in [0, 1) with 53 random bits."""
     return float(rng_next(state) >> _S11) * _INV53
 
 
-@inline
+@helper(python=True, hot=True)
 def rng_below(state: np.ndarray, n: int) -> int:
     """Uniform integer in [0, n); assumes n >= 1 (multiply-free, bias < 2**-53 * n)."""
     return int(rng_uniform(state) * n)
 
 
-@inline
+@helper(python=True, hot=True)
 def rng_normal(state: np.ndarray) -> float:
     """Standard normal by Box-Muller (one value per call; the pair's twin is discarded so the
     stream position does not depend on call history)."""
@@ -60,7 +60,7 @@ def rng_normal(state: np.ndarray) -> float:
     return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
 
 
-@inline
+@helper(python=True)
 def rng_gamma(state: np.ndarray, shape: float) -> float:
     """Gamma(shape, 1) by Marsaglia-Tsang; shape < 1 via the ``U**(1/shape)`` boost."""
     boost = 1.0
@@ -80,7 +80,7 @@ def rng_gamma(state: np.ndarray, shape: float) -> float:
             return d * v * boost
 
 
-@inline
+@helper(python=True)
 def rng_beta(state: np.ndarray, a: float, b: float) -> float:
     """Beta(a, b) as X / (X + Y) with X ~ Gamma(a), Y ~ Gamma(b)."""
     x = rng_gamma(state, a)
