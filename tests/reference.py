@@ -1101,39 +1101,6 @@ def first_slot_probabilities(scores: Sequence[float], mode: int, param: float) -
 # ----------------------------------------------------------------- fused read (recommend)
 
 
-def recommend_items_ref(
-    fid: np.ndarray, score: np.ndarray, t: np.ndarray, row: int, now: int, hl: np.ndarray,
-    fv_indptr: np.ndarray, fv_items: np.ndarray, fv_data: np.ndarray, affinity_weight: float,
-    prior: np.ndarray, prior_weight: float, extra: np.ndarray, eligible: np.ndarray,
-    excluded: np.ndarray, k: int,
-) -> tuple[list[int], list[float]]:
-    """Twin of ``recommend_items``: dense, obvious loops; returns (indices, scores) best first."""
-    n = eligible.shape[0]
-    scores = [(-math.inf if eligible[i] == 0 else prior_weight * float(prior[i]) + float(extra[i])) for i in range(n)]
-    if row >= 0:
-        dt = max(0, now - int(t[row]))
-        live = {}
-        for s in range(fid.shape[1]):
-            f = int(fid[row, s])
-            if f >= 0:
-                v = float(score[row, s]) * 2.0 ** (-dt / float(hl[f]))
-                live[s] = v if v > 1e-6 else 0.0
-        total = sum(live.values())
-        if total > 0:
-            for s, v in live.items():
-                w = affinity_weight * (v / total)
-                if w != 0.0:
-                    f = int(fid[row, s])
-                    for p in range(int(fv_indptr[f]), int(fv_indptr[f + 1])):
-                        scores[int(fv_items[p])] += w * float(fv_data[p])
-    for e in excluded:
-        if e >= 0:
-            scores[int(e)] = -math.inf
-    scores = [-math.inf if s != s else s for s in scores]
-    order = sorted((i for i in range(n) if scores[i] != -math.inf), key=lambda i: (-scores[i], i))[:k]
-    return order, [scores[i] for i in order]
-
-
 # ----------------------------------------------------------------- fused decide (decide.py)
 
 #: ``params`` layout of ``decide.py``, restated (the twins share no code with the kernels)

@@ -32,8 +32,7 @@ KERNELS: tuple[Any, ...] = (
     graph.graph_link, graph.graph_link_many, graph.graph_rehash,
     graph.graph_component_rows, graph.graph_members, graph.graph_edges_of, graph.graph_block,
     graph.graph_remove, graph.graph_recompute, graph.graph_expired, graph.graph_compact_edges,
-    affinity.affinity_update, affinity.affinity_read, affinity.affinity_merge, affinity.score_items, affinity.recommend_items,
-    affinity.recommend_items_par,
+    affinity.affinity_update, affinity.affinity_read, affinity.affinity_merge, affinity.score_items,
     topk.top_k, bandit.rank_slate, bandit.rank_probabilities, bandit.categorical_select,
     bandit.posterior_top_k, bandit.arm_select, bandit.arm_stats_update,
     linear.linear_update, linear.linear_scores, linear.linucb_select,
@@ -122,13 +121,6 @@ def warm_up(*, admin: bool = False) -> float:
                          of, osc, 1, 1.0, np.zeros(2), 0.5, np.zeros(2), np.ones(2, np.uint8),
                          np.empty(0, np.int32), out)
     topk.top_k(out, 1, np.empty(1, np.int64))
-    affinity.recommend_items(fid, score, t, 0, 2, hl, np.array([0, 1, 2, 2], np.int64), np.array([0, 1], np.int32),
-                             np.ones(2, np.float32), 1.0, np.zeros(2), 0.5, np.zeros(2), np.ones(2, np.uint8),
-                             np.empty(0, np.int32), 1, np.empty(1, np.int64), np.empty(1, np.float64))
-    affinity.recommend_items_par(fid, score, t, np.array([0, -1], np.int64), np.array([2, 2], np.int64), hl,
-                                 np.array([0, 1, 2, 2], np.int64), np.array([0, 1], np.int32), np.ones(2, np.float32),
-                                 1.0, np.zeros(2), 0.5, np.zeros(2), np.ones(2, np.uint8), np.full((2, 1), -1, np.int32),
-                                 1, np.empty((2, 1), np.int64), np.empty((2, 1), np.float64), np.empty(2, np.int64))
     # allocation
     state = rng.seed_state(0)
     two = np.ones(2, np.uint8)

@@ -462,20 +462,6 @@ def test_recommend_one_is_the_greedy_decision(seed: int) -> None:
         assert (r.idx, r.score, r.counts[:3]) == (d.idx, d.score, d.counts[:3])
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_recommend_one_agrees_with_recommend_items(seed: int) -> None:
-    """Same ranking as the kernel it replaces; scores agree to rounding (``recommend_items``
-    sums the affinity total in slot order, the fused kernels as ``score_one`` does)."""
-    w = world(seed)
-    for row in range(w.prof[0].shape[0]):
-        r = read(w, row, NOW, True, 8)
-        oi, osc = np.empty(8, np.int64), np.empty(8, np.float64)
-        m = A.recommend_items(w.prof[0], w.prof[1], w.prof[2], row, NOW, w.hl, *w.cat, float(w.params[D.P_AFFINITY_W]),
-                              w.prior(), float(w.params[D.P_PRIOR_W]), w.plc[1], w.plc[0], w.prof[3][row], 8, oi, osc)
-        assert r.idx == oi[:m].tolist()
-        np.testing.assert_allclose(r.score, osc[:m], rtol=1e-13)
-
-
 @pytest.mark.parametrize("b", [0, 1, 5, size(150, 70)])  # > BATCH_CHUNKS: chunks of several requests
 def test_recommend_batch_equals_serial_calls(b: int) -> None:
     w = world(9)

@@ -19,9 +19,8 @@ import math
 
 import numpy as np
 
-from numba import prange
 
-from ._jit import helper, kernel, parallel_kernel
+from ._jit import helper, kernel
 from .topk import top_k as _top_k
 
 MIN_SCORE = 1e-6
@@ -228,83 +227,3 @@ def score_items(
             _add_interest(out, prof_fid[k], w, fv_indptr, fv_items, fv_data)
     kept: int = _exclude_and_clean(out, excluded)
     return kept
-
-
-@helper(nrt=True, hot=True)
-def _recommend_one(
-    fid: np.ndarray, score: np.ndarray, t: np.ndarray, row: int, now: int, hl: np.ndarray,
-    fv_indptr: np.ndarray, fv_items: np.ndarray, fv_data: np.ndarray,
-    affinity_weight: float, prior: np.ndarray, prior_weight: float, extra: np.ndarray,
-    eligible: np.ndarray, excluded: np.ndarray, k: int, out_idx: np.ndarray, out_score: np.ndarray,
-) -> int:
-    scores = np.empty(eligible.shape[0], dtype=np.float64)
-    _base_scores(scores, prior, prior_weight, extra, eligible)
-    if row >= 0:
-        dt = now - t[row]
-        if dt < 0:
-            dt = 0
-        K = fid.shape[1]
-        live = np.empty(K, dtype=np.float64)
-        total = 0.0
-        for s in range(K):
-            f = fid[row, s]
-            v = 0.0
-            if f >= 0:
-                v = float(score[row, s]) * math.pow(2.0, -dt / hl[f])
-                if v <= MIN_SCORE:
-                    v = 0.0
-            live[s] = v
-            total += v
-        if total > 0.0:
-            for s in range(K):
-                w = affinity_weight * (live[s] / total)
-                if w != 0.0:
-                    _add_interest(scores, fid[row, s], w, fv_indptr, fv_items, fv_data)
-    _exclude_and_clean(scores, excluded)
-    m: int = _top_k(scores, k, out_idx)
-    for j in range(m):
-        out_score[j] = scores[out_idx[j]]
-    return m
-
-
-@kernel
-def recommend_items(
-    fid: np.ndarray, score: np.ndarray, t: np.ndarray, row: int, now: int, hl: np.ndarray,
-    fv_indptr: np.ndarray, fv_items: np.ndarray, fv_data: np.ndarray,
-    affinity_weight: float, prior: np.ndarray, prior_weight: float, extra: np.ndarray,
-    eligible: np.ndarray, excluded: np.ndarray, k: int, out_idx: np.ndarray, out_score: np.ndarray,
-) -> int:
-    """One read request in one call (one GIL release): row ``row``'s affinities decayed to
-    ``now`` and normalised, every item scored as :func:`score_items` does, the ``k`` best
-    (ties to the lower index, -inf never) written best first to ``out_idx`` (int64) and
-    ``out_score`` (float64). ``row`` < 0 scores without affinities. Returns how many.
-
-    Assumes: the same shapes as :func:`affinity_read` and :func:`score_items`; k >= 0.
-    O(K + n + touched postings + n log k).
-    """
-    m: int = _recommend_one(
-        fid, score, t, row, now, hl, fv_indptr, fv_items, fv_data, affinity_weight, prior,
-        prior_weight, extra, eligible, excluded, k, out_idx, out_score,
-    )
-    return m
-
-
-@parallel_kernel
-def recommend_items_par(
-    fid: np.ndarray, score: np.ndarray, t: np.ndarray, rows: np.ndarray, now: np.ndarray, hl: np.ndarray,
-    fv_indptr: np.ndarray, fv_items: np.ndarray, fv_data: np.ndarray,
-    affinity_weight: float, prior: np.ndarray, prior_weight: float, extra: np.ndarray,
-    eligible: np.ndarray, excluded: np.ndarray, k: int, out_idx: np.ndarray, out_score: np.ndarray,
-    out_n: np.ndarray,
-) -> None:
-    """:func:`recommend_items` for a batch, requests spread over the cores: ``rows`` and
-    ``now`` int64[b], ``excluded`` int32[b, e], outputs int64[b, k] / float64[b, k] / int64[b].
-    Each request writes only its own output row, so results equal the serial kernel's.
-
-    Assumes: as :func:`recommend_items`. O(b * (n + postings + n log k)) over the cores.
-    """
-    for b in prange(rows.shape[0]):
-        out_n[b] = _recommend_one(
-            fid, score, t, rows[b], now[b], hl, fv_indptr, fv_items, fv_data, affinity_weight,
-            prior, prior_weight, extra, eligible, excluded[b], k, out_idx[b], out_score[b],
-        )
