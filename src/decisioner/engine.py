@@ -267,6 +267,8 @@ class Engine:
             cap = self.config.profiles.max_profiles
             if cap and self.identity.n_profiles > cap:
                 self._evict(cap, keep=row)
+        elif self.people.person_[row] < 0 and not res.anonymous:
+            self.people.new(row)  # a profile loaded in bulk (link_many) gets its person at its first event
         if event.consent:
             prof.set_consent(row, event.consent)
         etype = str(type(event).__struct_config__.tag)
