@@ -138,12 +138,7 @@ def _same_state(a: dict[str, Any], b: dict[str, Any]) -> str | None:
     return None
 
 
-def check_engine(
-    engine: Any,
-    events: Sequence[tuple[str | None, Any]],
-    *,
-    hash_key: str | None = None,
-) -> None:
+def check_engine(engine: Any, events: Sequence[tuple[str | None, Any]], *, hash_key: str | None = None) -> None:
     """A snapshot of ``engine`` reopened continues exactly like it over ``events``
     (``(placement, event)``: a decide, or a track when the placement is ``None``), with equal
     decisions and equal state after; decoding the events mutates none of them.

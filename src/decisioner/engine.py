@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import time as _time
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import msgspec
 import numpy as np
 
-from ._kernels import decide as D
 from ._kernels.rng import seed_state
 from .allocation.experiments import HOLDOUT, NOT_ENROLLED, ExperimentRuntime
 from .catalog import Catalog
-from .config import DAY_MS, DEFAULT_EVENT_WEIGHTS, EngineConfig, load_config
+from .config import DAY_MS, EngineConfig, load_config
 from .decisionlog import DecisionLog
 from .errors import SchemaError, UnknownDecisionError
 from .eventlog import EventLog, FlushPolicy
@@ -46,30 +45,15 @@ from .journal import (
 )
 from .outcomes import Pending, PendingOutcomes
 from .people import People
-from .placements import Placement, Placements
+from .placements import ItemInputs, Placement, Placements
 from .privacy import PersonStores
-from .profiles import CONSENT_PERSONALIZATION, ProfileStore, idle_rows
-from .schemas import EVENT_TYPES, Decision, Event, Outcome, Purchase, Reason, SlotChoice, decode_event, decode_outcome
+from .profiles import CONSENT_PERSONALIZATION, ProfileStore
+from .schemas import Decision, Event, Outcome, Reason, SlotChoice, decode_event, decode_outcome
 from .scoring import AffinityScorer
 from .snapshot import ComponentState
+from .tracking import Tracker
 
 __all__ = ["Engine"]
-
-#: popularity weight of each event type (how much an interaction says "this item is wanted")
-_POPULARITY_WEIGHTS: Final[dict[str, float]] = {
-    "view": 1.0,
-    "click": 1.0,
-    "ad_click": 1.0,
-    "email_click": 1.0,
-    "add_to_cart": 3.0,
-    "purchase": 5.0,
-    "download": 1.0,
-    "coupon_redeem": 1.0,
-}
-
-
-_NO_FVS: Final = np.empty(0, dtype=np.int32)
-_NO_WEIGHTS: Final = np.empty(0, dtype=np.float64)
 
 
 class Engine:
@@ -132,7 +116,6 @@ class Engine:
             if catalog.n_fv
             else np.ones(1, dtype=np.float64)
         )
-        self._event_weight = {t: ps.event_weights.get(t, DEFAULT_EVENT_WEIGHTS[t]) for t in EVENT_TYPES}
         self.placements_ = Placements(config, catalog, seed=seed, feedback_weight=feedback_weight)
         self.experiments_ = ExperimentRuntime(
             key, config.experiments, config.holdout, [p.name for p in config.placements]
@@ -140,13 +123,8 @@ class Engine:
         self.decision_log = DecisionLog()
         self.pending_ = PendingOutcomes(config.limits.max_pending_decisions)
         self.journal = Journal()
-        self._work = D.new_work(catalog.n_items, ps.slots)  # the decide kernel's scratch (writer only)
-        self._cat = (catalog.fv_indptr, catalog.fv_items, catalog.fv_data)
+        self._inputs = ItemInputs(self.profiles, catalog, self.half_lives_)  # the decide kernel's scratch (writer)
         self.seq_ = 0  # decisions made
-        self.events_ = 0  # events applied
-        self.evicted_ = 0  # profiles evicted for the profile bound (``profiles.max_profiles``)
-        self._evicting = False
-        self._synced = 0
         self.stores = PersonStores(
             identity=self.identity,
             profiles=self.profiles,
@@ -159,11 +137,17 @@ class Engine:
             placement_names=self.placements_.names,
             instance=instance,
         )
-        self._sync_rows()
-        self.identity.add_listener(self._on_merge)
-        self.identity.add_split_listener(self._on_split)
-        self.identity.add_erase_listener(self._on_erase)
-        self.identity.add_anonymous_listener(self._on_anonymous)
+        self.tracker = Tracker(
+            config,
+            catalog,
+            self.identity,
+            self.profiles,
+            self.people,
+            self.experiments_,
+            self.scorer,
+            self.decision_log,
+            self.half_lives_,
+        )
 
     @classmethod
     def from_files(cls, config: str | Path, catalog: str | Path, **kwargs: Any) -> Engine:
@@ -178,137 +162,6 @@ class Engine:
         return cls.from_files(w / "config.toml", w / "catalog.jsonl", **kwargs)
 
     # ------------------------------------------------------------------ identity listeners
-    def _sync_rows(self) -> None:
-        n = self.identity.n_rows
-        if n <= self._synced:
-            return
-        self._synced = n
-        self.profiles.ensure(n)
-        self.people.ensure(n)
-        self.experiments_.ensure(n)
-
-    def _on_merge(self, survivor: int, absorbed: np.ndarray) -> None:
-        self._sync_rows()
-        self.experiments_.merge(survivor, absorbed)
-        self.people.merge(survivor, absorbed)
-        for r in absorbed.tolist():
-            self.profiles.merge(survivor, r, self.half_lives_)
-        self.identity.release_rows(absorbed)
-
-    def _on_split(self, row: int, new_rows: np.ndarray) -> None:
-        # unmerge: the state stays with `row`; split-off pieces are new people, empty, with its consent
-        self._sync_rows()
-        for r in new_rows.tolist():
-            self.profiles.clear(r)
-            self.profiles.consent_[r] = self.profiles.consent_[row]
-            self.experiments_.clear([r])
-            self.people.new(r)
-
-    def _on_erase(self, rows: np.ndarray) -> None:
-        # erasure (or eviction): the profiles lost every identifier; wipe them before reuse
-        self._sync_rows()
-        if self._evicting:
-            self.people.release(rows)
-        else:
-            gone = self.people.erase(rows)
-            self.decision_log.erase(gone)
-            self.experiments_.exposures.erase(gone)
-        self.profiles.clear(rows)
-        self.experiments_.clear(rows)
-        self.identity.release_rows(rows)
-
-    def _on_anonymous(self, row: int) -> None:
-        # no usable identifier: a scratch row that holds nothing and is nobody
-        self._sync_rows()
-        self.profiles.clear(row)
-        self.profiles.consent_[row] = 0
-        self.people.release([row])
-
-    # ------------------------------------------------------------------ tracking
-    def _validate(self, event: Event, *, hashed: bool = False) -> tuple[np.ndarray, np.ndarray, list[int]]:
-        """Everything that can fail, before anything changes: keys and item indices."""
-        lim = self.config.limits
-        if len(event.ids) > lim.max_identifiers:
-            raise SchemaError(f"Expected at most {lim.max_identifiers} identifiers, got {len(event.ids)} - at `$.ids`")
-        if len(event.attrs) > lim.max_attributes:
-            raise SchemaError(
-                f"Expected at most {lim.max_attributes} attributes, got {len(event.attrs)} - at `$.attrs`"
-            )
-        keys, types = self.identity.keys_of_hashed(event.ids) if hashed else self.identity.keys_of(event.ids)
-        items: list[int] = []
-        if event.item is not None:
-            items.append(self.catalog.item_index(event.item))
-        if isinstance(event, Purchase):
-            items.extend(self.catalog.item_index(it, where=f"$.items[{j}]") for j, it in enumerate(event.items))
-        return keys, types, items
-
-    def _apply(
-        self,
-        event: Event,
-        keys: np.ndarray,
-        types: np.ndarray,
-        items: list[int],
-        *,
-        defer_interest: bool = False,
-    ) -> tuple[int, np.ndarray, np.ndarray]:
-        """Identity, people, consent, interests and popularity for one validated event.
-
-        Returns the row and, with ``defer_interest``, the interest update still to apply
-        (facet values, weights; empty when none): the fused decide kernel applies it itself.
-        """
-        res = self.identity.link_keys(keys, types, time=event.time, source=event.channel, consent=event.consent)
-        row = res.row
-        self._sync_rows()
-        prof = self.profiles
-        if res.new:
-            prof.clear(row)
-            self.experiments_.clear([row])  # a recycled row must not inherit anyone's assignment
-            self.people.new(row)
-            cap = self.config.profiles.max_profiles
-            if cap and self.identity.n_profiles > cap:
-                self._evict(cap, keep=row)
-        elif self.people.person_[row] < 0 and not res.anonymous:
-            self.people.new(row)  # a profile loaded in bulk (link_many) gets its person at its first event
-        if event.consent:
-            prof.set_consent(row, event.consent)
-        etype = str(type(event).__struct_config__.tag)
-        now = event.time
-        fvs, wts = _NO_FVS, _NO_WEIGHTS
-        if items:
-            w = self._event_weight[etype]
-            if w != 0.0 and prof.allows(row, CONSENT_PERSONALIZATION):
-                fvs, wts = self.catalog.items_fvs(items, w)
-                if not defer_interest:
-                    prof.update(row, fvs, wts, now, self.half_lives_)
-                    fvs, wts = _NO_FVS, _NO_WEIGHTS
-            pw = _POPULARITY_WEIGHTS.get(etype, 0.0)
-            if pw:
-                for i in items:
-                    self.scorer.add_popularity(i, pw, now)
-            if etype == "purchase":
-                for i in items:
-                    prof.add_purchase(row, i)
-        prof.touch(row, now)
-        self.events_ += 1
-        return row, fvs, wts
-
-    def _evict(self, cap: int, *, keep: int) -> None:
-        """Bring the live profiles back under ``cap``: the longest idle, a batch of
-        ``evict_fraction * cap`` at once, never ``keep`` (the row being served)."""
-        batch = max(1, int(cap * self.config.profiles.evict_fraction))
-        n = self.identity.n_profiles - cap + batch - 1
-        if n <= 0:
-            return
-        root = self.identity.rows_["root"][: self.identity.n_rows]
-        victims = idle_rows(root, self.profiles.last_seen_, n, keep=keep)
-        if victims.shape[0]:
-            self._evicting = True
-            try:
-                self.identity.evict(victims)
-            finally:
-                self._evicting = False
-            self.evicted_ += int(victims.shape[0])
-
     def track(self, event: Any) -> int:
         """Update identity, consent, interests and popularity from one behaviour event.
 
@@ -320,13 +173,13 @@ class Engine:
             On malformed events or unknown items; nothing is changed then.
         """
         ev = decode_event(event, max_bytes=self.config.limits.max_payload_bytes)
-        keys, types, items = self._validate(ev)
+        keys, types, items = self.tracker.validate(ev)
         with self.journal.lock:
             return self._track(ev, keys, types, items, TrackOp(self._hashed(ev, keys)))
 
     def _track(self, ev: Event, keys: np.ndarray, types: np.ndarray, items: list[int], op: Operation) -> int:
         payload = self.journal.encode(op)
-        row, _, _ = self._apply(ev, keys, types, items)
+        row, _, _ = self.tracker.apply(ev, keys, types, items)
         self.journal.admit(op, payload)
         return row
 
@@ -371,25 +224,18 @@ class Engine:
         t0 = _time.perf_counter_ns()
         pl = self.placements_.get(placement)
         ev = decode_event(event, max_bytes=self.config.limits.max_payload_bytes)
-        keys, types, items = self._validate(ev)
+        keys, types, items = self.tracker.validate(ev)
         with self.journal.lock:
             return self._decide(pl, ev, keys, types, items, t0, DecideOp(placement, self._hashed(ev, keys)))
 
     def _decide(
-        self,
-        base: Placement,
-        ev: Event,
-        keys: np.ndarray,
-        types: np.ndarray,
-        items: list[int],
-        t0: int,
-        op: Operation,
+        self, base: Placement, ev: Event, keys: np.ndarray, types: np.ndarray, items: list[int], t0: int, op: Operation
     ) -> Decision:
         payload = self.journal.encode(op)
         rt = self.experiments_
         unit = f"{int(keys.min()):016x}" if rt.active else ""
         pending = base.kind == "recommendation"  # the fused kernel applies the interest update
-        row, fvs, wts = self._apply(ev, keys, types, items, defer_interest=pending)
+        row, fvs, wts = self.tracker.apply(ev, keys, types, items, defer_interest=pending)
         person = self.people.person_of(row)
         seq = self.seq_
         self.seq_ = seq + 1
@@ -400,7 +246,9 @@ class Engine:
             pl, code = self._allocation(base, row, unit)
         context = pl.context(ev.attrs)
         if pl.kind == "recommendation":
-            (idx, sc, pr), n_cand, reasons = self._recommendation(pl, row, ev.time, personalized, state, fvs, wts)
+            (idx, sc, pr), n_cand, reasons = pl.choose_items(
+                self._inputs, row, ev.time, personalized, state, fvs, wts, self.scorer
+            )
         else:
             chosen, n_cand, reasons = pl.choose_arm(ev.time, state, context)
             idx = np.array([c for c, _, _ in chosen], dtype=np.int64)
@@ -459,61 +307,6 @@ class Engine:
         if code == NOT_ENROLLED or base.variants is None:
             return base, NOT_ENROLLED
         return base.variants[code], code
-
-    def _recommendation(
-        self,
-        pl: Placement,
-        row: int,
-        now: int,
-        personalized: bool,
-        state: np.ndarray,
-        fvs: np.ndarray,
-        wts: np.ndarray,
-    ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], int, list[Reason]]:
-        """One kernel call: interest update, scoring, pool, slate and click-through update."""
-        prof, pop, work = self.profiles, self.scorer.popularity_, self._work
-        pl.params[D.P_INV_MAX] = pop.inv_max()
-        n = D.decide_slate(
-            (prof.fid_, prof.score_, prof.t_, prof.purchased_),
-            row,
-            now,
-            int(personalized),
-            fvs,
-            wts,
-            self.half_lives_,
-            self._cat,
-            pop.acc_,
-            pl.plc,
-            pl.params,
-            state,
-            work,
-            pl.out,
-            pl.counts,
-        )
-        n_cand = int(pl.counts[D.C_CANDIDATES])
-        n_live = int(pl.counts[D.C_LIVE])
-        reasons: list[Reason] = []
-        if n_live:
-            live = work[4][:n_live].tolist()
-            total = sum(live)
-            names = self.catalog.fv_names
-            reasons = [
-                Reason(kind="affinity", detail=names[f], weight=w / total)
-                for f, w in zip(work[3][:3].tolist(), live[:3])
-            ]
-        if not personalized:
-            reasons.append(Reason(kind="consent", detail="no personalization consent: default content"))
-        if n_cand == 0 and pl.spec.fallback:
-            idx, sc = self.scorer.fallback(self.catalog.in_stock(), pl.spec.slots)
-            return (
-                (idx, sc, np.ones(idx.shape[0], dtype=np.float64)),
-                0,
-                [*reasons, Reason(kind="fallback", detail="no eligible item: the most popular in stock")],
-            )
-        reasons.extend(pl.rule_reasons)
-        reasons.append(Reason(kind="policy", detail=pl.policy_name))
-        out_idx, out_score, out_prop = pl.out
-        return (out_idx[:n], out_score[:n], out_prop[:n]), n_cand, reasons
 
     # ------------------------------------------------------------------ outcomes
     def observe(self, outcome: Any) -> None:
@@ -660,69 +453,40 @@ class Engine:
 
     # ------------------------------------------------------------------ state and durability
     @property
+    def events_(self) -> int:
+        """Events applied."""
+        return self.tracker.events_
+
+    @property
+    def evicted_(self) -> int:
+        """Profiles evicted for the profile bound (``profiles.max_profiles``)."""
+        return self.tracker.evicted_
+
+    @property
     def ops_(self) -> int:
         """Admitted operations (the position in the event log)."""
         return self.journal.ops_
 
     def to_state(self) -> dict[str, ComponentState]:
-        """Every component's state, by name (what a snapshot holds)."""
-        states: dict[str, ComponentState] = {
-            "identity": (self.identity.to_arrays(), {}),
-            "profiles": self.profiles.to_state(),
-            "people": self.people.to_state(),
-            "popularity": self.scorer.to_state(),
-            "experiments": self.experiments_.to_state(),
-            "decision_log": self.decision_log.to_state(),
-            "pending": self.pending_.to_state(),
-            "catalog": ({"inventory": self.catalog.inventory}, {"version": self.catalog.version}),
-            "engine": ({}, {"seq": self.seq_, "events": self.events_, "evicted": self.evicted_, "ops": self.ops_}),
-        }
-        states.update(self.placements_.to_state())
-        return states
+        """Every component's state, by name (what a snapshot holds); see :mod:`decisioner.persistence`."""
+        from .persistence import engine_state
+
+        return engine_state(self)
 
     def load_state(self, states: dict[str, ComponentState]) -> None:
-        """Continue from :meth:`to_state` of an engine with the same configuration and catalog
-        (the identity graph comes through the constructor)."""
-        self._sync_rows()
-        self.profiles.load_state(states["profiles"])
-        self.people.load_state(states["people"])
-        self.scorer.load_state(states["popularity"])
-        self.experiments_.load_state(states["experiments"])
-        self.decision_log.load_state(states["decision_log"])
-        self.pending_.load_state(states["pending"])
-        self.catalog.inventory[:] = states["catalog"][0]["inventory"]
-        self.placements_.set_stock(self.catalog.in_stock())
-        self.placements_.load_state(states)
-        meta = states["engine"][1]
-        self.seq_, self.events_, self.evicted_ = int(meta["seq"]), int(meta["events"]), int(meta["evicted"])
-        self.journal.ops_ = int(meta["ops"])
+        """Continue from :meth:`to_state` of an engine with the same configuration and catalog."""
+        from .persistence import load_engine_state
+
+        load_engine_state(self, states)
 
     def attach_log(
-        self,
-        path: str | Path,
-        *,
-        flush: FlushPolicy = "event",
-        fsync: bool = False,
-        interval_ms: float = 100.0,
+        self, path: str | Path, *, flush: FlushPolicy = "event", fsync: bool = False, interval_ms: float = 100.0
     ) -> EventLog:
-        """Append every accepted state change to the event log at ``path`` from now on.
+        """Append every accepted change to the log at ``path`` from now on, after replaying what
+        it holds past this engine's admission count; see :func:`decisioner.persistence.attach_log`."""
+        from .persistence import attach_log
 
-        The records already in the log at or past this engine's admission count are replayed
-        first, so attaching to the log of a crashed process recovers its state. One process
-        writes a log: a second one attaching fails with :class:`~decisioner.errors.LogLockedError`.
-        """
-        with self.journal.lock:
-            log = EventLog(path, flush=flush, fsync=fsync, interval_ms=interval_ms)
-            try:
-                pending = self.journal.attach(log)
-                self.journal.log = None  # replayed records are in the log already
-                for rec in pending:
-                    self.apply_record(rec)
-            except BaseException:
-                log.close()
-                raise
-            self.journal.log = log
-            return log
+        return attach_log(self, path, flush=flush, fsync=fsync, interval_ms=interval_ms)
 
     def detach_log(self) -> None:
         """Flush and close the event log (and release its directory)."""
@@ -737,12 +501,7 @@ class Engine:
         return save(self, directory)
 
     def durable(
-        self,
-        directory: str | Path,
-        *,
-        flush: FlushPolicy = "event",
-        fsync: bool = False,
-        interval_ms: float = 100.0,
+        self, directory: str | Path, *, flush: FlushPolicy = "event", fsync: bool = False, interval_ms: float = 100.0
     ) -> EventLog:
         """Make this engine durable in ``directory``: a snapshot now, then every accepted
         change in ``directory/events.log``. Reopen with :meth:`Engine.open`."""
@@ -788,7 +547,7 @@ class Engine:
         with self.journal.lock:
             if isinstance(op, (TrackOp, DecideOp)):
                 ev = op.event
-                keys, types, items = self._validate(ev, hashed=True)
+                keys, types, items = self.tracker.validate(ev, hashed=True)
                 if isinstance(op, TrackOp):
                     return self._track(ev, keys, types, items, op)
                 return self._decide(

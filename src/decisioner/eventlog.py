@@ -214,12 +214,7 @@ class EventLog:
     """
 
     def __init__(
-        self,
-        path: str | Path,
-        *,
-        flush: FlushPolicy = "event",
-        fsync: bool = False,
-        interval_ms: float = 100.0,
+        self, path: str | Path, *, flush: FlushPolicy = "event", fsync: bool = False, interval_ms: float = 100.0
     ) -> None:
         if flush not in ("event", "interval"):
             raise ConfigError(f"`flush` must be 'event' or 'interval', got {flush!r}")

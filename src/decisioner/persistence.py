@@ -23,15 +23,84 @@ from typing import TYPE_CHECKING, Any, Final
 import msgspec
 
 from .eventlog import LOG_VERSION, DirectoryLock, EventLog, FlushPolicy, read_log
-from .snapshot import SNAPSHOT_FORMAT, read_snapshot, write_snapshot
+from .snapshot import SNAPSHOT_FORMAT, ComponentState, read_snapshot, write_snapshot
 
 if TYPE_CHECKING:
     from .engine import Engine
 
-__all__ = ["LOG_NAME", "LOG_VERSION", "SNAPSHOT_FORMAT", "save", "durable", "open_engine"]
+__all__ = [
+    "LOG_NAME",
+    "LOG_VERSION",
+    "SNAPSHOT_FORMAT",
+    "engine_state",
+    "load_engine_state",
+    "attach_log",
+    "save",
+    "durable",
+    "open_engine",
+]
 
 LOG_NAME: Final = "events.log"
 _KEY_CHECK: Final = ("decisioner-snapshot-key-check", "v1")
+
+
+def engine_state(engine: Engine) -> dict[str, ComponentState]:
+    """Every component's state, by name (what a snapshot holds)."""
+    states: dict[str, ComponentState] = {
+        "identity": (engine.identity.to_arrays(), {}),
+        "profiles": engine.profiles.to_state(),
+        "people": engine.people.to_state(),
+        "popularity": engine.scorer.to_state(),
+        "experiments": engine.experiments_.to_state(),
+        "decision_log": engine.decision_log.to_state(),
+        "pending": engine.pending_.to_state(),
+        "catalog": ({"inventory": engine.catalog.inventory}, {"version": engine.catalog.version}),
+        "engine": ({}, {"seq": engine.seq_, "events": engine.events_, "evicted": engine.evicted_, "ops": engine.ops_}),
+    }
+    states.update(engine.placements_.to_state())
+    return states
+
+
+def load_engine_state(engine: Engine, states: dict[str, ComponentState]) -> None:
+    """Continue from :meth:`to_state` of an engine with the same configuration and catalog
+    (the identity graph comes through the constructor)."""
+    engine.tracker.sync_rows()
+    engine.profiles.load_state(states["profiles"])
+    engine.people.load_state(states["people"])
+    engine.scorer.load_state(states["popularity"])
+    engine.experiments_.load_state(states["experiments"])
+    engine.decision_log.load_state(states["decision_log"])
+    engine.pending_.load_state(states["pending"])
+    engine.catalog.inventory[:] = states["catalog"][0]["inventory"]
+    engine.placements_.set_stock(engine.catalog.in_stock())
+    engine.placements_.load_state(states)
+    meta = states["engine"][1]
+    engine.seq_ = int(meta["seq"])
+    engine.tracker.events_, engine.tracker.evicted_ = int(meta["events"]), int(meta["evicted"])
+    engine.journal.ops_ = int(meta["ops"])
+
+
+def attach_log(
+    engine: Engine, path: str | Path, *, flush: FlushPolicy = "event", fsync: bool = False, interval_ms: float = 100.0
+) -> EventLog:
+    """Append every accepted state change to the event log at ``path`` from now on.
+
+    The records already in the log at or past this engine's admission count are replayed
+    first, so attaching to the log of a crashed process recovers its state. One process
+    writes a log: a second one attaching fails with :class:`~decisioner.errors.LogLockedError`.
+    """
+    with engine.journal.lock:
+        log = EventLog(path, flush=flush, fsync=fsync, interval_ms=interval_ms)
+        try:
+            pending = engine.journal.attach(log)
+            engine.journal.log = None  # replayed records are in the log already
+            for rec in pending:
+                engine.apply_record(rec)
+        except BaseException:
+            log.close()
+            raise
+        engine.journal.log = log
+        return log
 
 
 def save(engine: Engine, directory: str | Path) -> Path:
@@ -87,7 +156,7 @@ def durable(
         save(engine, directory)
         log_path = Path(directory) / LOG_NAME
         log_path.unlink(missing_ok=True)
-        return engine.attach_log(log_path, flush=flush, fsync=fsync, interval_ms=interval_ms)
+        return attach_log(engine, log_path, flush=flush, fsync=fsync, interval_ms=interval_ms)
 
 
 def open_engine(

@@ -43,8 +43,10 @@ from .config import (
     RandomSpec,
 )
 from .errors import UnknownPlacementError
+from .profiles import ProfileStore
 from .rules import compile_rules
 from .schemas import Reason
+from .scoring import AffinityScorer
 from .snapshot import ComponentState
 
 __all__ = ["Allocator", "Placement", "PlacementState", "Placements", "PRIOR_CLICKS", "PRIOR_TRIALS"]
@@ -187,6 +189,60 @@ class Placement:
             x[i + 1] = float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else 0.0
         return x
 
+    def choose_items(
+        self,
+        inp: ItemInputs,
+        row: int,
+        now: int,
+        personalized: bool,
+        state: np.ndarray,
+        fvs: np.ndarray,
+        wts: np.ndarray,
+        scorer: AffinityScorer,
+    ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], int, list[Reason]]:
+        """A recommendation decision in one kernel call (:func:`~decisioner._kernels.decide.decide_slate`):
+        the event's interest update (``fvs``, ``wts``), scoring, pool, slate and click-through
+        update. Returns (items, scores, propensities), the candidates and the reasons; the
+        arrays are views of this placement's output buffers, valid until its next decision."""
+        pop, work = scorer.popularity_, inp.work
+        self.params[D.P_INV_MAX] = pop.inv_max()
+        n = D.decide_slate(
+            inp.prof(),
+            row,
+            now,
+            int(personalized),
+            fvs,
+            wts,
+            inp.half_lives,
+            inp.cat,
+            pop.acc_,
+            self.plc,
+            self.params,
+            state,
+            work,
+            self.out,
+            self.counts,
+        )
+        n_cand, n_live = int(self.counts[D.C_CANDIDATES]), int(self.counts[D.C_LIVE])
+        reasons: list[Reason] = []
+        if n_live:
+            live = work[4][:n_live].tolist()
+            total, names = sum(live), inp.catalog.fv_names
+            reasons = [
+                Reason(kind="affinity", detail=names[f], weight=w / total)
+                for f, w in zip(work[3][:3].tolist(), live[:3])
+            ]
+        if not personalized:
+            reasons.append(Reason(kind="consent", detail="no personalization consent: default content"))
+        if n_cand == 0 and self.spec.fallback:
+            idx, sc = scorer.fallback(inp.catalog.in_stock(), self.spec.slots)
+            fallback = Reason(kind="fallback", detail="no eligible item: the most popular in stock")
+            return (idx, sc, np.ones(idx.shape[0], dtype=np.float64)), 0, [*reasons, fallback]
+        reasons.extend(self.rule_reasons)
+        reasons.append(Reason(kind="policy", detail=self.policy_name))
+        out_idx, out_score, out_prop = self.out
+        return (out_idx[:n], out_score[:n], out_prop[:n]), n_cand, reasons
+
     def choose_arm(
         self, now: int, state: np.ndarray, context: np.ndarray | None
     ) -> tuple[list[tuple[int, float, float]], int, list[Reason]]:
@@ -215,6 +271,23 @@ class Placement:
         scores = np.where(eligible == 1, 0.0, -np.inf)
         idx, props = self.slate.select(scores, 1, state)
         return [(int(i), 0.0, float(p)) for i, p in zip(idx, props)], n_cand, reasons
+
+
+class ItemInputs:
+    """What a recommendation decision reads besides its placement: the profile store, the
+    catalog's facet postings, the facet half-lives, and the decide kernel's scratch (one per
+    engine, used under the writer lock)."""
+
+    def __init__(self, profiles: ProfileStore, catalog: Catalog, half_lives: np.ndarray) -> None:
+        self.profiles = profiles
+        self.catalog = catalog
+        self.half_lives = half_lives
+        self.cat = (catalog.fv_indptr, catalog.fv_items, catalog.fv_data)
+        self.work = D.new_work(catalog.n_items, profiles.slots)
+
+    def prof(self) -> tuple[np.ndarray, ...]:
+        p = self.profiles  # its arrays are replaced when they grow: bundle them per call
+        return (p.fid_, p.score_, p.t_, p.purchased_)
 
 
 class Placements:

@@ -133,12 +133,7 @@ def write_snapshot(
                 fh.write(line + b"\n")
         np.savez(str(tmp / "arrays.npz"), **arrays)  # type: ignore[arg-type]
         (tmp / "meta.msgpack").write_bytes(msgspec.msgpack.encode(meta, enc_hook=_plain))
-        head = {
-            **header,
-            "format": SNAPSHOT_FORMAT,
-            "ops": ops,
-            "checksums": {f: _checksum(tmp / f) for f in _FILES},
-        }
+        head = {**header, "format": SNAPSHOT_FORMAT, "ops": ops, "checksums": {f: _checksum(tmp / f) for f in _FILES}}
         (tmp / "header.json").write_bytes(msgspec.json.encode(head))
         for f in [*_FILES, "header.json"]:
             _fsync_file(tmp / f)

@@ -1,0 +1,209 @@
+"""Tracking: the identity and profile stages of one event, and what keeps rows in step.
+
+:class:`Tracker` validates an event against the configuration's limits and the catalog
+(``validate``: keys and item indices, before anything changes), then applies it (``apply``):
+identity linking with merge rules, a person id for a new profile, consent, decayed interests,
+popularity, recent purchases and activity, and idle-first eviction past ``profiles.max_profiles``.
+It listens to the identity graph so that the row-keyed stores (profiles, people, experiment
+assignments) follow merges, splits, erasures and the anonymous scratch row, and erasure removes
+the person's records from the decision log and the exposures.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import numpy as np
+
+from .allocation.experiments import ExperimentRuntime
+from .catalog import Catalog
+from .config import DEFAULT_EVENT_WEIGHTS, EngineConfig
+from .decisionlog import DecisionLog
+from .errors import SchemaError
+from .identity import IdentityGraph
+from .people import People
+from .profiles import CONSENT_PERSONALIZATION, ProfileStore, idle_rows
+from .schemas import EVENT_TYPES, Event, Purchase
+from .scoring import AffinityScorer
+
+__all__ = ["Tracker", "POPULARITY_WEIGHTS"]
+
+#: popularity weight of each event type (how much an interaction says "this item is wanted")
+POPULARITY_WEIGHTS: Final[dict[str, float]] = {
+    "view": 1.0,
+    "click": 1.0,
+    "ad_click": 1.0,
+    "email_click": 1.0,
+    "add_to_cart": 3.0,
+    "purchase": 5.0,
+    "download": 1.0,
+    "coupon_redeem": 1.0,
+}
+_NO_FVS: Final = np.empty(0, dtype=np.int32)
+_NO_WEIGHTS: Final = np.empty(0, dtype=np.float64)
+
+
+class Tracker:
+    """The identity and profile stages over an engine's stores (see the module docstring).
+
+    ``events_`` counts applied events, ``evicted_`` profiles evicted for the profile bound.
+    """
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        catalog: Catalog,
+        identity: IdentityGraph,
+        profiles: ProfileStore,
+        people: People,
+        experiments: ExperimentRuntime,
+        scorer: AffinityScorer,
+        decision_log: DecisionLog,
+        half_lives: np.ndarray,
+    ) -> None:
+        self.config = config
+        self.catalog = catalog
+        self.identity = identity
+        self.profiles = profiles
+        self.people = people
+        self.experiments = experiments
+        self.scorer = scorer
+        self.decision_log = decision_log
+        self.half_lives = half_lives
+        ps = config.profiles
+        self._event_weight = {t: ps.event_weights.get(t, DEFAULT_EVENT_WEIGHTS[t]) for t in EVENT_TYPES}
+        self.events_ = 0
+        self.evicted_ = 0
+        self._evicting = False
+        self._synced = 0
+        self.sync_rows()
+        identity.add_listener(self._on_merge)
+        identity.add_split_listener(self._on_split)
+        identity.add_erase_listener(self._on_erase)
+        identity.add_anonymous_listener(self._on_anonymous)
+
+    def sync_rows(self) -> None:
+        """Grow the row-keyed stores to the identity graph's rows (cheap when nothing grew)."""
+        n = self.identity.n_rows
+        if n <= self._synced:
+            return
+        self._synced = n
+        self.profiles.ensure(n)
+        self.people.ensure(n)
+        self.experiments.ensure(n)
+
+    def _on_merge(self, survivor: int, absorbed: np.ndarray) -> None:
+        self.sync_rows()
+        self.experiments.merge(survivor, absorbed)
+        self.people.merge(survivor, absorbed)
+        for r in absorbed.tolist():
+            self.profiles.merge(survivor, r, self.half_lives)
+        self.identity.release_rows(absorbed)
+
+    def _on_split(self, row: int, new_rows: np.ndarray) -> None:
+        # unmerge: the state stays with `row`; split-off pieces are new people, empty, with its consent
+        self.sync_rows()
+        for r in new_rows.tolist():
+            self.profiles.clear(r)
+            self.profiles.consent_[r] = self.profiles.consent_[row]
+            self.experiments.clear([r])
+            self.people.new(r)
+
+    def _on_erase(self, rows: np.ndarray) -> None:
+        # erasure (or eviction): the profiles lost every identifier; wipe them before reuse
+        self.sync_rows()
+        if self._evicting:
+            self.people.release(rows)
+        else:
+            gone = self.people.erase(rows)
+            self.decision_log.erase(gone)
+            self.experiments.exposures.erase(gone)
+        self.profiles.clear(rows)
+        self.experiments.clear(rows)
+        self.identity.release_rows(rows)
+
+    def _on_anonymous(self, row: int) -> None:
+        # no usable identifier: a scratch row that holds nothing and is nobody
+        self.sync_rows()
+        self.profiles.clear(row)
+        self.profiles.consent_[row] = 0
+        self.people.release([row])
+
+    # ------------------------------------------------------------------ tracking
+    def validate(self, event: Event, *, hashed: bool = False) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """Everything that can fail, before anything changes: keys and item indices."""
+        lim = self.config.limits
+        if len(event.ids) > lim.max_identifiers:
+            raise SchemaError(f"Expected at most {lim.max_identifiers} identifiers, got {len(event.ids)} - at `$.ids`")
+        if len(event.attrs) > lim.max_attributes:
+            raise SchemaError(
+                f"Expected at most {lim.max_attributes} attributes, got {len(event.attrs)} - at `$.attrs`"
+            )
+        keys, types = self.identity.keys_of_hashed(event.ids) if hashed else self.identity.keys_of(event.ids)
+        items: list[int] = []
+        if event.item is not None:
+            items.append(self.catalog.item_index(event.item))
+        if isinstance(event, Purchase):
+            items.extend(self.catalog.item_index(it, where=f"$.items[{j}]") for j, it in enumerate(event.items))
+        return keys, types, items
+
+    def apply(
+        self, event: Event, keys: np.ndarray, types: np.ndarray, items: list[int], *, defer_interest: bool = False
+    ) -> tuple[int, np.ndarray, np.ndarray]:
+        """Identity, people, consent, interests and popularity for one validated event.
+
+        Returns the row and, with ``defer_interest``, the interest update still to apply
+        (facet values, weights; empty when none): the fused decide kernel applies it itself.
+        """
+        res = self.identity.link_keys(keys, types, time=event.time, source=event.channel, consent=event.consent)
+        row = res.row
+        self.sync_rows()
+        prof = self.profiles
+        if res.new:
+            prof.clear(row)
+            self.experiments.clear([row])  # a recycled row must not inherit anyone's assignment
+            self.people.new(row)
+            cap = self.config.profiles.max_profiles
+            if cap and self.identity.n_profiles > cap:
+                self.evict(cap, keep=row)
+        elif self.people.person_[row] < 0 and not res.anonymous:
+            self.people.new(row)  # a profile loaded in bulk (link_many) gets its person at its first event
+        if event.consent:
+            prof.set_consent(row, event.consent)
+        etype = str(type(event).__struct_config__.tag)
+        now = event.time
+        fvs, wts = _NO_FVS, _NO_WEIGHTS
+        if items:
+            w = self._event_weight[etype]
+            if w != 0.0 and prof.allows(row, CONSENT_PERSONALIZATION):
+                fvs, wts = self.catalog.items_fvs(items, w)
+                if not defer_interest:
+                    prof.update(row, fvs, wts, now, self.half_lives)
+                    fvs, wts = _NO_FVS, _NO_WEIGHTS
+            pw = POPULARITY_WEIGHTS.get(etype, 0.0)
+            if pw:
+                for i in items:
+                    self.scorer.add_popularity(i, pw, now)
+            if etype == "purchase":
+                for i in items:
+                    prof.add_purchase(row, i)
+        prof.touch(row, now)
+        self.events_ += 1
+        return row, fvs, wts
+
+    def evict(self, cap: int, *, keep: int) -> None:
+        """Bring the live profiles back under ``cap``: the longest idle, a batch of
+        ``evict_fraction * cap`` at once, never ``keep`` (the row being served)."""
+        batch = max(1, int(cap * self.config.profiles.evict_fraction))
+        n = self.identity.n_profiles - cap + batch - 1
+        if n <= 0:
+            return
+        root = self.identity.rows_["root"][: self.identity.n_rows]
+        victims = idle_rows(root, self.profiles.last_seen_, n, keep=keep)
+        if victims.shape[0]:
+            self._evicting = True
+            try:
+                self.identity.evict(victims)
+            finally:
+                self._evicting = False
+            self.evicted_ += int(victims.shape[0])
