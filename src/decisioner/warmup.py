@@ -10,7 +10,8 @@ Request path versus admin kernels: ``warm_up()`` covers everything ``decide``, `
 and array growth, merges and memory-bound eviction (a test runs that workload after
 ``warm_up()`` and asserts no kernel compiled or loaded). The kernels in :data:`ADMIN` serve only
 the privacy and admin operations (``forget``, ``unlink``, ``split``, ``expire``, ``block``,
-``evidence_of``, ``readmit``) or tests; they compile on first use instead (a few seconds, once
+``evidence_of``, ``readmit``), offline bulk loading (``IdentityGraph.link_many``: identity
+evaluation, benchmark set-up) or tests; they compile on first use instead (a few seconds, once
 per cache directory), which keeps a cold ``warm_up()`` short. ``warm_up(admin=True)`` compiles
 them too, e.g. to fill a cache directory at build time.
 """
@@ -40,10 +41,10 @@ KERNELS: tuple[Any, ...] = (
     decide.score_row, decide.select_pool, decide.decide_slate, decide.recommend_one, decide.recommend_batch,
 )
 
-#: kernels off the request path (privacy and admin operations, tests): ``warm_up()`` leaves them
-#: to compile on first use unless ``admin=True``
+#: kernels off the request path (privacy and admin operations, bulk loading, tests):
+#: ``warm_up()`` leaves them to compile on first use unless ``admin=True``
 ADMIN: tuple[Any, ...] = (
-    graph.graph_recompute, graph.graph_expired, graph.graph_find_nodes, graph.graph_find_root,
+    graph.graph_link_many, graph.graph_recompute, graph.graph_expired, graph.graph_find_nodes, graph.graph_find_root,
     graph.graph_edges_of, rng.rng_fill_uniform, rng.rng_fill_beta,
 )
 
@@ -63,7 +64,7 @@ def _warm_identity() -> None:
     for i in range(12):  # enough links to grow the edge set
         g.link_one({"cookie": f"k{i}", "device": f"d{i}", "crm_id": f"r{i}"})
     keys, types = g.keys_of({"device": "d1", "cookie": "c3"})
-    g.link_many(keys, types, np.array([0, 1, 2], np.int64), times=1_700_000_000_000)
+    g.link_keys(keys, types)
     g.resolve_keys(keys)
     g.resolve_key(int(keys[0, 0]), int(keys[1, 0]))
     g.component_rows()
@@ -79,6 +80,8 @@ def _warm_admin() -> None:
     g = IdentityGraph(b"w" * 16, capacity=2)
     g.link_one({"cookie": "c1", "user_id": "u1", "email": "w@x.io"}, time=1_700_000_000_000)
     g.link_one({"cookie": "c2", "user_id": "u2"})
+    keys, types = g.keys_of({"device": "d1", "cookie": "c3"})
+    g.link_many(keys, types, np.array([0, 1, 2], np.int64), times=1_700_000_000_000)
     g.evidence_of(g.resolve_one({"cookie": "c1"}))
     g.unlink({"email": "w@x.io"})
     g.split(g.resolve_one({"cookie": "c1"}))

@@ -7,10 +7,12 @@ case that needs it (it is the most expensive way to share code: see its docstrin
 ``fastmath`` stays off (it changes NaN/inf behaviour). ``prefetch``: a cache hint for bulk
 kernels that walk random memory (no effect on results).
 
-Compile time (a cold ``warm_up()`` compiles everything): none of these builds the C-callable
-``cfunc`` wrapper numba makes by default (``no_cfunc_wrapper``; nothing here takes a kernel's
-address), which saves about a tenth of LLVM's work; kernel-to-kernel and helper calls are typed
-without literal arguments so each callee compiles once.
+Compile time (a cold ``warm_up()`` compiles every request-path kernel): none of these builds
+the C-callable ``cfunc`` wrapper numba makes by default (``no_cfunc_wrapper``; nothing here
+takes a kernel's address), which saves about a tenth of LLVM's work; kernel-to-kernel and
+helper calls are typed without literal arguments so each callee compiles once. A new kernel is
+cheap when it reuses helpers (compiled once, whoever calls them) instead of inlining code into
+numba IR, and when its call sites pass canonical dtypes (one signature per callee).
 
 Cache caveats: numba invalidates a cached kernel when its own file changes, not when a callee
 in another file changes, and freezes module globals at compile time. Kernels therefore take
