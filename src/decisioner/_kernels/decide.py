@@ -70,7 +70,7 @@ import math
 import numpy as np
 from numba import prange
 
-from ._jit import inline, kernel, parallel_kernel
+from ._jit import helper, kernel, parallel_kernel
 from .rng import rng_uniform
 
 MIN_SCORE = 1e-6
@@ -109,7 +109,7 @@ N_COUNTS = 4
 # --------------------------------------------------------------------------- 1: update (copies)
 
 
-@inline
+@helper(hot=True)
 def _decay_row(fid: np.ndarray, score: np.ndarray, t: np.ndarray, r: int, now: int, hl: np.ndarray) -> None:
     """Copy of ``affinity._decay_row``: row ``r`` decayed to ``now``, dead slots freed."""
     dt = now - t[r]
@@ -128,7 +128,7 @@ def _decay_row(fid: np.ndarray, score: np.ndarray, t: np.ndarray, r: int, now: i
     t[r] = now
 
 
-@inline
+@helper(hot=True)
 def _add(fid: np.ndarray, score: np.ndarray, r: int, f: int, w: float) -> None:
     """Copy of ``affinity._add``: ``w`` added to facet value ``f`` of row ``r`` (a held slot, the
     first empty one, or the least valuable one if worth less than ``w``)."""
@@ -162,7 +162,7 @@ def _add(fid: np.ndarray, score: np.ndarray, r: int, f: int, w: float) -> None:
 # --------------------------------------------------------------------------- 2-3: read, score, exclude
 
 
-@inline
+@helper(hot=True)
 def _read(
     fid: np.ndarray, score: np.ndarray, t: np.ndarray, r: int, now: int, hl: np.ndarray,
     out_fid: np.ndarray, out_score: np.ndarray,
@@ -189,7 +189,7 @@ def _read(
     return n
 
 
-@inline
+@helper(hot=True)
 def _np_sum(x: np.ndarray, n: int) -> float:
     """``np.sum(x[:n])`` bit for bit for n <= 256 (profile slots are capped at 256).
 
@@ -250,7 +250,7 @@ def _np_sum(x: np.ndarray, n: int) -> float:
     return res
 
 
-@inline
+@helper(hot=True)
 def _base(
     scores: np.ndarray, acc: np.ndarray, inv_max: float, prior_w: float, mask: np.ndarray, extra: np.ndarray,
 ) -> None:
@@ -262,7 +262,7 @@ def _base(
         scores[i] = v if mask[i] != 0 else neg_inf
 
 
-@inline
+@helper(hot=True)
 def _interests(
     scores: np.ndarray, live_fid: np.ndarray, live_score: np.ndarray, n_live: int, total: float, aw: float,
     fv_indptr: np.ndarray, fv_items: np.ndarray, fv_data: np.ndarray,
@@ -277,7 +277,7 @@ def _interests(
                 scores[fv_items[p]] += w * fv_data[p]
 
 
-@inline
+@helper(hot=True)
 def _exclude(scores: np.ndarray, purchased: np.ndarray, row: int, on: bool) -> int:
     """``-inf`` for the row's recent purchases (when ``on`` and ``row`` >= 0; -1 entries
     ignored) and for NaN; returns how many scores are not ``-inf`` (the candidates)."""
@@ -305,7 +305,7 @@ def _exclude(scores: np.ndarray, purchased: np.ndarray, row: int, on: bool) -> i
 # items then cost one compare: 30% faster than ``top_k`` on 10,000 items, k = 50).
 
 
-@inline
+@helper(hot=True)
 def _heap_select(scores: np.ndarray, k: int, heap: np.ndarray) -> int:
     """The ``k`` best items (never -inf or NaN) as a min-heap on rank in ``heap[:size]``;
     returns ``size``."""
@@ -358,7 +358,7 @@ def _heap_select(scores: np.ndarray, k: int, heap: np.ndarray) -> int:
     return size
 
 
-@inline
+@helper(hot=True)
 def _heap_sort(heap: np.ndarray, size: int, scores: np.ndarray) -> None:
     """Sort the min-heap ``heap[:size]`` best first (repeatedly move the worst to the end)."""
     n = size
@@ -388,7 +388,7 @@ def _heap_sort(heap: np.ndarray, size: int, scores: np.ndarray) -> None:
                 break
 
 
-@inline
+@helper(hot=True)
 def _finite_items(scores: np.ndarray, pool: np.ndarray) -> int:
     """The uniform policy's pool: every finite score's item, in index order; returns the count."""
     inf = np.inf
@@ -404,7 +404,7 @@ def _finite_items(scores: np.ndarray, pool: np.ndarray) -> int:
 # --------------------------------------------------------------------------- 5-6: slate, feedback
 
 
-@inline
+@helper(hot=True)
 def _slate(
     idx: np.ndarray, sc: np.ndarray, m: int, n_slots: int, mode: int, param: float, state: np.ndarray,
     weights: np.ndarray, out_idx: np.ndarray, out_score: np.ndarray, out_prop: np.ndarray,
@@ -455,7 +455,7 @@ def _slate(
     return filled
 
 
-@inline
+@helper(hot=True)
 def _feedback(
     out_idx: np.ndarray, filled: int, extra: np.ndarray, boost: np.ndarray, trials: np.ndarray,
     clicks: np.ndarray, fw: float, prior_clicks: float, prior_trials: float,
