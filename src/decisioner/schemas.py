@@ -15,6 +15,7 @@ from __future__ import annotations
 import codecs
 import math
 import numbers
+import threading
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
@@ -62,7 +63,13 @@ TimeMs = Annotated[int, Meta(ge=MIN_TIME_MS, le=MAX_TIME_MS)]
 Name = Annotated[str, Meta(min_length=1, max_length=128)]
 IdValue = Annotated[str, Meta(min_length=1, max_length=256)]
 Money = Annotated[float, Meta(ge=-1e12, le=1e12)]  # NaN and inf fail the bounds
+#: an attribute value: text up to 1,024 characters, a bool, an int or a finite float (the value
+#: limits are checked by ``Event._check_attrs``: msgspec's path for them would lose the name)
 AttrValue = str | bool | int | float
+#: set while msgspec decodes or converts: its own checks (the Meta limits) have run, so
+#: ``__post_init__`` (the check of Structs built in Python) checks only what Meta cannot say, and
+#: an event is validated once
+_decoding = threading.local()
 
 
 class Event(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_field="type"):
@@ -82,6 +89,10 @@ class Event(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_f
     consent: Annotated[dict[Name, bool], Meta(max_length=16)] | None = None
 
     def __post_init__(self) -> None:
+        if getattr(_decoding, "on", False):
+            if self.attrs:
+                self._check_attrs()
+            return
         # Runs after msgspec's own checks when decoding, and is the only check when a Struct is
         # built in Python (constructors do not enforce Meta constraints): keep both paths equal.
         _check_time(self.time, "time")
@@ -101,6 +112,10 @@ class Event(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_f
             _check_number(self.value, -1e12, 1e12, "value")
         if len(self.attrs) > 64:
             raise SchemaError(f"Expected `object` of length <= 64, got {len(self.attrs)} - at `$.attrs`")
+        self._check_attrs()
+        self._check_rest()
+
+    def _check_attrs(self) -> None:
         for name, v in self.attrs.items():
             _check_str(name, 128, "attrs")
             if isinstance(v, float) and not math.isfinite(v):
@@ -113,6 +128,8 @@ class Event(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_f
                 raise SchemaError(
                     f"Expected `str | bool | int | float`, got `{type(v).__name__}` - at `$.attrs.{name}`"
                 )
+
+    def _check_rest(self) -> None:
         if self.consent is not None:
             if len(self.consent) > 16:
                 raise SchemaError(f"Expected `object` of length <= 16, got {len(self.consent)} - at `$.consent`")
@@ -259,7 +276,10 @@ class Outcome(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     value: Annotated[float, Meta(ge=0.0, le=1e12)] = 1.0
 
     def __post_init__(self) -> None:
-        # the only check for an Outcome built in Python (see Event.__post_init__)
+        # the only check for an Outcome built in Python (see Event.__post_init__); decoded ones
+        # were checked by msgspec against the same limits
+        if getattr(_decoding, "on", False):
+            return
         _check_str(self.decision_id, 64, "decision_id")
         if self.kind not in ("click", "conversion"):
             raise SchemaError(f"Expected `'click' | 'conversion'`, got {self.kind!r} - at `$.kind`")
@@ -369,10 +389,18 @@ def decode_event(payload: Any, *, max_bytes: int = 65_536) -> BehaviourEvent:
                 )
             if not text:  # bytes encoded from a str are valid UTF-8 already
                 _check_utf8(payload, "event")
-            decoded: BehaviourEvent = _event_decoder.decode(payload)
+            _decoding.on = True
+            try:
+                decoded: BehaviourEvent = _event_decoder.decode(payload)
+            finally:
+                _decoding.on = False
             return decoded
         if isinstance(payload, dict):
-            converted: BehaviourEvent = msgspec.convert(payload, BehaviourEvent, strict=True)
+            _decoding.on = True
+            try:
+                converted: BehaviourEvent = msgspec.convert(payload, BehaviourEvent, strict=True)
+            finally:
+                _decoding.on = False
             return converted
     except SchemaError:
         raise
@@ -406,9 +434,17 @@ def decode_outcome(payload: Any) -> Outcome:
                 )
             if not text:
                 _check_utf8(payload, "outcome")
-            return _outcome_decoder.decode(payload)
+            _decoding.on = True
+            try:
+                return _outcome_decoder.decode(payload)
+            finally:
+                _decoding.on = False
         if isinstance(payload, dict):
-            return msgspec.convert(payload, Outcome, strict=True)
+            _decoding.on = True
+            try:
+                return msgspec.convert(payload, Outcome, strict=True)
+            finally:
+                _decoding.on = False
     except SchemaError:
         raise
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
