@@ -237,7 +237,8 @@ def test_crash_kill_recovers_every_acknowledged_event(small_world: str, tmp_path
     script.write_text(CHILD)
     recovered_counts = []
     for trial in range(20):
-        log_path = tmp_path / f"events{trial}.log"
+        (tmp_path / f"trial{trial}").mkdir()
+        log_path = tmp_path / f"trial{trial}" / "events.log"  # one writer per directory
         proc = subprocess.Popen(
             [sys.executable, str(script), small_world, str(log_path)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ),
@@ -253,6 +254,7 @@ def test_crash_kill_recovers_every_acknowledged_event(small_world: str, tmp_path
             warnings.simplefilter("ignore", DecisionerWarning)  # a torn tail record is expected
             recovered = Engine.from_world(small_world, seed=0)
             recovered.attach_log(log_path)
+            recovered.detach_log()
         k = recovered.ops_
         assert k >= n_acked, f"trial {trial}: {n_acked} acknowledged, {k} recovered"
         assert k <= len(lines)

@@ -228,3 +228,13 @@ def test_no_import_cycle_in_src() -> None:
     cycles = [c for m in sorted(graph) if (c := cycle_from(m)) and not m.endswith("__init__")]
     cycles = [c for c in cycles if not any(x == "decisioner" for x in c)]
     assert not cycles, cycles[0]
+
+
+def test_a_second_engine_in_one_process_cannot_attach_to_an_open_log(tmp_path: Path) -> None:
+    a, b = engine(), engine()
+    a.attach_log(tmp_path / "events.log")
+    with pytest.raises(LogLockedError, match=re.escape("got a second in this process")):
+        b.attach_log(tmp_path / "events.log")
+    a.detach_log()
+    b.attach_log(tmp_path / "events.log")  # free once the first writer detached
+    b.detach_log()

@@ -228,7 +228,20 @@ class EventLog:
         self.bytes_ = 0
         self.recovered_problem_: str | None = None
         self.recovered_: list[bytes] = []
-        self._dir_lock = DirectoryLock(self.path.parent)
+        key = os.path.realpath(self.path)
+        with DirectoryLock._guard:
+            if key in EventLog._open_paths:
+                raise LogLockedError(
+                    f"expected one writer of {str(self.path)!r}, got a second in this process - at `attach_log` "
+                    "(detach the other engine's log first)"
+                )
+            EventLog._open_paths.add(key)
+        self._key = key
+        try:
+            self._dir_lock = DirectoryLock(self.path.parent)
+        except BaseException:
+            self._forget_path()
+            raise
         self._lock = threading.Lock()
         self._buf: list[bytes] = []
         self._closed = False
@@ -236,12 +249,19 @@ class EventLog:
             self._fd = self._open()
         except BaseException:
             self._dir_lock.release()
+            self._forget_path()
             raise
         self._flusher: threading.Thread | None = None
         self._stop = threading.Event()
         if flush == "interval":
             self._flusher = threading.Thread(target=self._flush_loop, name="decisioner-log-flush", daemon=True)
             self._flusher.start()
+
+    _open_paths: ClassVar[set[str]] = set()
+
+    def _forget_path(self) -> None:
+        with DirectoryLock._guard:
+            EventLog._open_paths.discard(self._key)
 
     def _open(self) -> int:
         if self.path.exists() and self.path.stat().st_size > 0:
@@ -308,6 +328,7 @@ class EventLog:
                 self._closed = True
                 os.close(self._fd)
                 self._dir_lock.release()
+                self._forget_path()
 
     def reset(self) -> None:
         """Start an empty log (after a snapshot has taken everything in it)."""
