@@ -56,7 +56,7 @@ def _warm_identity() -> None:
     from .identity import IdentityGraph
 
     g = IdentityGraph(b"w" * 16, capacity=2)
-    g._reserve(g.tab_.shape[0])  # grow the arrays once: rehashes the key table
+    g.reserve(g.tab_.shape[0])  # grow the arrays once: rehashes the key table
     g.link_one({"cookie": "c1"}, time=1_700_000_000_000, source="web")
     g.link_one({"cookie": "c1", "user_id": "u1", "email": "w@x.io"}, time=1_700_000_000_000)
     g.link_one({"cookie": "c2", "user_id": "u2"})

@@ -150,6 +150,11 @@ class IdentityStore(IdentityKeys):
         [3] merges, ... (indices ``_kernels.graph.C_*``)."""
         return self.meta_
 
+    def reserve(self, extra: int, rows: int | None = None, edges: int | None = None) -> None:
+        """Reserve room for ``extra`` more identifiers now (bulk loads, warm-up), so linking them
+        does not grow the arrays one doubling at a time."""
+        self._reserve(extra, rows, edges)
+
     def _reserve(self, extra: int, rows: int | None = None, edges: int | None = None) -> None:
         """Room for ``extra`` more keys (nodes, table entries), ``rows`` more rows and ``edges``
         more evidence edges (both default to ``extra``)."""
