@@ -306,6 +306,31 @@ def _exclude(scores: np.ndarray, purchased: np.ndarray, row: int, on: bool) -> i
 
 
 @helper(hot=True)
+def _sift_down(heap: np.ndarray, size: int, scores: np.ndarray) -> None:
+    """Restore the min-heap ``heap[:size]`` (worst kept on top; ties: the higher index is
+    worse) after its top was replaced."""
+    c = 0
+    while True:
+        m = 2 * c + 1
+        if m >= size:
+            return
+        r = m + 1
+        if r < size:  # the worse child (the worst kept stays on top)
+            x = heap[r]
+            y = heap[m]
+            if scores[x] < scores[y] or (scores[x] == scores[y] and x > y):
+                m = r
+        a = heap[m]
+        b = heap[c]
+        if scores[a] < scores[b] or (scores[a] == scores[b] and a > b):
+            heap[m] = b
+            heap[c] = a
+            c = m
+        else:
+            return
+
+
+@helper(hot=True)
 def _heap_select(scores: np.ndarray, k: int, heap: np.ndarray) -> int:
     """The ``k`` best items (never -inf or NaN) as a min-heap on rank in ``heap[:size]``;
     returns ``size``."""
@@ -320,25 +345,7 @@ def _heap_select(scores: np.ndarray, k: int, heap: np.ndarray) -> int:
             if not s > worst:  # most items: one compare (NaN and -inf fail it too); ties keep the lower index
                 continue
             heap[0] = i
-            c = 0
-            while True:  # sift down
-                m = 2 * c + 1
-                if m >= size:
-                    break
-                r = m + 1
-                if r < size:  # the worse child (the worst kept stays on top)
-                    x = heap[r]
-                    y = heap[m]
-                    if scores[x] < scores[y] or (scores[x] == scores[y] and x > y):
-                        m = r
-                a = heap[m]
-                b = heap[c]
-                if scores[a] < scores[b] or (scores[a] == scores[b] and a > b):
-                    heap[m] = b
-                    heap[c] = a
-                    c = m
-                else:
-                    break
+            _sift_down(heap, size, scores)
             worst = scores[heap[0]]
         elif s == s and s != neg_inf:
             heap[size] = i
@@ -367,25 +374,7 @@ def _heap_sort(heap: np.ndarray, size: int, scores: np.ndarray) -> None:
         heap[0] = heap[n - 1]
         heap[n - 1] = top
         n -= 1
-        c = 0
-        while True:  # sift down
-            m = 2 * c + 1
-            if m >= n:
-                break
-            r = m + 1
-            if r < n:  # the worse child (the worst kept stays on top)
-                x = heap[r]
-                y = heap[m]
-                if scores[x] < scores[y] or (scores[x] == scores[y] and x > y):
-                    m = r
-            a = heap[m]
-            b = heap[c]
-            if scores[a] < scores[b] or (scores[a] == scores[b] and a > b):
-                heap[m] = b
-                heap[c] = a
-                c = m
-            else:
-                break
+        _sift_down(heap, n, scores)
 
 
 @helper(hot=True)
