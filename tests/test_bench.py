@@ -4,6 +4,7 @@ request path's normalisation and keyed hashing), and ``run_bench`` reports sane 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -123,3 +124,17 @@ def test_run_bench_rejects_bad_arguments(state: BenchState) -> None:
         run_bench(state, n_decisions=0)
     with pytest.raises(ConfigError, match=re.escape("Expected `profiles` and `items` >= 1, got 0 and 5")):
         build_engine(0, 5)
+
+
+def test_side_by_side_alternates_two_builds() -> None:
+    """benchmarks/side_by_side.py runs a CLI command for two builds in turn (here this tree twice)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "side_by_side.py"
+    spec = importlib.util.spec_from_file_location("side_by_side", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    res = mod.side_by_side(mod.HERE_SRC, ["bench", "--profiles", "200", "--items", "50", "--decisions", "200"], 1)
+    assert set(res) == {"base", "this"} and all(len(v) == 1 for v in res.values())
+    assert all(r["p50"] > 0 and r["events_per_s"] > 0 for v in res.values() for r in v)
