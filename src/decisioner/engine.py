@@ -42,9 +42,11 @@ from .journal import (
     SplitOp,
     TrackOp,
     UnlinkOp,
+    read_records,
 )
 from .outcomes import Pending, PendingOutcomes
 from .people import People
+from .persistence import LOG_NAME, read_engine_snapshot, write_engine_snapshot
 from .placements import ItemInputs, Placement, Placements
 from .privacy import PersonStores
 from .profiles import CONSENT_PERSONALIZATION, ProfileStore
@@ -468,25 +470,60 @@ class Engine:
         return self.journal.ops_
 
     def to_state(self) -> dict[str, ComponentState]:
-        """Every component's state, by name (what a snapshot holds); see :mod:`decisioner.persistence`."""
-        from .persistence import engine_state
-
-        return engine_state(self)
+        """Every component's state, by name (what a snapshot holds)."""
+        meta = {"seq": self.seq_, "events": self.events_, "evicted": self.evicted_, "ops": self.ops_}
+        return {
+            "identity": (self.identity.to_arrays(), {}),
+            "profiles": self.profiles.to_state(),
+            "people": self.people.to_state(),
+            "popularity": self.scorer.to_state(),
+            "experiments": self.experiments_.to_state(),
+            "decision_log": self.decision_log.to_state(),
+            "pending": self.pending_.to_state(),
+            "catalog": ({"inventory": self.catalog.inventory}, {"version": self.catalog.version}),
+            "engine": ({}, meta),
+            **self.placements_.to_state(),
+        }
 
     def load_state(self, states: dict[str, ComponentState]) -> None:
-        """Continue from :meth:`to_state` of an engine with the same configuration and catalog."""
-        from .persistence import load_engine_state
-
-        load_engine_state(self, states)
+        """Continue from :meth:`to_state` of an engine with the same configuration and catalog
+        (the identity graph comes through the constructor)."""
+        self.tracker.sync_rows()
+        self.profiles.load_state(states["profiles"])
+        self.people.load_state(states["people"])
+        self.scorer.load_state(states["popularity"])
+        self.experiments_.load_state(states["experiments"])
+        self.decision_log.load_state(states["decision_log"])
+        self.pending_.load_state(states["pending"])
+        self.catalog.inventory[:] = states["catalog"][0]["inventory"]
+        self.placements_.set_stock(self.catalog.in_stock())
+        self.placements_.load_state(states)
+        meta = states["engine"][1]
+        self.seq_ = int(meta["seq"])
+        self.tracker.events_, self.tracker.evicted_ = int(meta["events"]), int(meta["evicted"])
+        self.journal.ops_ = int(meta["ops"])
 
     def attach_log(
         self, path: str | Path, *, flush: FlushPolicy = "event", fsync: bool = False, interval_ms: float = 100.0
     ) -> EventLog:
-        """Append every accepted change to the log at ``path`` from now on, after replaying what
-        it holds past this engine's admission count; see :func:`decisioner.persistence.attach_log`."""
-        from .persistence import attach_log
+        """Append every accepted state change to the event log at ``path`` from now on.
 
-        return attach_log(self, path, flush=flush, fsync=fsync, interval_ms=interval_ms)
+        The records already in the log at or past this engine's admission count are replayed
+        first, so attaching to the log of a crashed process recovers its state. One process
+        writes a log: a second one attaching fails with :class:`~decisioner.errors.LogLockedError`.
+        """
+        with self.journal.lock:
+            log = EventLog(path, flush=flush, fsync=fsync, interval_ms=interval_ms)
+            try:
+                pending = self.journal.attach(log)
+                self.journal.log = None  # replayed records are in the log already
+                for rec in pending:
+                    self.apply_record(rec)
+            except BaseException:
+                log.close()
+                raise
+            self.journal.log = log
+            return log
 
     def detach_log(self) -> None:
         """Flush and close the event log (and release its directory)."""
@@ -494,20 +531,35 @@ class Engine:
             self.journal.detach()
 
     def save(self, directory: str | Path) -> Path:
-        """Write an atomic snapshot of the whole state under ``directory``; see
-        :mod:`decisioner.persistence`. Returns the snapshot's path."""
-        from .persistence import save
-
-        return save(self, directory)
+        """Write an atomic snapshot of the whole state under ``directory`` (see
+        :mod:`decisioner.snapshot`); if this engine's log lives there, it is emptied (the
+        snapshot holds everything in it). Returns the snapshot's path."""
+        with self.journal.lock:
+            path = write_engine_snapshot(
+                directory,
+                ops=self.ops_,
+                config=self.config,
+                catalog=self.catalog,
+                key=self.identity.key,
+                header={"seed": self.seed, "instance": self.instance, "feedback_weight": self.feedback_weight},
+                components=self.to_state(),
+            )
+            log = self.journal.log
+            if log is not None and log.path.resolve() == (Path(directory) / LOG_NAME).resolve():
+                log.flush_now()
+                log.reset()
+            return path
 
     def durable(
         self, directory: str | Path, *, flush: FlushPolicy = "event", fsync: bool = False, interval_ms: float = 100.0
     ) -> EventLog:
         """Make this engine durable in ``directory``: a snapshot now, then every accepted
         change in ``directory/events.log``. Reopen with :meth:`Engine.open`."""
-        from .persistence import durable
-
-        return durable(self, directory, flush=flush, fsync=fsync, interval_ms=interval_ms)
+        with self.journal.lock:
+            self.save(directory)
+            log_path = Path(directory) / LOG_NAME
+            log_path.unlink(missing_ok=True)
+            return self.attach_log(log_path, flush=flush, fsync=fsync, interval_ms=interval_ms)
 
     @classmethod
     def open(
@@ -520,10 +572,29 @@ class Engine:
         interval_ms: float = 100.0,
         **kwargs: Any,
     ) -> Engine:
-        """Recover an engine made durable with :meth:`durable`; see :func:`decisioner.persistence.open_engine`."""
-        from .persistence import open_engine
+        """Recover an engine made durable with :meth:`durable`: load the newest snapshot, replay
+        the log written since, and go on logging there (``flush="off"``: replay it, then log
+        nothing more). The secret comes from ``hash_key`` (hex) or the environment variable the
+        saved configuration names, and is checked against the snapshot's fingerprint.
 
-        return open_engine(directory, hash_key=hash_key, flush=flush, fsync=fsync, interval_ms=interval_ms, **kwargs)
+        Raises
+        ------
+        NotReadyError
+            No snapshot, a damaged file, a wrong secret, a log another process holds.
+        ConfigError
+            A snapshot or log format this version cannot read.
+        """
+        r = read_engine_snapshot(directory, hash_key=hash_key)
+        h = r.header
+        kw = {"seed": h["seed"], "instance": h["instance"], "feedback_weight": h["feedback_weight"], **kwargs}
+        engine = cls(r.config, r.catalog, identity=r.identity, **kw)
+        engine.load_state(r.components)
+        log_path = Path(directory) / LOG_NAME
+        if flush != "off":
+            engine.attach_log(log_path, flush=flush, fsync=fsync, interval_ms=interval_ms)
+        elif log_path.exists():  # recover what the log holds, then log nothing more
+            engine.replay_records(read_records(log_path))
+        return engine
 
     def replay_records(self, records: list[Record]) -> int:
         """Apply logged records whose admission number is at or past ``ops_``, in order.

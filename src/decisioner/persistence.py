@@ -1,15 +1,11 @@
-"""Durability of an engine: its components' states into snapshots, its journal into the log.
+"""Durability helpers over the file formats, for the engine: what a snapshot of an engine holds
+besides its components' states (configuration without the secret, catalog, a keyed fingerprint
+of the secret, seed and instance), and how it is read back and checked.
 
 The file formats live elsewhere: :mod:`decisioner.snapshot` (atomic snapshots of component
 states) and :mod:`decisioner.eventlog` (the framed write-ahead log, its flush policies and the
-one-writer lock). This module maps an engine onto them:
-
-* :func:`save` writes every component's ``to_state`` at the current admission count, with the
-  configuration (without the secret) and the catalog, and a keyed fingerprint of the secret; if
-  the engine's log lives in that directory it is emptied (the snapshot holds everything in it);
-* :func:`open_engine` reads the newest snapshot, rebuilds the engine from its configuration and
-  catalog, loads every component's state and replays the log written since;
-* :func:`durable` = a snapshot now, then a log beside it.
+one-writer lock). The engine composes them (``Engine.save``, ``Engine.durable``,
+``Engine.open``); this module knows no engine, so nothing here imports it back.
 
 The secret is never written: a snapshot stores ``hash_unit(key, "decisioner-snapshot-key-check",
 "v1")`` and refuses to open with another key.
@@ -17,177 +13,84 @@ The secret is never written: a snapshot stores ``hash_unit(key, "decisioner-snap
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import msgspec
 
-from .eventlog import LOG_VERSION, DirectoryLock, EventLog, FlushPolicy, read_log
+from .catalog import Catalog
+from .config import EngineConfig
+from .errors import NotReadyError
+from .eventlog import LOG_VERSION, DirectoryLock
+from .hashing import hash_unit, resolve_key
+from .identity import IdentityGraph
 from .snapshot import SNAPSHOT_FORMAT, ComponentState, read_snapshot, write_snapshot
 
-if TYPE_CHECKING:
-    from .engine import Engine
-
-__all__ = [
-    "LOG_NAME",
-    "LOG_VERSION",
-    "SNAPSHOT_FORMAT",
-    "engine_state",
-    "load_engine_state",
-    "attach_log",
-    "save",
-    "durable",
-    "open_engine",
-]
+__all__ = ["LOG_NAME", "LOG_VERSION", "SNAPSHOT_FORMAT", "Restored", "write_engine_snapshot", "read_engine_snapshot"]
 
 LOG_NAME: Final = "events.log"
 _KEY_CHECK: Final = ("decisioner-snapshot-key-check", "v1")
 
 
-def engine_state(engine: Engine) -> dict[str, ComponentState]:
-    """Every component's state, by name (what a snapshot holds)."""
-    states: dict[str, ComponentState] = {
-        "identity": (engine.identity.to_arrays(), {}),
-        "profiles": engine.profiles.to_state(),
-        "people": engine.people.to_state(),
-        "popularity": engine.scorer.to_state(),
-        "experiments": engine.experiments_.to_state(),
-        "decision_log": engine.decision_log.to_state(),
-        "pending": engine.pending_.to_state(),
-        "catalog": ({"inventory": engine.catalog.inventory}, {"version": engine.catalog.version}),
-        "engine": ({}, {"seq": engine.seq_, "events": engine.events_, "evicted": engine.evicted_, "ops": engine.ops_}),
-    }
-    states.update(engine.placements_.to_state())
-    return states
-
-
-def load_engine_state(engine: Engine, states: dict[str, ComponentState]) -> None:
-    """Continue from :meth:`to_state` of an engine with the same configuration and catalog
-    (the identity graph comes through the constructor)."""
-    engine.tracker.sync_rows()
-    engine.profiles.load_state(states["profiles"])
-    engine.people.load_state(states["people"])
-    engine.scorer.load_state(states["popularity"])
-    engine.experiments_.load_state(states["experiments"])
-    engine.decision_log.load_state(states["decision_log"])
-    engine.pending_.load_state(states["pending"])
-    engine.catalog.inventory[:] = states["catalog"][0]["inventory"]
-    engine.placements_.set_stock(engine.catalog.in_stock())
-    engine.placements_.load_state(states)
-    meta = states["engine"][1]
-    engine.seq_ = int(meta["seq"])
-    engine.tracker.events_, engine.tracker.evicted_ = int(meta["events"]), int(meta["evicted"])
-    engine.journal.ops_ = int(meta["ops"])
-
-
-def attach_log(
-    engine: Engine, path: str | Path, *, flush: FlushPolicy = "event", fsync: bool = False, interval_ms: float = 100.0
-) -> EventLog:
-    """Append every accepted state change to the event log at ``path`` from now on.
-
-    The records already in the log at or past this engine's admission count are replayed
-    first, so attaching to the log of a crashed process recovers its state. One process
-    writes a log: a second one attaching fails with :class:`~decisioner.errors.LogLockedError`.
-    """
-    with engine.journal.lock:
-        log = EventLog(path, flush=flush, fsync=fsync, interval_ms=interval_ms)
-        try:
-            pending = engine.journal.attach(log)
-            engine.journal.log = None  # replayed records are in the log already
-            for rec in pending:
-                engine.apply_record(rec)
-        except BaseException:
-            log.close()
-            raise
-        engine.journal.log = log
-        return log
-
-
-def save(engine: Engine, directory: str | Path) -> Path:
-    """Write an atomic snapshot of ``engine`` under ``directory``; returns its path.
+def write_engine_snapshot(
+    directory: str | Path,
+    *,
+    ops: int,
+    config: EngineConfig,
+    catalog: Catalog,
+    key: bytes,
+    header: dict[str, Any],
+    components: dict[str, ComponentState],
+) -> Path:
+    """Write a snapshot of an engine's state under ``directory`` (holding its lock while it
+    writes); ``header`` holds the engine's constructor values (seed, instance, ...).
 
     Raises
     ------
     LogLockedError
         If another process writes in ``directory``.
     """
-    from .hashing import hash_unit
-
     lock = DirectoryLock(directory)
     try:
-        with engine.journal.lock:
-            cfg = msgspec.structs.replace(
-                engine.config, identity=msgspec.structs.replace(engine.config.identity, hash_key=None)
-            )
-            enc = msgspec.json.Encoder()
-            path = write_snapshot(
-                directory,
-                ops=engine.ops_,
-                header={
-                    "seed": engine.seed,
-                    "instance": engine.instance,
-                    "feedback_weight": engine.feedback_weight,
-                    "key_check": hash_unit(engine.identity.key, *_KEY_CHECK),
-                },
-                config=msgspec.json.encode(cfg),
-                catalog_lines=(enc.encode(rec) for rec in engine.catalog.records),
-                components=engine.to_state(),
-            )
-            log = engine.journal.log
-            if log is not None and log.path.resolve() == (Path(directory) / LOG_NAME).resolve():
-                log.flush_now()
-                log.reset()
-            return path
+        cfg = msgspec.structs.replace(config, identity=msgspec.structs.replace(config.identity, hash_key=None))
+        enc = msgspec.json.Encoder()
+        return write_snapshot(
+            directory,
+            ops=ops,
+            header={**header, "key_check": hash_unit(key, *_KEY_CHECK)},
+            config=msgspec.json.encode(cfg),
+            catalog_lines=(enc.encode(rec) for rec in catalog.records),
+            components=components,
+        )
     finally:
         lock.release()
 
 
-def durable(
-    engine: Engine,
-    directory: str | Path,
-    *,
-    flush: FlushPolicy = "event",
-    fsync: bool = False,
-    interval_ms: float = 100.0,
-) -> EventLog:
-    """A snapshot of ``engine`` in ``directory`` now, then every accepted change in
-    ``directory/events.log``."""
-    with engine.journal.lock:
-        save(engine, directory)
-        log_path = Path(directory) / LOG_NAME
-        log_path.unlink(missing_ok=True)
-        return attach_log(engine, log_path, flush=flush, fsync=fsync, interval_ms=interval_ms)
+@dataclass(frozen=True)
+class Restored:
+    """What an engine is rebuilt from: configuration (with the secret), catalog, identity graph,
+    constructor values from the header, and every component's state."""
+
+    config: EngineConfig
+    catalog: Catalog
+    identity: IdentityGraph
+    header: dict[str, Any]
+    components: dict[str, ComponentState]
 
 
-def open_engine(
-    directory: str | Path,
-    *,
-    hash_key: str | None = None,
-    flush: FlushPolicy = "event",
-    fsync: bool = False,
-    interval_ms: float = 100.0,
-    **engine_kwargs: Any,
-) -> Engine:
-    """Recover an engine made durable with :func:`durable`: load the newest snapshot, replay the
-    log written since, and go on logging there (``flush="off"``: replay it, then log nothing
-    more). The secret comes from ``hash_key`` (hex) or the environment variable the saved
-    configuration names, and is checked against the snapshot's fingerprint.
+def read_engine_snapshot(directory: str | Path, *, hash_key: str | None = None) -> Restored:
+    """Read the newest snapshot under ``directory`` and check the secret against its
+    fingerprint. The secret comes from ``hash_key`` (hex) or the environment variable the saved
+    configuration names.
 
     Raises
     ------
     NotReadyError
-        No snapshot, a damaged file, a wrong secret, a log another process holds.
+        No snapshot, a damaged file, a wrong secret.
     ConfigError
-        A snapshot or log format this version cannot read.
+        A snapshot format this version cannot read.
     """
-    from .catalog import Catalog
-    from .config import EngineConfig
-    from .engine import Engine
-    from .errors import NotReadyError
-    from .hashing import hash_unit, resolve_key
-    from .identity import IdentityGraph
-    from .journal import decode_record
-
     snap = read_snapshot(directory)
     cfg = msgspec.json.decode(snap.config, type=EngineConfig)
     if hash_key is not None:
@@ -197,18 +100,4 @@ def open_engine(
         raise NotReadyError(f"expected the hashing secret snapshot {str(snap.path)!r} was written with, got another")
     catalog = Catalog.from_jsonl(snap.catalog_path, cfg.catalog)
     identity = IdentityGraph.from_arrays(key, snap.components["identity"][0], spec=cfg.identity)
-    kwargs = {
-        "seed": snap.header["seed"],
-        "instance": snap.header["instance"],
-        "feedback_weight": snap.header["feedback_weight"],
-        **engine_kwargs,
-    }
-    engine = Engine(cfg, catalog, identity=identity, **kwargs)
-    engine.load_state(snap.components)
-    log_path = Path(directory) / LOG_NAME
-    if flush == "off":  # recover what the log holds, then log nothing more
-        if log_path.exists():
-            engine.replay_records([decode_record(p, where=repr(str(log_path))) for p in read_log(log_path).payloads])
-    else:
-        engine.attach_log(log_path, flush=flush, fsync=fsync, interval_ms=interval_ms)
-    return engine
+    return Restored(cfg, catalog, identity, snap.header, snap.components)

@@ -64,7 +64,7 @@ def _plain(obj: Any) -> Any:
     """msgpack hook: NumPy scalars as the Python values they hold."""
     if isinstance(obj, np.generic):
         return obj.item()
-    raise NotImplementedError(f"expected plain metadata, got `{type(obj).__name__}`")
+    raise NotReadyError(f"expected plain metadata in a component's state, got `{type(obj).__name__}` - at snapshot")
 
 
 def _checksum(path: Path) -> str:
