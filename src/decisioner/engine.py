@@ -90,14 +90,8 @@ class Engine:
     """
 
     def __init__(
-        self,
-        config: EngineConfig,
-        catalog: Catalog,
-        *,
-        seed: int = 0,
-        instance: str = "d",
-        feedback_weight: float = 1.0,
-        identity: IdentityGraph | None = None,
+        self, config: EngineConfig, catalog: Catalog, *, seed: int = 0, instance: str = "d",
+        feedback_weight: float = 1.0, identity: IdentityGraph | None = None,
     ) -> None:
         self.config = config
         self.catalog = catalog
@@ -113,42 +107,24 @@ class Engine:
         self.people = People()
         self.scorer = AffinityScorer(catalog, config.scoring)
         hl = {f: ps.facet_half_life_days.get(f, ps.half_life_days) * DAY_MS for f in catalog.facet_names}
-        self.half_lives_ = (
-            np.array([hl[catalog.facet_names[f]] for f in catalog.fv_facet], dtype=np.float64)
-            if catalog.n_fv
-            else np.ones(1, dtype=np.float64)
-        )
+        fv_hl = [hl[catalog.facet_names[f]] for f in catalog.fv_facet] if catalog.n_fv else [1.0]
+        self.half_lives_ = np.array(fv_hl, dtype=np.float64)
         self.placements_ = Placements(config, catalog, seed=seed, feedback_weight=feedback_weight)
-        self.experiments_ = ExperimentRuntime(
-            key, config.experiments, config.holdout, [p.name for p in config.placements]
-        )
+        self.experiments_ = ExperimentRuntime(key, config.experiments, config.holdout, self.placements_.names)
         self.decision_log = DecisionLog()
         self.pending_ = PendingOutcomes(config.limits.max_pending_decisions)
         self.journal = Journal()
         self._inputs = ItemInputs(self.profiles, catalog, self.half_lives_)  # the decide kernel's scratch (writer)
         self.seq_ = 0  # decisions made
+        names = self.placements_.names
         self.stores = PersonStores(
-            identity=self.identity,
-            profiles=self.profiles,
-            people=self.people,
-            decision_log=self.decision_log,
-            experiments=self.experiments_,
-            catalog=catalog,
-            half_lives=self.half_lives_,
-            placement_contents=[self.placements_.get(n).contents for n in self.placements_.names],
-            placement_names=self.placements_.names,
-            instance=instance,
+            identity=self.identity, profiles=self.profiles, people=self.people, decision_log=self.decision_log,
+            experiments=self.experiments_, catalog=catalog, half_lives=self.half_lives_, placement_names=names,
+            placement_contents=[self.placements_.get(n).contents for n in names], instance=instance,
         )
         self.tracker = Tracker(
-            config,
-            catalog,
-            self.identity,
-            self.profiles,
-            self.people,
-            self.experiments_,
-            self.scorer,
-            self.decision_log,
-            self.half_lives_,
+            config, catalog, self.identity, self.profiles, self.people, self.experiments_, self.scorer,
+            self.decision_log, self.half_lives_,
         )
 
     @classmethod
@@ -262,16 +238,8 @@ class Engine:
             for c, x, p in zip(idx.tolist(), sc.tolist(), pr.tolist())
         ]
         handle = self.decision_log.append(
-            seq=seq,
-            time=ev.time,
-            person=person,
-            placement=pl.index,
-            contents=idx,
-            scores=sc,
-            propensities=pr,
-            candidates=n_cand,
-            experiment=base.experiment if code != HOLDOUT else -1,
-            variant=code,
+            seq=seq, time=ev.time, person=person, placement=pl.index, contents=idx, scores=sc, propensities=pr,
+            candidates=n_cand, experiment=base.experiment if code != HOLDOUT else -1, variant=code,
         )
         variant: str | None = None
         if code != NOT_ENROLLED:
@@ -285,19 +253,10 @@ class Engine:
         )
         self.journal.admit(op, payload)
         return Decision(
-            decision_id=decision_id,
-            placement=pl.spec.name,
-            time=ev.time,
-            profile=row,
-            person=person,
-            policy=pl.policy_name,
-            policy_version=1,
-            slots=slots,
-            candidates=n_cand,
+            decision_id=decision_id, placement=pl.spec.name, time=ev.time, profile=row, person=person,
+            policy=pl.policy_name, policy_version=1, slots=slots, candidates=n_cand,
             personalized=personalized and pl.kind == "recommendation" and pl.affinity_weight != 0.0,
-            reasons=reasons,
-            latency_us=(_time.perf_counter_ns() - t0) / 1000.0,
-            variant=variant,
+            reasons=reasons, latency_us=(_time.perf_counter_ns() - t0) / 1000.0, variant=variant,
         )
 
     def _allocation(self, base: Placement, row: int, unit: str) -> tuple[Placement, int]:
