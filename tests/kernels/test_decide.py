@@ -487,12 +487,50 @@ def test_phase_kernels_alone() -> None:
     w = world(4)
     work = D.new_work(w.n, w.prof[0].shape[1])
     counts = np.zeros(D.N_COUNTS, np.int64)
-    kept = D.score_row(w.prof, 2, NOW, 1, w.hl, w.cat, w.acc, w.plc, w.params, work, counts)
+    w.plc[1][5] = np.nan  # a NaN score stays NaN in ``scores`` and is no candidate
+    n_live = D.score_row(w.prof, 2, NOW, 1, w.hl, w.cat, w.acc, w.plc, w.params, work, counts)
     scores, want_kept, live = ref._row_scores(w.prof, 2, NOW, True, w.hl, w.cat, w.acc, w.plc[0], w.plc[1], w.params)
-    assert kept == want_kept == counts[D.C_CANDIDATES] and counts[D.C_LIVE] == len(live)
-    np.testing.assert_allclose(work[0], scores, rtol=1e-12, atol=1e-12)
-    for mode, k in ((D.MODE_GREEDY, 9), (D.MODE_UNIFORM, 0)):
-        m = D.select_pool(work[0], mode, k, work[1], work[2])
+    assert n_live == counts[D.C_LIVE] == len(live)
+    assert np.isnan(work[0][5]) and scores[5] == -math.inf
+    np.testing.assert_allclose(np.where(np.isnan(work[0]), -math.inf, work[0]), scores, rtol=1e-12, atol=1e-12)
+    for mode, k in ((D.MODE_GREEDY, 9), (D.MODE_UNIFORM, 0), (D.MODE_GREEDY, 0)):
+        counts[D.C_CANDIDATES] = -1
+        m = D.select_pool(work[0], mode, k, work[1], work[2], work[6], counts)
+        assert counts[D.C_CANDIDATES] == want_kept
         want = ref.top_k(scores, k) if mode == D.MODE_GREEDY else [i for i, s in enumerate(scores) if math.isfinite(s)]
         assert work[1][:m].tolist() == want
         assert np.array_equal(work[2][:m], work[0][work[1][:m]])
+
+
+def _scores_in(order: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Scores with ties, NaN and ``-inf``, laid out to help or mislead a strided sample."""
+    s = np.round(rng.normal(size=n), 2)  # rounded: many ties
+    s[rng.random(n) < 0.05] = -math.inf
+    s[rng.random(n) < 0.01] = np.nan
+    if order == "ascending":
+        s.sort()
+    elif order == "descending":
+        s[::-1].sort()
+    elif order == "sample-high":  # every strided position high, the rest low: the sample misleads
+        s[:] = -1.0
+        s[:: 7] = 5.0
+        s[:: 5] = 5.0
+    elif order == "equal":
+        s[:] = 0.5
+    return s
+
+
+@pytest.mark.parametrize("order", ["random", "ascending", "descending", "sample-high", "equal"])
+@pytest.mark.parametrize("n", [5_000, 10_000, 20_001])
+def test_pool_of_a_large_catalog_equals_its_twin(order: str, n: int) -> None:
+    """The sampled-threshold top-k (catalogs of thousands) gives exactly the full heap's pool
+    and candidate count, whatever the sample sees."""
+    rng = np.random.default_rng(n)
+    scores = _scores_in(order, n, rng)
+    pool, pool_scores, cand = np.empty(n, np.int64), np.empty(n), np.empty(n, np.int64)
+    counts = np.zeros(D.N_COUNTS, np.int64)
+    want_kept = int(np.sum(~np.isnan(scores) & (scores != -math.inf)))
+    for k in (0, 1, 4, 50, 200, n):
+        m = D.select_pool(scores, D.MODE_GREEDY, k, pool, pool_scores, cand, counts)
+        assert pool[:m].tolist() == ref.top_k(scores.tolist(), k), (order, n, k)
+        assert counts[D.C_CANDIDATES] == want_kept

@@ -21,8 +21,9 @@ Bundles (tuples of arrays; numba types each as one argument)
 * ``params`` float64[N_PARAMS], indexed by the ``P_*`` constants below (integer entries are
   exact floats).
 * ``work = (scores float64[n], pool int64[n], pool_scores float64[n], live_fid int32[K],
-  live_score float64[K], weights float64[n])``: scratch, allocated once per engine
-  (:func:`new_work`); the read path uses only ``scores``, ``live_fid`` and ``live_score``
+  live_score float64[K], weights float64[n], cand int64[n])``: scratch, allocated once per
+  engine (:func:`new_work`); the read path uses only ``scores``, ``live_fid``, ``live_score``
+  and ``cand``
   (:func:`new_read_work`). After a call ``work[3][:counts[C_LIVE]]`` / ``work[4]`` hold the
   live affinities best first (the engine's reasons take the top 3).
 * ``out = (out_idx int64[>= slots], out_score float64[>= slots], out_prop float64[>= slots])``
@@ -44,10 +45,10 @@ bit. The affinity total is summed in NumPy's pairwise order (``_np_sum``) becaus
 
 Structure and compile time: ``score_row`` (read and score) and ``select_pool`` (top-k or the
 uniform pool) are kernels of their own, compiled once and called natively by both paths;
-``recommend_batch`` calls ``recommend_one``. The phase helpers are ``@inline`` leaves (none
-calls another, the RNG aside): numba inlines by deep-copying the callee's IR, at a cost that
-grows with the square of the callee's size after its own inlining, so nesting them made the
-cold compile about 1.5 times longer. Cold compile, CPU seconds with an empty
+``recommend_batch`` calls ``recommend_one``. The phase helpers are ``@helper(hot=True)``:
+typed and compiled once, then inlined by LLVM into their callers (numba's own IR inlining
+deep-copies the callee at a cost that grows with the square of its size, and nesting such
+helpers made the cold compile about 1.5 times longer). Cold compile, CPU seconds with an empty
 ``NUMBA_CACHE_DIR``, median of three fresh processes side by side with today's kernels:
 ``score_row`` 0.8, ``select_pool`` 0.5, ``decide_slate`` 1.2, ``recommend_one`` 0.5,
 ``recommend_batch`` 2.3 (numba builds the prange body as a gufunc and re-optimises the linked
@@ -159,7 +160,7 @@ def _add(fid: np.ndarray, score: np.ndarray, r: int, f: int, w: float) -> None:
         score[r, low] = w
 
 
-# --------------------------------------------------------------------------- 2-3: read, score, exclude
+# --------------------------------------------------------------------------- 2-3: read, score, drop purchases
 
 
 @helper(hot=True)
@@ -278,25 +279,21 @@ def _interests(
 
 
 @helper(hot=True)
-def _exclude(scores: np.ndarray, purchased: np.ndarray, row: int, on: bool) -> int:
+def _drop_purchased(scores: np.ndarray, purchased: np.ndarray, row: int, on: bool) -> None:
     """``-inf`` for the row's recent purchases (when ``on`` and ``row`` >= 0; -1 entries
-    ignored) and for NaN; returns how many scores are not ``-inf`` (the candidates)."""
-    neg_inf = -np.inf
+    ignored). NaN scores stay: the pool phase never takes them and does not count them."""
     if on and row >= 0:
+        neg_inf = -np.inf
         for j in range(purchased.shape[1]):
             e = purchased[row, j]
             if e >= 0:
                 scores[e] = neg_inf
-    kept = 0
-    for i in range(scores.shape[0]):  # branch-free, so it vectorises
-        v = scores[i]
-        ok = v == v
-        scores[i] = v if ok else neg_inf
-        kept += 1 if ok and v != neg_inf else 0
-    return kept
 
 
 # --------------------------------------------------------------------------- 4: pool (top-k)
+
+#: the threshold sample of :func:`_heap_select` takes about this many items per pool place
+_SAMPLE_PER_K = 16
 
 # Item a ranks below item b when (s_a, -a) < (s_b, -b): a strict total order on non-NaN scores,
 # so the top k (best first) is unique and equals ``topk.top_k``'s whatever the algorithm. The
@@ -331,37 +328,97 @@ def _sift_down(heap: np.ndarray, size: int, scores: np.ndarray) -> None:
 
 
 @helper(hot=True)
-def _heap_select(scores: np.ndarray, k: int, heap: np.ndarray) -> int:
+def _offer(heap: np.ndarray, size: int, k: int, scores: np.ndarray, i: int) -> int:
+    """Item ``i`` into the min-heap ``heap[:size]`` of capacity ``k`` (when full, ``i`` must
+    rank above the worst kept, ``heap[0]``, which it replaces); returns the new size."""
+    if size == k:
+        heap[0] = i
+        _sift_down(heap, size, scores)
+        return size
+    heap[size] = i
+    c = size
+    while c > 0:  # sift up
+        p = (c - 1) // 2
+        a = heap[c]
+        b = heap[p]
+        if scores[a] < scores[b] or (scores[a] == scores[b] and a > b):
+            heap[c] = b
+            heap[p] = a
+            c = p
+        else:
+            break
+    return size + 1
+
+
+@helper(hot=True)
+def _heap_select(scores: np.ndarray, k: int, heap: np.ndarray, cand: np.ndarray, counts: np.ndarray) -> int:
     """The ``k`` best items (never -inf or NaN) as a min-heap on rank in ``heap[:size]``;
-    returns ``size``."""
-    if k <= 0:
-        return 0
-    size = 0
+    returns ``size``, and counts the candidates (scores neither ``-inf`` nor NaN) into
+    ``counts[C_CANDIDATES]``.
+
+    One heap pass over every item costs a hard-to-predict branch per item, and it dominated
+    the decision (about 60% of the kernel on 10,000 items). So on a large catalog a strided
+    sample first gives a threshold ``tau`` that about ``3k`` items reach, one pass collects them
+    into ``cand`` (int64[n], scratch) while counting, testing blocks of 64 items with vectorised
+    code (a quarter of a per-item branch's time), and the heap runs over those alone. Exact: when at least ``k`` items reach ``tau``, the ``k`` best all do; otherwise (a
+    sample that misled, ties, few candidates) the full heap pass runs."""
+    n = scores.shape[0]
     neg_inf = -np.inf
-    worst = neg_inf  # scores[heap[0]] once the heap is full
-    for i in range(scores.shape[0]):
-        s = scores[i]
-        if size == k:
-            if not s > worst:  # most items: one compare (NaN and -inf fail it too); ties keep the lower index
+    stride = n // (_SAMPLE_PER_K * k) if k > 0 else 0
+    tau = neg_inf
+    if stride >= 2:  # the sample's j-th best: about j * stride items reach it
+        j = 3 * k // stride + 2
+        size = 0
+        for i in range(0, n, stride):
+            s = scores[i]
+            if s == s and s != neg_inf and (size < j or s > scores[cand[0]]):
+                size = _offer(cand, size, j, scores, i)
+        if size == j:
+            tau = scores[cand[0]]
+    kept = 0
+    m = 0
+    if tau != neg_inf:  # blocks of 64 tested with vectorised, branch-free code; few hold a survivor
+        nb = n // 64
+        for b in range(nb + 1):
+            lo = b * 64
+            hit = False
+            if b < nb:
+                for q in range(64):  # a constant trip count: LLVM vectorises it
+                    s = scores[lo + q]
+                    kept += (s == s) & (s != neg_inf)
+                    hit |= s >= tau
+            else:  # the tail
+                for i in range(lo, n):
+                    s = scores[i]
+                    kept += (s == s) & (s != neg_inf)
+                    hit |= s >= tau
+            if hit:
+                for i in range(lo, min(lo + 64, n)):
+                    if scores[i] >= tau:
+                        cand[m] = i
+                        m += 1
+    size = 0
+    if tau != neg_inf and m >= k:
+        for c in range(m):  # in index order, as the full pass
+            i = cand[c]
+            if size < k or scores[i] > scores[heap[0]]:  # ties keep the lower index
+                size = _offer(heap, size, k, scores, i)
+    else:
+        kept = 0
+        worst = neg_inf if k > 0 else np.inf  # scores[heap[0]] once the heap is full (k = 0: full at once)
+        for i in range(n):
+            s = scores[i]
+            ok = s == s and s != neg_inf
+            kept += 1 if ok else 0
+            if size == k:
+                if not s > worst:  # most items: one compare (NaN and -inf fail it too)
+                    continue
+            elif not ok:
                 continue
-            heap[0] = i
-            _sift_down(heap, size, scores)
-            worst = scores[heap[0]]
-        elif s == s and s != neg_inf:
-            heap[size] = i
-            size += 1
-            c = size - 1
-            while c > 0:  # sift up
-                p = (c - 1) // 2
-                a = heap[c]
-                b = heap[p]
-                if scores[a] < scores[b] or (scores[a] == scores[b] and a > b):
-                    heap[c] = b
-                    heap[p] = a
-                    c = p
-                else:
-                    break
-            worst = scores[heap[0]]
+            size = _offer(heap, size, k, scores, i)
+            if size == k:
+                worst = scores[heap[0]]
+    counts[C_CANDIDATES] = kept
     return size
 
 
@@ -378,15 +435,20 @@ def _heap_sort(heap: np.ndarray, size: int, scores: np.ndarray) -> None:
 
 
 @helper(hot=True)
-def _finite_items(scores: np.ndarray, pool: np.ndarray) -> int:
-    """The uniform policy's pool: every finite score's item, in index order; returns the count."""
+def _finite_items(scores: np.ndarray, pool: np.ndarray, counts: np.ndarray) -> int:
+    """The uniform policy's pool: every finite score's item, in index order; returns the count.
+    Counts the candidates (scores neither ``-inf`` nor NaN) into ``counts[C_CANDIDATES]``."""
     inf = np.inf
     m = 0
+    kept = 0
     for i in range(scores.shape[0]):
         v = scores[i]
-        if v == v and v != inf and v != -inf:
-            pool[m] = i
-            m += 1
+        if v == v and v != -inf:
+            kept += 1
+            if v != inf:
+                pool[m] = i
+                m += 1
+    counts[C_CANDIDATES] = kept
     return m
 
 
@@ -472,8 +534,9 @@ def score_row(
     ``work[3:5]`` best first (none when ``personalized`` == 0 or ``row`` < 0; the row is not
     written), then every item's score into ``work[0]``: ``aw * sum_f a_f x_if +
     pw * acc_i * inv_max + extra_i`` with the affinities normalised to sum 1, ``-inf`` where
-    masked, purchased (``P_EXCLUDE_PURCHASED`` and ``row`` >= 0) or NaN. Sets ``counts[C_LIVE]``
-    and ``counts[C_CANDIDATES]`` (scores not ``-inf``) and returns the latter.
+    masked or purchased (``P_EXCLUDE_PURCHASED`` and ``row`` >= 0). A NaN score stays NaN:
+    :func:`select_pool` skips it (and counts the candidates in its own pass, so the catalog is
+    read twice per decision, not three times). Sets ``counts[C_LIVE]`` and returns it.
 
     Assumes: row < P; K <= 256 (NumPy-equal sums). No allocation. O(K^2 + n + touched postings).
     """
@@ -488,25 +551,29 @@ def score_row(
     if n_live > 0:
         total = _np_sum(live_score, n_live)
         _interests(scores, live_fid, live_score, n_live, total, params[P_AFFINITY_W], fv_indptr, fv_items, fv_data)
-    kept = _exclude(scores, purchased, row, params[P_EXCLUDE_PURCHASED] != 0.0)
+    _drop_purchased(scores, purchased, row, params[P_EXCLUDE_PURCHASED] != 0.0)
     counts[C_LIVE] = n_live
-    counts[C_CANDIDATES] = kept
-    return kept
+    return n_live
 
 
 @kernel(nrt=False)
-def select_pool(scores: np.ndarray, mode: int, k: int, pool: np.ndarray, pool_scores: np.ndarray) -> int:
+def select_pool(
+    scores: np.ndarray, mode: int, k: int, pool: np.ndarray, pool_scores: np.ndarray, cand: np.ndarray,
+    counts: np.ndarray,
+) -> int:
     """Phase 4 (``SlatePolicy.select``'s pool): for ``MODE_UNIFORM`` every finite score's item in
     index order, else the ``k`` best (ties to the lower index, never ``-inf``/NaN) best first,
-    into ``pool`` (int64) with their scores in ``pool_scores``. Returns how many.
+    into ``pool`` (int64) with their scores in ``pool_scores``; ``cand`` int64[n] is scratch.
+    Sets ``counts[C_CANDIDATES]``
+    (scores neither ``-inf`` nor NaN) and returns the pool's size.
 
     Assumes: pool and pool_scores hold min(k, n) (top-k) or n (uniform). No allocation.
     O(n log k).
     """
     if mode == MODE_UNIFORM:
-        m = _finite_items(scores, pool)
+        m = _finite_items(scores, pool, counts)
     else:
-        m = _heap_select(scores, k, pool)
+        m = _heap_select(scores, k, pool, cand, counts)
         _heap_sort(pool, m, scores)
     for j in range(m):
         pool_scores[j] = scores[pool[j]]
@@ -554,7 +621,7 @@ def decide_slate(
     score_row(prof, row, now, personalized, hl, cat, acc, plc, params, work, counts)
     mode = int(params[P_MODE])
     n_slots = int(params[P_SLOTS])
-    m = select_pool(scores, mode, max(int(params[P_POOL]), n_slots), pool, pool_scores)
+    m = select_pool(scores, mode, max(int(params[P_POOL]), n_slots), pool, pool_scores, work[6], counts)
     filled = _slate(pool, pool_scores, m, n_slots, mode, params[P_PARAM], state, weights, out_idx, out_score, out_prop)
     _feedback(out_idx, filled, extra, boost, trials, clicks,
               params[P_FEEDBACK_W], params[P_PRIOR_CLICKS], params[P_PRIOR_TRIALS])
@@ -583,7 +650,7 @@ def recommend_one(
     out_idx, out_score, out_prop = out
     score_row(prof, row, now, personalized, hl, cat, acc, plc, params, work, counts)
     # int(): a bare module constant types as a literal and would compile a second select_pool
-    m = select_pool(work[0], int(MODE_GREEDY), k, out_idx, out_score)
+    m = select_pool(work[0], int(MODE_GREEDY), k, out_idx, out_score, work[6], counts)
     for j in range(m):
         out_prop[j] = 1.0
     counts[C_FILLED] = m
@@ -622,6 +689,7 @@ def recommend_batch(
         work = (
             np.empty(n, dtype=np.float64), np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64),
             np.empty(K, dtype=np.int32), np.empty(K, dtype=np.float64), np.empty(0, dtype=np.float64),
+            np.empty(n, dtype=np.int64),
         )
         for b in range(c * nb // n_chunks, (c + 1) * nb // n_chunks):
             pers = 1 if personalized[b] != 0 else 0  # int64, as warm-up calls recommend_one (int() keeps uint8)
@@ -640,7 +708,7 @@ def new_work(n_items: int, slots: int) -> tuple[np.ndarray, ...]:
     return (
         np.empty(n_items, dtype=np.float64), np.empty(n_items, dtype=np.int64),
         np.empty(n_items, dtype=np.float64), np.empty(slots, dtype=np.int32),
-        np.empty(slots, dtype=np.float64), np.empty(n_items, dtype=np.float64),
+        np.empty(slots, dtype=np.float64), np.empty(n_items, dtype=np.float64), np.empty(n_items, dtype=np.int64),
     )
 
 
@@ -649,6 +717,7 @@ def new_read_work(n_items: int, slots: int) -> tuple[np.ndarray, ...]:
     return (
         np.empty(n_items, dtype=np.float64), np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64),
         np.empty(slots, dtype=np.int32), np.empty(slots, dtype=np.float64), np.empty(0, dtype=np.float64),
+        np.empty(n_items, dtype=np.int64),
     )
 
 
