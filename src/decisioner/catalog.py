@@ -124,6 +124,7 @@ class Catalog:
         self.indptr = np.asarray(indptr, dtype=np.int64)
         self.indices = np.asarray(indices, dtype=np.int32)
         self.data = np.asarray(data, dtype=np.float32)
+        self._data64 = self.data.astype(np.float64)  # interest updates multiply in float64
         self.fv_facet = np.asarray(fv_facet, dtype=np.int32)
         self.price = np.asarray(prices, dtype=np.float64)
         self.inventory = np.asarray(inventory, dtype=np.int64)
@@ -211,12 +212,12 @@ class Catalog:
 
     def items_fvs(self, items: list[int], weight: float) -> tuple[np.ndarray, np.ndarray]:
         """Facet-value ids (int32) and their weights times ``weight`` (float64) of ``items``."""
-        if len(items) == 1:
-            a, b = self.indptr[items[0]], self.indptr[items[0] + 1]
-            return self.indices[a:b], self.data[a:b].astype(np.float64) * float(weight)
-        parts = [self.item_fvs(i) for i in items]
-        return (np.concatenate([f for f, _ in parts]),
-                np.concatenate([d.astype(np.float64) for _, d in parts]) * float(weight))
+        ptr, d64 = self.indptr, self._data64
+        if len(items) == 1:  # every view, click and cart: two slices and one product
+            a, b = ptr[items[0]], ptr[items[0] + 1]
+            return self.indices[a:b], d64[a:b] * float(weight)
+        return (np.concatenate([self.indices[ptr[i] : ptr[i + 1]] for i in items]),
+                np.concatenate([d64[ptr[i] : ptr[i + 1]] for i in items]) * float(weight))
 
     def facet_values_mask(self, facet: str, values: Iterable[str]) -> np.ndarray:
         """Boolean mask of items having any of ``values`` for ``facet``."""
