@@ -13,7 +13,7 @@ import numpy as np
 from ...errors import ConfigError
 from .response import ResponseModel
 from .spec import DAY_MS, F32, F64, HOUR_MS, I64, PRICE_BANDS, Bool, WorldSpec
-from .world import World, _gc_paused
+from .world import World, gc_paused
 
 __all__ = ["generate_world"]
 
@@ -534,7 +534,7 @@ def generate_world(spec: WorldSpec) -> World:
     """
     if not isinstance(spec, WorldSpec):
         raise ConfigError(f"expected a `WorldSpec`, got `{type(spec).__name__}`")
-    with _gc_paused():
+    with gc_paused():
         return _generate(spec)
 
 
@@ -625,7 +625,7 @@ def _generate(spec: WorldSpec) -> World:
     local = np.arange(V) - views_before[sp[view_sess]]
     vidx = person_off[sp[view_sess]] + local
     view_item = drawn[vidx]
-    pp = model._purchase_from_z(model.standardise(drawn_u[vidx])) * model._in_stock[view_item]
+    pp = model.purchase_prob_from_utility(drawn_u[vidx], view_item)
     # An organic view is browsing, not a click on a recommendation: it is carted with the
     # purchase probability and 30 % of carts are bought (about 10 % of sessions convert).
     cart = r_view.random(V) < pp
