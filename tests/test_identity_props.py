@@ -57,7 +57,7 @@ def check(g: IdentityGraph, erased: set[tuple[str, str]], blocked: set[tuple[str
     live = g.live_keys()[0].tolist()
     rows = g.component_rows().tolist()
     assert all(r >= 0 for r in rows)
-    types = g.nodes_["type"][: int(g.meta_[G.C_NODES])][g._live_mask()].tolist()
+    types = g.nodes_["type"][: int(g.meta_[G.C_NODES])][g.live_mask()].tolist()
     by_row: dict[int, list[int]] = {}
     for _node_key, row, t in zip(live, rows, types):
         by_row.setdefault(row, []).append(t)

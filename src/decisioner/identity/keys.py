@@ -92,6 +92,11 @@ class IdentityKeys:
             self._source_code[source] = code
         return code
 
+    def load_sources(self, sources: Iterable[str]) -> None:
+        """Replace the source names with persisted ones (a source's code is its index)."""
+        self.sources = tuple(sources)
+        self._source_code = {s: i for i, s in enumerate(self.sources)}
+
     # ------------------------------------------------------------------ keys
     def keys_of(self, ids: Mapping[str, str]) -> tuple[np.ndarray, np.ndarray]:
         """Normalise, check and hash ``ids`` (type -> value).

@@ -35,8 +35,9 @@ _REFUSALS = (
     ("blocked", K.R_BLOCKED), ("tombstoned", K.R_TOMBSTONED), ("collision", K.R_COLLISION),
     ("unique", K.R_UNIQUE), ("limit", K.R_LIMIT), ("size_cap", K.R_SIZE), ("do_not_link", K.R_DNL),
 )
-_ARRAYS = ("tab_", "nodes_", "rows_", "cnt_", "free_rows_", "free_nodes_", "meta_", "trules_", "dnl_",
-           "edges_", "ev_head_")
+#: every array of the state, by attribute name (persisted without the trailing ``_``)
+STATE_ARRAYS = ("tab_", "nodes_", "rows_", "cnt_", "free_rows_", "free_nodes_", "meta_", "trules_", "dnl_",
+                "edges_", "ev_head_")
 
 
 def _alloc(shape: int | tuple[int, ...], dtype: Any, fill: int = 0) -> np.ndarray:
@@ -50,7 +51,9 @@ def _alloc(shape: int | tuple[int, ...], dtype: Any, fill: int = 0) -> np.ndarra
     return a
 
 
-def _grow(arr: np.ndarray, need: int, fill: int = 0) -> np.ndarray:
+def grow(arr: np.ndarray, need: int, fill: int = 0) -> np.ndarray:
+    """A copy of ``arr`` with room for at least ``need`` records along axis 0 (grown by half
+    until it fits), the new tail filled with ``fill``."""
     cap = max(arr.shape[0], 1)
     while cap < need:
         cap = max(cap + 1, int(cap * _GROWTH))
@@ -161,10 +164,10 @@ class IdentityStore(IdentityKeys):
         meta = self.meta_
         need_n = int(meta[K.C_NODES]) + extra
         if need_n > self.nodes_.shape[0]:
-            self.nodes_ = _grow(self.nodes_, need_n)
-            self.ev_head_ = _grow(self.ev_head_, self.nodes_.shape[0], -1)[: self.nodes_.shape[0]]
+            self.nodes_ = grow(self.nodes_, need_n)
+            self.ev_head_ = grow(self.ev_head_, self.nodes_.shape[0], -1)[: self.nodes_.shape[0]]
         if self.ev_head_.shape[0] < self.nodes_.shape[0]:
-            self.ev_head_ = _grow(self.ev_head_, self.nodes_.shape[0], -1)[: self.nodes_.shape[0]]
+            self.ev_head_ = grow(self.ev_head_, self.nodes_.shape[0], -1)[: self.nodes_.shape[0]]
         need_t = int(meta[K.C_TAB]) + extra
         if need_t * _MAX_LOAD_DEN > self.tab_.shape[0] * _MAX_LOAD_NUM:
             cap = self.tab_.shape[0]
@@ -175,11 +178,11 @@ class IdentityStore(IdentityKeys):
             self.tab_ = tab
         need_r = int(meta[K.C_ROWS]) + (extra if rows is None else rows) + 2
         if need_r > self.rows_.shape[0]:
-            self.rows_ = _grow(self.rows_, need_r)
-            self.cnt_ = _grow(self.cnt_, self.rows_.shape[0], 0)[: self.rows_.shape[0]]
+            self.rows_ = grow(self.rows_, need_r)
+            self.cnt_ = grow(self.cnt_, self.rows_.shape[0], 0)[: self.rows_.shape[0]]
         need_e = int(meta[K.C_EDGES]) + (extra if edges is None else edges)
         if need_e > self.edges_.shape[0]:
-            self.edges_ = _grow(self.edges_, need_e)
+            self.edges_ = grow(self.edges_, need_e)
         if self._absorbed.shape[0] < extra:
             self._absorbed = np.zeros(2 * extra, dtype=np.int32)
         self._room = min(
@@ -213,12 +216,12 @@ class IdentityStore(IdentityKeys):
         n = int(self.meta_[K.C_NODES])
         out = np.empty(n, dtype=np.int32)
         K.graph_component_rows(self.nodes_, n, out)
-        live: np.ndarray = out[self._live_mask()]
+        live: np.ndarray = out[self.live_mask()]
         return live
 
     def live_keys(self) -> np.ndarray:
         """Keys (uint64[2, n]) of every live identifier, in node order."""
-        live = self.nodes_[: int(self.meta_[K.C_NODES])][self._live_mask()]
+        live = self.nodes_[: int(self.meta_[K.C_NODES])][self.live_mask()]
         return np.stack([live["key"], live["tag"].astype(np.uint64)])
 
     @property
@@ -227,7 +230,8 @@ class IdentityStore(IdentityKeys):
         keys: np.ndarray = self.live_keys()[0]
         return keys
 
-    def _live_mask(self) -> np.ndarray:
+    def live_mask(self) -> np.ndarray:
+        """bool per node (in node order): the identifier is live (not erased or removed)."""
         st = self.nodes_["state"][: int(self.meta_[K.C_NODES])]
         mask: np.ndarray = (st & K.STATE_MASK) == K.LIVE
         return mask
@@ -328,14 +332,14 @@ class IdentityStore(IdentityKeys):
 
     def nbytes(self) -> int:
         """Bytes held by the graph's arrays."""
-        return int(sum(getattr(self, name).nbytes for name in _ARRAYS))
+        return int(sum(getattr(self, name).nbytes for name in STATE_ARRAYS))
 
     # ------------------------------------------------------------------ persistence
     def to_arrays(self) -> dict[str, np.ndarray]:
         """The whole state as plain arrays (record arrays trimmed to their used length), plus
         ``types`` and ``sources`` (str arrays). Rebuild with :meth:`from_arrays`."""
         meta = self.meta_
-        out = {name.rstrip("_"): getattr(self, name) for name in _ARRAYS}
+        out = {name.rstrip("_"): getattr(self, name) for name in STATE_ARRAYS}
         out["nodes"] = self.nodes_[: int(meta[K.C_NODES])]
         out["ev_head"] = self.ev_head_[: int(meta[K.C_NODES])]
         out["rows"] = self.rows_[: int(meta[K.C_ROWS])]
@@ -360,12 +364,12 @@ class IdentityStore(IdentityKeys):
         ConfigError
             If an array is missing or has the wrong dtype.
         """
-        need = [n.rstrip("_") for n in _ARRAYS] + ["types", "sources"]
+        need = [n.rstrip("_") for n in STATE_ARRAYS] + ["types", "sources"]
         missing = [n for n in need if n not in arrays]
         if missing:
             raise ConfigError(f"expected identity arrays {need}, missing {missing}")
         g = cls(key, types=[str(t) for t in arrays["types"].tolist()], capacity=1, spec=spec)
-        for name in _ARRAYS:
+        for name in STATE_ARRAYS:
             a = np.asarray(arrays[name.rstrip("_")])
             if a.dtype != getattr(g, name).dtype:
                 raise ConfigError(f"expected `{name.rstrip('_')}` of dtype {getattr(g, name).dtype}, got {a.dtype}")
@@ -378,9 +382,8 @@ class IdentityStore(IdentityKeys):
         for name, fill in (("nodes_", 0), ("ev_head_", -1), ("rows_", 0), ("cnt_", 0), ("edges_", 0),
                            ("free_rows_", 0), ("free_nodes_", 0), ("dnl_", 0)):
             a = getattr(g, name)
-            setattr(g, name, _grow(a, a.shape[0] + 16, fill))
-        g.sources = tuple(str(s) for s in arrays["sources"].tolist())
-        g._source_code = {s: i for i, s in enumerate(g.sources)}
+            setattr(g, name, grow(a, a.shape[0] + 16, fill))
+        g.load_sources(str(s) for s in arrays["sources"].tolist())
         g._room = 0
         return g
 

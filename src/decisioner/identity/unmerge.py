@@ -33,7 +33,7 @@ import numpy as np
 from .._kernels import graph as K
 from ..errors import SchemaError
 from .rules import identifier_key
-from .store import _ARRAYS, IdentityStore, _grow
+from .store import STATE_ARRAYS, IdentityStore, grow
 
 __all__ = ["IdentityUnmerge", "UnmergeResult"]
 
@@ -77,7 +77,7 @@ class IdentityUnmerge(IdentityStore):
         n = int(self.meta_[K.C_DNL])
         need = n + len(pairs)
         if need > self.dnl_.shape[0]:
-            self.dnl_ = _grow(self.dnl_, need, 0)
+            self.dnl_ = grow(self.dnl_, need, 0)
         self.dnl_[n:need] = np.array(pairs, dtype=np.int32)
         self.meta_[K.C_DNL] = need
         nodes = np.unique(np.array(pairs, dtype=np.int64).ravel())
@@ -178,7 +178,7 @@ class IdentityUnmerge(IdentityStore):
         free-node stack for those it recycles (mode 0)."""
         need = int(self.meta_[K.C_FREE_NODES]) + rm.shape[0]
         if self.free_nodes_.shape[0] < need:
-            self.free_nodes_ = _grow(self.free_nodes_, need, 0)
+            self.free_nodes_ = grow(self.free_nodes_, need, 0)
         K.graph_remove(self.tab_, self.nodes_, self.free_nodes_, self.meta_, self.dnl_, self.edges_,
                        self.ev_head_, rm, mode)
         self._room = 0
@@ -361,9 +361,9 @@ class IdentityUnmerge(IdentityStore):
         # the clone shares the listeners: recomputing notifies none
         clone = type(self).__new__(type(self))
         clone.__dict__.update(self.__dict__)
-        for name in _ARRAYS:
+        for name in STATE_ARRAYS:
             setattr(clone, name, getattr(self, name).copy())
-        live = np.flatnonzero(clone._live_mask()).astype(np.int64)
+        live = np.flatnonzero(clone.live_mask()).astype(np.int64)
         clone.meta_[K.C_FREE] = 0
         clone.meta_[K.C_ROWS] = 0
         clone._recompute(live, -1)

@@ -26,8 +26,10 @@ overall click-through rate (a uniformly random item about 2 %, a person's best i
 
 The package holds one part per module: :mod:`.spec` (:class:`WorldSpec` and the shared constants),
 :mod:`.response` (:class:`ResponseModel`), :mod:`.world` (:class:`World`, the world in
-memory), :mod:`.generate` (:func:`generate_world`) and :mod:`.files` (:func:`write_world`,
-:func:`load_world`, the on-disk format).
+memory), :mod:`.generate` (:func:`generate_world`, which draws the parts in order: :mod:`.catalog`,
+:mod:`.people` (preferences and identifiers), :mod:`.sessions`, :mod:`.touchpoints` (events
+outside sessions), over :mod:`.draws` and the :mod:`.events` buffer) and :mod:`.files`
+(:func:`write_world`, :func:`load_world`, the on-disk format).
 
 Examples
 --------

@@ -34,7 +34,7 @@ import numpy.typing as npt
 from ...errors import ConfigError
 from .response import ResponseModel
 from .spec import PRICE_BANDS, WorldSpec
-from .world import World, _gc_paused
+from .world import World, gc_paused
 
 __all__ = ["FORMAT_VERSION", "write_world", "load_world"]
 
@@ -167,7 +167,7 @@ _ROWS: Final = msgspec.json.Decoder(list[dict[str, Any]])
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     lines = [line for line in path.read_bytes().splitlines() if line.strip()]
     try:
-        with _gc_paused():
+        with gc_paused():
             return _ROWS.decode(b"[" + b",".join(lines) + b"]")
     except msgspec.DecodeError as exc:
         raise ConfigError(f"Invalid JSON lines in {str(path)!r}: {exc}") from None

@@ -371,8 +371,34 @@ class ResponseModel:
         """
         p = self._check_person(person)
         it = self._check_items(items)
-        z = self.standardise(self._utility_one(p, it))
-        out: F64 = self._purchase_from_z(z) * self._in_stock[it]
+        return self._purchase_of_utility(self._utility_one(p, it), it)
+
+    def purchase_prob_from_utility(self, utility: npt.ArrayLike, items: npt.ArrayLike) -> F64:
+        """Probability of buying each of ``items`` given a click, from utilities already at hand.
+
+        :meth:`purchase_prob` without recomputing the utility: for draws made from
+        :meth:`utility_rows` (the generator carts and buys the items people view this way).
+
+        Parameters
+        ----------
+        utility
+            Raw utility :math:`u(p, i)` of each item, same shape as ``items``.
+        items
+            Item indices, 1-d integer array.
+
+        Raises
+        ------
+        ConfigError
+            On out-of-range indices or mismatched shapes.
+        """
+        it = self._check_items(items)
+        u = np.asarray(utility, dtype=np.float64)
+        if u.shape != it.shape:
+            raise ConfigError(f"expected `utility` of shape {it.shape}, got {u.shape}")
+        return self._purchase_of_utility(u, it)
+
+    def _purchase_of_utility(self, u: F64, items: I64) -> F64:
+        out: F64 = self._purchase_from_z(self.standardise(u)) * self._in_stock[items]
         return out
 
     def experience_click_prob(self, person: int, experience_index: int) -> float:

@@ -96,7 +96,7 @@ class World:
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """Pause the cyclic GC while building hundreds of thousands of small acyclic dicts.
 
     Otherwise each allocation burst triggers a rescan of every live container, which costs

@@ -1,0 +1,74 @@
+"""Engine, placement and policy specifications (frozen msgspec Structs, loadable from TOML/JSON).
+
+Every spec validates itself in ``__post_init__``, so Python construction and decoded config
+share one validator; decoding errors carry the path inside the document.
+
+One module per part of the document: :mod:`.identity` (identifier rules, the hashing secret),
+:mod:`.profiles`, :mod:`.catalog` (facets, price bands, score weights), :mod:`.policies` (one
+spec per policy, tagged by ``kind``), :mod:`.placements`, :mod:`.experiments` (variants,
+experiments, holdout) and :mod:`.document` (:class:`EngineConfig`, limits, loading). Import
+specs from here: ``from decisioner.config import PlacementSpec``.
+
+>>> cfg = load_config_dict({"identity": {"hash_key": "00" * 16},
+...     "placements": [{"name": "home", "kind": "recommendation", "slots": 4}]})
+>>> cfg.placements[0].policy_spec.__struct_config__.tag  # no policy given: the default
+'epsilon_greedy'
+"""
+
+from ._spec import DAY_MS as DAY_MS
+from .catalog import CatalogSpec, ScoringSpec
+from .document import EngineConfig, LimitsSpec, load_config, load_config_dict
+from .experiments import ExperimentSpec, HoldoutSpec, VariantSpec
+from .identity import DEFAULT_BLOCKED, DEFAULT_IDENTIFIERS, IdentifierSpec, IdentitySpec
+from .identity import DEFAULT_EMAIL_PATTERNS as DEFAULT_EMAIL_PATTERNS
+from .identity import DEFAULT_PHONE_PATTERNS as DEFAULT_PHONE_PATTERNS
+from .placements import Boost, ExperienceSpec, FilterSpec, PlacementSpec
+from .policies import (
+    ARM_POLICIES,
+    EpsilonGreedySpec,
+    GaussianThompsonSpec,
+    GreedySpec,
+    LinTSSpec,
+    LinUCBSpec,
+    PolicySpec,
+    PopularSpec,
+    RandomSpec,
+    SoftmaxSpec,
+    ThompsonSpec,
+    UCB1Spec,
+)
+from .profiles import DEFAULT_EVENT_WEIGHTS as DEFAULT_EVENT_WEIGHTS
+from .profiles import ProfileSpec
+
+__all__ = [
+    "IdentitySpec",
+    "IdentifierSpec",
+    "DEFAULT_IDENTIFIERS",
+    "DEFAULT_BLOCKED",
+    "ProfileSpec",
+    "CatalogSpec",
+    "ScoringSpec",
+    "EpsilonGreedySpec",
+    "SoftmaxSpec",
+    "GreedySpec",
+    "RandomSpec",
+    "PopularSpec",
+    "ThompsonSpec",
+    "GaussianThompsonSpec",
+    "UCB1Spec",
+    "LinUCBSpec",
+    "LinTSSpec",
+    "PolicySpec",
+    "ARM_POLICIES",
+    "VariantSpec",
+    "ExperimentSpec",
+    "HoldoutSpec",
+    "Boost",
+    "FilterSpec",
+    "ExperienceSpec",
+    "PlacementSpec",
+    "LimitsSpec",
+    "EngineConfig",
+    "load_config",
+    "load_config_dict",
+]

@@ -1,0 +1,89 @@
+"""The whole configuration document: :class:`EngineConfig` (one section per stage, plus the
+input limits), the checks across sections, and loading it from a mapping, TOML or JSON."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta, Struct
+
+from ..errors import ConfigError
+from ._spec import SPEC, check
+from .catalog import CatalogSpec, ScoringSpec
+from .experiments import ExperimentSpec, HoldoutSpec, check_experiments
+from .identity import IdentitySpec
+from .placements import PlacementSpec
+from .profiles import ProfileSpec
+
+__all__ = ["LimitsSpec", "EngineConfig", "load_config_dict", "load_config"]
+
+
+class LimitsSpec(Struct, **SPEC):
+    """Input limits (safe defaults) and bounded in-memory buffers."""
+
+    max_payload_bytes: Annotated[int, Meta(ge=256, le=64 * 1024 * 1024)] = 65_536
+    max_identifiers: Annotated[int, Meta(ge=1, le=32)] = 16
+    max_attributes: Annotated[int, Meta(ge=0, le=64)] = 32
+    max_pending_decisions: Annotated[int, Meta(ge=1, le=100_000_000)] = 1_000_000
+
+
+class EngineConfig(Struct, **SPEC):
+    """The whole engine configuration."""
+
+    identity: IdentitySpec = IdentitySpec()
+    profiles: ProfileSpec = ProfileSpec()
+    catalog: CatalogSpec = CatalogSpec()
+    scoring: ScoringSpec = ScoringSpec()
+    placements: list[PlacementSpec] = []
+    limits: LimitsSpec = LimitsSpec()
+    experiments: list[ExperimentSpec] = []
+    holdout: HoldoutSpec | None = None
+
+    def __post_init__(self) -> None:
+        names = [p.name for p in self.placements]
+        check(
+            len(set(names)) == len(names),
+            f"expected unique placement names, got {names!r} for `placements`",
+        )
+        check_experiments(self.experiments, {p.name: p for p in self.placements})
+
+
+def load_config_dict(data: dict[str, Any]) -> EngineConfig:
+    """Validate a configuration mapping.
+
+    Raises
+    ------
+    ConfigError
+        With the path of the offending field.
+    """
+    try:
+        return msgspec.convert(data, EngineConfig)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"Invalid config: {exc}") from None
+
+
+def load_config(path: str | Path) -> EngineConfig:
+    """Load a TOML (``.toml``) or JSON configuration file."""
+    p = Path(path)
+    try:
+        text = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(p)!r}: {exc.strerror}") from None
+    if p.suffix == ".json":
+        try:
+            data = msgspec.json.decode(text)
+        except msgspec.DecodeError as exc:
+            raise ConfigError(f"Invalid config JSON in {str(p)!r}: {exc}") from None
+        except RecursionError:
+            raise ConfigError(f"Invalid config JSON in {str(p)!r}: nested too deeply") from None
+    else:
+        try:
+            data = tomllib.loads(text.decode())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"Invalid config TOML in {str(p)!r}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"expected a table at the top of {str(p)!r}, got {type(data).__name__}")
+    return load_config_dict(data)

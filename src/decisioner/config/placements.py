@@ -1,0 +1,79 @@
+"""Placement specs: a recommendation placement (slots, filters, boosts) or a campaign
+placement (experiences, default), each with its policy and fallback."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from msgspec import Meta, Struct
+
+from ._spec import SPEC, check
+from .policies import EpsilonGreedySpec, PolicySpec, ThompsonSpec, check_policy
+
+__all__ = ["Boost", "FilterSpec", "ExperienceSpec", "PlacementSpec"]
+
+
+class Boost(Struct, **SPEC):
+    """Add ``weight`` to the score of items whose ``facet`` has ``value``."""
+
+    facet: str
+    value: str
+    weight: Annotated[float, Meta(ge=-1e6, le=1e6)]
+
+
+class FilterSpec(Struct, **SPEC):
+    """Eligibility rules of a recommendation placement."""
+
+    in_stock: bool = True
+    exclude_purchased: bool = True
+    include: dict[str, list[str]] = {}
+    exclude: dict[str, list[str]] = {}
+    price_min: float | None = None
+    price_max: float | None = None
+
+
+class ExperienceSpec(Struct, **SPEC):
+    """One experience (offer, message, banner) of a campaign placement."""
+
+    id: Annotated[str, Meta(min_length=1, max_length=256)]
+    start: int | None = None
+    end: int | None = None
+    facets: dict[str, str] = {}
+
+
+class PlacementSpec(Struct, **SPEC):
+    """A placement: ranks catalog items into ``slots`` (recommendation) or picks one of its
+    ``experiences`` (campaign)."""
+
+    name: Annotated[str, Meta(min_length=1, max_length=128)]
+    kind: Literal["recommendation", "campaign"]
+    slots: Annotated[int, Meta(ge=1, le=100)] = 1
+    policy: PolicySpec | None = None
+    filters: FilterSpec = FilterSpec()
+    boosts: list[Boost] = []
+    experiences: list[ExperienceSpec] = []
+    default: str | None = None
+    #: when nothing is eligible: serve the fallback (popular in-stock items / ``default``) or nothing
+    fallback: bool = True
+
+    def __post_init__(self) -> None:
+        at = f" (placement {self.name!r})"
+        if self.kind == "campaign":
+            check(len(self.experiences) >= 1, f"expected at least one experience, got 0{at}")
+            check(self.slots == 1, f"expected `slots` = 1 for a campaign, got {self.slots}{at}")
+            ids = [e.id for e in self.experiences]
+            check(len(set(ids)) == len(ids), f"expected unique experience ids, got {ids!r}{at}")
+            check(
+                self.default is None or self.default in ids,
+                f"expected `default` to be one of {ids!r}, got {self.default!r}{at}",
+            )
+        else:
+            check(not self.experiences, f"expected no experiences on a recommendation placement{at}")
+            check(self.default is None, f"expected no `default` on a recommendation placement{at}")
+        check_policy(self.kind, self.policy, at)
+
+    @property
+    def policy_spec(self) -> PolicySpec:
+        if self.policy is not None:
+            return self.policy
+        return ThompsonSpec() if self.kind == "campaign" else EpsilonGreedySpec()
