@@ -10,8 +10,10 @@ from decisioner import Engine
 
 def engine_state(e: Engine) -> dict[str, np.ndarray]:
     """Everything a recovery must restore: identity components, profiles, popularity, policy
-    statistics, the decision log and the counters."""
+    statistics, the decision log, the counters and the registries (identifier types, sources)."""
     out: dict[str, np.ndarray] = {
+        "types": np.array(e.identity.types, dtype=object),
+        "sources": np.array(e.identity.sources, dtype=object),
         "components": e.identity.component_rows(),
         "node_key": e.identity.node_key_[: e.identity.n_nodes].copy(),
         "fid": e.profiles.fid_.copy(),

@@ -191,3 +191,35 @@ def test_rwlock_readers_never_see_a_write_half_done() -> None:
     assert not any(t.is_alive() for t in rs + ws)  # no deadlock
     assert torn == [] and state == {"a": 900, "b": 900} and reads[0] > 0
     assert not lock._active and not lock._gate
+
+
+def new_types_worker(e: Engine, run: int, t: int, seen: list[tuple[dict[str, str], int]]) -> None:
+    for i in range(12):
+        ids = {f"loyalty_{t}_{i % 4}": f"L{run}-{t}-{i}", "cookie": f"c{run}-{t}-{i}"}
+        seen.append((ids, e.track({"type": "view", "ids": ids, "time": 1_700_000_000_000 + i, "item": None})))
+
+
+def test_new_identifier_types_from_8_threads_resolve_and_replay(small_world: str, tmp_path: Path) -> None:
+    """Regression (issue 10): types registered outside the writer lock got codes in an order
+    the log did not record, so identifiers stopped resolving and logs could not be replayed.
+    20 runs of 8 threads, each bringing new identifier types."""
+    for run in range(20):
+        log = tmp_path / f"run{run}.log"
+        live = Engine.from_world(small_world, seed=0)
+        live.attach_log(log)
+        seen: list[list[tuple[dict[str, str], int]]] = [[] for _ in range(N_THREADS)]
+        threads = [threading.Thread(target=new_types_worker, args=(live, run, t, seen[t])) for t in range(N_THREADS)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        live.detach_log()
+        for ids, row in (x for s in seen for x in s):
+            for name, value in ids.items():  # every identifier finds its own profile by its own key
+                assert live.profile_row({name: value}) == row, (run, name)
+        serial = Engine.from_world(small_world, seed=0)
+        serial.replay_records(read_records(log))
+        assert serial.identity.types == live.identity.types
+        assert_same(engine_state(live), engine_state(serial))
+        n = live.identity.n_nodes
+        assert np.array_equal(live.identity.nodes_["type"][:n], serial.identity.nodes_["type"][:n])

@@ -228,3 +228,19 @@ def test_generated_bytes_never_crash_or_corrupt(raw: bytes) -> None:
 
 
 GENERATED_ENGINE = make_engine()
+
+
+def test_read_only_calls_and_rejected_events_register_no_identifier_type() -> None:
+    """Regression (issue 10): one rejected ``recommend`` with 200 made-up identifier types
+    filled the 127-type registry, and rejected events registered their types."""
+    eng = make_engine()
+    made_up = {f"made_up_{j}": "x" for j in range(200)}
+    with unchanged(eng):
+        eng.recommend({"cookie": "ck-1", **dict(list(made_up.items())[:50])}, placement="home", now=T0 + 99)
+        with pytest.raises(SchemaError):
+            eng.recommend(made_up, placement="home", now=T0 + 99)
+        with pytest.raises(SchemaError):
+            eng.track({"type": "view", "time": T0, "ids": {"loyalty": "L-1", "email": "nope"}, "item": "i1"})
+        assert eng.profile_row({"loyalty": "L-1"}) == -1
+    row = eng.track({"type": "view", "time": T0 + 100, "ids": {"loyalty": "L-1"}, "item": "i1"})
+    assert eng.identity.types[-1] == "loyalty" and eng.profile_row({"loyalty": "L-1"}) == row

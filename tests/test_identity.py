@@ -11,6 +11,7 @@ from decisioner.config import IdentitySpec
 from decisioner.errors import ConfigError, SchemaError
 from decisioner.hashing import hash_identifier
 from decisioner.identity import IdentityGraph, LinkResult, normalise
+from decisioner.identity.keys import UNREGISTERED
 from decisioner.identity.rules import identifier_key
 
 KEY = bytes(range(16))
@@ -123,10 +124,26 @@ def test_empty_ids_is_a_schema_error() -> None:
     assert g.n_nodes == 0 and g.n_rows == 0
 
 
-def test_unknown_identifier_types_get_new_codes() -> None:
+def test_unknown_identifier_types_get_new_codes_when_registered() -> None:
     g = IdentityGraph(KEY, types=("cookie",))
-    _, types = g.keys_of({"loyalty": "L-1", "cookie": "c"})
-    assert types.tolist() == [1, 0] and g.types == ("cookie", "loyalty")
+    ids = {"loyalty": "L-1", "cookie": "c"}
+    _, types = g.keys_of(ids)  # reading keys registers nothing
+    assert types.tolist() == [UNREGISTERED, 0] and g.types == ("cookie",)
+    assert g.register_types(ids, types).tolist() == [1, 0] and g.types == ("cookie", "loyalty")
+    assert g.link_one({"loyalty": "L-2", "points": "9"}).new and g.types == ("cookie", "loyalty", "points")
+
+
+def test_type_cap_is_configuration_and_refuses_before_registering() -> None:
+    g = IdentityGraph(KEY, types=("cookie",), spec=IdentitySpec(types=("cookie",), identifiers=(), max_types=3))
+    g.link_one({"a": "1", "cookie": "c"})
+    msg = "Expected at most 3 identifier types (`identity.max_types`; 2 registered), got 2 new, such as 'b' - at `$.ids`"
+    with pytest.raises(SchemaError, match="^" + re.escape(msg) + "$"):
+        g.keys_of({"b": "1", "c": "2"})  # refused at validation: it could never fit
+    _, types = g.keys_of({"b": "1"})
+    g.link_one({"d": "1"})  # another event took the last place meanwhile
+    with pytest.raises(SchemaError, match=re.escape("got 1 new, such as 'b'")):
+        g.register_types({"b": "1"}, types)
+    assert g.types == ("cookie", "a", "d")
 
 
 def test_rejected_identifiers_register_no_new_type() -> None:

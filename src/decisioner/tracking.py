@@ -155,6 +155,9 @@ class Tracker:
         Returns the row and, with ``defer_interest``, the interest update still to apply
         (facet values, weights; empty when none): the fused decide kernel applies it itself.
         """
+        codes = types.tolist()
+        if codes and min(codes) < 0:  # new identifier types: registered here, inside admission
+            types = self.identity.register_types(event.ids, types)
         res = self.identity.link_keys(keys, types, time=event.time, source=event.channel, consent=event.consent)
         row = res.row
         self.sync_rows()

@@ -64,6 +64,7 @@ def _warm_identity() -> None:
     for i in range(12):  # enough links to grow the edge set
         g.link_one({"cookie": f"k{i}", "device": f"d{i}", "crm_id": f"r{i}"})
     keys, types = g.keys_of({"device": "d1", "cookie": "c3"})
+    types = g.register_types({"device": "d1", "cookie": "c3"}, types)
     g.link_keys(keys, types)
     g.resolve_keys(keys)
     g.resolve_key(int(keys[0, 0]), int(keys[1, 0]))
@@ -81,6 +82,7 @@ def _warm_admin() -> None:
     g.link_one({"cookie": "c1", "user_id": "u1", "email": "w@x.io"}, time=1_700_000_000_000)
     g.link_one({"cookie": "c2", "user_id": "u2"})
     keys, types = g.keys_of({"device": "d1", "cookie": "c3"})
+    types = g.register_types({"device": "d1", "cookie": "c3"}, types)
     g.link_many(keys, types, np.array([0, 1, 2], np.int64), times=1_700_000_000_000)
     g.evidence_of(g.resolve_one({"cookie": "c1"}))
     g.unlink({"email": "w@x.io"})

@@ -128,7 +128,8 @@ class IdentitySpec(Struct, **SPEC):
     by ``hash_key_env`` is read. Types not listed in ``types`` or ``identifiers`` are accepted
     and normalised as plain ids (trimmed), with no limit and priority 0. ``rules`` off turns
     every merge rule off (blocked values, limits, the size cap): plain connected components.
-    ``max_identifiers`` caps a component (0: no cap). ``blocked`` and ``blocked_patterns``
+    ``max_identifiers`` caps a component (0: no cap). ``max_types`` caps the identifier types
+    (configured and first seen in accepted events together; at most 127). ``blocked`` and ``blocked_patterns``
     apply to every type. ``identifiers`` listed here replace the default rules of the same name
     (:data:`DEFAULT_IDENTIFIERS`); default types not listed keep theirs.
     """
@@ -140,6 +141,7 @@ class IdentitySpec(Struct, **SPEC):
     identifiers: tuple[IdentifierSpec, ...] = DEFAULT_IDENTIFIERS
     rules: bool = True
     max_identifiers: Annotated[int, Meta(ge=0, le=2_000_000_000)] = 1000
+    max_types: Annotated[int, Meta(ge=1, le=127)] = 127
     blocked: tuple[str, ...] = DEFAULT_BLOCKED
     blocked_patterns: tuple[str, ...] = ()
 
@@ -150,7 +152,13 @@ class IdentitySpec(Struct, **SPEC):
         limited = [s.name for s in self.identifiers if s.max_per_profile > 0]
         check(len(limited) <= 16, f"expected at most 16 limited identifier types, got {len(limited)}{at}")
         n_types = len(set(self.types) | set(names))
-        check(n_types <= 127, f"expected at most 127 identifier types, got {n_types}{at}")
+        check(
+            1 <= self.max_types <= 127, f"`max_types` must be in [1, 127], got {self.max_types!r}{at}"
+        )
+        check(
+            n_types <= self.max_types,
+            f"expected at most {self.max_types} identifier types (`max_types`), got {n_types}{at}",
+        )
         check(
             0 <= self.max_identifiers <= 2_000_000_000,
             f"`max_identifiers` must be in [0, 2000000000], got {self.max_identifiers!r}{at}",

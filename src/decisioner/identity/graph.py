@@ -217,7 +217,7 @@ class IdentityGraph(IdentityUnmerge):
             If there is no identifier or one is malformed (nothing is changed then).
         """
         keys, types = self.keys_of(ids)
-        return self.link_keys(keys, types, time=time, source=source, consent=consent)
+        return self.link_keys(keys, self.register_types(ids, types), time=time, source=source, consent=consent)
 
     def link_many(
         self, keys: np.ndarray, types: np.ndarray, offsets: np.ndarray, *,

@@ -12,8 +12,12 @@ The event log stores an identifier as its key and tag word in 32 hex digits
 (:meth:`IdentityKeys.hashed_ids`), read back without hashing again
 (:meth:`IdentityKeys.keys_of_hashed`).
 
-Identifier types and evidence sources get small integer codes in order of first use; a type is
-registered only once every value of the event is valid, so a rejected event changes nothing.
+Identifier types and evidence sources get small integer codes in order of first use. Reading
+keys never registers anything: a type not yet registered gets code :data:`UNREGISTERED` (it
+cannot match a stored identifier). The engine registers an event's new types inside admission,
+under its writer lock, once the event is accepted (:meth:`IdentityKeys.register_types`), so a
+rejected event or a read-only call changes nothing, and a replay of the log assigns the codes
+in the same order as the live engine did.
 """
 
 from __future__ import annotations
@@ -26,10 +30,12 @@ from ..config import IdentitySpec
 from ..errors import ConfigError, SchemaError
 from .rules import BLOCKED_FLAG, IdentifierRules, identifier_key
 
-__all__ = ["IdentityKeys", "KEY_ROWS"]
+__all__ = ["IdentityKeys", "KEY_ROWS", "UNREGISTERED"]
 
 #: rows of a key array: ``keys[0]`` 64-bit keys, ``keys[1]`` check tags (+ blocked flag)
 KEY_ROWS = 2
+#: the type code of an identifier type not registered yet
+UNREGISTERED = -1
 
 
 class IdentityKeys:
@@ -65,15 +71,64 @@ class IdentityKeys:
         return self.rules.types
 
     def type_code(self, id_type: str) -> int:
-        """Code of ``id_type``, registering a new type (its rule by name, or a plain id)."""
+        """Code of ``id_type``, registering a new type (its rule by name, or a plain id).
+
+        Raises
+        ------
+        SchemaError
+            If a new type would pass the ``max_types`` cap.
+        """
         code = self.rules.code_of(id_type)
         if code is None:
-            if len(self.rules.types) >= 127:
-                n = len(self.rules.types)
-                raise SchemaError(f"Expected one of {n} identifier types, got {id_type!r} - at `$.ids`")
+            self._check_room(1, id_type)
             code = self.rules.register(id_type)
             self._type_registered(code)
         return code
+
+    def _check_room(self, n_new: int, example: str) -> None:
+        cap = self.spec.max_types
+        n = len(self.rules.types)
+        if n + n_new > cap:
+            raise SchemaError(
+                f"Expected at most {cap} identifier types (`identity.max_types`; {n} registered), got "
+                f"{n_new} new, such as {example[:40]!r} - at `$.ids`"
+            )
+
+    def _codes(self, ids: Mapping[str, str]) -> np.ndarray:
+        """int8 type codes of ``ids``, :data:`UNREGISTERED` for a new type; refuses an event
+        whose new types could never fit under the cap (nothing registered)."""
+        code_of = self.rules.code_of
+        types = np.empty(len(ids), dtype=np.int8)
+        new: list[str] = []
+        for j, t in enumerate(ids):
+            c = code_of(t)
+            if c is None:
+                new.append(t)
+                c = UNREGISTERED
+            types[j] = c
+        if new:
+            self._check_room(len(new), new[0])
+        return types
+
+    def register_types(self, ids: Mapping[str, str], types: np.ndarray) -> np.ndarray:
+        """Give the :data:`UNREGISTERED` entries of ``types`` (codes of ``ids`` from
+        :meth:`keys_of`) their codes, registering the new types in the order of ``ids``; all or
+        nothing. Call it where the event is admitted (the engine does, under its writer lock).
+
+        Raises
+        ------
+        SchemaError
+            If the new types do not fit under ``max_types`` any more (nothing registered then).
+        """
+        if types.shape[0] == 0 or types.min() >= 0:
+            return types
+        names = list(ids)
+        new = {names[j] for j in np.flatnonzero(types < 0).tolist() if self.rules.code_of(names[j]) is None}
+        if new:
+            self._check_room(len(new), min(new))
+        for j in np.flatnonzero(types < 0).tolist():
+            types[j] = self.type_code(names[j])
+        return types
 
     def _type_registered(self, code: int) -> None:
         """Called once a new identifier type got ``code`` (the storage layer stores its blocked
@@ -107,12 +162,14 @@ class IdentityKeys:
             uint64[2, m]: keys, and check tags (low 32 bits) with :data:`~.rules.BLOCKED_FLAG`
             set for values the rules block.
         types
-            int8[m] type codes.
+            int8[m] type codes, :data:`UNREGISTERED` for a type not registered yet (see
+            :meth:`register_types`).
 
         Raises
         ------
         SchemaError
-            If a value is malformed (nothing is changed then, not even the type registry).
+            If a value is malformed, or the event's new types can never fit under the cap.
+            Nothing is registered here, whatever happens.
         """
         n = len(ids)
         keys = np.empty((2, n), dtype=np.uint64)
@@ -124,12 +181,7 @@ class IdentityKeys:
             k, tag = identifier_key(secret, t, value)
             keys[0, j] = k
             keys[1, j] = tag | BLOCKED_FLAG if blocked else tag
-        types = np.empty(n, dtype=np.int8)
-        # new identifier types are registered only once every value is valid: a rejected event
-        # must change nothing
-        for j, t in enumerate(ids):
-            types[j] = self.type_code(t)
-        return keys, types
+        return keys, self._codes(ids)
 
     @staticmethod
     def hashed_ids(ids: Mapping[str, str], keys: np.ndarray) -> dict[str, str]:
@@ -164,10 +216,7 @@ class IdentityKeys:
                 raise SchemaError(
                     f"Expected a hashed identifier (32 hex digits), got {v[:40]!r} - at `$.ids.{t}`"
                 ) from None
-        types = np.empty(n, dtype=np.int8)
-        for j, t in enumerate(ids):
-            types[j] = self.type_code(t)
-        return keys, types
+        return keys, self._codes(ids)
 
     def keys_many(self, id_type: str, values: Sequence[str]) -> np.ndarray:
         """Keys (uint64[2, n]) of many values of one type, for bulk (CRM) loads.

@@ -236,6 +236,7 @@ class IdentityUnmerge(IdentityStore):
         assert ids is not None
         if isinstance(ids, Mapping):
             keys, types = self.keys_of(ids)
+            types = self.register_types(ids, types)  # tombstones of new types need codes
         else:
             keys = self._as_keys(ids)
             types = np.zeros(keys.shape[1], dtype=np.int8)
