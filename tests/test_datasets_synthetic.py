@@ -360,6 +360,8 @@ def test_hash_key_is_derived_from_the_seed() -> None:
         ({"n_items": 2.5}, "`n_items` must be an int in [1, 10000000], got 2.5 - at `WorldSpec`"),
         ({"shared_device_rate": 0.3}, "`shared_device_rate` must be in [0, 0.2], got 0.3 - at `WorldSpec`"),
         ({"placeholder_rate": -0.1}, "`placeholder_rate` must be in [0, 0.5], got -0.1 - at `WorldSpec`"),
+        # regression: a category without a brand crashed the catalog step
+        ({"n_brands": 2, "n_categories": 3}, "expected `n_brands` >= `n_categories` (3), got 2 - at `WorldSpec`"),
     ],
 )
 def test_worldspec_validation(kwargs: dict[str, object], message: str) -> None:

@@ -85,6 +85,10 @@ class WorldSpec:
             r = getattr(self, name)
             if not isinstance(r, (int, float)) or isinstance(r, bool) or not 0.0 <= r <= hi_r:
                 raise ConfigError(f"`{name}` must be in [0, {hi_r}], got {r!r} - at `WorldSpec`")
+        if self.n_brands < self.n_categories:  # every category needs a brand that sells in it
+            raise ConfigError(
+                f"expected `n_brands` >= `n_categories` ({self.n_categories}), got {self.n_brands} - at `WorldSpec`"
+            )
         end = self.start_ms + (self.days + 1) * DAY_MS
         if end > MAX_TIME_MS:
             raise ConfigError(
