@@ -73,6 +73,9 @@ def test_csc_is_the_transpose_of_the_csr() -> None:
     assert cat.fv_items.dtype == np.int32 and cat.fv_data.dtype == np.float32
 
 
+INV = "Expected `inventory` to be an int in [-4611686018427387904, 4611686018427387904], got"
+
+
 @pytest.mark.parametrize(
     ("price", "band"),
     [(0.0, "0-25"), (24.99, "0-25"), (25.0, "25-50"), (99.0, "50-100"), (100.0, "100-250"), (250.0, "250+"), (1e6, "250+")],
@@ -157,11 +160,14 @@ def test_csv_number_errors(tmp_path: Path) -> None:
         ({"id": "b", "price": -1.0}, "Expected `price` to be a finite number >= 0, got -1.0 - at item 1 ('b') `$.price`"),
         ({"id": "b", "price": "9.99"}, "Expected `price` to be a finite number >= 0, got '9.99' - at item 1 ('b') `$.price`"),
         ({"id": "b", "price": True}, "Expected `price` to be a finite number >= 0, got True - at item 1 ('b') `$.price`"),
-        ({"id": "b", "inventory": "many"}, "Expected `inventory` to be an int, got 'many' - at item 1 ('b') `$.inventory`"),
-        ({"id": "b", "inventory": 2.0}, "Expected `inventory` to be an int, got 2.0 - at item 1 ('b') `$.inventory`"),
-        ({"id": "b", "inventory": False}, "Expected `inventory` to be an int, got False - at item 1 ('b') `$.inventory`"),
-        ({"id": "b", "tags": ["x", 1]}, "Expected `tags` to be a str or a list of str, got ['x', 1] - at item 1 ('b') `$.tags`"),
-        ({"id": "b", "category": {"a": 1}}, "Expected `category` to be a str or a list of str, got {'a': 1} - at item 1 ('b') `$.category`"),
+        ({"id": "b", "inventory": "many"}, "Expected `inventory` to be an int in [-4611686018427387904, 4611686018427387904], got 'many' - at item 1 ('b') `$.inventory`"),
+        ({"id": "b", "inventory": 2.0}, "Expected `inventory` to be an int in [-4611686018427387904, 4611686018427387904], got 2.0 - at item 1 ('b') `$.inventory`"),
+        ({"id": "b", "inventory": False}, "Expected `inventory` to be an int in [-4611686018427387904, 4611686018427387904], got False - at item 1 ('b') `$.inventory`"),
+        ({"id": "b", "inventory": 2**63}, f"{INV} {2**63} - at item 1 ('b') `$.inventory`"),  # int64 overflowed
+        ({"id": "b", "inventory": -(2**63)}, f"{INV} {-(2**63)} - at item 1 ('b') `$.inventory`"),
+        ({"id": "b", "tags": ["x", "\ud800"]}, "Expected `tags` to be a str or a list of str (UTF-8 text), got ['x', '\\ud800'] - at item 1 ('b') `$.tags`"),
+        ({"id": "b", "tags": ["x", 1]}, "Expected `tags` to be a str or a list of str (UTF-8 text), got ['x', 1] - at item 1 ('b') `$.tags`"),
+        ({"id": "b", "category": {"a": 1}}, "Expected `category` to be a str or a list of str (UTF-8 text), got {'a': 1} - at item 1 ('b') `$.category`"),
         ({"id": "{b}", "price": -2}, "Expected `price` to be a finite number >= 0, got -2 - at item 1 ('{b}') `$.price`"),
     ],
 )

@@ -17,10 +17,23 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from . import arguments
+from .arguments import INVENTORY_MAX
 from .config import CatalogSpec
 from .errors import SchemaError, UnknownItemError
 
 __all__ = ["Catalog"]
+
+
+def _utf8(v: str) -> bool:
+    """Whether ``v`` has a UTF-8 form (no lone surrogates): a snapshot writes it back out."""
+    if v.isascii():
+        return True
+    try:
+        v.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _band_label(edges: tuple[float, ...], price: float) -> str:
@@ -74,7 +87,7 @@ class Catalog:
         for line, rec in enumerate(records):
             where = f" - at item {line}"
             item_id = rec.get("id")
-            if not isinstance(item_id, str) or not item_id or len(item_id) > 256:
+            if not isinstance(item_id, str) or not item_id or len(item_id) > 256 or not _utf8(item_id):
                 raise SchemaError(f"Expected `id` to be a non-empty str, got {item_id!r}" + where + " `$.id`")
             if item_id in self.index:
                 raise SchemaError(f"Expected unique item ids, got duplicate {item_id!r}" + where + " `$.id`")
@@ -85,18 +98,20 @@ class Catalog:
             ):
                 raise SchemaError(f"Expected `price` to be a finite number >= 0, got {price!r}" + where + " `$.price`")
             inv = rec.get("inventory")
-            if inv is not None and (isinstance(inv, bool) or not isinstance(inv, int)):
-                raise SchemaError(f"Expected `inventory` to be an int, got {inv!r}" + where + " `$.inventory`")
+            if inv is not None and (
+                isinstance(inv, bool) or not isinstance(inv, int) or not -INVENTORY_MAX <= inv <= INVENTORY_MAX
+            ):
+                expected = f"Expected `inventory` to be an int in [-{INVENTORY_MAX}, {INVENTORY_MAX}]"
+                raise SchemaError(f"{expected}, got {inv!r}" + where + " `$.inventory`")
             values: list[tuple[int, str]] = []
             for f_i, facet in enumerate(spec.facets):
                 v = rec.get(facet)
                 if v is None:
                     continue
                 vs = [v] if isinstance(v, str) else v
-                if not isinstance(vs, list) or not all(isinstance(x, str) for x in vs):
-                    raise SchemaError(
-                        f"Expected `{facet}` to be a str or a list of str, got {v!r}" + where + f" `$.{facet}`"
-                    )
+                if not isinstance(vs, list) or not all(isinstance(x, str) and _utf8(x) for x in vs):
+                    expected = f"Expected `{facet}` to be a str or a list of str (UTF-8 text)"
+                    raise SchemaError(f"{expected}, got {v!r}" + where + f" `$.{facet}`")
                 for x in dict.fromkeys(vs):
                     values.append((f_i, x))
             if price is not None and spec.price_bands:
@@ -231,8 +246,15 @@ class Catalog:
         return mask
 
     def set_inventory(self, item_id: str, inventory: int) -> None:
-        """Update one item's stock level."""
-        self.inventory[self.item_index(item_id, where="inventory")] = int(inventory)
+        """Update one item's stock level (-1: not tracked).
+
+        Raises
+        ------
+        SchemaError, UnknownItemError
+            Before anything changes.
+        """
+        i = self.item_index(arguments.text(item_id, "item_id"), where="inventory")
+        self.inventory[i] = arguments.inventory(inventory)
 
     def in_stock(self) -> np.ndarray:
         """uint8 mask: 1 where inventory is untracked (-1) or positive."""

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .. import arguments
 from ..config import IdentitySpec
 from ..errors import ConfigError, SchemaError
 from .rules import BLOCKED_FLAG, IdentifierRules, identifier_key
@@ -176,9 +177,15 @@ class IdentityKeys:
         rules = self.rules
         secret = self.key
         for j, (t, v) in enumerate(ids.items()):
+            if type(t) is not str or type(v) is not str:  # a direct call's ids (events are typed)
+                arguments.identifiers(ids)
             code = rules.code_of(t)
             value, blocked = rules.canonical(t, v, rules.rule(code) if code is not None else None)
-            k, tag = identifier_key(secret, t, value)
+            try:
+                k, tag = identifier_key(secret, t, value)
+            except UnicodeEncodeError:  # a lone surrogate: no UTF-8 form to hash
+                arguments.identifiers(ids)
+                raise
             keys[0, j] = k
             keys[1, j] = tag | BLOCKED_FLAG if blocked else tag
         return keys, self._codes(ids)
