@@ -156,10 +156,7 @@ class Engine:
             return self._track(ev, keys, types, items, TrackOp(self._hashed(ev, keys)))
 
     def _track(self, ev: Event, keys: np.ndarray, types: np.ndarray, items: list[int], op: Operation) -> int:
-        payload = self.journal.encode(op)
-        row, _, _ = self.tracker.apply(ev, keys, types, items)
-        self.journal.admit(op, payload)
-        return row
+        return self.journal.run(op, lambda: self.tracker.apply(ev, keys, types, items)[0])
 
     def _hashed(self, ev: Any, keys: np.ndarray) -> Any:
         """The event as logged: identifier values replaced by their keyed hashes."""
@@ -473,15 +470,7 @@ class Engine:
         """
         with self.journal.lock:
             log = EventLog(path, flush=flush, fsync=fsync, interval_ms=interval_ms)
-            try:
-                pending = self.journal.attach(log)
-                self.journal.log = None  # replayed records are in the log already
-                for rec in pending:
-                    self.apply_record(rec)
-            except BaseException:
-                log.close()
-                raise
-            self.journal.log = log
+            self.journal.attach(log, self.apply_record)
             return log
 
     def detach_log(self) -> None:
@@ -563,11 +552,7 @@ class Engine:
         NotReadyError
             If the records have a gap.
         """
-        with self.journal.lock:
-            todo = self.journal.pending(records)
-            for rec in todo:
-                self.apply_record(rec)
-        return len(todo)
+        return self.journal.replay(records, self.apply_record)
 
     def apply_record(self, rec: Record) -> Any:
         """Apply one logged operation as the engine first admitted it; returns what the
