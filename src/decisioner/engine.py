@@ -26,7 +26,6 @@ from .allocation.experiments import HOLDOUT, NOT_ENROLLED, ExperimentRuntime
 from .catalog import Catalog
 from .config import DAY_MS, EngineConfig, load_config
 from .decisionlog import DecisionLog
-from .errors import SchemaError, UnknownDecisionError
 from .eventlog import EventLog, FlushPolicy
 from .hashing import resolve_key
 from .identity import IdentityGraph
@@ -44,7 +43,7 @@ from .journal import (
     UnlinkOp,
     read_records,
 )
-from .outcomes import Pending, PendingOutcomes
+from .outcomes import Outcomes, Pending, PendingOutcomes
 from .people import People
 from .persistence import LOG_NAME, read_engine_snapshot, write_engine_snapshot
 from .placements import ItemInputs, Placement, Placements
@@ -113,6 +112,7 @@ class Engine:
         self.experiments_ = ExperimentRuntime(key, config.experiments, config.holdout, self.placements_.names)
         self.decision_log = DecisionLog()
         self.pending_ = PendingOutcomes(config.limits.max_pending_decisions)
+        self.outcomes = Outcomes(self.pending_, self.placements_, self.decision_log)
         self.journal = Journal()
         self._inputs = ItemInputs(self.profiles, catalog, self.half_lives_)  # the decide kernel's scratch (writer)
         self.seq_ = 0  # decisions made
@@ -258,13 +258,7 @@ class Engine:
 
     def _allocation(self, base: Placement, row: int, unit: str) -> tuple[Placement, int]:
         """The placement (variant or holdout) that decides for ``row`` and its assignment code."""
-        code = self.experiments_.assign(base.index, row, unit)
-        if code == HOLDOUT:
-            assert base.holdout is not None
-            return base.holdout, code
-        if code == NOT_ENROLLED or base.variants is None:
-            return base, NOT_ENROLLED
-        return base.variants[code], code
+        return base.assigned(self.experiments_.assign(base.index, row, unit))
 
     # ------------------------------------------------------------------ outcomes
     def observe(self, outcome: Any) -> None:
@@ -284,34 +278,8 @@ class Engine:
             self._observe(out, ObserveOp(out))
 
     def _observe(self, out: Outcome, op: Operation) -> None:
-        entry = self.pending_.get(out.decision_id)
-        if entry is None:
-            raise UnknownDecisionError(f"Expected a pending decision id, got {out.decision_id!r} - at `$.decision_id`")
-        base = self.placements_.by_index(entry.placement)
-        plc = base
-        if entry.variant == HOLDOUT and base.holdout is not None:
-            plc = base.holdout
-        elif entry.variant >= 0 and base.variants is not None:
-            plc = base.variants[entry.variant]
-        logged = self.decision_log.rows("content", entry.handle, entry.n_slots)
-        slot = 0
-        if out.content is not None:
-            names = [plc.contents[int(c)] for c in logged]
-            if out.content not in names:
-                raise SchemaError(f"Expected `content` to be one of {names!r}, got {out.content!r} - at `$.content`")
-            slot = names.index(out.content)
-        payload = self.journal.encode(op)
-        if entry.n_slots:
-            content = int(logged[slot])
-            value = out.value if out.kind == "conversion" else 1.0
-            self.decision_log.add_reward(entry.handle + slot, value)
-            if plc.bandit is not None and plc.fixed < 0 and out.kind == plc.reward_kind:
-                # delayed reward, joined by decision id: the exposure was counted at decide time
-                plc.bandit.update_one(content, value, exposed=True, previous=entry.reward, context=entry.context)
-                self.pending_.rewarded(out.decision_id, value)
-            if out.kind == "click" and plc.bandit is None and plc.state is not None:
-                plc.state.click(content)
-        self.journal.admit(op, payload)
+        joined = self.outcomes.join(out)  # validates: a bad outcome changes nothing
+        self.journal.run(op, lambda: self.outcomes.reward(joined))
 
     # ------------------------------------------------------------------ reads
     def recommend(self, ids: dict[str, str], *, placement: str, now: int) -> Decision:
