@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from . import privacy
 from ._kernels.rng import seed_state
 from .allocation.experiments import HOLDOUT, NOT_ENROLLED, ExperimentRuntime
 from .catalog import Catalog
@@ -32,22 +33,19 @@ from .identity import IdentityGraph
 from .journal import (
     DecideOp,
     ExpireOp,
-    ForgetOp,
     InventoryOp,
     Journal,
     ObserveOp,
     Operation,
     Record,
-    SplitOp,
     TrackOp,
-    UnlinkOp,
     read_records,
 )
 from .outcomes import Outcomes, Pending, PendingOutcomes
 from .people import People
 from .persistence import LOG_NAME, read_engine_snapshot, write_engine_snapshot
 from .placements import ItemInputs, Placement, Placements
-from .privacy import PersonStores
+from .privacy import PersonStores, PrivacyOp
 from .profiles import CONSENT_PERSONALIZATION, ProfileStore
 from .schemas import Decision, Event, Outcome, Reason, SlotChoice, decode_event, decode_outcome
 from .scoring import AffinityScorer
@@ -116,16 +114,12 @@ class Engine:
         self.journal = Journal()
         self._inputs = ItemInputs(self.profiles, catalog, self.half_lives_)  # the decide kernel's scratch (writer)
         self.seq_ = 0  # decisions made
-        names = self.placements_.names
         self.stores = PersonStores(
             identity=self.identity, profiles=self.profiles, people=self.people, decision_log=self.decision_log,
-            experiments=self.experiments_, catalog=catalog, half_lives=self.half_lives_, placement_names=names,
-            placement_contents=[self.placements_.get(n).contents for n in names], instance=instance,
+            experiments=self.experiments_, catalog=catalog, half_lives=self.half_lives_, placements=self.placements_,
+            instance=instance,
         )
-        self.tracker = Tracker(
-            config, catalog, self.identity, self.profiles, self.people, self.experiments_, self.scorer,
-            self.decision_log, self.half_lives_,
-        )
+        self.tracker = Tracker(config, self.stores, self.scorer)
 
     @classmethod
     def from_files(cls, config: str | Path, catalog: str | Path, **kwargs: Any) -> Engine:
@@ -337,43 +331,28 @@ class Engine:
 
     def forget(self, ids: dict[str, str] | None = None, *, row: int | None = None) -> dict[str, Any]:
         """Erase identifiers or a whole person (``row``), keeping keyed tombstones; see
-        :func:`decisioner.privacy.forget`."""
-        from . import privacy
-
-        keys = privacy.forget_keys(self.stores, ids, row=row)
-        with self.journal.lock:
-            return self._admin(ForgetOp(keys[0].tolist(), keys[1].tolist()))
+        :mod:`decisioner.privacy`."""
+        return self._admin(privacy.forget_op(self.stores, ids, row=row))
 
     def unlink(self, ids: dict[str, str]) -> dict[str, Any]:
         """Detach one identifier from its profile; see :meth:`IdentityGraph.unlink`."""
-        keys, _ = self.identity.keys_of(ids)
-        with self.journal.lock:
-            return self._admin(UnlinkOp(keys[0].tolist(), keys[1].tolist()))
+        return self._admin(privacy.unlink_op(self.stores, ids))
 
     def split(self, row: int, *, apart: list[dict[str, str]] | None = None) -> dict[str, Any]:
         """Recompute profile ``row`` from its evidence, keeping ``apart`` identifiers in
         different profiles; see :meth:`IdentityGraph.split`."""
-        seeds = [self.identity.keys_of(ids)[0] for ids in apart or []]
-        with self.journal.lock:
-            return self._admin(SplitOp(int(row), [(k[0].tolist(), k[1].tolist()) for k in seeds]))
+        return self._admin(privacy.split_op(self.stores, row, apart or []))
 
     def expire(self, now: int) -> dict[str, Any]:
         """Retention: drop volatile identifiers past their time-to-live at ``now`` (epoch ms)."""
+        return self._admin(ExpireOp(int(now)))
+
+    def _admin(self, op: PrivacyOp) -> dict[str, Any]:
         with self.journal.lock:
-            return self._admin(ExpireOp(int(now)))
-
-    def _admin(self, op: ForgetOp | UnlinkOp | SplitOp | ExpireOp) -> dict[str, Any]:
-        from . import privacy
-
-        payload = self.journal.encode(op)
-        out = privacy.apply(self.stores, op)
-        self.journal.admit(op, payload)
-        return out
+            return self.journal.run(op, lambda: privacy.apply(self.stores, op))
 
     def export(self, ids: dict[str, str], *, now: int | None = None) -> dict[str, Any]:
         """Everything held for the person ``ids`` resolves to; see :func:`decisioner.privacy.export`."""
-        from . import privacy
-
         with self.journal.lock.read():
             return privacy.export(self.stores, ids, now=now)
 
