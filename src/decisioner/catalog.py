@@ -19,6 +19,7 @@ import numpy as np
 
 from .config import CatalogSpec
 from .errors import SchemaError, UnknownItemError
+from .snapshot import ComponentState
 
 __all__ = ["Catalog"]
 
@@ -232,6 +233,13 @@ class Catalog:
     def set_inventory(self, item_id: str, inventory: int) -> None:
         """Update one item's stock level."""
         self.inventory[self.item_index(item_id, where="inventory")] = int(inventory)
+
+    def to_state(self) -> ComponentState:
+        """What changes after loading: the stock levels (with the catalog version they belong to)."""
+        return {"inventory": self.inventory}, {"version": self.version}
+
+    def load_state(self, state: ComponentState) -> None:
+        self.inventory[:] = state[0]["inventory"]
 
     def in_stock(self) -> np.ndarray:
         """uint8 mask: 1 where inventory is untracked (-1) or positive."""

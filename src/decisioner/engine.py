@@ -25,7 +25,7 @@ from . import privacy
 from ._kernels.rng import seed_state
 from .allocation.experiments import HOLDOUT, NOT_ENROLLED, ExperimentRuntime
 from .catalog import Catalog
-from .config import DAY_MS, EngineConfig, load_config
+from .config import EngineConfig, load_config
 from .decisionlog import DecisionLog
 from .eventlog import EventLog, FlushPolicy
 from .hashing import resolve_key
@@ -46,7 +46,7 @@ from .people import People
 from .persistence import LOG_NAME, read_engine_snapshot, write_engine_snapshot
 from .placements import ItemInputs, Placement, Placements
 from .privacy import PersonStores, PrivacyOp
-from .profiles import CONSENT_PERSONALIZATION, ProfileStore
+from .profiles import CONSENT_PERSONALIZATION, ProfileStore, half_lives
 from .schemas import Decision, Event, Outcome, Reason, SlotChoice, decode_event, decode_outcome
 from .scoring import AffinityScorer
 from .snapshot import ComponentState
@@ -97,15 +97,10 @@ class Engine:
         self.feedback_weight = feedback_weight
         key = resolve_key(config.identity.hash_key, config.identity.hash_key_env)
         self.identity = identity if identity is not None else IdentityGraph(key, spec=config.identity)
-        ps = config.profiles
-        self.profiles = ProfileStore(
-            slots=ps.slots, purchased_slots=ps.purchased_slots, default_consent=ps.default_consent
-        )
+        self.profiles = ProfileStore.from_spec(config.profiles)
         self.people = People()
         self.scorer = AffinityScorer(catalog, config.scoring)
-        hl = {f: ps.facet_half_life_days.get(f, ps.half_life_days) * DAY_MS for f in catalog.facet_names}
-        fv_hl = [hl[catalog.facet_names[f]] for f in catalog.fv_facet] if catalog.n_fv else [1.0]
-        self.half_lives_ = np.array(fv_hl, dtype=np.float64)
+        self.half_lives_ = half_lives(config.profiles, catalog)
         self.placements_ = Placements(config, catalog, seed=seed, feedback_weight=feedback_weight)
         self.experiments_ = ExperimentRuntime(key, config.experiments, config.holdout, self.placements_.names)
         self.decision_log = DecisionLog()
@@ -324,10 +319,7 @@ class Engine:
 
     def _inventory(self, op: InventoryOp) -> None:
         self.catalog.item_index(op.item, where="inventory")  # validate before anything moves
-        payload = self.journal.encode(op)
-        self.catalog.set_inventory(op.item, op.inventory)
-        self.placements_.set_stock(self.catalog.in_stock())
-        self.journal.admit(op, payload)
+        self.journal.run(op, lambda: self.placements_.set_inventory(op.item, op.inventory))
 
     def forget(self, ids: dict[str, str] | None = None, *, row: int | None = None) -> dict[str, Any]:
         """Erase identifiers or a whole person (``row``), keeping keyed tombstones; see
@@ -383,7 +375,7 @@ class Engine:
             "experiments": self.experiments_.to_state(),
             "decision_log": self.decision_log.to_state(),
             "pending": self.pending_.to_state(),
-            "catalog": ({"inventory": self.catalog.inventory}, {"version": self.catalog.version}),
+            "catalog": self.catalog.to_state(),
             "engine": ({}, meta),
             **self.placements_.to_state(),
         }
@@ -398,7 +390,7 @@ class Engine:
         self.experiments_.load_state(states["experiments"])
         self.decision_log.load_state(states["decision_log"])
         self.pending_.load_state(states["pending"])
-        self.catalog.inventory[:] = states["catalog"][0]["inventory"]
+        self.catalog.load_state(states["catalog"])
         self.placements_.set_stock(self.catalog.in_stock())
         self.placements_.load_state(states)
         meta = states["engine"][1]

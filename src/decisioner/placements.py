@@ -377,6 +377,12 @@ class Placements:
             if st is not None:
                 st.set_stock(in_stock)
 
+    def set_inventory(self, item_id: str, inventory: int) -> None:
+        """Set an item's stock in the catalog; every placement (variants and holdout too) sees it
+        at once."""
+        self.catalog.set_inventory(item_id, inventory)
+        self.set_stock(self.catalog.in_stock())
+
     # ------------------------------------------------------------------ state
     def to_state(self) -> dict[str, ComponentState]:
         """One component per shared state and per allocator (each exported once)."""
