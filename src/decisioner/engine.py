@@ -7,9 +7,10 @@ operation to the journal. ``observe(outcome)`` joins a click or conversion to it
 id and rewards the policy. Every input is validated before any state changes: a bad event
 raises a ``decisioner`` error and leaves the engine, its log and its snapshots as they were.
 
-The stages own their state (``to_state``/``load_state``); this class only wires them, admits
-operations (:mod:`decisioner.journal`) and maps the component states to snapshots
-(:mod:`decisioner.snapshot`).
+The stages own their state (``to_state``/``load_state``); this class only wires them and
+admits operations (:mod:`decisioner.journal`). Outcomes are joined by :mod:`decisioner.outcomes`,
+privacy operations carried out by :mod:`decisioner.privacy`, snapshots and recovery by
+:mod:`decisioner.durability`, reads by :mod:`decisioner.reads`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from . import privacy
+from . import durability, privacy
 from ._kernels.rng import seed_state
 from .allocation.experiments import HOLDOUT, NOT_ENROLLED, ExperimentRuntime
 from .catalog import Catalog
@@ -30,20 +31,9 @@ from .decisionlog import DecisionLog
 from .eventlog import EventLog, FlushPolicy
 from .hashing import resolve_key
 from .identity import IdentityGraph
-from .journal import (
-    DecideOp,
-    ExpireOp,
-    InventoryOp,
-    Journal,
-    ObserveOp,
-    Operation,
-    Record,
-    TrackOp,
-    read_records,
-)
+from .journal import DecideOp, ExpireOp, InventoryOp, Journal, ObserveOp, Operation, Record, TrackOp
 from .outcomes import Outcomes, Pending, PendingOutcomes
 from .people import People
-from .persistence import LOG_NAME, read_engine_snapshot, write_engine_snapshot
 from .placements import ItemInputs, Placement, Placements
 from .privacy import PersonStores, PrivacyOp
 from .profiles import CONSENT_PERSONALIZATION, ProfileStore, half_lives
@@ -366,37 +356,12 @@ class Engine:
 
     def to_state(self) -> dict[str, ComponentState]:
         """Every component's state, by name (what a snapshot holds)."""
-        meta = {"seq": self.seq_, "events": self.events_, "evicted": self.evicted_, "ops": self.ops_}
-        return {
-            "identity": (self.identity.to_arrays(), {}),
-            "profiles": self.profiles.to_state(),
-            "people": self.people.to_state(),
-            "popularity": self.scorer.to_state(),
-            "experiments": self.experiments_.to_state(),
-            "decision_log": self.decision_log.to_state(),
-            "pending": self.pending_.to_state(),
-            "catalog": self.catalog.to_state(),
-            "engine": ({}, meta),
-            **self.placements_.to_state(),
-        }
+        return durability.engine_state(self)
 
     def load_state(self, states: dict[str, ComponentState]) -> None:
         """Continue from :meth:`to_state` of an engine with the same configuration and catalog
         (the identity graph comes through the constructor)."""
-        self.tracker.sync_rows()
-        self.profiles.load_state(states["profiles"])
-        self.people.load_state(states["people"])
-        self.scorer.load_state(states["popularity"])
-        self.experiments_.load_state(states["experiments"])
-        self.decision_log.load_state(states["decision_log"])
-        self.pending_.load_state(states["pending"])
-        self.catalog.load_state(states["catalog"])
-        self.placements_.set_stock(self.catalog.in_stock())
-        self.placements_.load_state(states)
-        meta = states["engine"][1]
-        self.seq_ = int(meta["seq"])
-        self.tracker.events_, self.tracker.evicted_ = int(meta["events"]), int(meta["evicted"])
-        self.journal.ops_ = int(meta["ops"])
+        durability.load_engine_state(self, states)
 
     def attach_log(
         self, path: str | Path, *, flush: FlushPolicy = "event", fsync: bool = False, interval_ms: float = 100.0
@@ -419,45 +384,21 @@ class Engine:
 
     def save(self, directory: str | Path) -> Path:
         """Write an atomic snapshot of the whole state under ``directory`` (see
-        :mod:`decisioner.snapshot`); if this engine's log lives there, it is emptied (the
+        :mod:`decisioner.durability`); if this engine's log lives there, it is emptied (the
         snapshot holds everything in it). Returns the snapshot's path."""
-        with self.journal.lock:
-            path = write_engine_snapshot(
-                directory,
-                ops=self.ops_,
-                config=self.config,
-                catalog=self.catalog,
-                key=self.identity.key,
-                header={"seed": self.seed, "instance": self.instance, "feedback_weight": self.feedback_weight},
-                components=self.to_state(),
-            )
-            log = self.journal.log
-            if log is not None and log.path.resolve() == (Path(directory) / LOG_NAME).resolve():
-                log.flush_now()
-                log.reset()
-            return path
+        return durability.save(self, directory)
 
     def durable(
         self, directory: str | Path, *, flush: FlushPolicy = "event", fsync: bool = False, interval_ms: float = 100.0
     ) -> EventLog:
         """Make this engine durable in ``directory``: a snapshot now, then every accepted
         change in ``directory/events.log``. Reopen with :meth:`Engine.open`."""
-        with self.journal.lock:
-            self.save(directory)
-            log_path = Path(directory) / LOG_NAME
-            log_path.unlink(missing_ok=True)
-            return self.attach_log(log_path, flush=flush, fsync=fsync, interval_ms=interval_ms)
+        return durability.durable(self, directory, flush=flush, fsync=fsync, interval_ms=interval_ms)
 
     @classmethod
     def open(
-        cls,
-        directory: str | Path,
-        *,
-        hash_key: str | None = None,
-        flush: FlushPolicy = "event",
-        fsync: bool = False,
-        interval_ms: float = 100.0,
-        **kwargs: Any,
+        cls, directory: str | Path, *, hash_key: str | None = None, flush: FlushPolicy = "event", fsync: bool = False,
+        interval_ms: float = 100.0, **kwargs: Any,
     ) -> Engine:
         """Recover an engine made durable with :meth:`durable`: load the newest snapshot, replay
         the log written since, and go on logging there (``flush="off"``: replay it, then log
@@ -471,17 +412,9 @@ class Engine:
         ConfigError
             A snapshot or log format this version cannot read.
         """
-        r = read_engine_snapshot(directory, hash_key=hash_key)
-        h = r.header
-        kw = {"seed": h["seed"], "instance": h["instance"], "feedback_weight": h["feedback_weight"], **kwargs}
-        engine = cls(r.config, r.catalog, identity=r.identity, **kw)
-        engine.load_state(r.components)
-        log_path = Path(directory) / LOG_NAME
-        if flush != "off":
-            engine.attach_log(log_path, flush=flush, fsync=fsync, interval_ms=interval_ms)
-        elif log_path.exists():  # recover what the log holds, then log nothing more
-            engine.replay_records(read_records(log_path))
-        return engine
+        return durability.open_engine(
+            cls, directory, hash_key=hash_key, flush=flush, fsync=fsync, interval_ms=interval_ms, **kwargs
+        )
 
     def replay_records(self, records: list[Record]) -> int:
         """Apply logged records whose admission number is at or past ``ops_``, in order.
