@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from . import durability, privacy
+from . import durability, privacy, reads
 from ._kernels.rng import seed_state
 from .allocation.experiments import HOLDOUT, NOT_ENROLLED, ExperimentRuntime
 from .catalog import Catalog
@@ -115,10 +115,9 @@ class Engine:
     @classmethod
     def from_world(cls, world: str | Path, **kwargs: Any) -> Engine:
         """An engine over a synthetic world directory (``config.toml`` + ``catalog.jsonl``)."""
-        w = Path(world)
-        return cls.from_files(w / "config.toml", w / "catalog.jsonl", **kwargs)
+        return cls.from_files(Path(world) / "config.toml", Path(world) / "catalog.jsonl", **kwargs)
 
-    # ------------------------------------------------------------------ identity listeners
+    # ------------------------------------------------------------------ tracking
     def track(self, event: Any) -> int:
         """Update identity, consent, interests and popularity from one behaviour event.
 
@@ -149,12 +148,7 @@ class Engine:
 
     # ------------------------------------------------------------------ deciding
     def placement(self, name: str) -> Placement:
-        """The compiled placement ``name``.
-
-        Raises
-        ------
-        UnknownPlacementError
-        """
+        """The compiled placement ``name`` (:class:`~decisioner.errors.UnknownPlacementError` if none)."""
         return self.placements_.get(name)
 
     @property
@@ -263,26 +257,12 @@ class Engine:
     # ------------------------------------------------------------------ reads
     def recommend(self, ids: dict[str, str], *, placement: str, now: int) -> Decision:
         """What ``placement`` would show this person now, without tracking, exploring or
-        logging anything (for agent consoles and previews); see :mod:`decisioner.reads`.
-
-        Raises
-        ------
-        UnknownPlacementError, SchemaError
-        """
-        from .reads import recommend
-
-        return recommend(self, ids, placement=placement, now=now)
+        logging anything (agent consoles, previews); see :func:`decisioner.reads.recommend`."""
+        return reads.recommend(self, ids, placement=placement, now=now)
 
     def recommend_many(self, ids: list[dict[str, str]], *, placement: str, now: int | list[int]) -> list[Decision]:
-        """:meth:`recommend` for a batch, spread over the cores by one parallel kernel.
-
-        Raises
-        ------
-        UnknownPlacementError, SchemaError
-        """
-        from .reads import recommend_many
-
-        return recommend_many(self, ids, placement=placement, now=now)
+        """:meth:`recommend` for a batch, by one parallel kernel; see :func:`decisioner.reads.recommend_many`."""
+        return reads.recommend_many(self, ids, placement=placement, now=now)
 
     def profile_row(self, ids: dict[str, str]) -> int:
         """The profile row of the first known identifier in ``ids`` (-1 when none is known)."""
@@ -294,12 +274,7 @@ class Engine:
 
     def interests(self, ids: dict[str, str], *, now: int, top: int = 10) -> list[tuple[str, float]]:
         """The person's strongest interests at ``now``: (facet value, share of interest)."""
-        row = self.profile_row(ids)
-        if row < 0:
-            return []
-        fids, scores = self.profiles.read_copy(row, now, self.half_lives_)
-        total = float(scores.sum()) or 1.0
-        return [(self.catalog.fv_names[int(f)], float(s) / total) for f, s in zip(fids[:top], scores[:top])]
+        return reads.interests(self, ids, now=now, top=top)
 
     # ------------------------------------------------------------------ operations
     def set_inventory(self, item_id: str, inventory: int) -> None:
@@ -366,12 +341,9 @@ class Engine:
     def attach_log(
         self, path: str | Path, *, flush: FlushPolicy = "event", fsync: bool = False, interval_ms: float = 100.0
     ) -> EventLog:
-        """Append every accepted state change to the event log at ``path`` from now on.
-
-        The records already in the log at or past this engine's admission count are replayed
-        first, so attaching to the log of a crashed process recovers its state. One process
-        writes a log: a second one attaching fails with :class:`~decisioner.errors.LogLockedError`.
-        """
+        """Append every accepted state change to the event log at ``path`` from now on, after
+        replaying the records it holds at or past :attr:`ops_` (recovering a crashed process's
+        state). One process writes a log: a second fails with :class:`~decisioner.errors.LogLockedError`."""
         with self.journal.lock:
             log = EventLog(path, flush=flush, fsync=fsync, interval_ms=interval_ms)
             self.journal.attach(log, self.apply_record)
