@@ -179,9 +179,9 @@ class Journal:
         return seq
 
     def run(self, op: Operation, change: Callable[[], T]) -> T:
-        """Make the ``change`` ``op`` stands for and admit ``op`` (call under the writer lock,
-        after validating): ``op`` is encoded first, so one that cannot be logged changes nothing.
-        Returns what ``change`` returned."""
+        """Carry out ``change`` (what ``op`` does) and admit ``op``; returns what ``change``
+        returned. Call under the writer lock, after validating: ``op`` is encoded first, so an
+        operation that cannot be logged changes nothing."""
         payload = self.encode(op)
         out = change()
         self.admit(op, payload)

@@ -98,12 +98,12 @@ class ProfileStore:
         self._out_fid = np.empty(slots, dtype=np.int32)
         self._out_score = np.empty(slots, dtype=np.float64)
 
+    _ARRAYS: Final = ("fid_", "score_", "t_", "purchased_", "purchased_pos_", "consent_", "last_seen_", "events_")
+
     @classmethod
     def from_spec(cls, spec: ProfileSpec) -> ProfileStore:
         """A store with the slots, purchase slots and default consent of ``spec``."""
         return cls(slots=spec.slots, purchased_slots=spec.purchased_slots, default_consent=spec.default_consent)
-
-    _ARRAYS: Final = ("fid_", "score_", "t_", "purchased_", "purchased_pos_", "consent_", "last_seen_", "events_")
 
     @property
     def n_rows(self) -> int:
