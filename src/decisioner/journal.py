@@ -190,7 +190,7 @@ class Journal:
     def attach(self, log: EventLog, apply: Callable[[Record], object]) -> None:
         """Use ``log`` from now on, after handing its records at or past ``ops_`` to ``apply``
         (recovery: they are in the log already, so they are not appended again). If anything
-        fails, ``log`` is closed. Call under the writer lock.
+        fails, ``log`` is closed and no log is attached. Call under the writer lock.
 
         Raises
         ------
@@ -207,6 +207,7 @@ class Journal:
             for rec in todo:
                 apply(rec)
         except BaseException:
+            self.log = None  # never a closed log: the next change would fail after it was made
             log.close()
             raise
         self.log = log
