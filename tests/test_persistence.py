@@ -197,6 +197,20 @@ def test_log_holds_keyed_hashes_never_raw_identifiers(small_world: str, tmp_path
     assert again.profile_row({"cookie": "ck-ada-77"}) == e.profile_row({"email": "ada.lovelace@example.com"}) >= 0
 
 
+def test_a_failed_attach_leaves_the_engine_working_without_a_log(small_world: str, tmp_path: Path) -> None:
+    t = 1_700_000_000_000
+    first = Engine.from_world(small_world, seed=0)
+    first.track({"type": "view", "time": t, "ids": {"cookie": "a"}})
+    first.attach_log(tmp_path / "events.log")  # the log starts at record 1
+    first.track({"type": "view", "time": t + 1, "ids": {"cookie": "b"}})
+    first.detach_log()
+    e = Engine.from_world(small_world, seed=0)
+    with pytest.raises(NotReadyError, match=re.escape("expected log record 0, got 1: the log has a gap")):
+        e.attach_log(tmp_path / "events.log")
+    assert e.journal.log is None  # not the log it closed: later changes are not lost half-way
+    assert e.track({"type": "view", "time": t + 2, "ids": {"cookie": "c"}}) >= 0 and e.ops_ == 1
+
+
 def test_hashed_log_ids_that_are_not_hex_are_rejected(small_world: str) -> None:
     e = Engine.from_world(small_world, seed=0)
     ev = View(time=1_700_000_000_000, ids={"cookie": "not-a-hash"})

@@ -21,6 +21,7 @@ from . import arguments
 from .arguments import INVENTORY_MAX
 from .config import CatalogSpec
 from .errors import SchemaError, UnknownItemError
+from .snapshot import ComponentState
 
 __all__ = ["Catalog"]
 
@@ -255,6 +256,13 @@ class Catalog:
         """
         i = self.item_index(arguments.text(item_id, "item_id"), where="inventory")
         self.inventory[i] = arguments.inventory(inventory)
+
+    def to_state(self) -> ComponentState:
+        """What changes after loading: the stock levels (with the catalog version they belong to)."""
+        return {"inventory": self.inventory}, {"version": self.version}
+
+    def load_state(self, state: ComponentState) -> None:
+        self.inventory[:] = state[0]["inventory"]
 
     def in_stock(self) -> np.ndarray:
         """uint8 mask: 1 where inventory is untracked (-1) or positive."""

@@ -7,9 +7,10 @@ operation to the journal. ``observe(outcome)`` joins a click or conversion to it
 id and rewards the policy. Every input is validated before any state changes: a bad event
 raises a ``decisioner`` error and leaves the engine, its log and its snapshots as they were.
 
-The stages own their state (``to_state``/``load_state``); this class only wires them, admits
-operations (:mod:`decisioner.journal`) and maps the component states to snapshots
-(:mod:`decisioner.snapshot`).
+The stages own their state (``to_state``/``load_state``); this class only wires them and
+admits operations (:mod:`decisioner.journal`). Outcomes are joined by :mod:`decisioner.outcomes`,
+privacy operations carried out by :mod:`decisioner.privacy`, snapshots and recovery by
+:mod:`decisioner.durability`, reads by :mod:`decisioner.reads`.
 """
 
 from __future__ import annotations
@@ -21,35 +22,21 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from . import durability, privacy, reads
 from ._kernels.rng import seed_state
 from .allocation.experiments import HOLDOUT, NOT_ENROLLED, ExperimentRuntime
 from .catalog import Catalog
-from .config import DAY_MS, EngineConfig, load_config
+from .config import EngineConfig, load_config
 from .decisionlog import DecisionLog
-from .errors import SchemaError, UnknownDecisionError
 from .eventlog import EventLog, FlushPolicy
 from .hashing import resolve_key
 from .identity import IdentityGraph
-from .journal import (
-    DecideOp,
-    ExpireOp,
-    ForgetOp,
-    InventoryOp,
-    Journal,
-    ObserveOp,
-    Operation,
-    Record,
-    SplitOp,
-    TrackOp,
-    UnlinkOp,
-    read_records,
-)
-from .outcomes import Pending, PendingOutcomes
+from .journal import DecideOp, ExpireOp, InventoryOp, Journal, ObserveOp, Operation, Record, TrackOp
+from .outcomes import Outcomes, Pending, PendingOutcomes
 from .people import People
-from .persistence import LOG_NAME, read_engine_snapshot, write_engine_snapshot
 from .placements import ItemInputs, Placement, Placements
-from .privacy import PersonStores
-from .profiles import CONSENT_PERSONALIZATION, ProfileStore
+from .privacy import PersonStores, PrivacyOp
+from .profiles import CONSENT_PERSONALIZATION, ProfileStore, half_lives
 from .schemas import Decision, Event, Outcome, Reason, SlotChoice, decode_event, decode_outcome
 from .scoring import AffinityScorer
 from .snapshot import ComponentState
@@ -100,32 +87,24 @@ class Engine:
         self.feedback_weight = feedback_weight
         key = resolve_key(config.identity.hash_key, config.identity.hash_key_env)
         self.identity = identity if identity is not None else IdentityGraph(key, spec=config.identity)
-        ps = config.profiles
-        self.profiles = ProfileStore(
-            slots=ps.slots, purchased_slots=ps.purchased_slots, default_consent=ps.default_consent
-        )
+        self.profiles = ProfileStore.from_spec(config.profiles)
         self.people = People()
         self.scorer = AffinityScorer(catalog, config.scoring)
-        hl = {f: ps.facet_half_life_days.get(f, ps.half_life_days) * DAY_MS for f in catalog.facet_names}
-        fv_hl = [hl[catalog.facet_names[f]] for f in catalog.fv_facet] if catalog.n_fv else [1.0]
-        self.half_lives_ = np.array(fv_hl, dtype=np.float64)
+        self.half_lives_ = half_lives(config.profiles, catalog)
         self.placements_ = Placements(config, catalog, seed=seed, feedback_weight=feedback_weight)
         self.experiments_ = ExperimentRuntime(key, config.experiments, config.holdout, self.placements_.names)
         self.decision_log = DecisionLog()
         self.pending_ = PendingOutcomes(config.limits.max_pending_decisions)
+        self.outcomes = Outcomes(self.pending_, self.placements_, self.decision_log)
         self.journal = Journal()
         self._inputs = ItemInputs(self.profiles, catalog, self.half_lives_)  # the decide kernel's scratch (writer)
         self.seq_ = 0  # decisions made
-        names = self.placements_.names
         self.stores = PersonStores(
             identity=self.identity, profiles=self.profiles, people=self.people, decision_log=self.decision_log,
-            experiments=self.experiments_, catalog=catalog, half_lives=self.half_lives_, placement_names=names,
-            placement_contents=[self.placements_.get(n).contents for n in names], instance=instance,
+            experiments=self.experiments_, catalog=catalog, half_lives=self.half_lives_, placements=self.placements_,
+            instance=instance,
         )
-        self.tracker = Tracker(
-            config, catalog, self.identity, self.profiles, self.people, self.experiments_, self.scorer,
-            self.decision_log, self.half_lives_,
-        )
+        self.tracker = Tracker(config, self.stores, self.scorer)
 
     @classmethod
     def from_files(cls, config: str | Path, catalog: str | Path, **kwargs: Any) -> Engine:
@@ -136,10 +115,9 @@ class Engine:
     @classmethod
     def from_world(cls, world: str | Path, **kwargs: Any) -> Engine:
         """An engine over a synthetic world directory (``config.toml`` + ``catalog.jsonl``)."""
-        w = Path(world)
-        return cls.from_files(w / "config.toml", w / "catalog.jsonl", **kwargs)
+        return cls.from_files(Path(world) / "config.toml", Path(world) / "catalog.jsonl", **kwargs)
 
-    # ------------------------------------------------------------------ identity listeners
+    # ------------------------------------------------------------------ tracking
     def track(self, event: Any) -> int:
         """Update identity, consent, interests and popularity from one behaviour event.
 
@@ -156,10 +134,7 @@ class Engine:
             return self._track(ev, keys, types, items, TrackOp(self._hashed(ev, keys)))
 
     def _track(self, ev: Event, keys: np.ndarray, types: np.ndarray, items: list[int], op: Operation) -> int:
-        payload = self.journal.encode(op)
-        row, _, _ = self.tracker.apply(ev, keys, types, items)
-        self.journal.admit(op, payload)
-        return row
+        return self.journal.run(op, lambda: self.tracker.apply(ev, keys, types, items)[0])
 
     def _hashed(self, ev: Any, keys: np.ndarray) -> Any:
         """The event as logged: identifier values replaced by their keyed hashes."""
@@ -173,12 +148,7 @@ class Engine:
 
     # ------------------------------------------------------------------ deciding
     def placement(self, name: str) -> Placement:
-        """The compiled placement ``name``.
-
-        Raises
-        ------
-        UnknownPlacementError
-        """
+        """The compiled placement ``name`` (:class:`~decisioner.errors.UnknownPlacementError` if none)."""
         return self.placements_.get(name)
 
     @property
@@ -261,13 +231,7 @@ class Engine:
 
     def _allocation(self, base: Placement, row: int, unit: str) -> tuple[Placement, int]:
         """The placement (variant or holdout) that decides for ``row`` and its assignment code."""
-        code = self.experiments_.assign(base.index, row, unit)
-        if code == HOLDOUT:
-            assert base.holdout is not None
-            return base.holdout, code
-        if code == NOT_ENROLLED or base.variants is None:
-            return base, NOT_ENROLLED
-        return base.variants[code], code
+        return base.assigned(self.experiments_.assign(base.index, row, unit))
 
     # ------------------------------------------------------------------ outcomes
     def observe(self, outcome: Any) -> None:
@@ -287,58 +251,18 @@ class Engine:
             self._observe(out, ObserveOp(out))
 
     def _observe(self, out: Outcome, op: Operation) -> None:
-        entry = self.pending_.get(out.decision_id)
-        if entry is None:
-            raise UnknownDecisionError(f"Expected a pending decision id, got {out.decision_id!r} - at `$.decision_id`")
-        base = self.placements_.by_index(entry.placement)
-        plc = base
-        if entry.variant == HOLDOUT and base.holdout is not None:
-            plc = base.holdout
-        elif entry.variant >= 0 and base.variants is not None:
-            plc = base.variants[entry.variant]
-        logged = self.decision_log.rows("content", entry.handle, entry.n_slots)
-        slot = 0
-        if out.content is not None:
-            names = [plc.contents[int(c)] for c in logged]
-            if out.content not in names:
-                raise SchemaError(f"Expected `content` to be one of {names!r}, got {out.content!r} - at `$.content`")
-            slot = names.index(out.content)
-        payload = self.journal.encode(op)
-        if entry.n_slots:
-            content = int(logged[slot])
-            value = out.value if out.kind == "conversion" else 1.0
-            self.decision_log.add_reward(entry.handle + slot, value)
-            if plc.bandit is not None and plc.fixed < 0 and out.kind == plc.reward_kind:
-                # delayed reward, joined by decision id: the exposure was counted at decide time
-                plc.bandit.update_one(content, value, exposed=True, previous=entry.reward, context=entry.context)
-                self.pending_.rewarded(out.decision_id, value)
-            if out.kind == "click" and plc.bandit is None and plc.state is not None:
-                plc.state.click(content)
-        self.journal.admit(op, payload)
+        joined = self.outcomes.join(out)  # validates: a bad outcome changes nothing
+        self.journal.run(op, lambda: self.outcomes.reward(joined))
 
     # ------------------------------------------------------------------ reads
     def recommend(self, ids: dict[str, str], *, placement: str, now: int) -> Decision:
         """What ``placement`` would show this person now, without tracking, exploring or
-        logging anything (for agent consoles and previews); see :mod:`decisioner.reads`.
-
-        Raises
-        ------
-        UnknownPlacementError, SchemaError
-        """
-        from .reads import recommend
-
-        return recommend(self, ids, placement=placement, now=now)
+        logging anything (agent consoles, previews); see :func:`decisioner.reads.recommend`."""
+        return reads.recommend(self, ids, placement=placement, now=now)
 
     def recommend_many(self, ids: list[dict[str, str]], *, placement: str, now: int | list[int]) -> list[Decision]:
-        """:meth:`recommend` for a batch, spread over the cores by one parallel kernel.
-
-        Raises
-        ------
-        UnknownPlacementError, SchemaError
-        """
-        from .reads import recommend_many
-
-        return recommend_many(self, ids, placement=placement, now=now)
+        """:meth:`recommend` for a batch, by one parallel kernel; see :func:`decisioner.reads.recommend_many`."""
+        return reads.recommend_many(self, ids, placement=placement, now=now)
 
     def profile_row(self, ids: dict[str, str]) -> int:
         """The profile row of the first known identifier in ``ids`` (-1 when none is known)."""
@@ -350,12 +274,7 @@ class Engine:
 
     def interests(self, ids: dict[str, str], *, now: int, top: int = 10) -> list[tuple[str, float]]:
         """The person's strongest interests at ``now``: (facet value, share of interest)."""
-        row = self.profile_row(ids)
-        if row < 0:
-            return []
-        fids, scores = self.profiles.read_copy(row, now, self.half_lives_)
-        total = float(scores.sum()) or 1.0
-        return [(self.catalog.fv_names[int(f)], float(s) / total) for f, s in zip(fids[:top], scores[:top])]
+        return reads.interests(self, ids, now=now, top=top)
 
     # ------------------------------------------------------------------ operations
     def set_inventory(self, item_id: str, inventory: int) -> None:
@@ -365,50 +284,32 @@ class Engine:
 
     def _inventory(self, op: InventoryOp) -> None:
         self.catalog.item_index(op.item, where="inventory")  # validate before anything moves
-        payload = self.journal.encode(op)
-        self.catalog.set_inventory(op.item, op.inventory)
-        self.placements_.set_stock(self.catalog.in_stock())
-        self.journal.admit(op, payload)
+        self.journal.run(op, lambda: self.placements_.set_inventory(op.item, op.inventory))
 
     def forget(self, ids: dict[str, str] | None = None, *, row: int | None = None) -> dict[str, Any]:
         """Erase identifiers or a whole person (``row``), keeping keyed tombstones; see
-        :func:`decisioner.privacy.forget`."""
-        from . import privacy
-
-        keys = privacy.forget_keys(self.stores, ids, row=row)
-        with self.journal.lock:
-            return self._admin(ForgetOp(keys[0].tolist(), keys[1].tolist()))
+        :mod:`decisioner.privacy`."""
+        return self._admin(privacy.forget_op(self.stores, ids, row=row))
 
     def unlink(self, ids: dict[str, str]) -> dict[str, Any]:
         """Detach one identifier from its profile; see :meth:`IdentityGraph.unlink`."""
-        keys, _ = self.identity.keys_of(ids)
-        with self.journal.lock:
-            return self._admin(UnlinkOp(keys[0].tolist(), keys[1].tolist()))
+        return self._admin(privacy.unlink_op(self.stores, ids))
 
     def split(self, row: int, *, apart: list[dict[str, str]] | None = None) -> dict[str, Any]:
         """Recompute profile ``row`` from its evidence, keeping ``apart`` identifiers in
         different profiles; see :meth:`IdentityGraph.split`."""
-        seeds = [self.identity.keys_of(ids)[0] for ids in apart or []]
-        with self.journal.lock:
-            return self._admin(SplitOp(int(row), [(k[0].tolist(), k[1].tolist()) for k in seeds]))
+        return self._admin(privacy.split_op(self.stores, row, apart or []))
 
     def expire(self, now: int) -> dict[str, Any]:
         """Retention: drop volatile identifiers past their time-to-live at ``now`` (epoch ms)."""
+        return self._admin(ExpireOp(int(now)))
+
+    def _admin(self, op: PrivacyOp) -> dict[str, Any]:
         with self.journal.lock:
-            return self._admin(ExpireOp(int(now)))
-
-    def _admin(self, op: ForgetOp | UnlinkOp | SplitOp | ExpireOp) -> dict[str, Any]:
-        from . import privacy
-
-        payload = self.journal.encode(op)
-        out = privacy.apply(self.stores, op)
-        self.journal.admit(op, payload)
-        return out
+            return self.journal.run(op, lambda: privacy.apply(self.stores, op))
 
     def export(self, ids: dict[str, str], *, now: int | None = None) -> dict[str, Any]:
         """Everything held for the person ``ids`` resolves to; see :func:`decisioner.privacy.export`."""
-        from . import privacy
-
         with self.journal.lock.read():
             return privacy.export(self.stores, ids, now=now)
 
@@ -430,58 +331,22 @@ class Engine:
 
     def to_state(self) -> dict[str, ComponentState]:
         """Every component's state, by name (what a snapshot holds)."""
-        meta = {"seq": self.seq_, "events": self.events_, "evicted": self.evicted_, "ops": self.ops_}
-        return {
-            "identity": (self.identity.to_arrays(), {}),
-            "profiles": self.profiles.to_state(),
-            "people": self.people.to_state(),
-            "popularity": self.scorer.to_state(),
-            "experiments": self.experiments_.to_state(),
-            "decision_log": self.decision_log.to_state(),
-            "pending": self.pending_.to_state(),
-            "catalog": ({"inventory": self.catalog.inventory}, {"version": self.catalog.version}),
-            "engine": ({}, meta),
-            **self.placements_.to_state(),
-        }
+        return durability.engine_state(self)
 
     def load_state(self, states: dict[str, ComponentState]) -> None:
         """Continue from :meth:`to_state` of an engine with the same configuration and catalog
         (the identity graph comes through the constructor)."""
-        self.tracker.sync_rows()
-        self.profiles.load_state(states["profiles"])
-        self.people.load_state(states["people"])
-        self.scorer.load_state(states["popularity"])
-        self.experiments_.load_state(states["experiments"])
-        self.decision_log.load_state(states["decision_log"])
-        self.pending_.load_state(states["pending"])
-        self.catalog.inventory[:] = states["catalog"][0]["inventory"]
-        self.placements_.set_stock(self.catalog.in_stock())
-        self.placements_.load_state(states)
-        meta = states["engine"][1]
-        self.seq_ = int(meta["seq"])
-        self.tracker.events_, self.tracker.evicted_ = int(meta["events"]), int(meta["evicted"])
-        self.journal.ops_ = int(meta["ops"])
+        durability.load_engine_state(self, states)
 
     def attach_log(
         self, path: str | Path, *, flush: FlushPolicy = "event", fsync: bool = False, interval_ms: float = 100.0
     ) -> EventLog:
-        """Append every accepted state change to the event log at ``path`` from now on.
-
-        The records already in the log at or past this engine's admission count are replayed
-        first, so attaching to the log of a crashed process recovers its state. One process
-        writes a log: a second one attaching fails with :class:`~decisioner.errors.LogLockedError`.
-        """
+        """Append every accepted state change to the event log at ``path`` from now on, after
+        replaying the records it holds at or past :attr:`ops_` (recovering a crashed process's
+        state). One process writes a log: a second fails with :class:`~decisioner.errors.LogLockedError`."""
         with self.journal.lock:
             log = EventLog(path, flush=flush, fsync=fsync, interval_ms=interval_ms)
-            try:
-                pending = self.journal.attach(log)
-                self.journal.log = None  # replayed records are in the log already
-                for rec in pending:
-                    self.apply_record(rec)
-            except BaseException:
-                log.close()
-                raise
-            self.journal.log = log
+            self.journal.attach(log, self.apply_record)
             return log
 
     def detach_log(self) -> None:
@@ -491,45 +356,21 @@ class Engine:
 
     def save(self, directory: str | Path) -> Path:
         """Write an atomic snapshot of the whole state under ``directory`` (see
-        :mod:`decisioner.snapshot`); if this engine's log lives there, it is emptied (the
+        :mod:`decisioner.durability`); if this engine's log lives there, it is emptied (the
         snapshot holds everything in it). Returns the snapshot's path."""
-        with self.journal.lock:
-            path = write_engine_snapshot(
-                directory,
-                ops=self.ops_,
-                config=self.config,
-                catalog=self.catalog,
-                key=self.identity.key,
-                header={"seed": self.seed, "instance": self.instance, "feedback_weight": self.feedback_weight},
-                components=self.to_state(),
-            )
-            log = self.journal.log
-            if log is not None and log.path.resolve() == (Path(directory) / LOG_NAME).resolve():
-                log.flush_now()
-                log.reset()
-            return path
+        return durability.save(self, directory)
 
     def durable(
         self, directory: str | Path, *, flush: FlushPolicy = "event", fsync: bool = False, interval_ms: float = 100.0
     ) -> EventLog:
         """Make this engine durable in ``directory``: a snapshot now, then every accepted
         change in ``directory/events.log``. Reopen with :meth:`Engine.open`."""
-        with self.journal.lock:
-            self.save(directory)
-            log_path = Path(directory) / LOG_NAME
-            log_path.unlink(missing_ok=True)
-            return self.attach_log(log_path, flush=flush, fsync=fsync, interval_ms=interval_ms)
+        return durability.durable(self, directory, flush=flush, fsync=fsync, interval_ms=interval_ms)
 
     @classmethod
     def open(
-        cls,
-        directory: str | Path,
-        *,
-        hash_key: str | None = None,
-        flush: FlushPolicy = "event",
-        fsync: bool = False,
-        interval_ms: float = 100.0,
-        **kwargs: Any,
+        cls, directory: str | Path, *, hash_key: str | None = None, flush: FlushPolicy = "event", fsync: bool = False,
+        interval_ms: float = 100.0, **kwargs: Any,
     ) -> Engine:
         """Recover an engine made durable with :meth:`durable`: load the newest snapshot, replay
         the log written since, and go on logging there (``flush="off"``: replay it, then log
@@ -543,17 +384,9 @@ class Engine:
         ConfigError
             A snapshot or log format this version cannot read.
         """
-        r = read_engine_snapshot(directory, hash_key=hash_key)
-        h = r.header
-        kw = {"seed": h["seed"], "instance": h["instance"], "feedback_weight": h["feedback_weight"], **kwargs}
-        engine = cls(r.config, r.catalog, identity=r.identity, **kw)
-        engine.load_state(r.components)
-        log_path = Path(directory) / LOG_NAME
-        if flush != "off":
-            engine.attach_log(log_path, flush=flush, fsync=fsync, interval_ms=interval_ms)
-        elif log_path.exists():  # recover what the log holds, then log nothing more
-            engine.replay_records(read_records(log_path))
-        return engine
+        return durability.open_engine(
+            cls, directory, hash_key=hash_key, flush=flush, fsync=fsync, interval_ms=interval_ms, **kwargs
+        )
 
     def replay_records(self, records: list[Record]) -> int:
         """Apply logged records whose admission number is at or past ``ops_``, in order.
@@ -563,11 +396,7 @@ class Engine:
         NotReadyError
             If the records have a gap.
         """
-        with self.journal.lock:
-            todo = self.journal.pending(records)
-            for rec in todo:
-                self.apply_record(rec)
-        return len(todo)
+        return self.journal.replay(records, self.apply_record)
 
     def apply_record(self, rec: Record) -> Any:
         """Apply one logged operation as the engine first admitted it; returns what the

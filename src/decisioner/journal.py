@@ -14,8 +14,9 @@ without hashing again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 import msgspec
 
@@ -104,6 +105,8 @@ class Record(msgspec.Struct, array_like=True, frozen=True):
     op: Operation
 
 
+T = TypeVar("T")
+
 _encoder: Final = msgspec.msgpack.Encoder()
 _decoder: Final = msgspec.msgpack.Decoder(Record)
 
@@ -175,19 +178,54 @@ class Journal:
         self.ops_ = seq + 1
         return seq
 
-    def attach(self, log: EventLog) -> list[Record]:
-        """Use ``log`` from now on; returns its records at or past ``ops_`` (to replay first).
+    def run(self, op: Operation, change: Callable[[], T]) -> T:
+        """Carry out ``change`` (what ``op`` does) and admit ``op``; returns what ``change``
+        returned. Call under the writer lock, after validating: ``op`` is encoded first, so an
+        operation that cannot be logged changes nothing."""
+        payload = self.encode(op)
+        out = change()
+        self.admit(op, payload)
+        return out
+
+    def attach(self, log: EventLog, apply: Callable[[Record], object]) -> None:
+        """Use ``log`` from now on, after handing its records at or past ``ops_`` to ``apply``
+        (recovery: they are in the log already, so they are not appended again). If anything
+        fails, ``log`` is closed and no log is attached. Call under the writer lock.
 
         Raises
         ------
         NotReadyError
             If a record is undecodable or the records have a gap.
         """
-        if self.log is not None:
-            self.log.close()
-        records = [decode_record(p, where=repr(str(log.path))) for p in log.recovered_]
+        try:
+            if self.log is not None:
+                self.log.close()
+            records = [decode_record(p, where=repr(str(log.path))) for p in log.recovered_]
+            self.log = log
+            todo = self.pending(records)
+            self.log = None  # replayed records are in the log already
+            for rec in todo:
+                apply(rec)
+        except BaseException:
+            self.log = None  # never a closed log: the next change would fail after it was made
+            log.close()
+            raise
         self.log = log
-        return self.pending(records)
+
+    def replay(self, records: list[Record], apply: Callable[[Record], object]) -> int:
+        """Hand the records at or past ``ops_`` to ``apply`` in order, under the writer lock;
+        returns how many.
+
+        Raises
+        ------
+        NotReadyError
+            If the records have a gap.
+        """
+        with self.lock:
+            todo = self.pending(records)
+            for rec in todo:
+                apply(rec)
+        return len(todo)
 
     def pending(self, records: list[Record]) -> list[Record]:
         """The records at or past ``ops_``, checked to follow on without a gap."""

@@ -4,8 +4,8 @@ of the secret, seed and instance), and how it is read back and checked.
 
 The file formats live elsewhere: :mod:`decisioner.snapshot` (atomic snapshots of component
 states) and :mod:`decisioner.eventlog` (the framed write-ahead log, its flush policies and the
-one-writer lock). The engine composes them (``Engine.save``, ``Engine.durable``,
-``Engine.open``); this module knows no engine, so nothing here imports it back.
+one-writer lock). :mod:`decisioner.durability` composes them for the engine (``Engine.save``,
+``Engine.durable``, ``Engine.open``); this module knows no engine.
 
 The secret is never written: a snapshot stores ``hash_unit(key, "decisioner-snapshot-key-check",
 "v1")`` and refuses to open with another key.

@@ -31,6 +31,7 @@ import numpy as np
 
 from ._kernels import decide as D
 from .allocation import Policy, SlatePolicy, make_policy
+from .allocation.experiments import HOLDOUT, NOT_ENROLLED
 from .catalog import Catalog
 from .config import (
     EngineConfig,
@@ -172,6 +173,16 @@ class Placement:
         """Eligible items now (recommendation): rules and stock."""
         assert self.state is not None
         return self.state.mask
+
+    def assigned(self, code: int) -> tuple[Placement, int]:
+        """The placement that decides under experiment assignment ``code`` (the holdout's, a
+        variant, or this one) and the code as logged (``NOT_ENROLLED`` when this one decides)."""
+        if code == HOLDOUT:
+            assert self.holdout is not None
+            return self.holdout, code
+        if code == NOT_ENROLLED or self.variants is None:
+            return self, NOT_ENROLLED
+        return self.variants[code], code
 
     def eligible_experiences(self, now: int) -> np.ndarray:
         """uint8 mask of the campaign experiences live at ``now``."""
@@ -365,6 +376,12 @@ class Placements:
         for st in self.states:
             if st is not None:
                 st.set_stock(in_stock)
+
+    def set_inventory(self, item_id: str, inventory: int) -> None:
+        """Set an item's stock in the catalog; every placement (variants and holdout too) sees it
+        at once."""
+        self.catalog.set_inventory(item_id, inventory)
+        self.set_stock(self.catalog.in_stock())
 
     # ------------------------------------------------------------------ state
     def to_state(self) -> dict[str, ComponentState]:

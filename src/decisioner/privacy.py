@@ -1,8 +1,10 @@
 """Privacy operations over the stores that hold a person: erasure that sticks, access export,
 unmerge, retention.
 
-This module works on components (:class:`PersonStores`), never on the engine: the engine
-validates, takes its writer lock, calls :func:`apply` and admits the operation to its journal.
+This module works on components (:class:`PersonStores`), never on the engine: the engine asks
+for the operation (:func:`forget_op`, :func:`unlink_op`, :func:`split_op`, or an ``ExpireOp``;
+each validates its input and is logged by key, so it replays after a snapshot too), takes its
+writer lock, calls :func:`apply` and admits the operation to its journal.
 
 * **forget** erases identifiers or a whole person: their keys and evidence leave the identity
   graph, keyed tombstones stay (the key is the keyed hash, never the raw value), and a profile
@@ -29,16 +31,20 @@ import numpy as np
 from .errors import SchemaError
 from .identity import IdentityGraph
 from .identity.graph import UnmergeResult
+from .journal import ExpireOp, ForgetOp, SplitOp, UnlinkOp
 from .profiles import CONSENT_BITS, ProfileStore
 
 if TYPE_CHECKING:
     from .allocation.experiments import ExperimentRuntime
     from .catalog import Catalog
     from .decisionlog import DecisionLog
-    from .journal import ExpireOp, ForgetOp, SplitOp, UnlinkOp
     from .people import People
+    from .placements import Placements
 
-__all__ = ["PersonStores", "forget_keys", "apply", "export"]
+__all__ = ["PersonStores", "PrivacyOp", "forget_keys", "forget_op", "unlink_op", "split_op", "apply", "export"]
+
+#: the operations :func:`apply` carries out
+PrivacyOp = ForgetOp | UnlinkOp | SplitOp | ExpireOp
 
 
 @dataclass(frozen=True)
@@ -52,8 +58,7 @@ class PersonStores:
     experiments: ExperimentRuntime
     catalog: Catalog
     half_lives: np.ndarray
-    placement_names: list[str]
-    placement_contents: list[list[str]]
+    placements: Placements
     instance: str
 
 
@@ -90,14 +95,49 @@ def forget_keys(stores: PersonStores, ids: Mapping[str, str] | None, *, row: int
     return np.stack([g.nodes_["key"][mem], g.nodes_["tag"][mem].astype(np.uint64)])
 
 
-def apply(stores: PersonStores, op: ForgetOp | UnlinkOp | SplitOp | ExpireOp) -> dict[str, Any]:
+def forget_op(stores: PersonStores, ids: Mapping[str, str] | None, *, row: int | None) -> ForgetOp:
+    """The erasure of ``ids`` or of the whole person at profile ``row`` (see :func:`forget_keys`).
+
+    Raises
+    ------
+    SchemaError
+        As :func:`forget_keys`.
+    """
+    keys = forget_keys(stores, ids, row=row)
+    return ForgetOp(keys[0].tolist(), keys[1].tolist())
+
+
+def unlink_op(stores: PersonStores, ids: Mapping[str, str]) -> UnlinkOp:
+    """One identifier detached from its profile (see :meth:`IdentityGraph.unlink`).
+
+    Raises
+    ------
+    SchemaError
+        If a value is malformed.
+    """
+    keys, _ = stores.identity.keys_of(ids)
+    return UnlinkOp(keys[0].tolist(), keys[1].tolist())
+
+
+def split_op(stores: PersonStores, row: int, apart: list[dict[str, str]]) -> SplitOp:
+    """Profile ``row`` recomputed from its evidence, each of ``apart`` kept in a different profile
+    (see :meth:`IdentityGraph.split`).
+
+    Raises
+    ------
+    SchemaError
+        If a value is malformed.
+    """
+    seeds = [stores.identity.keys_of(ids)[0] for ids in apart]
+    return SplitOp(int(row), [(k[0].tolist(), k[1].tolist()) for k in seeds])
+
+
+def apply(stores: PersonStores, op: PrivacyOp) -> dict[str, Any]:
     """Carry out one privacy or unmerge operation (the engine holds its writer lock).
 
     Returns ``row`` (the profile that kept its state, -1 if none), ``new_rows`` (pieces split
     off), ``erased`` (profile rows wiped) and ``tombstones`` (total held).
     """
-    from .journal import ExpireOp, ForgetOp, SplitOp
-
     g = stores.identity
     if isinstance(op, ExpireOp):
         return _result(g.expire(op.now), stores)
@@ -147,12 +187,13 @@ def export(stores: PersonStores, ids: Mapping[str, str], *, now: int | None = No
         mask = np.isin(log.column("person"), np.fromiter(members, dtype=np.int64))
         cols = {c: log.column(c)[mask].tolist() for c in ("seq", "time", "slot", "placement", "content", "person")}
         for s, tt, sl, pl, c, p in zip(*cols.values()):
-            contents = stores.placement_contents[pl]
+            placement = stores.placements.by_index(pl)
+            contents = placement.contents
             decisions.append(
                 {
                     "decision_id": f"{stores.instance}-{s}",
                     "time": tt,
-                    "placement": stores.placement_names[pl],
+                    "placement": placement.spec.name,
                     "slot": sl,
                     "content": contents[c] if 0 <= c < len(contents) else c,
                     "person": p,

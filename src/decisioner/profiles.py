@@ -8,13 +8,18 @@ Each profile is a fixed-size row across a few arrays (so it can travel as one bl
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
 from ._kernels import affinity as A
+from .config import DAY_MS
 from .errors import NotReadyError
 from .snapshot import ComponentState
+
+if TYPE_CHECKING:
+    from .catalog import Catalog
+    from .config import ProfileSpec
 
 __all__ = [
     "idle_rows", "ProfileStore", "CONSENT_PERSONALIZATION", "CONSENT_ANALYTICS", "CONSENT_MARKETING", "CONSENT_BITS",
@@ -29,6 +34,15 @@ CONSENT_BITS: Final[dict[str, int]] = {
     "analytics": CONSENT_ANALYTICS,
     "marketing": CONSENT_MARKETING,
 }
+
+
+def half_lives(spec: ProfileSpec, catalog: Catalog) -> np.ndarray:
+    """The decay half-life of each facet value of ``catalog`` in ms (float64[n_fv], ``[1.0]`` for
+    a catalog without facet values): its facet's in ``spec.facet_half_life_days``, else
+    ``spec.half_life_days``."""
+    hl = {f: spec.facet_half_life_days.get(f, spec.half_life_days) * DAY_MS for f in catalog.facet_names}
+    fv_hl = [hl[catalog.facet_names[f]] for f in catalog.fv_facet] if catalog.n_fv else [1.0]
+    return np.array(fv_hl, dtype=np.float64)
 
 
 class ProfileStore:
@@ -85,6 +99,11 @@ class ProfileStore:
         self._out_score = np.empty(slots, dtype=np.float64)
 
     _ARRAYS: Final = ("fid_", "score_", "t_", "purchased_", "purchased_pos_", "consent_", "last_seen_", "events_")
+
+    @classmethod
+    def from_spec(cls, spec: ProfileSpec) -> ProfileStore:
+        """A store with the slots, purchase slots and default consent of ``spec``."""
+        return cls(slots=spec.slots, purchased_slots=spec.purchased_slots, default_consent=spec.default_consent)
 
     @property
     def n_rows(self) -> int:

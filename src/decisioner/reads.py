@@ -3,7 +3,8 @@
 ``recommend`` tracks nothing, explores nothing and logs nothing (agent consoles, previews):
 the best-scored items of a recommendation placement, or the campaign experience with the best
 posterior mean. It takes the shared side of the engine's lock, so reads run their GIL-free
-kernels side by side. Results have an empty ``decision_id`` and propensity 1.
+kernels side by side. Results have an empty ``decision_id`` and propensity 1. ``interests``
+reads a person's strongest interests.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from .schemas import Decision, SlotChoice
 if TYPE_CHECKING:
     from .engine import Engine
 
-__all__ = ["recommend", "recommend_many"]
+__all__ = ["recommend", "recommend_many", "interests"]
 
 
 _local = threading.local()
@@ -193,3 +194,14 @@ def recommend_many(
         )
         for j in range(b)
     ]
+
+
+def interests(engine: Engine, ids: dict[str, str], *, now: int, top: int = 10) -> list[tuple[str, float]]:
+    """The strongest ``top`` interests at ``now`` of the person ``ids`` resolves to: (facet value,
+    share of interest); empty when no identifier is known."""
+    row = engine.profile_row(ids)
+    if row < 0:
+        return []
+    fids, scores = engine.profiles.read_copy(row, now, engine.half_lives_)
+    total = float(scores.sum()) or 1.0
+    return [(engine.catalog.fv_names[int(f)], float(s) / total) for f, s in zip(fids[:top], scores[:top])]

@@ -11,20 +11,18 @@ the person's records from the decision log and the exposures.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
-from .allocation.experiments import ExperimentRuntime
-from .catalog import Catalog
 from .config import DEFAULT_EVENT_WEIGHTS, EngineConfig
-from .decisionlog import DecisionLog
 from .errors import SchemaError
-from .identity import IdentityGraph
-from .people import People
-from .profiles import CONSENT_PERSONALIZATION, ProfileStore, idle_rows
+from .profiles import CONSENT_PERSONALIZATION, idle_rows
 from .schemas import EVENT_TYPES, Event, Purchase
 from .scoring import AffinityScorer
+
+if TYPE_CHECKING:
+    from .privacy import PersonStores
 
 __all__ = ["Tracker", "POPULARITY_WEIGHTS"]
 
@@ -44,32 +42,22 @@ _NO_WEIGHTS: Final = np.empty(0, dtype=np.float64)
 
 
 class Tracker:
-    """The identity and profile stages over an engine's stores (see the module docstring).
+    """The identity and profile stages over the stores that hold a person (see the module
+    docstring) and the popularity prior.
 
     ``events_`` counts applied events, ``evicted_`` profiles evicted for the profile bound.
     """
 
-    def __init__(
-        self,
-        config: EngineConfig,
-        catalog: Catalog,
-        identity: IdentityGraph,
-        profiles: ProfileStore,
-        people: People,
-        experiments: ExperimentRuntime,
-        scorer: AffinityScorer,
-        decision_log: DecisionLog,
-        half_lives: np.ndarray,
-    ) -> None:
+    def __init__(self, config: EngineConfig, stores: PersonStores, scorer: AffinityScorer) -> None:
         self.config = config
-        self.catalog = catalog
-        self.identity = identity
-        self.profiles = profiles
-        self.people = people
-        self.experiments = experiments
+        self.catalog = stores.catalog
+        self.identity = stores.identity
+        self.profiles = stores.profiles
+        self.people = stores.people
+        self.experiments = stores.experiments
         self.scorer = scorer
-        self.decision_log = decision_log
-        self.half_lives = half_lives
+        self.decision_log = stores.decision_log
+        self.half_lives = stores.half_lives
         ps = config.profiles
         self._event_weight = {t: ps.event_weights.get(t, DEFAULT_EVENT_WEIGHTS[t]) for t in EVENT_TYPES}
         self.events_ = 0
@@ -77,10 +65,10 @@ class Tracker:
         self._evicting = False
         self._synced = 0
         self.sync_rows()
-        identity.add_listener(self._on_merge)
-        identity.add_split_listener(self._on_split)
-        identity.add_erase_listener(self._on_erase)
-        identity.add_anonymous_listener(self._on_anonymous)
+        self.identity.add_listener(self._on_merge)
+        self.identity.add_split_listener(self._on_split)
+        self.identity.add_erase_listener(self._on_erase)
+        self.identity.add_anonymous_listener(self._on_anonymous)
 
     def sync_rows(self) -> None:
         """Grow the row-keyed stores to the identity graph's rows (cheap when nothing grew)."""

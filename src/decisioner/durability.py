@@ -1,0 +1,131 @@
+"""Durability of an engine: what its snapshot holds, saving it, and reopening it after a crash.
+
+An engine's state is its stages' own states by name (:func:`engine_state`; each stage exports
+and imports itself) plus the engine's counters. :func:`save` writes them as an atomic snapshot
+(:mod:`decisioner.persistence`: with the configuration without the secret, the catalog and a
+keyed fingerprint of the secret) and empties the engine's log if it lives in the same
+directory, since the snapshot holds everything in it. :func:`durable` takes a snapshot and
+starts a fresh log beside it; :func:`open_engine` loads the newest snapshot and replays the log
+written since (:meth:`Engine.apply_record` applies each operation as it was first admitted).
+
+This module reads the engine's public stages and calls its public methods; the engine imports
+it, never the other way round.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .eventlog import EventLog, FlushPolicy
+from .journal import read_records
+from .persistence import LOG_NAME, read_engine_snapshot, write_engine_snapshot
+from .snapshot import ComponentState
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+__all__ = ["engine_state", "load_engine_state", "save", "durable", "open_engine"]
+
+
+def engine_state(engine: Engine) -> dict[str, ComponentState]:
+    """Every stage's state by name, and the engine's counters (what a snapshot holds)."""
+    meta = {"seq": engine.seq_, "events": engine.events_, "evicted": engine.evicted_, "ops": engine.ops_}
+    return {
+        "identity": (engine.identity.to_arrays(), {}),
+        "profiles": engine.profiles.to_state(),
+        "people": engine.people.to_state(),
+        "popularity": engine.scorer.to_state(),
+        "experiments": engine.experiments_.to_state(),
+        "decision_log": engine.decision_log.to_state(),
+        "pending": engine.pending_.to_state(),
+        "catalog": engine.catalog.to_state(),
+        "engine": ({}, meta),
+        **engine.placements_.to_state(),
+    }
+
+
+def load_engine_state(engine: Engine, states: dict[str, ComponentState]) -> None:
+    """Continue ``engine`` from :func:`engine_state` of an engine with the same configuration and
+    catalog (the identity graph comes through the constructor)."""
+    engine.tracker.sync_rows()
+    engine.profiles.load_state(states["profiles"])
+    engine.people.load_state(states["people"])
+    engine.scorer.load_state(states["popularity"])
+    engine.experiments_.load_state(states["experiments"])
+    engine.decision_log.load_state(states["decision_log"])
+    engine.pending_.load_state(states["pending"])
+    engine.catalog.load_state(states["catalog"])
+    engine.placements_.set_stock(engine.catalog.in_stock())
+    engine.placements_.load_state(states)
+    meta = states["engine"][1]
+    engine.seq_ = int(meta["seq"])
+    engine.tracker.events_, engine.tracker.evicted_ = int(meta["events"]), int(meta["evicted"])
+    engine.journal.ops_ = int(meta["ops"])
+
+
+def save(engine: Engine, directory: str | Path) -> Path:
+    """Write an atomic snapshot of ``engine`` under ``directory`` and empty the engine's log if
+    it lives there. Returns the snapshot's path.
+
+    Raises
+    ------
+    LogLockedError
+        If another process writes in ``directory``.
+    """
+    with engine.journal.lock:
+        path = write_engine_snapshot(
+            directory,
+            ops=engine.ops_,
+            config=engine.config,
+            catalog=engine.catalog,
+            key=engine.identity.key,
+            header={"seed": engine.seed, "instance": engine.instance, "feedback_weight": engine.feedback_weight},
+            components=engine.to_state(),
+        )
+        log = engine.journal.log
+        if log is not None and log.path.resolve() == (Path(directory) / LOG_NAME).resolve():
+            log.flush_now()
+            log.reset()
+        return path
+
+
+def durable(
+    engine: Engine, directory: str | Path, *, flush: FlushPolicy = "event", fsync: bool = False,
+    interval_ms: float = 100.0,
+) -> EventLog:
+    """A snapshot of ``engine`` in ``directory`` now, then every accepted change in a new
+    ``directory/events.log``."""
+    with engine.journal.lock:
+        save(engine, directory)
+        log_path = Path(directory) / LOG_NAME
+        log_path.unlink(missing_ok=True)
+        return engine.attach_log(log_path, flush=flush, fsync=fsync, interval_ms=interval_ms)
+
+
+def open_engine(
+    cls: type[Engine], directory: str | Path, *, hash_key: str | None = None, flush: FlushPolicy = "event",
+    fsync: bool = False, interval_ms: float = 100.0, **kwargs: Any,
+) -> Engine:
+    """An engine ``cls`` from the newest snapshot in ``directory`` and the log written since, which
+    it goes on writing (``flush="off"``: replay it, then log nothing more). ``kwargs`` override
+    the saved constructor values (seed, instance, feedback weight).
+
+    Raises
+    ------
+    NotReadyError
+        No snapshot, a damaged file, a wrong secret, a log another process holds.
+    ConfigError
+        A snapshot or log format this version cannot read.
+    """
+    r = read_engine_snapshot(directory, hash_key=hash_key)
+    h = r.header
+    kw = {"seed": h["seed"], "instance": h["instance"], "feedback_weight": h["feedback_weight"], **kwargs}
+    engine = cls(r.config, r.catalog, identity=r.identity, **kw)
+    engine.load_state(r.components)
+    log_path = Path(directory) / LOG_NAME
+    if flush != "off":
+        engine.attach_log(log_path, flush=flush, fsync=fsync, interval_ms=interval_ms)
+    elif log_path.exists():  # recover what the log holds, then log nothing more
+        engine.replay_records(read_records(log_path))
+    return engine
