@@ -3,10 +3,13 @@
 An engine's state is its stages' own states by name (:func:`engine_state`; each stage exports
 and imports itself) plus the engine's counters. :func:`save` writes them as an atomic snapshot
 (:mod:`decisioner.persistence`: with the configuration without the secret, the catalog and a
-keyed fingerprint of the secret) and empties the engine's log if it lives in the same
-directory, since the snapshot holds everything in it. :func:`durable` takes a snapshot and
-starts a fresh log beside it; :func:`open_engine` loads the newest snapshot and replays the log
-written since (:meth:`Engine.apply_record` applies each operation as it was first admitted).
+keyed fingerprint of the secret); if the engine's log lives in the same directory, its records
+move to ``events.prev.log`` and the log starts empty, since the snapshot holds everything in
+it. :func:`durable` takes a snapshot and starts a fresh log beside it; :func:`open_engine`
+loads the newest snapshot and replays the log written since (:meth:`Engine.apply_record`
+applies each operation as it was first admitted). When the newest snapshot is damaged it
+opens the previous one and replays both logs, with a warning; it removes what crashed saves
+left behind once it holds the directory's lock.
 
 This module reads the engine's public stages and calls its public methods; the engine imports
 it, never the other way round.
@@ -14,13 +17,15 @@ it, never the other way round.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .eventlog import EventLog, FlushPolicy
+from .errors import DecisionerWarning, LogLockedError, NotReadyError, SnapshotDamagedError
+from .eventlog import DirectoryLock, EventLog, FlushPolicy
 from .journal import read_records
-from .persistence import LOG_NAME, read_engine_snapshot, write_engine_snapshot
-from .snapshot import ComponentState
+from .persistence import LOG_NAME, PREV_LOG_NAME, read_engine_snapshot, write_engine_snapshot
+from .snapshot import ComponentState, clean_leftovers
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -85,8 +90,7 @@ def save(engine: Engine, directory: str | Path) -> Path:
         )
         log = engine.journal.log
         if log is not None and log.path.resolve() == (Path(directory) / LOG_NAME).resolve():
-            log.flush_now()
-            log.reset()
+            log.rotate(Path(directory) / PREV_LOG_NAME)  # the previous snapshot's way to this one
         return path
 
 
@@ -118,14 +122,40 @@ def open_engine(
     ConfigError
         A snapshot or log format this version cannot read.
     """
-    r = read_engine_snapshot(directory, hash_key=hash_key)
+    root = Path(directory)
+    fallback = False
+    try:
+        r = read_engine_snapshot(root, hash_key=hash_key)
+    except SnapshotDamagedError as exc:
+        try:
+            r = read_engine_snapshot(root, hash_key=hash_key, previous=True)
+        except (SnapshotDamagedError, NotReadyError):
+            raise exc from None
+        warnings.warn(
+            f"{exc}; opened the previous snapshot {r.path.name!r} and replayed the logs since",
+            DecisionerWarning,
+            stacklevel=3,
+        )
+        fallback = True
     h = r.header
     kw = {"seed": h["seed"], "instance": h["instance"], "feedback_weight": h["feedback_weight"], **kwargs}
     engine = cls(r.config, r.catalog, identity=r.identity, **kw)
     engine.load_state(r.components)
-    log_path = Path(directory) / LOG_NAME
+    if fallback and (root / PREV_LOG_NAME).exists():
+        engine.replay_records(read_records(root / PREV_LOG_NAME))
+    log_path = root / LOG_NAME
     if flush != "off":
         engine.attach_log(log_path, flush=flush, fsync=fsync, interval_ms=interval_ms)
-    elif log_path.exists():  # recover what the log holds, then log nothing more
+        clean_leftovers(root)  # this engine is the directory's writer now
+        return engine
+    if log_path.exists():  # recover what the log holds, then log nothing more
         engine.replay_records(read_records(log_path))
+    try:
+        lock = DirectoryLock(root)
+    except LogLockedError:  # another process writes there: its save may be in progress
+        return engine
+    try:
+        clean_leftovers(root)
+    finally:
+        lock.release()
     return engine

@@ -18,6 +18,7 @@ __all__ = [
     "LogLockedError",
     "MissingDependencyError",
     "DecisionerWarning",
+    "SnapshotDamagedError",
 ]
 
 
@@ -58,6 +59,10 @@ class NotReadyError(DecisionerError, RuntimeError):
 
 class LogLockedError(NotReadyError):
     """Another process is the writer of this log or snapshot directory."""
+
+
+class SnapshotDamagedError(NotReadyError):
+    """A snapshot file is missing, unreadable or fails its checksum."""
 
 
 class MissingDependencyError(DecisionerError, ImportError):

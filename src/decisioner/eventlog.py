@@ -346,6 +346,33 @@ class EventLog:
             self.records_ = 0
             self.bytes_ = 0
 
+    def rotate(self, to: str | Path) -> None:
+        """Move the records so far to ``to`` (replacing it) and go on in an empty log, so that
+        no crash leaves the log missing: ``to`` first becomes a second name of the log file,
+        then an empty log replaces the first name (after a crash in between, both names hold
+        the same records, and a replay skips what it has applied)."""
+        to = Path(to)
+        with self._lock:
+            if self._buf:
+                self._write(b"".join(self._buf))
+                self._buf.clear()
+            os.fsync(self._fd)
+            link = to.with_name(to.name + ".tmp")
+            link.unlink(missing_ok=True)
+            os.link(self.path, link)
+            os.replace(link, to)
+            tmp = self.path.with_suffix(".tmp")
+            with open(tmp, "wb") as fh:
+                fh.write(_HEADER.pack(LOG_MAGIC, LOG_VERSION))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+            fsync_dir(self.path.parent)
+            os.close(self._fd)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+            self.records_ = 0
+            self.bytes_ = 0
+
     def __iter__(self) -> Iterator[bytes]:
         self.flush_now()
         return iter(read_log(self.path).payloads)

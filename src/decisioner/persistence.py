@@ -27,9 +27,14 @@ from .hashing import hash_unit, resolve_key
 from .identity import IdentityGraph
 from .snapshot import SNAPSHOT_FORMAT, ComponentState, read_snapshot, write_snapshot
 
-__all__ = ["LOG_NAME", "LOG_VERSION", "SNAPSHOT_FORMAT", "Restored", "write_engine_snapshot", "read_engine_snapshot"]
+__all__ = [
+    "LOG_NAME", "PREV_LOG_NAME", "LOG_VERSION", "SNAPSHOT_FORMAT", "Restored", "write_engine_snapshot",
+    "read_engine_snapshot",
+]
 
 LOG_NAME: Final = "events.log"
+#: the log from the previous snapshot to the newest (the fallback's log)
+PREV_LOG_NAME: Final = "events.prev.log"
 _KEY_CHECK: Final = ("decisioner-snapshot-key-check", "v1")
 
 
@@ -77,21 +82,24 @@ class Restored:
     identity: IdentityGraph
     header: dict[str, Any]
     components: dict[str, ComponentState]
+    path: Path
 
 
-def read_engine_snapshot(directory: str | Path, *, hash_key: str | None = None) -> Restored:
-    """Read the newest snapshot under ``directory`` and check the secret against its
-    fingerprint. The secret comes from ``hash_key`` (hex) or the environment variable the saved
-    configuration names.
+def read_engine_snapshot(directory: str | Path, *, hash_key: str | None = None, previous: bool = False) -> Restored:
+    """Read the newest snapshot under ``directory`` (with ``previous``, the one before it) and
+    check the secret against its fingerprint. The secret comes from ``hash_key`` (hex) or the
+    environment variable the saved configuration names.
 
     Raises
     ------
     NotReadyError
-        No snapshot, a damaged file, a wrong secret.
+        No snapshot, a wrong secret.
+    SnapshotDamagedError
+        A damaged file.
     ConfigError
         A snapshot format this version cannot read.
     """
-    snap = read_snapshot(directory)
+    snap = read_snapshot(directory, previous=previous)
     cfg = msgspec.json.decode(snap.config, type=EngineConfig)
     if hash_key is not None:
         cfg = msgspec.structs.replace(cfg, identity=msgspec.structs.replace(cfg.identity, hash_key=hash_key))
@@ -100,4 +108,4 @@ def read_engine_snapshot(directory: str | Path, *, hash_key: str | None = None) 
         raise NotReadyError(f"expected the hashing secret snapshot {str(snap.path)!r} was written with, got another")
     catalog = Catalog.from_jsonl(snap.catalog_path, cfg.catalog)
     identity = IdentityGraph.from_arrays(key, snap.components["identity"][0], spec=cfg.identity)
-    return Restored(cfg, catalog, identity, snap.header, snap.components)
+    return Restored(cfg, catalog, identity, snap.header, snap.components, snap.path)

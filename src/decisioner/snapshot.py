@@ -7,16 +7,20 @@ small header and two opaque blobs (configuration, catalog).
 Layout of a durable directory::
 
     CURRENT                      name of the newest complete snapshot (replaced atomically)
+    PREVIOUS                     name of the one before it, kept as a fallback
     snapshot-<ops>-<nonce>/      header.json (format, counters, checksums), config.json,
                                  catalog.jsonl, arrays.npz (no pickle), meta.msgpack
-    events.log                   the write-ahead log since that snapshot
+    events.log                   the write-ahead log since the newest snapshot
+    events.prev.log              the log from the previous snapshot to the newest
     LOCK                         the advisory lock of the one writer (see eventlog)
 
 A snapshot is written into a temporary directory, fsynced, renamed to a name no earlier save
-used, and published by replacing ``CURRENT``; only then are older snapshots removed. A crash at
-any point leaves the previous snapshot and ``CURRENT`` intact; leftovers of a crashed save
+used, and published: ``PREVIOUS`` takes the name ``CURRENT`` held, then ``CURRENT`` the new
+name (each replaced atomically); only then are snapshots named by neither removed. A crash at
+any point leaves a complete snapshot named by ``CURRENT``; leftovers of a crashed save
 (temporary directories, unpublished snapshots) are removed by the next :func:`write_snapshot`
-or :func:`clean_leftovers`.
+or :func:`clean_leftovers`. ``read_snapshot(..., previous=True)`` reads the fallback (the
+engine opens it, with both logs, when the newest is damaged).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from typing import Any, Final
 import msgspec
 import numpy as np
 
-from .errors import ConfigError, NotReadyError
+from .errors import ConfigError, NotReadyError, SnapshotDamagedError
 from .eventlog import fsync_dir
 
 __all__ = ["SNAPSHOT_FORMAT", "ComponentState", "Snapshot", "write_snapshot", "read_snapshot", "clean_leftovers"]
@@ -80,24 +84,36 @@ def _fsync_file(path: Path) -> None:
         os.fsync(fh.fileno())
 
 
-def _current(root: Path) -> str | None:
+def _current(root: Path, pointer: str = "CURRENT") -> str | None:
     try:
-        return (root / "CURRENT").read_text().strip()
+        return (root / pointer).read_text().strip() or None
     except FileNotFoundError:
         return None
 
 
+def _publish(root: Path, pointer: str, name: str) -> None:
+    """Point ``root/pointer`` at ``name`` atomically (write, fsync, rename)."""
+    tmp = root / f"{pointer}.tmp"
+    tmp.write_text(name)
+    _fsync_file(tmp)
+    os.replace(tmp, root / pointer)
+
+
 def clean_leftovers(root: str | Path) -> list[str]:
-    """Remove what crashed saves left under ``root``: temporary directories and snapshots that
-    ``CURRENT`` does not name. Returns the names removed."""
+    """Remove what crashed saves left under ``root``: temporary directories and files, and
+    snapshots that neither ``CURRENT`` nor ``PREVIOUS`` names. Returns the names removed. Call it only as the
+    directory's writer (holding its lock): another writer's save in progress looks the same."""
     root = Path(root)
     if not root.is_dir():
         return []
-    live = _current(root)
+    live = {_current(root), _current(root, "PREVIOUS")}
     removed = []
     for p in root.iterdir():
-        if p.name.startswith(".tmp-snapshot-") or (p.name.startswith("snapshot-") and p.name != live):
+        if p.name.startswith(".tmp-snapshot-") or (p.name.startswith("snapshot-") and p.name not in live):
             shutil.rmtree(p, ignore_errors=True)
+            removed.append(p.name)
+        elif p.name.endswith(".tmp") and p.is_file():  # a pointer or log file replaced half-way
+            p.unlink(missing_ok=True)
             removed.append(p.name)
     return removed
 
@@ -140,10 +156,10 @@ def write_snapshot(
         fsync_dir(tmp)
         final = root / name
         os.rename(tmp, final)
-        cur = root / "CURRENT.tmp"
-        cur.write_text(name)
-        _fsync_file(cur)
-        os.replace(cur, root / "CURRENT")
+        live = _current(root)
+        if live is not None and (root / live).is_dir():
+            _publish(root, "PREVIOUS", live)  # the fallback, before CURRENT moves on
+        _publish(root, "CURRENT", name)
         fsync_dir(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -152,20 +168,24 @@ def write_snapshot(
     return final
 
 
-def read_snapshot(directory: str | Path) -> Snapshot:
-    """Read the snapshot ``CURRENT`` names under ``directory``, checking every checksum.
+def read_snapshot(directory: str | Path, *, previous: bool = False) -> Snapshot:
+    """Read the snapshot ``CURRENT`` (or, with ``previous``, ``PREVIOUS``) names under
+    ``directory``, checking every checksum.
 
     Raises
     ------
     NotReadyError
-        No snapshot, or a damaged file.
+        No snapshot.
+    SnapshotDamagedError
+        A damaged or missing file.
     ConfigError
         A snapshot format this version cannot read.
     """
     root = Path(directory)
-    name = _current(root)
+    pointer = "PREVIOUS" if previous else "CURRENT"
+    name = _current(root, pointer)
     if name is None:
-        raise NotReadyError(f"expected a snapshot in {str(root)!r} (a CURRENT file), got none")
+        raise NotReadyError(f"expected a snapshot in {str(root)!r} (a {pointer} file), got none")
     snap = root / name
     if (snap / "meta.json").exists() and not (snap / "header.json").exists():
         raise ConfigError(
@@ -175,17 +195,18 @@ def read_snapshot(directory: str | Path) -> Snapshot:
     try:
         head = msgspec.json.decode((snap / "header.json").read_bytes())
     except (OSError, msgspec.DecodeError) as exc:
-        raise NotReadyError(f"expected readable snapshot metadata, got {exc} - at {str(snap)!r}") from None
+        raise SnapshotDamagedError(f"expected readable snapshot metadata, got {exc} - at {str(snap)!r}") from None
     fmt = head.get("format") if isinstance(head, dict) else None
     if fmt != SNAPSHOT_FORMAT:
         raise ConfigError(
             f"expected snapshot format {SNAPSHOT_FORMAT}, got {fmt!r} - at {str(snap)!r} "
             "(open it with the decisioner version that wrote it and replay its log into a new engine)"
         )
+    sums = head.get("checksums") if isinstance(head, dict) else None
     for f in _FILES:
-        digest = head["checksums"].get(f)
+        digest = sums.get(f) if isinstance(sums, dict) else None
         if not (snap / f).exists() or _checksum(snap / f) != digest:
-            raise NotReadyError(
+            raise SnapshotDamagedError(
                 f"expected an intact snapshot file, got a damaged {f!r} (checksum mismatch) - at {str(snap)!r}"
             )
     with np.load(snap / "arrays.npz", allow_pickle=False) as data:
