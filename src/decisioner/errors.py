@@ -16,6 +16,7 @@ __all__ = [
     "UnknownDecisionError",
     "NotReadyError",
     "LogLockedError",
+    "LogDamagedError",
     "MissingDependencyError",
     "DecisionerWarning",
 ]
@@ -58,6 +59,11 @@ class NotReadyError(DecisionerError, RuntimeError):
 
 class LogLockedError(NotReadyError):
     """Another process is the writer of this log or snapshot directory."""
+
+
+class LogDamagedError(NotReadyError):
+    """An event log that recovery needs is damaged before its end, or missing: reading on would
+    lose intact records, so nothing is replayed, cut or changed (``decisioner log check|repair``)."""
 
 
 class MissingDependencyError(DecisionerError, ImportError):
