@@ -37,7 +37,15 @@ import numpy as np
 from .errors import ConfigError, NotReadyError
 from .eventlog import fsync_dir
 
-__all__ = ["SNAPSHOT_FORMAT", "ComponentState", "Snapshot", "write_snapshot", "read_snapshot", "clean_leftovers"]
+__all__ = [
+    "SNAPSHOT_FORMAT",
+    "ComponentState",
+    "Snapshot",
+    "write_snapshot",
+    "read_snapshot",
+    "read_header",
+    "clean_leftovers",
+]
 
 #: 2: components export their own state; people ids; typed log (1: reflected engine attributes)
 SNAPSHOT_FORMAT: Final = 2
@@ -198,3 +206,26 @@ def read_snapshot(directory: str | Path) -> Snapshot:
         states[int(i)][0][name] = a
     components = dict(zip(names, states))
     return Snapshot(snap, head, (snap / "config.json").read_bytes(), snap / "catalog.jsonl", components)
+
+
+def read_header(directory: str | Path) -> tuple[Path, dict[str, Any]] | None:
+    """The path and header of the snapshot ``CURRENT`` names under ``directory``, without reading
+    or checking its other files; ``None`` when there is no snapshot.
+
+    Raises
+    ------
+    NotReadyError
+        If the header is missing or unreadable.
+    """
+    root = Path(directory)
+    name = _current(root)
+    if name is None:
+        return None
+    snap = root / name
+    try:
+        head = msgspec.json.decode((snap / "header.json").read_bytes())
+    except (OSError, msgspec.DecodeError) as exc:
+        raise NotReadyError(f"expected readable snapshot metadata, got {exc} - at {str(snap)!r}") from None
+    if not isinstance(head, dict):
+        raise NotReadyError(f"expected snapshot metadata as an object, got `{type(head).__name__}` - at {str(snap)!r}")
+    return snap, head
