@@ -27,7 +27,7 @@ from .catalog import Catalog
 from .config import DAY_MS, EngineConfig, load_config
 from .decisionlog import DecisionLog
 from .errors import SchemaError, UnknownDecisionError
-from .eventlog import EventLog, FlushPolicy
+from .eventlog import EventLog, FlushPolicy, LogRecovery
 from .hashing import resolve_key
 from .identity import IdentityGraph
 from .journal import (
@@ -42,7 +42,6 @@ from .journal import (
     SplitOp,
     TrackOp,
     UnlinkOp,
-    read_records,
 )
 from .outcomes import Pending, PendingOutcomes
 from .people import People
@@ -50,6 +49,7 @@ from .persistence import LOG_NAME, read_engine_snapshot, write_engine_snapshot
 from .placements import ItemInputs, Placement, Placements
 from .privacy import PersonStores
 from .profiles import CONSENT_PERSONALIZATION, ProfileStore
+from .recovery import log_marker, require_log
 from .schemas import Decision, Event, Outcome, Reason, SlotChoice, decode_event, decode_outcome
 from .scoring import AffinityScorer
 from .snapshot import ComponentState
@@ -424,6 +424,11 @@ class Engine:
         return self.tracker.evicted_
 
     @property
+    def recovery_(self) -> LogRecovery | None:
+        """What the last recovery from an event log kept and dropped (``None`` before any)."""
+        return self.journal.recovery_
+
+    @property
     def ops_(self) -> int:
         """Admitted operations (the position in the event log)."""
         return self.journal.ops_
@@ -500,7 +505,8 @@ class Engine:
                 config=self.config,
                 catalog=self.catalog,
                 key=self.identity.key,
-                header={"seed": self.seed, "instance": self.instance, "feedback_weight": self.feedback_weight},
+                header={"seed": self.seed, "instance": self.instance, "feedback_weight": self.feedback_weight,
+                        **log_marker(directory, self.journal.log)},
                 components=self.to_state(),
             )
             log = self.journal.log
@@ -515,10 +521,15 @@ class Engine:
         """Make this engine durable in ``directory``: a snapshot now, then every accepted
         change in ``directory/events.log``. Reopen with :meth:`Engine.open`."""
         with self.journal.lock:
-            self.save(directory)
             log_path = Path(directory) / LOG_NAME
-            log_path.unlink(missing_ok=True)
-            return self.attach_log(log_path, flush=flush, fsync=fsync, interval_ms=interval_ms)
+            log_path.unlink(missing_ok=True)  # a log left there belongs to another state
+            log = self.attach_log(log_path, flush=flush, fsync=fsync, interval_ms=interval_ms)
+            try:
+                self.save(directory)  # after the attach, so the snapshot names the log that continues it
+            except BaseException:
+                self.journal.detach()
+                raise
+            return log
 
     @classmethod
     def open(
@@ -540,10 +551,14 @@ class Engine:
         ------
         NotReadyError
             No snapshot, a damaged file, a wrong secret, a log another process holds.
+        LogDamagedError
+            Intact log records follow damage, or the log the snapshot expects is missing
+            (nothing is changed on disk; see ``decisioner log check``).
         ConfigError
             A snapshot or log format this version cannot read.
         """
         r = read_engine_snapshot(directory, hash_key=hash_key)
+        require_log(directory, r.header)  # a log the snapshot expects is never replaced by an empty one
         h = r.header
         kw = {"seed": h["seed"], "instance": h["instance"], "feedback_weight": h["feedback_weight"], **kwargs}
         engine = cls(r.config, r.catalog, identity=r.identity, **kw)
@@ -551,8 +566,8 @@ class Engine:
         log_path = Path(directory) / LOG_NAME
         if flush != "off":
             engine.attach_log(log_path, flush=flush, fsync=fsync, interval_ms=interval_ms)
-        elif log_path.exists():  # recover what the log holds, then log nothing more
-            engine.replay_records(read_records(log_path))
+        else:  # recover what the log holds, then log nothing more
+            engine.replay_records(engine.journal.recover(log_path))
         return engine
 
     def replay_records(self, records: list[Record]) -> int:
