@@ -1,8 +1,8 @@
 """The ``decisioner`` command: a thin argparse layer over the library.
 
 Errors print one line ``error: ...`` (exit 2 for usage, 1 for bad data or config); tracebacks
-only with ``--debug``. ``log check`` also exits 1, after its report, when the log is damaged. ``--json`` prints one JSON object on stdout; progress goes to stderr and
-only on a terminal.
+only with ``--debug``; ``log check`` also exits 1, after its report, when the log is damaged.
+``--json`` prints one JSON object on stdout; progress goes to stderr and only on a terminal.
 """
 
 from __future__ import annotations
