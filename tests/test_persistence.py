@@ -56,7 +56,7 @@ def test_truncated_tail_is_reported_and_cut_keeping_earlier_records(tmp_path: Pa
     scan = read_log(path)
     assert seqs(scan.payloads) == [0, 1, 2]
     assert scan.problem is not None and scan.problem.startswith("truncated record")
-    with pytest.warns(DecisionerWarning, match="cut off after 3 good records"):
+    with pytest.warns(DecisionerWarning, match="kept the 3 records before it"):
         log2 = EventLog(path)
     log2.append(rec(3))
     log2.close()

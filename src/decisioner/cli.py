@@ -1,8 +1,8 @@
 """The ``decisioner`` command: a thin argparse layer over the library.
 
 Errors print one line ``error: ...`` (exit 2 for usage, 1 for bad data or config); tracebacks
-only with ``--debug``. ``--json`` prints one JSON object on stdout; progress goes to stderr and
-only on a terminal.
+only with ``--debug``; ``log check`` also exits 1, after its report, when the log is damaged.
+``--json`` prints one JSON object on stdout; progress goes to stderr and only on a terminal.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -277,6 +278,45 @@ def _cmd_identity(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _cmd_log(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
+    from .recovery import check_log, repair
+
+    if args.log_command == "check":
+        out = check_log(args.target)
+        return out, 0 if out["healthy"] else 1
+    return repair(args.target), 0
+
+
+def _print_log(out: dict[str, Any], target: str) -> None:
+    cmd = f"decisioner log repair {shlex.quote(target)}"
+    path, kind = out["path"], out["kind"]
+    if "healthy" not in out:  # repair
+        if out["created"]:
+            print(f"{path}: was missing; started an empty log (what was logged after the snapshot is lost)")
+        elif out["moved_to"] is None:
+            print(f"{path}: nothing to repair; {out['kept_records']} intact records")
+        else:
+            print(f"{path}: kept {out['kept_records']} intact records ({out['kept_bytes']} bytes); moved the "
+                  f"{out['moved_bytes']} bytes after them ({out['moved_intact_records']} intact records) to "
+                  f"{out['moved_to']}")
+    elif kind == "missing":
+        print(f"{path}: missing, but snapshot {out['snapshot']} expects it (what was logged after it is gone)")
+        print(f"  opening refuses; restore the file, or start an empty log with `{cmd}`")
+    elif kind == "none":
+        if out["exists"]:
+            print(f"{path}: healthy, {out['records']} records ({out['intact_bytes']} bytes)")
+        else:
+            print(f"{path}: no log, and no snapshot expects one")
+    else:
+        print(f"{path}: {'a torn write' if kind == 'torn_tail' else 'damaged'} at byte {out['damage_at']} "
+              f"({out['problem']}); {out['records']} intact records ({out['intact_bytes']} bytes) before it, "
+              f"{out['intact_records_after']} intact records ({out['intact_bytes_after']} of "
+              f"{out['bytes_after']} bytes) after it")
+        opening = "cuts the torn bytes with a warning" if kind == "torn_tail" else "refuses"
+        print(f"  opening {opening}; `{cmd}` keeps the {out['records']} records and moves the "
+              f"{out['bytes_after']} bytes after them into a file of their own")
+
+
 def _print_human(command: str, out: dict[str, Any]) -> None:
     if command == "simulate":
         print(f"closed-loop simulation: {out['events']} events, {out['people']} people, {out['items']} items, "
@@ -411,10 +451,21 @@ def _parser() -> argparse.ArgumentParser:
     ip.add_argument("--people", type=int, default=None, help="generate a world of N people in memory instead")
     ip.add_argument("--shared-device-rate", type=float, default=0.03)
     ip.add_argument("--placeholder-rate", type=float, default=0.02)
+    sp = sub.add_parser("log", help="check or repair an event log")
+    lsub = sp.add_subparsers(dest="log_command", required=True)
+    lp = lsub.add_parser("check", help="report damage in a log (exit 1 if any); changes nothing")
+    common(lp)
+    lp.add_argument("target", help="an event log file, or a durable directory (its events.log and snapshot)")
+    lp = lsub.add_parser(
+        "repair", help="keep a log's intact records in place, move the rest into <log>.damaged-<UTC time>"
+    )
+    common(lp)
+    lp.add_argument("target", help="an event log file, or a durable directory (its events.log and snapshot)")
     return p
 
 
-_COMMANDS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+#: a command returns its output, or its output and an exit code (``log check``: 1 when damaged)
+_COMMANDS: dict[str, Callable[[argparse.Namespace], dict[str, Any] | tuple[dict[str, Any], int]]] = {
     "warmup": _cmd_warmup,
     "generate": _cmd_generate,
     "simulate": _cmd_simulate,
@@ -423,6 +474,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "report": _cmd_report,
     "evaluate": _cmd_evaluate,
     "identity": _cmd_identity,
+    "log": _cmd_log,
 }
 
 
@@ -431,7 +483,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        out = _COMMANDS[args.command](args)
+        res = _COMMANDS[args.command](args)
     except _UsageError as exc:
         if args.debug:
             raise
@@ -442,11 +494,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    out, code = res if isinstance(res, tuple) else (res, 0)
     if args.json:
         print(json.dumps(out))
+    elif args.command == "log":
+        _print_log(out, args.target)
     else:
         _print_human(args.command, out)
-    return 0
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

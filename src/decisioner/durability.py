@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import DecisionerWarning, LogLockedError, NotReadyError, SnapshotDamagedError
 from .eventlog import DirectoryLock, EventLog, FlushPolicy
-from .journal import read_records
+from .journal import recover_records
 from .persistence import LOG_NAME, PREV_LOG_NAME, read_engine_snapshot, write_engine_snapshot
+from .recovery import log_marker, require_log
 from .snapshot import ComponentState, clean_leftovers
 
 if TYPE_CHECKING:
@@ -69,9 +70,10 @@ def load_engine_state(engine: Engine, states: dict[str, ComponentState]) -> None
     engine.journal.ops_ = int(meta["ops"])
 
 
-def save(engine: Engine, directory: str | Path) -> Path:
-    """Write an atomic snapshot of ``engine`` under ``directory`` and empty the engine's log if
-    it lives there. Returns the snapshot's path.
+def save(engine: Engine, directory: str | Path, *, fresh: bool = False) -> Path:
+    """Write an atomic snapshot of ``engine`` under ``directory`` and move the engine's log to
+    ``events.prev.log`` if it lives there. Returns the snapshot's path. ``fresh``: the
+    directory's earlier snapshot is another state's, so it is no fallback of this one.
 
     Raises
     ------
@@ -85,8 +87,12 @@ def save(engine: Engine, directory: str | Path) -> Path:
             config=engine.config,
             catalog=engine.catalog,
             key=engine.identity.key,
-            header={"seed": engine.seed, "instance": engine.instance, "feedback_weight": engine.feedback_weight},
+            header={
+                "seed": engine.seed, "instance": engine.instance, "feedback_weight": engine.feedback_weight,
+                **log_marker(directory, engine.journal.log),
+            },
             components=engine.to_state(),
+            keep_previous=not fresh,
         )
         log = engine.journal.log
         if log is not None and log.path.resolve() == (Path(directory) / LOG_NAME).resolve():
@@ -101,10 +107,15 @@ def durable(
     """A snapshot of ``engine`` in ``directory`` now, then every accepted change in a new
     ``directory/events.log``."""
     with engine.journal.lock:
-        save(engine, directory)
         log_path = Path(directory) / LOG_NAME
-        log_path.unlink(missing_ok=True)
-        return engine.attach_log(log_path, flush=flush, fsync=fsync, interval_ms=interval_ms)
+        log_path.unlink(missing_ok=True)  # a log left there belongs to another state
+        log = engine.attach_log(log_path, flush=flush, fsync=fsync, interval_ms=interval_ms)
+        try:
+            save(engine, directory, fresh=True)  # after the attach: the snapshot names the log that continues it
+        except BaseException:
+            engine.detach_log()
+            raise
+        return log
 
 
 def open_engine(
@@ -137,19 +148,19 @@ def open_engine(
             stacklevel=3,
         )
         fallback = True
+    require_log(root, r.header, snapshot=r.path)  # a log the snapshot expects is never replaced by an empty one
     h = r.header
     kw = {"seed": h["seed"], "instance": h["instance"], "feedback_weight": h["feedback_weight"], **kwargs}
     engine = cls(r.config, r.catalog, identity=r.identity, **kw)
     engine.load_state(r.components)
-    if fallback and (root / PREV_LOG_NAME).exists():
-        engine.replay_records(read_records(root / PREV_LOG_NAME))
+    if fallback:
+        engine.replay_records(recover_records(root / PREV_LOG_NAME)[0])
     log_path = root / LOG_NAME
     if flush != "off":
         engine.attach_log(log_path, flush=flush, fsync=fsync, interval_ms=interval_ms)
         clean_leftovers(root)  # this engine is the directory's writer now
         return engine
-    if log_path.exists():  # recover what the log holds, then log nothing more
-        engine.replay_records(read_records(log_path))
+    engine.replay_records(engine.journal.recover(log_path))  # what the log holds; then log nothing more
     try:
         lock = DirectoryLock(root)
     except LogLockedError:  # another process writes there: its save may be in progress

@@ -28,7 +28,7 @@ from .allocation.experiments import HOLDOUT, NOT_ENROLLED, ExperimentRuntime
 from .catalog import Catalog
 from .config import EngineConfig, load_config
 from .decisionlog import DecisionLog
-from .eventlog import EventLog, FlushPolicy
+from .eventlog import EventLog, FlushPolicy, LogRecovery
 from .hashing import resolve_key
 from .identity import IdentityGraph
 from .journal import DecideOp, ExpireOp, InventoryOp, Journal, ObserveOp, Operation, Record, TrackOp
@@ -325,6 +325,11 @@ class Engine:
         return self.tracker.evicted_
 
     @property
+    def recovery_(self) -> LogRecovery | None:
+        """What the last recovery from an event log kept and dropped (``None`` before any)."""
+        return self.journal.recovery_
+
+    @property
     def ops_(self) -> int:
         """Admitted operations (the position in the event log)."""
         return self.journal.ops_
@@ -381,6 +386,9 @@ class Engine:
         ------
         NotReadyError
             No snapshot, a damaged file, a wrong secret, a log another process holds.
+        LogDamagedError
+            Intact log records follow damage, or the log the snapshot expects is missing
+            (nothing is changed on disk; see ``decisioner log check``).
         ConfigError
             A snapshot or log format this version cannot read.
         """

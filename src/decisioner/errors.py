@@ -16,6 +16,7 @@ __all__ = [
     "UnknownDecisionError",
     "NotReadyError",
     "LogLockedError",
+    "LogDamagedError",
     "MissingDependencyError",
     "DecisionerWarning",
     "SnapshotDamagedError",
@@ -63,6 +64,11 @@ class LogLockedError(NotReadyError):
 
 class SnapshotDamagedError(NotReadyError):
     """A snapshot file is missing, unreadable or fails its checksum."""
+
+
+class LogDamagedError(NotReadyError):
+    """An event log that recovery needs is damaged before its end, or missing: reading on would
+    lose intact records, so nothing is replayed, cut or changed (``decisioner log check|repair``)."""
 
 
 class MissingDependencyError(DecisionerError, ImportError):

@@ -8,8 +8,20 @@ File format (``events.log``), little-endian:
 * file header: ``b"DCSNWAL1"`` then ``u32`` format version (:data:`LOG_VERSION`);
 * record: ``u32`` payload length, ``u32`` CRC-32 of the payload, payload.
 
-A truncated or corrupt record at the tail is detected (length or CRC), reported, and cut off;
-every record before it is kept.
+A record is never empty. Damage is found by the frame (a length that does not fit, a CRC that
+does not match) and classified by what follows it (:func:`read_log`):
+
+* a *torn tail*, damage with no intact record after it (a truncated header or record at the
+  end, a bad CRC on the last record, a zero-filled tail): what a crash during a write leaves.
+  Recovery keeps every record before it and says so with a :class:`DecisionerWarning`; an
+  :class:`EventLog` opened on the file cuts the torn bytes off.
+* *damage before the end*: a frame further on, found by scanning forward byte by byte for a
+  length that fits and a CRC that matches, is intact. Cutting there would destroy it, so
+  recovery raises :class:`~decisioner.errors.LogDamagedError` and changes nothing on disk;
+  :func:`repair_log` (``decisioner log repair``) keeps the intact prefix in place and moves the
+  rest into a file of its own.
+
+Every recovery returns a :class:`LogRecovery` saying what it kept and dropped.
 
 Flush policies (what survives):
 
@@ -32,24 +44,34 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shlex
 import struct
 import threading
 import warnings
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar, Final, Literal
 
-from .errors import ConfigError, DecisionerWarning, LogLockedError, NotReadyError
+import numpy as np
+
+from .errors import ConfigError, DecisionerWarning, LogDamagedError, LogLockedError, NotReadyError
 
 __all__ = [
     "LOG_MAGIC",
     "LOG_VERSION",
     "MAX_RECORD_BYTES",
+    "RESYNC_RECORD_BYTES",
     "EventLog",
+    "LogDamage",
     "LogScan",
+    "LogRecovery",
+    "LogRepair",
     "read_log",
+    "recover_log",
+    "repair_log",
     "FlushPolicy",
     "DirectoryLock",
     "fsync_dir",
@@ -135,28 +157,120 @@ def fsync_dir(path: Path) -> None:
 
 
 # ============================================================================ reading
+#: what a scan found: nothing wrong; damage with no intact record after it (what a crash during
+#: a write leaves: safe to cut); damage with intact records after it (cutting would lose them)
+LogDamage = Literal["none", "torn_tail", "damaged"]
+
+
 @dataclass(frozen=True)
 class LogScan:
-    """Result of reading a log: the intact payloads, where they end, and what was wrong after."""
+    """Result of reading a log: the intact payloads before any damage, where they end, and what
+    comes after them.
+
+    ``good_bytes`` is the end of the intact prefix (the file header included), so damage starts
+    there; ``problem`` says what is wrong at that byte. ``intact_after`` counts the intact
+    records found after the damage by scanning forward for frames whose length and CRC check
+    out; ``resync_at`` is where the first of them starts (best effort: a record whose own frame
+    is damaged is not counted, nor one longer than :data:`RESYNC_RECORD_BYTES` and twice the
+    longest record before the damage).
+    """
 
     payloads: list[bytes]
     good_bytes: int
     problem: str | None
+    kind: LogDamage
+    size: int
+    intact_after: int
+    intact_after_bytes: int
+    resync_at: int | None
+
+    @property
+    def damage_at(self) -> int | None:
+        """Byte offset where the damage starts (``None`` when the log is whole)."""
+        return None if self.problem is None else self.good_bytes
+
+    @property
+    def dropped_bytes(self) -> int:
+        """Bytes after the intact prefix (what cutting it would drop)."""
+        return self.size - self.good_bytes
+
+
+def _frame_end(data: bytes, pos: int, n: int) -> int:
+    """End of the intact frame at ``pos``, or -1. A record is never empty: an empty frame with a
+    zero CRC is what a zero-filled tail (after a power loss) looks like."""
+    if n - pos < _REC.size:
+        return -1
+    length, crc = _REC.unpack_from(data, pos)
+    start = pos + _REC.size
+    if not 1 <= length <= min(MAX_RECORD_BYTES, n - start):
+        return -1
+    if zlib.crc32(memoryview(data)[start : start + length]) != crc:
+        return -1
+    return start + int(length)
+
+
+def _u32(arr: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """The little-endian ``u32`` at each offset ``at`` (each ``at + 3`` inside ``arr``), as int64."""
+    out: np.ndarray = arr[at].astype(np.int64)
+    for k in (1, 2, 3):
+        out |= arr[at + k].astype(np.int64) << (8 * k)
+    return out
+
+
+#: resynchronisation looks for records up to this long, or twice the longest intact record read
+#: before, whichever is more: a record is one operation, far below it
+RESYNC_RECORD_BYTES: Final = 1 << 20
+_CHUNK: Final = 1 << 20
+
+
+def _resync(data: bytes, pos: int, n: int, bound: int) -> int:
+    """An offset at or after ``pos`` where an intact frame of at most ``bound`` payload bytes
+    starts (the first one in the common case), or -1 when there is none.
+
+    Every offset is a candidate. NumPy reads the length field at each one and keeps those whose
+    length fits, so the CRC (the real test: a false match has odds 2^-32) runs on few of them:
+    first those whose frame is followed by the end of the file or a plausible next length, then
+    the rest. Garbage therefore costs about one CRC of the bound per 4,000 bytes.
+    """
+    arr = np.frombuffer(data, dtype=np.uint8)
+    last = n - _REC.size - 1  # a frame needs its header and one payload byte
+    for chained in (True, False):
+        a = pos
+        while a <= last:
+            b = min(a + _CHUNK, last + 1)
+            qs = np.arange(a, b, dtype=np.int64)
+            length = _u32(arr, qs)
+            keep = (length >= 1) & (length <= np.minimum(n - _REC.size - qs, bound))
+            qs, length = qs[keep], length[keep]
+            ends = qs + _REC.size + length
+            whole = ends <= n - _REC.size  # a whole next frame header follows
+            nxt = np.zeros(len(ends), dtype=np.int64)
+            nxt[whole] = _u32(arr, ends[whole])
+            plausible = ~whole | ((nxt >= 1) & (nxt <= MAX_RECORD_BYTES))
+            for q in qs[plausible if chained else ~plausible]:
+                if _frame_end(data, int(q), n) >= 0:
+                    return int(q)
+            a = b
+    return -1
 
 
 def read_log(path: str | Path) -> LogScan:
-    """Read every intact record of a log file; stop at the first truncated or corrupt one.
+    """Read every intact record of a log file up to the first damaged one, and classify what
+    follows (see :class:`LogScan`). Changes nothing on disk.
 
     Raises
     ------
     ConfigError
         If the file is not an event log or has an unknown format version.
     """
-    data = Path(path).read_bytes()
-    if len(data) < _HEADER.size:
-        if len(data) == 0:
-            return LogScan([], 0, None)
-        return LogScan([], 0, f"truncated header ({len(data)} of {_HEADER.size} bytes)")
+    return _scan(Path(path).read_bytes(), path)
+
+
+def _scan(data: bytes, path: str | Path) -> LogScan:
+    n = len(data)
+    if n < _HEADER.size:
+        problem = None if n == 0 else f"truncated header, {n} of {_HEADER.size} bytes"
+        return LogScan([], 0, problem, "none" if n == 0 else "torn_tail", n, 0, 0, None)
     magic, version = _HEADER.unpack_from(data, 0)
     if magic != LOG_MAGIC:
         raise ConfigError(f"expected an event log starting with {LOG_MAGIC!r}, got {magic!r} - at {str(path)!r}")
@@ -167,27 +281,103 @@ def read_log(path: str | Path) -> LogScan:
         )
     pos = _HEADER.size
     payloads: list[bytes] = []
-    problem = None
-    n = len(data)
     while pos < n:
-        if n - pos < _REC.size:
-            problem = f"truncated record header at byte {pos} ({n - pos} bytes)"
+        end = _frame_end(data, pos, n)
+        if end < 0:
             break
-        length, crc = _REC.unpack_from(data, pos)
-        start = pos + _REC.size
-        if length > MAX_RECORD_BYTES:
-            problem = f"corrupt record length {length} at byte {pos}"
-            break
-        if start + length > n:
-            problem = f"truncated record at byte {pos} ({n - start} of {length} bytes)"
-            break
-        payload = data[start : start + length]
-        if zlib.crc32(payload) != crc:
-            problem = f"corrupt record at byte {pos} (CRC mismatch)"
-            break
-        payloads.append(payload)
-        pos = start + length
-    return LogScan(payloads, pos, problem)
+        payloads.append(data[pos + _REC.size : end])
+        pos = end
+    if pos == n:
+        return LogScan(payloads, n, None, "none", n, 0, 0, None)
+    problem = _problem(data, pos, n)
+    bound = max(RESYNC_RECORD_BYTES, 2 * max(map(len, payloads), default=0))
+    resync = _resync(data, pos + 1, n, bound)
+    count = count_bytes = 0
+    q = resync
+    while 0 <= q < n:  # count what follows, resynchronising after any further damage
+        end = _frame_end(data, q, n)
+        if end < 0:
+            q = _resync(data, q + 1, n, bound)
+            continue
+        count += 1
+        count_bytes += end - q
+        q = end
+    kind: LogDamage = "torn_tail" if resync < 0 else "damaged"
+    return LogScan(payloads, pos, problem, kind, n, count, count_bytes, None if resync < 0 else resync)
+
+
+def _problem(data: bytes, pos: int, n: int) -> str:
+    """What is wrong with the frame at ``pos`` (known to be damaged)."""
+    if n - pos < _REC.size:
+        return f"truncated record header, {n - pos} of {_REC.size} bytes"
+    length, _ = _REC.unpack_from(data, pos)
+    if not 1 <= length <= MAX_RECORD_BYTES:
+        return f"corrupt record length {length}"
+    if pos + _REC.size + length > n:
+        return f"truncated record, {n - pos - _REC.size} of {length} bytes"
+    return "corrupt record, CRC mismatch"
+
+
+@dataclass(frozen=True)
+class LogRecovery:
+    """What a recovery read from an event log: the records it kept and what it dropped.
+
+    ``dropped_bytes`` is a torn write cut off (or, on a read-only recovery, left out) after the
+    kept records; ``problem`` says what was wrong there (``None`` when the log was whole);
+    ``missing`` is true when there was no log file.
+    """
+
+    path: str
+    records: int
+    kept_bytes: int
+    dropped_bytes: int
+    problem: str | None
+    missing: bool = False
+
+
+def _shell(path: Path) -> str:
+    return shlex.quote(str(path))
+
+
+def recover_log(path: str | Path, *, cut: bool) -> tuple[LogScan, LogRecovery]:
+    """Scan the log at ``path`` for a recovery, and say what it keeps and drops.
+
+    A whole log is kept. A torn tail (damage with no intact record after it: a write a crash
+    interrupted) is reported with a :class:`DecisionerWarning` naming what is kept and dropped;
+    ``cut`` says whether the caller cuts it off the file (an :class:`EventLog` does, a read-only
+    recovery leaves the file as it is). Damage followed by intact records raises. Nothing on
+    disk changes here.
+
+    Raises
+    ------
+    LogDamagedError
+        If intact records follow damage: recovering only the records before it would lose them.
+    ConfigError
+        If the file is not an event log of this format version.
+    """
+    p = Path(path)
+    if not p.exists():
+        return LogScan([], 0, None, "none", 0, 0, 0, None), LogRecovery(str(p), 0, 0, 0, None, missing=True)
+    scan = read_log(p)
+    if scan.kind == "damaged":
+        raise LogDamagedError(
+            f"expected an event log whose records are intact up to its end, got damage at byte {scan.good_bytes} "
+            f"({scan.problem}) followed by {scan.intact_after} intact records ({scan.intact_after_bytes} of the "
+            f"{scan.dropped_bytes} bytes after it) - at {str(p)!r} (nothing was cut or changed: "
+            f"`decisioner log check {_shell(p)}` shows the damage, `decisioner log repair {_shell(p)}` keeps "
+            f"the {len(scan.payloads)} records before it and moves the rest into a file of its own)"
+        )
+    report = LogRecovery(str(p), len(scan.payloads), scan.good_bytes, scan.dropped_bytes, scan.problem)
+    if scan.kind == "torn_tail":
+        what = "cut" if cut else "left out"
+        warnings.warn(
+            f"event log {str(p)!r} ends in a torn write at byte {scan.good_bytes} ({scan.problem}): kept the "
+            f"{len(scan.payloads)} records before it ({scan.good_bytes} bytes) and {what} the {scan.dropped_bytes} "
+            f"bytes after them{'' if cut else ' (the file is unchanged)'}",
+            DecisionerWarning,
+            stacklevel=3,
+        )
+    return scan, report
 
 
 # ============================================================================ writing
@@ -197,9 +387,10 @@ class EventLog:
     Parameters
     ----------
     path
-        Log file; created with a header if missing. An existing file is scanned: a damaged
-        tail is cut off (reported with a :class:`DecisionerWarning`) before new records go after
-        the last good one.
+        Log file; created with a header if missing. An existing file is scanned
+        (:func:`recover_log`): a torn tail is cut off (reported with a
+        :class:`DecisionerWarning`) before new records go after the last intact one, and
+        ``recovery_`` says what was kept and dropped.
     flush
         ``"event"`` or ``"interval"`` (see the module docstring for what each survives).
     fsync
@@ -211,6 +402,8 @@ class EventLog:
     ------
     LogLockedError
         If another process has the log's directory open.
+    LogDamagedError
+        If intact records follow damage in the existing file (nothing is changed).
     """
 
     def __init__(
@@ -228,6 +421,7 @@ class EventLog:
         self.bytes_ = 0
         self.recovered_problem_: str | None = None
         self.recovered_: list[bytes] = []
+        self.recovery_ = LogRecovery(str(self.path), 0, 0, 0, None, missing=not self.path.exists())
         key = os.path.realpath(self.path)
         with DirectoryLock._guard:
             if key in EventLog._open_paths:
@@ -265,16 +459,13 @@ class EventLog:
 
     def _open(self) -> int:
         if self.path.exists() and self.path.stat().st_size > 0:
-            scan = read_log(self.path)
-            if scan.problem is not None:
+            scan, self.recovery_ = recover_log(self.path, cut=True)  # damage before the end raises here
+            if scan.kind == "torn_tail":
                 self.recovered_problem_ = scan.problem
-                warnings.warn(
-                    f"event log {str(self.path)!r}: {scan.problem}; cut off after {len(scan.payloads)} good records",
-                    DecisionerWarning,
-                    stacklevel=4,
-                )
                 with open(self.path, "r+b") as fh:
-                    fh.truncate(max(scan.good_bytes, _HEADER.size) if scan.good_bytes else 0)
+                    fh.truncate(scan.good_bytes)
+                    if self.fsync:
+                        os.fsync(fh.fileno())
             self.records_ = len(scan.payloads)
             self.recovered_ = scan.payloads
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -285,7 +476,16 @@ class EventLog:
         return fd
 
     def append(self, payload: bytes) -> None:
-        """Append one record according to the flush policy."""
+        """Append one record according to the flush policy.
+
+        Raises
+        ------
+        ConfigError
+            If ``payload`` is empty (a record never is: an empty frame is what a zero-filled tail
+            looks like, so the scan treats one as damage).
+        """
+        if not payload:
+            raise ConfigError(f"expected a record payload of at least 1 byte, got 0 - at {str(self.path)!r}")
         frame = _REC.pack(len(payload), zlib.crc32(payload)) + payload
         with self._lock:
             if self._closed:
@@ -376,3 +576,90 @@ class EventLog:
     def __iter__(self) -> Iterator[bytes]:
         self.flush_now()
         return iter(read_log(self.path).payloads)
+
+
+# ============================================================================ repairing
+@dataclass(frozen=True)
+class LogRepair:
+    """What :func:`repair_log` did: the intact records it kept in place and the bytes it moved
+    into ``moved_to`` (``None`` when the log was whole and nothing moved)."""
+
+    path: str
+    kind: LogDamage
+    problem: str | None
+    kept_records: int
+    kept_bytes: int
+    moved_bytes: int
+    #: intact records among the moved bytes (best effort, see :class:`LogScan`)
+    moved_intact_records: int
+    moved_to: str | None
+
+
+def repair_log(path: str | Path, *, now: datetime | None = None) -> LogRepair:
+    """Make the log at ``path`` whole again without deleting a byte: keep its intact prefix in
+    place and move everything from the first damage to the end into a file of its own next to
+    it, ``<name>.damaged-<UTC time>``. The moved bytes are written and fsynced before the log is
+    cut, so a crash in between leaves them in both files, never in neither. A whole log is left
+    as it is. Takes the directory's lock, so no engine may be writing the log.
+
+    ``now`` names the moved-aside file (default: the current UTC time).
+
+    Raises
+    ------
+    LogLockedError
+        If an engine (in this or another process) has the log open.
+    ConfigError
+        If the file is not an event log of this format version (nothing is changed).
+    FileNotFoundError
+        If there is no file at ``path``.
+    """
+    p = Path(path)
+    key = os.path.realpath(p)
+    with DirectoryLock._guard:
+        if key in EventLog._open_paths:
+            raise LogLockedError(
+                f"expected no writer of {str(p)!r}, got an open event log in this process - at `repair_log` "
+                "(detach the engine's log first)"
+            )
+        EventLog._open_paths.add(key)
+    try:
+        lock = DirectoryLock(p.parent)
+        try:
+            return _repair(p, now or datetime.now(UTC))
+        finally:
+            lock.release()
+    finally:
+        with DirectoryLock._guard:
+            EventLog._open_paths.discard(key)
+
+
+def _repair(p: Path, now: datetime) -> LogRepair:
+    data = p.read_bytes()
+    scan = _scan(data, p)
+    if scan.problem is None:
+        return LogRepair(str(p), "none", None, len(scan.payloads), scan.good_bytes, 0, 0, None)
+    stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    side = p.with_name(f"{p.name}.damaged-{stamp}")
+    k = 1
+    while side.exists():  # never overwrite what an earlier repair moved aside
+        side = p.with_name(f"{p.name}.damaged-{stamp}-{k}")
+        k += 1
+    fd = os.open(side, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        view = memoryview(data)[scan.good_bytes :]
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    fsync_dir(p.parent)
+    with open(p, "r+b") as fh:
+        fh.truncate(scan.good_bytes)
+        if scan.good_bytes == 0:  # not even a whole file header: start a valid empty log
+            fh.write(_HEADER.pack(LOG_MAGIC, LOG_VERSION))
+        fh.flush()
+        os.fsync(fh.fileno())
+    return LogRepair(
+        str(p), scan.kind, scan.problem, len(scan.payloads), scan.good_bytes, scan.dropped_bytes,
+        scan.intact_after, str(side),
+    )

@@ -22,7 +22,7 @@ import msgspec
 
 from ._rwlock import RWLock
 from .errors import NotReadyError, SchemaError
-from .eventlog import EventLog, read_log
+from .eventlog import EventLog, LogRecovery, recover_log
 from .schemas import BehaviourEvent, Outcome
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "InventoryOp",
     "decode_record",
     "read_records",
+    "recover_records",
 ]
 
 
@@ -125,17 +126,42 @@ def decode_record(payload: bytes, *, where: str = "the event log") -> Record:
         raise NotReadyError(f"expected a decisioner log record, got an undecodable one ({exc}) - at {where}") from None
 
 
-def read_records(path: str | Path) -> list[Record]:
-    """Every intact record of the log at ``path``, decoded (a damaged tail is left out).
+def recover_records(path: str | Path) -> tuple[list[Record], LogRecovery]:
+    """Every intact record of the log at ``path``, decoded, and what the recovery kept and
+    dropped; a missing file has no records. Read-only: a torn tail is left out with a
+    :class:`~decisioner.errors.DecisionerWarning` (the file is unchanged), exactly as an
+    :class:`EventLog` opened on it would report it before cutting it.
 
     Raises
     ------
+    LogDamagedError
+        If intact records follow damage (nothing is read, nothing changes).
     ConfigError
         If the file is not an event log of this format version.
     NotReadyError
         If an intact record does not decode.
     """
-    return [decode_record(p, where=repr(str(path))) for p in read_log(path).payloads]
+    scan, report = recover_log(path, cut=False)
+    return [decode_record(p, where=repr(str(path))) for p in scan.payloads], report
+
+
+def read_records(path: str | Path) -> list[Record]:
+    """Every intact record of the log at ``path``, decoded (see :func:`recover_records`).
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no file at ``path``.
+    LogDamagedError
+        If intact records follow damage.
+    ConfigError
+        If the file is not an event log of this format version.
+    NotReadyError
+        If an intact record does not decode.
+    """
+    if not Path(path).exists():
+        raise FileNotFoundError(f"no event log at {str(path)!r}")
+    return recover_records(path)[0]
 
 
 class Journal:
@@ -150,6 +176,8 @@ class Journal:
         self.lock = RWLock()
         self.ops_ = 0
         self.log: EventLog | None = None
+        #: what the last recovery from a log kept and dropped (``None`` before any)
+        self.recovery_: LogRecovery | None = None
 
     def encode(self, op: Operation) -> bytes:
         """The record payload ``op`` would be logged as at the next admission number.
@@ -211,6 +239,7 @@ class Journal:
             log.close()
             raise
         self.log = log
+        self.recovery_ = log.recovery_
 
     def replay(self, records: list[Record], apply: Callable[[Record], object]) -> int:
         """Hand the records at or past ``ops_`` to ``apply`` in order, under the writer lock;
@@ -226,6 +255,18 @@ class Journal:
             for rec in todo:
                 apply(rec)
         return len(todo)
+
+    def recover(self, path: str | Path) -> list[Record]:
+        """Every intact record of the log at ``path`` for a recovery that attaches no log
+        (:func:`recover_records`), keeping its report in ``recovery_``.
+
+        Raises
+        ------
+        LogDamagedError
+            If intact records follow damage (nothing is read, nothing changes).
+        """
+        records, self.recovery_ = recover_records(path)
+        return records
 
     def pending(self, records: list[Record]) -> list[Record]:
         """The records at or past ``ops_``, checked to follow on without a gap."""

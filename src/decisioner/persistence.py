@@ -47,9 +47,11 @@ def write_engine_snapshot(
     key: bytes,
     header: dict[str, Any],
     components: dict[str, ComponentState],
+    keep_previous: bool = True,
 ) -> Path:
     """Write a snapshot of an engine's state under ``directory`` (holding its lock while it
-    writes); ``header`` holds the engine's constructor values (seed, instance, ...).
+    writes); ``header`` holds the engine's constructor values (seed, instance, ...);
+    ``keep_previous`` as for :func:`~decisioner.snapshot.write_snapshot`.
 
     Raises
     ------
@@ -67,6 +69,7 @@ def write_engine_snapshot(
             config=msgspec.json.encode(cfg),
             catalog_lines=(enc.encode(rec) for rec in catalog.records),
             components=components,
+            keep_previous=keep_previous,
         )
     finally:
         lock.release()

@@ -41,7 +41,15 @@ import numpy as np
 from .errors import ConfigError, NotReadyError, SnapshotDamagedError
 from .eventlog import fsync_dir
 
-__all__ = ["SNAPSHOT_FORMAT", "ComponentState", "Snapshot", "write_snapshot", "read_snapshot", "clean_leftovers"]
+__all__ = [
+    "SNAPSHOT_FORMAT",
+    "ComponentState",
+    "Snapshot",
+    "write_snapshot",
+    "read_snapshot",
+    "read_header",
+    "clean_leftovers",
+]
 
 #: 2: components export their own state; people ids; typed log (1: reflected engine attributes)
 SNAPSHOT_FORMAT: Final = 2
@@ -126,11 +134,14 @@ def write_snapshot(
     config: bytes,
     catalog_lines: Iterable[bytes],
     components: dict[str, ComponentState],
+    keep_previous: bool = True,
 ) -> Path:
     """Write a snapshot atomically under ``directory`` and publish it; returns its path.
 
     ``ops`` is the admission count the state corresponds to (the log continues from it);
-    ``header`` holds small plain values of the caller's (seed, key check, ...).
+    ``header`` holds small plain values of the caller's (seed, key check, ...). The snapshot
+    ``CURRENT`` named becomes ``PREVIOUS`` (the fallback); without ``keep_previous`` (the
+    directory held another state) there is no fallback until the next save.
     """
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
@@ -157,7 +168,9 @@ def write_snapshot(
         final = root / name
         os.rename(tmp, final)
         live = _current(root)
-        if live is not None and (root / live).is_dir():
+        if not keep_previous:
+            (root / "PREVIOUS").unlink(missing_ok=True)
+        elif live is not None and (root / live).is_dir():
             _publish(root, "PREVIOUS", live)  # the fallback, before CURRENT moves on
         _publish(root, "CURRENT", name)
         fsync_dir(root)
@@ -219,3 +232,26 @@ def read_snapshot(directory: str | Path, *, previous: bool = False) -> Snapshot:
         states[int(i)][0][name] = a
     components = dict(zip(names, states))
     return Snapshot(snap, head, (snap / "config.json").read_bytes(), snap / "catalog.jsonl", components)
+
+
+def read_header(directory: str | Path) -> tuple[Path, dict[str, Any]] | None:
+    """The path and header of the snapshot ``CURRENT`` names under ``directory``, without reading
+    or checking its other files; ``None`` when there is no snapshot.
+
+    Raises
+    ------
+    NotReadyError
+        If the header is missing or unreadable.
+    """
+    root = Path(directory)
+    name = _current(root)
+    if name is None:
+        return None
+    snap = root / name
+    try:
+        head = msgspec.json.decode((snap / "header.json").read_bytes())
+    except (OSError, msgspec.DecodeError) as exc:
+        raise NotReadyError(f"expected readable snapshot metadata, got {exc} - at {str(snap)!r}") from None
+    if not isinstance(head, dict):
+        raise NotReadyError(f"expected snapshot metadata as an object, got `{type(head).__name__}` - at {str(snap)!r}")
+    return snap, head
