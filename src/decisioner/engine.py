@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from . import durability, privacy, reads
+from . import arguments, durability, privacy, reads
 from ._kernels.rng import seed_state
 from .allocation.experiments import HOLDOUT, NOT_ENROLLED, ExperimentRuntime
 from .catalog import Catalog
@@ -279,8 +279,9 @@ class Engine:
     # ------------------------------------------------------------------ operations
     def set_inventory(self, item_id: str, inventory: int) -> None:
         """Update an item's stock; every placement (variants and holdout too) sees it at once."""
+        op = InventoryOp(arguments.text(item_id, "item_id"), arguments.inventory(inventory))
         with self.journal.lock:
-            self._inventory(InventoryOp(item_id, inventory))
+            self._inventory(op)
 
     def _inventory(self, op: InventoryOp) -> None:
         self.catalog.item_index(op.item, where="inventory")  # validate before anything moves
@@ -302,7 +303,7 @@ class Engine:
 
     def expire(self, now: int) -> dict[str, Any]:
         """Retention: drop volatile identifiers past their time-to-live at ``now`` (epoch ms)."""
-        return self._admin(ExpireOp(int(now)))
+        return self._admin(ExpireOp(arguments.epoch_ms(now, "now")))
 
     def _admin(self, op: PrivacyOp) -> dict[str, Any]:
         with self.journal.lock:

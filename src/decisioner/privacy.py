@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import arguments
 from .errors import SchemaError
 from .identity import IdentityGraph
 from .identity.graph import UnmergeResult
@@ -89,9 +90,7 @@ def forget_keys(stores: PersonStores, ids: Mapping[str, str] | None, *, row: int
     if ids is not None:
         keys, _ = g.keys_of(ids)
         return keys
-    if isinstance(row, bool) or not isinstance(row, (int, np.integer)) or not 0 <= int(row) < g.n_rows:
-        raise SchemaError(f"Expected a profile row in [0, {g.n_rows}), got {row!r} - at `row`")
-    mem = g.members(int(row))
+    mem = g.members(arguments.row(int(row) if isinstance(row, np.integer) else row, g.n_rows))
     return np.stack([g.nodes_["key"][mem], g.nodes_["tag"][mem].astype(np.uint64)])
 
 
@@ -128,8 +127,9 @@ def split_op(stores: PersonStores, row: int, apart: list[dict[str, str]]) -> Spl
     SchemaError
         If a value is malformed.
     """
-    seeds = [stores.identity.keys_of(ids)[0] for ids in apart]
-    return SplitOp(int(row), [(k[0].tolist(), k[1].tolist()) for k in seeds])
+    row = arguments.row(int(row) if isinstance(row, np.integer) else row, stores.identity.n_rows)
+    seeds = [stores.identity.keys_of(ids)[0] for ids in arguments.id_maps(apart, "apart")]
+    return SplitOp(row, [(k[0].tolist(), k[1].tolist()) for k in seeds])
 
 
 def apply(stores: PersonStores, op: PrivacyOp) -> dict[str, Any]:
@@ -169,6 +169,8 @@ def export(stores: PersonStores, ids: Mapping[str, str], *, now: int | None = No
         If a value is malformed.
     """
     g = stores.identity
+    if now is not None:
+        now = arguments.epoch_ms(now, "now")
     keys, _ = g.keys_of(ids)
     rows = g.resolve_keys(keys)
     hit = rows[rows >= 0]

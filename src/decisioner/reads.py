@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import threading
 import time as _time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import arguments
 from ._kernels import decide as D
 from .errors import SchemaError
 from .profiles import CONSENT_PERSONALIZATION
@@ -38,13 +40,7 @@ def _read_work(n_items: int, slots: int) -> tuple[np.ndarray, ...]:
     return work
 
 
-def _check_now(now: object, where: str = "now") -> int:
-    if isinstance(now, bool) or not isinstance(now, (int, np.integer)) or not -(2**62) <= int(now) <= 2**62:
-        raise SchemaError(f"Expected `{where}` as an int of epoch milliseconds, got {now!r} - at `{where}`")
-    return int(now)
-
-
-def recommend(engine: Engine, ids: dict[str, str], *, placement: str, now: int) -> Decision:
+def recommend(engine: Engine, ids: Mapping[str, str], *, placement: str, now: int) -> Decision:
     """What ``placement`` would show the person ``ids`` at ``now`` (see the module docstring).
 
     Raises
@@ -53,7 +49,7 @@ def recommend(engine: Engine, ids: dict[str, str], *, placement: str, now: int) 
     """
     t0 = _time.perf_counter_ns()
     pl = engine.placement(placement)
-    now = _check_now(now)
+    now = arguments.epoch_ms(now, "now")
     keys, _ = engine.identity.keys_of(ids)
     with engine.journal.lock.read():
         rows = engine.identity.resolve_keys(keys)
@@ -122,17 +118,14 @@ def recommend_many(
     """
     t0 = _time.perf_counter_ns()
     pl = engine.placement(placement)
-    b = len(ids)
-    if isinstance(now, (list, tuple, np.ndarray)):
-        nows = np.array([_check_now(t, "now[]") for t in now], dtype=np.int64)
-    else:
-        nows = np.full(b, _check_now(now), dtype=np.int64)
-    if nows.shape != (b,):
-        raise SchemaError(f"Expected `now` as one int or {b} ints, got shape {nows.shape} - at `now`")
+    id_maps = arguments.id_maps(ids)
+    b = len(id_maps)
+    times = now.tolist() if isinstance(now, np.ndarray) else now
+    nows = np.array(arguments.epoch_ms_list(times, b, "now"), dtype=np.int64)
     if pl.kind == "campaign":
-        return [recommend(engine, i, placement=placement, now=int(t)) for i, t in zip(ids, nows)]
+        return [recommend(engine, i, placement=placement, now=int(t)) for i, t in zip(id_maps, nows)]
     assert pl.state is not None
-    key_lists = [engine.identity.keys_of(i)[0] for i in ids]
+    key_lists = [engine.identity.keys_of(i)[0] for i in id_maps]
     offsets = np.zeros(b + 1, dtype=np.int64)
     np.cumsum([k.shape[1] for k in key_lists], out=offsets[1:])
     all_keys = np.concatenate(key_lists, axis=1) if b else np.empty((2, 0), dtype=np.uint64)
@@ -198,7 +191,16 @@ def recommend_many(
 
 def interests(engine: Engine, ids: dict[str, str], *, now: int, top: int = 10) -> list[tuple[str, float]]:
     """The strongest ``top`` interests at ``now`` of the person ``ids`` resolves to: (facet value,
-    share of interest); empty when no identifier is known."""
+    share of interest); empty when no identifier is known.
+
+    Raises
+    ------
+    SchemaError
+        If ``ids``, ``now`` or ``top`` is malformed.
+    """
+    now = arguments.epoch_ms(now, "now")
+    if isinstance(top, bool) or not isinstance(top, int) or top < 0:
+        raise SchemaError(f"Expected `top` to be an int >= 0, got {top!r}")
     row = engine.profile_row(ids)
     if row < 0:
         return []

@@ -172,6 +172,8 @@ class IdentityKeys:
             If a value is malformed, or the event's new types can never fit under the cap.
             Nothing is registered here, whatever happens.
         """
+        if type(ids) is not dict:  # a direct call's argument (events hold a dict)
+            arguments.identifiers(ids)
         n = len(ids)
         keys = np.empty((2, n), dtype=np.uint64)
         rules = self.rules
