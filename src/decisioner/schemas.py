@@ -336,6 +336,11 @@ def _schema_error(exc: Exception, what: str) -> SchemaError:
     return SchemaError(f"Invalid {what}: {exc}")
 
 
+def _text_error(exc: UnicodeEncodeError, what: str) -> SchemaError:
+    char = exc.object[exc.start : exc.start + 1]
+    return SchemaError(f"Invalid {what}: expected UTF-8 text, got an unencodable character {char!r} - at `$`")
+
+
 def _as_utf8(payload: bytes | bytearray | memoryview | str, what: str) -> bytes | bytearray | memoryview:
     """``str`` payloads as UTF-8 bytes, so size limits count bytes, not characters."""
     if not isinstance(payload, str):
@@ -412,6 +417,8 @@ def decode_event(payload: Any, *, max_bytes: int = 65_536) -> BehaviourEvent:
         raise
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise _schema_error(exc, "event") from None
+    except UnicodeEncodeError as exc:  # a text value without a UTF-8 form (lone surrogate)
+        raise _text_error(exc, "event") from None
     raise SchemaError(
         f"Expected a `dict`, JSON `bytes` or an event Struct, got `{type(payload).__name__}` - at `$`"
     )
@@ -455,6 +462,8 @@ def decode_outcome(payload: Any) -> Outcome:
         raise
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise _schema_error(exc, "outcome") from None
+    except UnicodeEncodeError as exc:  # a text value without a UTF-8 form (lone surrogate)
+        raise _text_error(exc, "outcome") from None
     raise SchemaError(
         f"Expected a `dict`, JSON `bytes` or an `Outcome`, got `{type(payload).__name__}` - at `$`"
     )
