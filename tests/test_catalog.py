@@ -73,6 +73,13 @@ def test_csc_is_the_transpose_of_the_csr() -> None:
     assert cat.fv_items.dtype == np.int32 and cat.fv_data.dtype == np.float32
 
 
+def _deep(n: int) -> list[Any]:
+    x: list[Any] = []
+    for _ in range(n):
+        x = [x]
+    return x
+
+
 INV = "Expected `inventory` to be an int in [-4611686018427387904, 4611686018427387904], got"
 
 
@@ -166,6 +173,7 @@ def test_csv_number_errors(tmp_path: Path) -> None:
         ({"id": "b", "inventory": 2**63}, f"{INV} {2**63} - at item 1 ('b') `$.inventory`"),  # int64 overflowed
         ({"id": "b", "inventory": -(2**63)}, f"{INV} {-(2**63)} - at item 1 ('b') `$.inventory`"),
         ({"id": "b", "tags": ["x", "\ud800"]}, "Expected `tags` to be a str or a list of str (UTF-8 text), got ['x', '\\ud800'] - at item 1 ('b') `$.tags`"),
+        ({"id": "b", "category": _deep(5000)}, "Expected `category` to be a str or a list of str (UTF-8 text), got [[[[...]]]] - at item 1 ('b') `$.category`"),  # no RecursionError
         ({"id": "b", "tags": ["x", 1]}, "Expected `tags` to be a str or a list of str (UTF-8 text), got ['x', 1] - at item 1 ('b') `$.tags`"),
         ({"id": "b", "category": {"a": 1}}, "Expected `category` to be a str or a list of str (UTF-8 text), got {'a': 1} - at item 1 ('b') `$.category`"),
         ({"id": "{b}", "price": -2}, "Expected `price` to be a finite number >= 0, got -2 - at item 1 ('{b}') `$.price`"),

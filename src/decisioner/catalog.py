@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import math
+import reprlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,16 @@ from .errors import SchemaError, UnknownItemError
 from .snapshot import ComponentState
 
 __all__ = ["Catalog"]
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 80, 80
+
+
+def _shown(v: Any) -> str:
+    """``repr(v)`` shortened and depth-limited for a message (deeply nested input must not
+    recurse)."""
+    return _REPR.repr(v)
 
 
 def _utf8(v: str) -> bool:
@@ -89,7 +100,7 @@ class Catalog:
             where = f" - at item {line}"
             item_id = rec.get("id")
             if not isinstance(item_id, str) or not item_id or len(item_id) > 256 or not _utf8(item_id):
-                raise SchemaError(f"Expected `id` to be a non-empty str, got {item_id!r}" + where + " `$.id`")
+                raise SchemaError(f"Expected `id` to be a non-empty str, got {_shown(item_id)}" + where + " `$.id`")
             if item_id in self.index:
                 raise SchemaError(f"Expected unique item ids, got duplicate {item_id!r}" + where + " `$.id`")
             where += f" ({item_id[:64]!r})"  # later errors name the item by its id too
@@ -97,13 +108,14 @@ class Catalog:
             if price is not None and (
                 isinstance(price, bool) or not isinstance(price, (int, float)) or not math.isfinite(price) or price < 0
             ):
-                raise SchemaError(f"Expected `price` to be a finite number >= 0, got {price!r}" + where + " `$.price`")
+                expected = "Expected `price` to be a finite number >= 0"
+                raise SchemaError(f"{expected}, got {_shown(price)}" + where + " `$.price`")
             inv = rec.get("inventory")
             if inv is not None and (
                 isinstance(inv, bool) or not isinstance(inv, int) or not -INVENTORY_MAX <= inv <= INVENTORY_MAX
             ):
                 expected = f"Expected `inventory` to be an int in [-{INVENTORY_MAX}, {INVENTORY_MAX}]"
-                raise SchemaError(f"{expected}, got {inv!r}" + where + " `$.inventory`")
+                raise SchemaError(f"{expected}, got {_shown(inv)}" + where + " `$.inventory`")
             values: list[tuple[int, str]] = []
             for f_i, facet in enumerate(spec.facets):
                 v = rec.get(facet)
@@ -112,7 +124,7 @@ class Catalog:
                 vs = [v] if isinstance(v, str) else v
                 if not isinstance(vs, list) or not all(isinstance(x, str) and _utf8(x) for x in vs):
                     expected = f"Expected `{facet}` to be a str or a list of str (UTF-8 text)"
-                    raise SchemaError(f"{expected}, got {v!r}" + where + f" `$.{facet}`")
+                    raise SchemaError(f"{expected}, got {_shown(v)}" + where + f" `$.{facet}`")
                 for x in dict.fromkeys(vs):
                     values.append((f_i, x))
             if price is not None and spec.price_bands:
