@@ -10,7 +10,8 @@ from decisioner import Engine
 
 def engine_state(e: Engine) -> dict[str, np.ndarray]:
     """Everything a recovery must restore: identity components, profiles, popularity, policy
-    statistics, the decision log, the counters and the registries (identifier types, sources)."""
+    statistics, the decision log, the pending outcomes (times, outcomes received, clock), the counters
+    and the registries (identifier types, sources)."""
     out: dict[str, np.ndarray] = {
         "types": np.array(e.identity.types, dtype=object),
         "sources": np.array(e.identity.sources, dtype=object),
@@ -22,12 +23,19 @@ def engine_state(e: Engine) -> dict[str, np.ndarray]:
         "purchased": e.profiles.purchased_.copy(),
         "popularity": e.scorer.popularity_.acc_.copy(),
         "counters": np.array([e.ops_, e.seq_, e.events_]),
+        "outcomes": np.array([e.duplicate_outcomes_, e.pending_.expired_, e.pending_.now_, len(e.pending_)]),
     }
+    pending, _ = e.pending_.to_state()
+    for name in ("time", "received"):
+        out[f"pending_{name}"] = pending[name]
     for name in ("content", "propensity", "reward", "seq"):
         out[f"log_{name}"] = e.decision_log.column(name)
     for name in e.placements:
         pl = e.placement(name)
-        if pl.bandit is not None:
+        if pl.bandit is not None and not hasattr(pl.bandit, "trials_"):  # revenue: sums, not successes
+            out[f"{name}_trials"] = pl.bandit.stats_.counts_.copy()
+            out[f"{name}_sums"] = pl.bandit.stats_.sums_.copy()
+        elif pl.bandit is not None:
             out[f"{name}_trials"] = pl.bandit.trials_.copy()
             out[f"{name}_successes"] = pl.bandit.successes_.copy()
         else:

@@ -56,6 +56,7 @@ def full_engine() -> Engine:
             {"name": "homex", "placement": "home", "variants": [{"name": "base"}, {"name": "g", "policy": {"kind": "greedy"}}]},
         ],
         "holdout": {"fraction": 0.15},
+        "outcomes": {"attribution_window_days": 0.002},  # about 3 minutes: decisions expire within the run
     })
     cat = Catalog([{"id": f"i{j}", "category": f"c{j % 4}", "inventory": 3} for j in range(30)], cfg.catalog)
     return Engine(cfg, cat, seed=5)
@@ -79,7 +80,8 @@ def test_a_reopened_engine_continues_exactly_with_every_feature_on() -> None:
             d = eng.decide(ev, placement=placement)
             if d.slots and ev["time"] % 3000 == 0:
                 eng.observe({"decision_id": d.decision_id, "kind": "click", "time": ev["time"] + 1})
+                eng.observe({"decision_id": d.decision_id, "kind": "click", "time": ev["time"] + 2})  # a duplicate
     eng.forget({"cookie": "p3"})
     eng.set_inventory("i4", 0)
-    assert eng.evicted_ > 0
+    assert eng.evicted_ > 0 and eng.duplicate_outcomes_ > 0 and eng.pending_.expired_ > 0
     check_engine(eng, events(300, 200))

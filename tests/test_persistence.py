@@ -153,7 +153,7 @@ def test_recovery_replays_the_log_exactly(small_world: str, tmp_path: Path) -> N
     live.attach_log(tmp_path / "events.log")
     feed(live, lines)
     d = live.decide(lines[0], placement="email_hero")
-    live.observe({"decision_id": d.decision_id, "kind": "click", "time": 1_700_000_000_000})
+    live.observe({"decision_id": d.decision_id, "kind": "click", "time": d.time + 1})
     live.set_inventory(live.catalog.ids[3], 0)
     live.detach_log()
     recovered = Engine.from_world(small_world, seed=0)

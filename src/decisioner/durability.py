@@ -60,7 +60,7 @@ def load_engine_state(engine: Engine, states: dict[str, ComponentState]) -> None
     engine.scorer.load_state(states["popularity"])
     engine.experiments_.load_state(states["experiments"])
     engine.decision_log.load_state(states["decision_log"])
-    engine.pending_.load_state(states["pending"])
+    engine.outcomes.load_state(states["pending"])  # after the decision log: old states take times from it
     engine.catalog.load_state(states["catalog"])
     engine.placements_.set_stock(engine.catalog.in_stock())
     engine.placements_.load_state(states)

@@ -94,7 +94,7 @@ class Engine:
         self.placements_ = Placements(config, catalog, seed=seed, feedback_weight=feedback_weight)
         self.experiments_ = ExperimentRuntime(key, config.experiments, config.holdout, self.placements_.names)
         self.decision_log = DecisionLog()
-        self.pending_ = PendingOutcomes(config.limits.max_pending_decisions)
+        self.pending_ = PendingOutcomes(config.limits.max_pending_decisions, window_ms=config.outcomes.window_ms)
         self.outcomes = Outcomes(self.pending_, self.placements_, self.decision_log)
         self.journal = Journal()
         self._inputs = ItemInputs(self.profiles, catalog, self.half_lives_)  # the decide kernel's scratch (writer)
@@ -219,7 +219,8 @@ class Engine:
             reasons.append(Reason(kind="experiment", detail=f"{exp_name}:{variant}"))
         decision_id = f"{self.instance}-{seq}"
         self.pending_.add(
-            decision_id, Pending(pl.index, handle, len(slots), code, 0.0, None if context is None else context.tolist())
+            decision_id,
+            Pending(pl.index, handle, len(slots), code, 0.0, None if context is None else context.tolist(), ev.time),
         )
         self.journal.admit(op, payload)
         return Decision(
@@ -238,13 +239,18 @@ class Engine:
         """Join a click or conversion to its decision and reward the policy.
 
         A click rewards the clicked slot (``content``) or, if none is named, the first slot.
+        Outcomes are idempotent per (decision, slot, kind): a repeat changes nothing but
+        :attr:`duplicate_outcomes_` (see :mod:`decisioner.outcomes`). An outcome must be dated
+        within ``outcomes.attribution_window_days`` after its decision.
 
         Raises
         ------
         SchemaError
-            On a malformed outcome, or a ``content`` that was not in the decision.
+            On a malformed outcome, a ``content`` that was not in the decision, or a ``time``
+            before the decision or past its attribution window.
         UnknownDecisionError
-            If the decision id is unknown or past the pending window.
+            If the decision id is unknown, past its attribution window or dropped for
+            ``limits.max_pending_decisions``.
         """
         out = decode_outcome(outcome)
         with self.journal.lock:
@@ -324,6 +330,11 @@ class Engine:
     def evicted_(self) -> int:
         """Profiles evicted for the profile bound (``profiles.max_profiles``)."""
         return self.tracker.evicted_
+
+    @property
+    def duplicate_outcomes_(self) -> int:
+        """Outcomes ignored as repeats of one already joined (same decision, slot and kind)."""
+        return self.pending_.duplicates_
 
     @property
     def recovery_(self) -> LogRecovery | None:

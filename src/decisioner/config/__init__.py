@@ -6,8 +6,8 @@ share one validator; decoding errors carry the path inside the document.
 One module per part of the document: :mod:`.identity` (identifier rules, the hashing secret),
 :mod:`.profiles`, :mod:`.catalog` (facets, price bands, score weights), :mod:`.policies` (one
 spec per policy, tagged by ``kind``), :mod:`.placements`, :mod:`.experiments` (variants,
-experiments, holdout) and :mod:`.document` (:class:`EngineConfig`, limits, loading). Import
-specs from here: ``from decisioner.config import PlacementSpec``.
+experiments, holdout), :mod:`.outcomes` (the attribution window) and :mod:`.document`
+(:class:`EngineConfig`, limits, loading). Import specs from here: ``from decisioner.config import PlacementSpec``.
 
 >>> cfg = load_config_dict({"identity": {"hash_key": "00" * 16},
 ...     "placements": [{"name": "home", "kind": "recommendation", "slots": 4}]})
@@ -22,6 +22,7 @@ from .experiments import ExperimentSpec, HoldoutSpec, VariantSpec
 from .identity import DEFAULT_BLOCKED, DEFAULT_IDENTIFIERS, IdentifierSpec, IdentitySpec
 from .identity import DEFAULT_EMAIL_PATTERNS as DEFAULT_EMAIL_PATTERNS
 from .identity import DEFAULT_PHONE_PATTERNS as DEFAULT_PHONE_PATTERNS
+from .outcomes import OutcomesSpec
 from .placements import Boost, ExperienceSpec, FilterSpec, PlacementSpec
 from .policies import (
     ARM_POLICIES,
@@ -68,6 +69,7 @@ __all__ = [
     "ExperienceSpec",
     "PlacementSpec",
     "LimitsSpec",
+    "OutcomesSpec",
     "EngineConfig",
     "load_config",
     "load_config_dict",

@@ -15,6 +15,7 @@ from ._spec import SPEC, check
 from .catalog import CatalogSpec, ScoringSpec
 from .experiments import ExperimentSpec, HoldoutSpec, check_experiments
 from .identity import IdentitySpec
+from .outcomes import OutcomesSpec
 from .placements import PlacementSpec
 from .profiles import ProfileSpec
 
@@ -39,6 +40,7 @@ class EngineConfig(Struct, **SPEC):
     scoring: ScoringSpec = ScoringSpec()
     placements: list[PlacementSpec] = []
     limits: LimitsSpec = LimitsSpec()
+    outcomes: OutcomesSpec = OutcomesSpec()
     experiments: list[ExperimentSpec] = []
     holdout: HoldoutSpec | None = None
 
