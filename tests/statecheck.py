@@ -10,7 +10,8 @@ from decisioner import Engine
 
 def engine_state(e: Engine) -> dict[str, np.ndarray]:
     """Everything a recovery must restore: identity components, profiles, popularity, policy
-    statistics, the decision log, the counters and the registries (identifier types, sources)."""
+    statistics, the decision log (its window too) and the exposures, the counters and the registries
+    (identifier types, sources)."""
     out: dict[str, np.ndarray] = {
         "types": np.array(e.identity.types, dtype=object),
         "sources": np.array(e.identity.sources, dtype=object),
@@ -23,8 +24,11 @@ def engine_state(e: Engine) -> dict[str, np.ndarray]:
         "popularity": e.scorer.popularity_.acc_.copy(),
         "counters": np.array([e.ops_, e.seq_, e.events_]),
     }
-    for name in ("content", "propensity", "reward", "seq"):
+    for name in ("content", "propensity", "reward", "seq", "person"):
         out[f"log_{name}"] = e.decision_log.column(name)
+    log = e.decision_log
+    out["log_window"] = np.array([log.first_handle, log.end_handle, log.dropped_rows_, log.spilled_rows_])
+    out["exposures_seq"] = e.experiments_.exposures.column("seq")
     for name in e.placements:
         pl = e.placement(name)
         if pl.bandit is not None:
