@@ -309,14 +309,24 @@ class IdentityStore(IdentityKeys):
             "refused": {name: int(meta[i]) for name, i in _REFUSALS},
         }
 
+    def tombstone_bytes(self) -> tuple[int, float]:
+        """Tombstones held and the bytes they occupy: each one is a node record (26 bytes), an
+        evidence head (4) and its share of the key table (8 bytes a slot at a load of 3/8 to
+        3/4: 10.7-21.3 bytes), 41-52 bytes in all (see :mod:`decisioner.identity.unmerge`)."""
+        meta = self.meta_
+        n = int(((self.nodes_["state"][: int(meta[K.C_NODES])] & K.STATE_MASK) == K.TOMB).sum())
+        per = K.NODE_DTYPE.itemsize + self.ev_head_.itemsize + self.tab_.nbytes / max(int(meta[K.C_TAB]), 1)
+        return n, n * per
+
     def memory(self) -> dict[str, float]:
         """Bytes held, by part: the core (key table + node records: what resolving needs), per
         identifier; the per-profile rule counters; the evidence (edges, edge set, adjacency,
-        do-not-link pairs), per edge."""
+        do-not-link pairs), per edge; the tombstones (count and bytes, part of the core)."""
         core = self.tab_.nbytes + self.nodes_.nbytes
         rows = self.rows_.nbytes + self.cnt_.nbytes + self.free_rows_.nbytes
         ev = self.edges_.nbytes + self.ev_head_.nbytes + self.dnl_.nbytes + self.free_nodes_.nbytes
         n = max(self.n_nodes, 1)
+        tombs, tomb_bytes = self.tombstone_bytes()
         return {
             "identifiers": self.n_nodes,
             "core_bytes": core,
@@ -328,6 +338,8 @@ class IdentityStore(IdentityKeys):
             "evidence_bytes_per_edge": round(ev / max(int(self.meta_[K.C_LIVE_EDGES]), 1), 1),
             "total_bytes": self.nbytes(),
             "total_bytes_per_identifier": round(self.nbytes() / n, 1),
+            "tombstones": tombs,
+            "tombstone_bytes": round(tomb_bytes),
         }
 
     def nbytes(self) -> int:
