@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Final, Self
 
 import numpy as np
 
@@ -27,7 +27,7 @@ from ..errors import ConfigError, SchemaError
 from .keys import IdentityKeys
 from .rules import identifier_key
 
-__all__ = ["IdentityStore"]
+__all__ = ["IdentityStore", "TOMBSTONE_BYTES"]
 
 _MAX_LOAD_NUM, _MAX_LOAD_DEN = 3, 4  # key table at most 3/4 full
 _GROWTH = 1.5  # record arrays grow by half (memory per identifier stays close to the minimum)
@@ -35,6 +35,10 @@ _REFUSALS = (
     ("blocked", K.R_BLOCKED), ("tombstoned", K.R_TOMBSTONED), ("collision", K.R_COLLISION),
     ("unique", K.R_UNIQUE), ("limit", K.R_LIMIT), ("size_cap", K.R_SIZE), ("do_not_link", K.R_DNL),
 )
+#: bytes one tombstone (or any identifier's core) needs: its node record (26), its evidence head
+#: (4) and its key-table slot (8) with the table at most 3/4 full (8 * 4/3); about 40.7, and up
+#: to 51.3 with the table just doubled (3/8 full). See :mod:`decisioner.identity.unmerge`.
+TOMBSTONE_BYTES: Final = K.NODE_DTYPE.itemsize + np.dtype(np.int32).itemsize + 8 * _MAX_LOAD_DEN / _MAX_LOAD_NUM
 #: every array of the state, by attribute name (persisted without the trailing ``_``)
 STATE_ARRAYS = ("tab_", "nodes_", "rows_", "cnt_", "free_rows_", "free_nodes_", "meta_", "trules_", "dnl_",
                 "edges_", "ev_head_")
@@ -310,13 +314,11 @@ class IdentityStore(IdentityKeys):
         }
 
     def tombstone_bytes(self) -> tuple[int, float]:
-        """Tombstones held and the bytes they occupy: each one is a node record (26 bytes), an
-        evidence head (4) and its share of the key table (8 bytes a slot at a load of 3/8 to
-        3/4: 10.7-21.3 bytes), 41-52 bytes in all (see :mod:`decisioner.identity.unmerge`)."""
+        """Tombstones held and the bytes they need: :data:`TOMBSTONE_BYTES` each (the spare
+        capacity of the arrays is counted in :meth:`nbytes`, not here)."""
         meta = self.meta_
         n = int(((self.nodes_["state"][: int(meta[K.C_NODES])] & K.STATE_MASK) == K.TOMB).sum())
-        per = K.NODE_DTYPE.itemsize + self.ev_head_.itemsize + self.tab_.nbytes / max(int(meta[K.C_TAB]), 1)
-        return n, n * per
+        return n, n * TOMBSTONE_BYTES
 
     def memory(self) -> dict[str, float]:
         """Bytes held, by part: the core (key table + node records: what resolving needs), per
