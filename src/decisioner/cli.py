@@ -391,13 +391,21 @@ def _print_human(command: str, out: dict[str, Any]) -> None:
             print(f"{k}: {v}")
 
 
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if abs(n) < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
 def _memory_line(title: str, mem: dict[str, Any]) -> str:
-    """Bytes per component (MiB), the total, the tombstones and the decision log's window."""
-    parts = ", ".join(f"{k.replace('_', ' ')} {v / 2**20:.1f}" for k, v in mem["components"].items())
-    return (f"{title} (MiB): {parts}; total {mem['total_bytes'] / 2**20:.1f}; "
-            f"{mem['tombstones']} tombstones ({mem['tombstone_bytes']} B); decision log {mem['decision_log_rows']} "
-            f"rows in memory, {mem['decision_log_dropped_rows']} dropped; {mem['pending_outcomes']} pending outcomes; "
-            f"rss {mem['rss_mb']}")
+    """Bytes per component, the total, the tombstones and the decision log's window."""
+    parts = ", ".join(f"{k.replace('_', ' ')} {_size(v)}" for k, v in mem["components"].items())
+    return (f"{title}: {parts}; total {_size(mem['total_bytes'])}; {mem['tombstones']} tombstones "
+            f"({_size(mem['tombstone_bytes'])}); decision log {mem['decision_log_rows']} rows in memory, "
+            f"{mem['decision_log_dropped_rows']} dropped; {mem['pending_outcomes']} pending outcomes; "
+            f"rss {mem['rss_mb']} MiB")
 
 
 def _parser() -> argparse.ArgumentParser:
