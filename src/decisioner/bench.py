@@ -5,7 +5,7 @@
 ``items`` catalog items, from bulk arrays rather than per-event Python, so a million profiles
 take seconds. :func:`run_bench` then replays view events of known people through
 ``Engine.decide`` and reports latency percentiles (:func:`~decisioner.replay.latency_summary`),
-throughput and memory.
+throughput and memory by component (:func:`memory_report`).
 
 Identifiers are hashed with the real keyed format (:func:`~decisioner.hashing.hash_identifier`),
 so ``engine.decide({"ids": {"cookie": state.cookie(i)}, ...})`` finds profile ``i``.
@@ -459,8 +459,10 @@ def run_bench(
         (:func:`~decisioner.replay.latency_summary`), ``memory`` (``bytes_per_profile`` and
         ``bytes_per_identifier``: allocated bytes per live profile / identifier;
         ``identity_bytes``, ``profile_bytes``, ``live_profiles``, ``max_profiles``, ``evicted``,
-        ``rss_mb``), ``build_s`` and, with ``churn``, ``churn`` (``decisions``, ``latency_us``,
-        ``evicted`` and ``memory`` after it).
+        ``rss_mb``; from :func:`memory_report`: ``components`` (bytes by component),
+        ``total_bytes``, ``tombstones``, ``tombstone_bytes``, ``decision_log_rows``,
+        ``decision_log_dropped_rows``, ``pending_outcomes``), ``build_s`` and, with ``churn``,
+        ``churn`` (``decisions``, ``latency_us``, ``evicted`` and ``memory`` after it).
 
     Raises
     ------
