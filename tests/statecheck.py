@@ -10,8 +10,8 @@ from decisioner import Engine
 
 def engine_state(e: Engine) -> dict[str, np.ndarray]:
     """Everything a recovery must restore: identity components, profiles, popularity, policy
-    statistics, the decision log, the pending outcomes (times, outcomes received, clock), the counters
-    and the registries (identifier types, sources)."""
+    statistics, the decision log (its window too) and the exposures, the pending outcomes (times,
+    outcomes received, clock), the counters and the registries (identifier types, sources)."""
     out: dict[str, np.ndarray] = {
         "types": np.array(e.identity.types, dtype=object),
         "sources": np.array(e.identity.sources, dtype=object),
@@ -28,8 +28,11 @@ def engine_state(e: Engine) -> dict[str, np.ndarray]:
     pending, _ = e.pending_.to_state()
     for name in ("time", "received"):
         out[f"pending_{name}"] = pending[name]
-    for name in ("content", "propensity", "reward", "seq"):
+    for name in ("content", "propensity", "reward", "seq", "person"):
         out[f"log_{name}"] = e.decision_log.column(name)
+    log = e.decision_log
+    out["log_window"] = np.array([log.first_handle, log.end_handle, log.dropped_rows_, log.spilled_rows_])
+    out["exposures_seq"] = e.experiments_.exposures.column("seq")
     for name in e.placements:
         pl = e.placement(name)
         if pl.bandit is not None and not hasattr(pl.bandit, "trials_"):  # revenue: sums, not successes

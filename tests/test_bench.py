@@ -90,9 +90,16 @@ def test_run_bench_report(state: BenchState, placement: str, slots: int) -> None
     assert rep["events_per_s"] > 0 and rep["build_s"] > 0
     mem = rep["memory"]
     assert set(mem) == {"bytes_per_profile", "bytes_per_identifier", "identity_bytes", "profile_bytes", "rss_mb",
-                        "live_profiles", "max_profiles", "evicted"}
+                        "live_profiles", "max_profiles", "evicted", "components", "total_bytes", "tombstones",
+                        "tombstone_bytes", "decision_log_rows", "decision_log_dropped_rows", "pending_outcomes"}
     assert mem["evicted"] == 0 and mem["live_profiles"] == mem["max_profiles"] == PROFILES  # built full
-    assert all(v > 0 for k, v in mem.items() if k != "evicted")
+    zero = {"evicted", "tombstones", "tombstone_bytes", "decision_log_dropped_rows", "components"}
+    assert all(v > 0 for k, v in mem.items() if k not in zero)
+    assert set(mem["components"]) == {"identity", "profiles", "people", "experiments", "decision_log",
+                                      "pending_outcomes", "placements", "popularity", "catalog"}
+    assert mem["total_bytes"] == sum(mem["components"].values()) and all(v > 0 for v in mem["components"].values())
+    assert mem["decision_log_rows"] == len(state.engine.decision_log)
+    assert mem["pending_outcomes"] == len(state.engine.pending_)
     assert mem["profile_bytes"] >= PROFILES * state.engine.profiles.nbytes_per_profile()
 
 

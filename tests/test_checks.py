@@ -43,6 +43,7 @@ def full_engine() -> Engine:
     cfg = load_config_dict({
         "identity": {"hash_key": KEY},
         "profiles": {"max_profiles": 40, "evict_fraction": 0.1},
+        "decision_log": {"max_rows": 128, "chunk_rows": 128},  # the window drops chunks, exposures drop too
         "placements": [
             {"name": "home", "kind": "recommendation", "slots": 3, "policy": {"kind": "epsilon_greedy", "epsilon": 0.3}},
             {"name": "soft", "kind": "recommendation", "slots": 2, "policy": {"kind": "softmax"}},
@@ -84,4 +85,6 @@ def test_a_reopened_engine_continues_exactly_with_every_feature_on() -> None:
     eng.forget({"cookie": "p3"})
     eng.set_inventory("i4", 0)
     assert eng.evicted_ > 0 and eng.duplicate_outcomes_ > 0 and eng.pending_.expired_ > 0
+    assert eng.decision_log.dropped_rows_ > 0
     check_engine(eng, events(300, 200))
+    assert eng.experiments_.exposures.dropped_ > 0  # dropped by both engines while they went on

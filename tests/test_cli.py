@@ -61,6 +61,18 @@ def test_bench_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert out["memory"]["bytes_per_profile"] > 0  # type: ignore[index]
 
 
+def test_bench_reports_memory_per_component_with_the_windows(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["bench", "--profiles", "500", "--items", "100", "--decisions", "300", "--churn", "1000",
+            "--log-rows", "1024", "--pending", "64"]
+    out = run_json(capsys, *args)
+    mem = out["churn"]["memory"]  # type: ignore[index]
+    assert mem["decision_log_rows"] <= 1024 and mem["decision_log_dropped_rows"] > 0
+    assert mem["pending_outcomes"] == 64 and mem["components"]["decision_log"] == 8 * 128 * 64
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "memory after churn: identity " in text and "decision log 64.0 KiB" in text and "0 tombstones" in text
+
+
 def test_human_output(capsys: pytest.CaptureFixture[str], small_world: str) -> None:
     assert main(["simulate", "--world", small_world, "--max-events", "2000"]) == 0
     text = capsys.readouterr().out

@@ -12,7 +12,7 @@ import pytest
 import xxhash
 
 from decisioner import Engine
-from decisioner.allocation.experiments import HOLDOUT, NOT_ENROLLED, ExperimentRuntime, bucket
+from decisioner.allocation.experiments import HOLDOUT, NOT_ENROLLED, ExperimentRuntime, ExposureLog, bucket
 from decisioner.catalog import Catalog
 from decisioner.config import ExperimentSpec, HoldoutSpec, VariantSpec, load_config_dict
 from decisioner.errors import ConfigError
@@ -224,3 +224,17 @@ def test_assignment_is_sticky_across_identity_merges() -> None:
         eng.track({"type": "view", "time": T0 + 402 + k, "ids": {"user_id": "u1"}, "item": "i1"})
     eng.track({"type": "identify", "time": T0 + 410, "ids": {"cookie": "c0", "user_id": "u1"}})
     assert eng.decide(view("fresh", 500), placement="hero").variant == variant["c0"]
+
+
+def test_exposures_are_bounded_and_keep_the_newest() -> None:
+    log = ExposureLog(capacity=2, max_rows=8)
+    for s in range(21):
+        log.append(s, 1_700_000_000_000 + s, 0, s % 2, s)
+    assert 6 <= len(log) <= 8 and log._cols["seq"].shape[0] == 8  # never allocated past max_rows
+    assert log.column("seq").tolist() == list(range(21 - len(log), 21)) and log.dropped_ == 21 - len(log)
+    copy = ExposureLog(max_rows=8)
+    copy.load_arrays(log.to_arrays())
+    assert copy.column("seq").tolist() == log.column("seq").tolist() and copy.dropped_ == log.dropped_
+    for lg in (log, copy):
+        lg.append(21, 0, 0, 0, 21)
+    assert copy.column("seq").tolist() == log.column("seq").tolist()

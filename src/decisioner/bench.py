@@ -5,7 +5,7 @@
 ``items`` catalog items, from bulk arrays rather than per-event Python, so a million profiles
 take seconds. :func:`run_bench` then replays view events of known people through
 ``Engine.decide`` and reports latency percentiles (:func:`~decisioner.replay.latency_summary`),
-throughput and memory.
+throughput and memory by component (:func:`memory_report`).
 
 Identifiers are hashed with the real keyed format (:func:`~decisioner.hashing.hash_identifier`),
 so ``engine.decide({"ids": {"cookie": state.cookie(i)}, ...})`` finds profile ``i``.
@@ -19,6 +19,7 @@ import os
 import secrets
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -33,7 +34,7 @@ from .hashing import SEPARATOR, hash_identifier
 from .identity.normalise import normalise
 from .replay import latency_summary
 
-__all__ = ["BenchState", "synthetic_catalog", "build_engine", "run_bench"]
+__all__ = ["BenchState", "synthetic_catalog", "build_engine", "run_bench", "memory_report", "deep_size"]
 
 #: epoch ms of the first benchmark request (2024-01-01T00:00:00Z); profiles were last active
 #: during the 30 days before it
@@ -182,6 +183,7 @@ def _keys(key: bytes, id_type: str, values: list[str]) -> np.ndarray:
 
 def build_engine(
     profiles: int, items: int, *, seed: int = 0, slots: int = 24, max_profiles: int | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> BenchState:
     """An engine with ``profiles`` known people and ``items`` catalog items, built in bulk.
 
@@ -204,6 +206,9 @@ def build_engine(
     max_profiles
         The engine's profile capacity (``profiles.max_profiles``); default ``profiles``, so the
         built state is full and every new person evicts (in batches of 1%).
+    options
+        More configuration: sections merged into the bench's (a table key by key, anything else
+        replaced), e.g. ``{"decision_log": {"max_rows": 100_000}, "limits": {...}}``.
 
     Returns
     -------
@@ -225,7 +230,7 @@ def build_engine(
         raise ConfigError(f"Expected `profiles` and `items` >= 1, got {profiles} and {items}")
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
-    cfg = load_config_dict({
+    doc: dict[str, Any] = {
         "identity": {"hash_key": secrets.token_hex(16)},
         "profiles": {"slots": slots, "max_profiles": profiles if max_profiles is None else max_profiles},
         "placements": [
@@ -234,7 +239,11 @@ def build_engine(
             {"name": "hero", "kind": "campaign", "policy": {"kind": "thompson"},
              "experiences": [{"id": f"hero-{k}"} for k in range(5)]},
         ],
-    })
+    }
+    for section, value in (options or {}).items():
+        base = doc.get(section)
+        doc[section] = {**base, **value} if isinstance(base, dict) and isinstance(value, Mapping) else value
+    cfg = load_config_dict(doc)
     engine = Engine(cfg, Catalog(synthetic_catalog(items, seed)), seed=seed)
     state = BenchState(
         engine=engine, people=profiles, items=items, seed=seed, rows=np.empty(0, np.int32),
@@ -298,16 +307,90 @@ def build_engine(
     return state
 
 
-def _memory(state: BenchState) -> dict[str, float]:
+def deep_size(obj: Any) -> int:
+    """Bytes held by ``obj`` and everything it references: NumPy arrays by ``nbytes`` plus their
+    header, Python objects by :func:`sys.getsizeof` (dicts, lists, tuples, sets and objects'
+    attributes followed; each object counted once). An estimate of the Python overhead of
+    containers, exact for arrays."""
+    seen: set[int] = set()
+    stack = [obj]
+    total = 0
+    while stack:
+        o = stack.pop()
+        if id(o) in seen or o is None or isinstance(o, type):
+            continue
+        seen.add(id(o))
+        if isinstance(o, np.ndarray):
+            total += o.nbytes + _ARRAY_HEADER
+            continue
+        total += sys.getsizeof(o)
+        if isinstance(o, dict):
+            stack.extend(o.keys())
+            stack.extend(o.values())
+        elif isinstance(o, (list, tuple, set, frozenset)):
+            stack.extend(o)
+        elif hasattr(o, "__dict__"):
+            stack.append(vars(o))
+    return total
+
+
+_ARRAY_HEADER: Final = sys.getsizeof(np.empty(0))
+
+
+def memory_report(engine: Engine) -> dict[str, Any]:
+    """Memory held by each component of ``engine``, in bytes: allocated arrays (spare capacity
+    included) plus the Python objects of dict-based stores (:func:`deep_size`).
+
+    Returns
+    -------
+    dict
+        ``components`` (``identity`` (tombstones included), ``profiles``, ``people``,
+        ``experiments`` (assignments and exposures), ``decision_log`` (the chunks in memory),
+        ``pending_outcomes``, ``placements`` (click-through terms and policy statistics),
+        ``popularity``, ``catalog``), ``total_bytes`` (their sum), ``tombstones`` and
+        ``tombstone_bytes`` (count and bytes, part of ``identity``), ``decision_log`` (the
+        window: :meth:`~decisioner.decisionlog.DecisionLog.metrics`) and ``pending_outcomes``
+        (entries held).
+
+    Examples
+    --------
+    >>> st = build_engine(20, 10, seed=1)
+    >>> rep = memory_report(st.engine)
+    >>> rep["total_bytes"] == sum(rep["components"].values()), rep["tombstones"]
+    (True, 0)
+    """
+    store = engine.profiles
+    people = engine.people
+    exps = engine.experiments_
+    log = engine.decision_log
+    tombs, tomb_bytes = engine.identity.tombstone_bytes()
+    components = {
+        "identity": engine.identity.nbytes(),
+        "profiles": int(sum(getattr(store, n).nbytes for n in store._ARRAYS)),
+        "people": people.person_.nbytes + deep_size(people._alias),
+        "experiments": exps.assign_.nbytes + exps.holdout_.nbytes + exps.exposures.nbytes(),
+        "decision_log": log.nbytes(),
+        "pending_outcomes": deep_size(engine.pending_),
+        "placements": deep_size(engine.placements_.to_state()),
+        "popularity": deep_size(engine.scorer.to_state()),
+        "catalog": deep_size(engine.catalog),
+    }
+    components = {k: int(v) for k, v in components.items()}
+    return {
+        "components": components,
+        "total_bytes": sum(components.values()),
+        "tombstones": tombs,
+        "tombstone_bytes": round(tomb_bytes),
+        "decision_log": log.metrics(),
+        "pending_outcomes": len(engine.pending_),
+    }
+
+
+def _memory(state: BenchState) -> dict[str, Any]:
     eng = state.engine
-    store = eng.profiles
-    profile_bytes = sum(
-        a.nbytes for a in (
-            store.fid_, store.score_, store.t_, store.purchased_, store.purchased_pos_,
-            store.consent_, store.last_seen_, store.events_,
-        )
-    )
-    identity_bytes = eng.identity.nbytes()
+    rep = memory_report(eng)
+    profile_bytes = rep["components"]["profiles"]
+    identity_bytes = rep["components"]["identity"]
     return {
         # allocated bytes (growth by doubling included) per live profile / identifier
         "bytes_per_profile": round(profile_bytes / max(eng.identity.n_profiles, 1), 1),
@@ -318,6 +401,13 @@ def _memory(state: BenchState) -> dict[str, float]:
         "evicted": eng.evicted_,
         "profile_bytes": int(profile_bytes),
         "rss_mb": round(_rss_mb(), 1),
+        "components": rep["components"],
+        "total_bytes": rep["total_bytes"],
+        "tombstones": rep["tombstones"],
+        "tombstone_bytes": rep["tombstone_bytes"],
+        "decision_log_rows": rep["decision_log"]["rows"],
+        "decision_log_dropped_rows": rep["decision_log"]["dropped_rows"],
+        "pending_outcomes": rep["pending_outcomes"],
     }
 
 
@@ -369,8 +459,10 @@ def run_bench(
         (:func:`~decisioner.replay.latency_summary`), ``memory`` (``bytes_per_profile`` and
         ``bytes_per_identifier``: allocated bytes per live profile / identifier;
         ``identity_bytes``, ``profile_bytes``, ``live_profiles``, ``max_profiles``, ``evicted``,
-        ``rss_mb``), ``build_s`` and, with ``churn``, ``churn`` (``decisions``, ``latency_us``,
-        ``evicted`` and ``memory`` after it).
+        ``rss_mb``; from :func:`memory_report`: ``components`` (bytes by component),
+        ``total_bytes``, ``tombstones``, ``tombstone_bytes``, ``decision_log_rows``,
+        ``decision_log_dropped_rows``, ``pending_outcomes``), ``build_s`` and, with ``churn``,
+        ``churn`` (``decisions``, ``latency_us``, ``evicted`` and ``memory`` after it).
 
     Raises
     ------

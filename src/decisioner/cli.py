@@ -124,7 +124,13 @@ def _cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
     warm_up()
     if not args.json and sys.stderr.isatty():
         sys.stderr.write(f"building {args.profiles} profiles x {args.items} items ...\n")
-    state = build_engine(args.profiles, args.items, seed=args.seed)
+    options: dict[str, Any] = {}
+    if args.log_rows is not None:
+        # eight chunks to the window (at most 65,536 rows each, the default chunk)
+        options["decision_log"] = {"max_rows": args.log_rows, "chunk_rows": min(65_536, max(128, args.log_rows // 8))}
+    if args.pending is not None:
+        options["limits"] = {"max_pending_decisions": args.pending}
+    state = build_engine(args.profiles, args.items, seed=args.seed, options=options)
     report: dict[str, Any] = run_bench(state, n_decisions=args.decisions, seed=args.seed, churn=args.churn)
     return report
 
@@ -353,6 +359,8 @@ def _print_human(command: str, out: dict[str, Any]) -> None:
             extra = f", {out['events']} events, {out['decisions']} decisions, {out['rejected']} rejected"
         print(f"{command}: {out['events_per_s']:.0f} events/s{extra}")
         print(_latency_table("decide latency", out["latency_us"]))
+        if command == "bench":
+            print(_memory_line("memory", out["memory"]))
         if "churn" in out:
             ch = out["churn"]
             m = ch["memory"]
@@ -360,6 +368,7 @@ def _print_human(command: str, out: dict[str, Any]) -> None:
                   f"{ch['evicted']} profiles evicted, {m['live_profiles']} live, "
                   f"{m['bytes_per_profile']} B/profile, {m['bytes_per_identifier']} B/identifier")
             print(_latency_table("new-person decide latency (eviction included)", ch["latency_us"]))
+            print(_memory_line("memory after churn", m))
     elif command == "report":
         print(f"experiment {out['experiment']} (control {out['control']}, alpha {out['alpha']}, {out['correction']})")
         print(f"  {'variant':<14}{'units':>9}{'conv':>8}{'rate':>9}{'value/unit':>12}")
@@ -380,6 +389,23 @@ def _print_human(command: str, out: dict[str, Any]) -> None:
     else:
         for k, v in out.items():
             print(f"{k}: {v}")
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if abs(n) < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def _memory_line(title: str, mem: dict[str, Any]) -> str:
+    """Bytes per component, the total, the tombstones and the decision log's window."""
+    parts = ", ".join(f"{k.replace('_', ' ')} {_size(v)}" for k, v in mem["components"].items())
+    return (f"{title}: {parts}; total {_size(mem['total_bytes'])}; {mem['tombstones']} tombstones "
+            f"({_size(mem['tombstone_bytes'])}); decision log {mem['decision_log_rows']} rows in memory, "
+            f"{mem['decision_log_dropped_rows']} dropped; {mem['pending_outcomes']} pending outcomes; "
+            f"rss {mem['rss_mb']} MiB")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -421,6 +447,10 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--decisions", type=int, default=20_000)
     sp.add_argument("--churn", type=int, default=20_000,
                     help="then this many decisions for new people, at capacity (each evicts; 0: skip)")
+    sp.add_argument("--log-rows", type=int, default=None,
+                    help="decision log rows kept in memory (`decision_log.max_rows`; default 1,000,000)")
+    sp.add_argument("--pending", type=int, default=None,
+                    help="decisions an outcome may still join (`limits.max_pending_decisions`; default 1,000,000)")
     sp = sub.add_parser("report", help="experiment report (lift, tests, SRM) from a decision or unit log")
     common(sp)
     sp.add_argument("log", help="JSONL or CSV records with `variant`, optional `unit`, `reward`, `propensity`")

@@ -92,8 +92,10 @@ class Engine:
         self.scorer = AffinityScorer(catalog, config.scoring)
         self.half_lives_ = half_lives(config.profiles, catalog)
         self.placements_ = Placements(config, catalog, seed=seed, feedback_weight=feedback_weight)
-        self.experiments_ = ExperimentRuntime(key, config.experiments, config.holdout, self.placements_.names)
-        self.decision_log = DecisionLog()
+        self.experiments_ = ExperimentRuntime(
+            key, config.experiments, config.holdout, self.placements_.names, max_exposures=config.decision_log.max_rows
+        )
+        self.decision_log = DecisionLog.from_spec(config.decision_log)
         self.pending_ = PendingOutcomes(config.limits.max_pending_decisions, window_ms=config.outcomes.window_ms)
         self.outcomes = Outcomes(self.pending_, self.placements_, self.decision_log)
         self.journal = Journal()

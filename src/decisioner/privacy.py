@@ -9,13 +9,16 @@ writer lock, calls :func:`apply` and admits the operation to its journal.
 * **forget** erases identifiers or a whole person: their keys and evidence leave the identity
   graph, keyed tombstones stay (the key is the keyed hash, never the raw value), and a profile
   left without identifiers is wiped before its row is reused; its person id and every id merged
-  into it are erased from the decision log and the exposures (the rows stay as anonymous
-  counts). Later events or batch loads carrying an erased identifier link nothing and create
-  nothing, unless the event carries explicit consent: ``"consent": {"personalization": true}``
-  lifts the tombstones of its identifiers and starts a new, empty person.
+  into it are erased from the decision log (its spill files too) and the exposures (the rows
+  stay as anonymous counts). Later events or batch loads carrying an erased identifier link
+  nothing and create nothing, unless the event carries explicit consent:
+  ``"consent": {"personalization": true}`` lifts the tombstones of its identifiers and starts a
+  new, empty person. Tombstones are never evicted (they hold no profile); what bounds them and
+  what each costs is in :mod:`decisioner.identity.unmerge`.
 * **export** lists everything held for one person: identifiers (type, key, last seen),
   evidence links, profile state (interests, recent purchases, consent, activity), the decisions
-  logged for the person and every person merged into it, and experiment assignments.
+  logged for the person and every person merged into it (in memory and in the decision log's
+  spill files), and experiment assignments.
 * **unlink** and **split** undo merges (see :mod:`decisioner.identity.graph` for the
   profile-state rule); **expire** applies the time-to-live of volatile identifiers.
 """
@@ -185,10 +188,9 @@ def export(stores: PersonStores, ids: Mapping[str, str], *, now: int | None = No
     members = stores.people.members(person) if person >= 0 else set()
     decisions = []
     log = stores.decision_log
-    if members and len(log):
-        mask = np.isin(log.column("person"), np.fromiter(members, dtype=np.int64))
-        cols = {c: log.column(c)[mask].tolist() for c in ("seq", "time", "slot", "placement", "content", "person")}
-        for s, tt, sl, pl, c, p in zip(*cols.values()):
+    if members:
+        found = log.rows_of(members, ("seq", "time", "slot", "placement", "content", "person"))
+        for s, tt, sl, pl, c, p in zip(*(a.tolist() for a in found.values())):
             placement = stores.placements.by_index(pl)
             contents = placement.contents
             decisions.append(

@@ -51,8 +51,10 @@ __all__ = [
     "clean_leftovers",
 ]
 
-#: 2: components export their own state; people ids; typed log (1: reflected engine attributes)
-SNAPSHOT_FORMAT: Final = 2
+#: 3: the decision log's window (oldest chunk's index, chunk fills, rows dropped and spilled)
+#: and the exposures' dropped count; 2: components export their own state; people ids; typed
+#: log (1: reflected engine attributes)
+SNAPSHOT_FORMAT: Final = 3
 _FILES: Final = ("config.json", "catalog.jsonl", "arrays.npz", "meta.msgpack")
 _SEP: Final = "/"
 

@@ -59,9 +59,11 @@ def bucket(key: bytes, salt: str, unit: str) -> float:
 
 
 class ExposureLog:
-    """Append-only columns of experiment exposures: decision ``seq``, ``time``, ``experiment``
-    index, ``variant`` code (``HOLDOUT`` = -2) and ``person`` id (never a reusable row; -1 once
-    erased), grown by doubling.
+    """Columns of experiment exposures: decision ``seq``, ``time``, ``experiment`` index,
+    ``variant`` code (``HOLDOUT`` = -2) and ``person`` id (never a reusable row; -1 once
+    erased), grown by doubling up to ``max_rows``: past it, the oldest quarter is dropped
+    (``dropped_`` counts them). Every exposure is also a decision log row (its ``experiment``
+    and ``variant`` columns), which is what the reports read.
 
     Examples
     --------
@@ -75,20 +77,26 @@ class ExposureLog:
         ("seq", np.int64), ("time", np.int64), ("experiment", np.int16), ("variant", np.int16), ("person", np.int64),
     )
 
-    def __init__(self, capacity: int = 1024) -> None:
-        self._cols = {name: np.empty(max(capacity, 1), dtype=dt) for name, dt in self._COLS}
+    def __init__(self, capacity: int = 1024, *, max_rows: int = 1_000_000) -> None:
+        self.max_rows = max(max_rows, 4)
+        self._cols = {name: np.empty(min(max(capacity, 1), self.max_rows), dtype=dt) for name, dt in self._COLS}
         self._n = 0
+        self.dropped_ = 0
 
     def __len__(self) -> int:
         return self._n
 
     def append(self, seq: int, time: int, experiment: int, variant: int, person: int) -> None:
         if self._n == self._cols["seq"].shape[0]:
-            for name in list(self._cols):
-                old = self._cols[name]
-                new = np.empty(2 * old.shape[0], dtype=old.dtype)
-                new[: self._n] = old[: self._n]
-                self._cols[name] = new
+            if self._n >= self.max_rows:
+                self._drop_oldest(self._n // 4)
+            else:
+                cap = min(2 * self._n, self.max_rows)
+                for name in list(self._cols):
+                    old = self._cols[name]
+                    new = np.empty(cap, dtype=old.dtype)
+                    new[: self._n] = old[: self._n]
+                    self._cols[name] = new
         i = self._n
         c = self._cols
         c["seq"][i] = seq
@@ -98,9 +106,19 @@ class ExposureLog:
         c["person"][i] = person
         self._n = i + 1
 
+    def _drop_oldest(self, k: int) -> None:
+        n = self._n
+        for col in self._cols.values():
+            col[: n - k] = col[k:n]
+        self._n = n - k
+        self.dropped_ += k
+
     def column(self, name: str) -> np.ndarray:
-        """One column over every exposure, in order (a copy)."""
+        """One column over the exposures held, in order (a copy)."""
         return self._cols[name][: self._n].copy()
+
+    def nbytes(self) -> int:
+        return int(sum(a.nbytes for a in self._cols.values()))
 
     def erase(self, persons: set[int]) -> int:
         """Erasure: the exposures of ``persons`` lose their person id (-1). Returns how many."""
@@ -112,14 +130,18 @@ class ExposureLog:
         return int(np.count_nonzero(hit))
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        return {name: self.column(name) for name, _ in self._COLS}
+        out = {name: self.column(name) for name, _ in self._COLS}
+        out["dropped"] = np.array([self.dropped_], dtype=np.int64)
+        return out
 
     def load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         n = int(arrays["seq"].shape[0])
-        self._cols = {name: np.empty(max(2 * n, 1024), dtype=dt) for name, dt in self._COLS}
+        cap = min(max(2 * n, 1024), max(self.max_rows, n))
+        self._cols = {name: np.empty(cap, dtype=dt) for name, dt in self._COLS}
         for name, _ in self._COLS:
             self._cols[name][:n] = arrays[name]
         self._n = n
+        self.dropped_ = int(arrays["dropped"][0]) if "dropped" in arrays else 0
 
 
 class ExperimentRuntime:
@@ -135,6 +157,8 @@ class ExperimentRuntime:
         The global holdout, if any.
     placements
         Placement names, in configuration order (experiments refer to them by name).
+    max_exposures
+        Exposures held (the oldest are dropped past it; the engine uses ``decision_log.max_rows``).
 
     Examples
     --------
@@ -148,7 +172,7 @@ class ExperimentRuntime:
 
     def __init__(
         self, key: bytes, experiments: list[ExperimentSpec], holdout: HoldoutSpec | None,
-        placements: list[str],
+        placements: list[str], *, max_exposures: int = 1_000_000,
     ) -> None:
         self.key = key
         self.experiments = list(experiments)
@@ -169,7 +193,7 @@ class ExperimentRuntime:
         self.active = bool(self.experiments) or holdout is not None
         self.assign_ = np.full((len(self.experiments), 0), _UNASSIGNED, dtype=np.int16)
         self.holdout_ = np.full(0, -1, dtype=np.int8)  # -1 unknown, 0 no, 1 yes
-        self.exposures = ExposureLog()
+        self.exposures = ExposureLog(max_rows=max_exposures)
 
     # ------------------------------------------------------------------ rows
     def ensure(self, n_rows: int) -> None:

@@ -6,8 +6,9 @@ share one validator; decoding errors carry the path inside the document.
 One module per part of the document: :mod:`.identity` (identifier rules, the hashing secret),
 :mod:`.profiles`, :mod:`.catalog` (facets, price bands, score weights), :mod:`.policies` (one
 spec per policy, tagged by ``kind``), :mod:`.placements`, :mod:`.experiments` (variants,
-experiments, holdout), :mod:`.outcomes` (the attribution window) and :mod:`.document`
-(:class:`EngineConfig`, limits, loading). Import specs from here: ``from decisioner.config import PlacementSpec``.
+experiments, holdout), :mod:`.outcomes` (the attribution window), :mod:`.decisionlog` (the
+decision log's window in memory) and :mod:`.document` (:class:`EngineConfig`, limits, loading).
+Import specs from here: ``from decisioner.config import PlacementSpec``.
 
 >>> cfg = load_config_dict({"identity": {"hash_key": "00" * 16},
 ...     "placements": [{"name": "home", "kind": "recommendation", "slots": 4}]})
@@ -17,6 +18,7 @@ experiments, holdout), :mod:`.outcomes` (the attribution window) and :mod:`.docu
 
 from ._spec import DAY_MS as DAY_MS
 from .catalog import CatalogSpec, ScoringSpec
+from .decisionlog import DecisionLogSpec
 from .document import EngineConfig, LimitsSpec, load_config, load_config_dict
 from .experiments import ExperimentSpec, HoldoutSpec, VariantSpec
 from .identity import DEFAULT_BLOCKED, DEFAULT_IDENTIFIERS, IdentifierSpec, IdentitySpec
@@ -70,6 +72,7 @@ __all__ = [
     "PlacementSpec",
     "LimitsSpec",
     "OutcomesSpec",
+    "DecisionLogSpec",
     "EngineConfig",
     "load_config",
     "load_config_dict",

@@ -13,6 +13,7 @@ from msgspec import Meta, Struct
 from ..errors import ConfigError
 from ._spec import SPEC, check
 from .catalog import CatalogSpec, ScoringSpec
+from .decisionlog import DecisionLogSpec
 from .experiments import ExperimentSpec, HoldoutSpec, check_experiments
 from .identity import IdentitySpec
 from .outcomes import OutcomesSpec
@@ -41,6 +42,7 @@ class EngineConfig(Struct, **SPEC):
     placements: list[PlacementSpec] = []
     limits: LimitsSpec = LimitsSpec()
     outcomes: OutcomesSpec = OutcomesSpec()
+    decision_log: DecisionLogSpec = DecisionLogSpec()
     experiments: list[ExperimentSpec] = []
     holdout: HoldoutSpec | None = None
 

@@ -4,7 +4,9 @@ off-policy evaluation.
 
 These functions read ``engine.config``, ``engine.placement(name)`` and ``engine.decision_log``
 only; the statistics live in :mod:`.inference`, :mod:`.reports` and :mod:`.ope`, which know
-nothing of the engine.
+nothing of the engine. They see the decisions in the decision log's window in memory
+(``decision_log.max_rows``); rows spilled to disk are read with
+:func:`decisioner.decisionlog.read_spilled`.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Final, Self
 
 import numpy as np
 
@@ -27,7 +27,7 @@ from ..errors import ConfigError, SchemaError
 from .keys import IdentityKeys
 from .rules import identifier_key
 
-__all__ = ["IdentityStore"]
+__all__ = ["IdentityStore", "TOMBSTONE_BYTES"]
 
 _MAX_LOAD_NUM, _MAX_LOAD_DEN = 3, 4  # key table at most 3/4 full
 _GROWTH = 1.5  # record arrays grow by half (memory per identifier stays close to the minimum)
@@ -35,6 +35,10 @@ _REFUSALS = (
     ("blocked", K.R_BLOCKED), ("tombstoned", K.R_TOMBSTONED), ("collision", K.R_COLLISION),
     ("unique", K.R_UNIQUE), ("limit", K.R_LIMIT), ("size_cap", K.R_SIZE), ("do_not_link", K.R_DNL),
 )
+#: bytes one tombstone (or any identifier's core) needs: its node record (26), its evidence head
+#: (4) and its key-table slot (8) with the table at most 3/4 full (8 * 4/3); about 40.7, and up
+#: to 51.3 with the table just doubled (3/8 full). See :mod:`decisioner.identity.unmerge`.
+TOMBSTONE_BYTES: Final = K.NODE_DTYPE.itemsize + np.dtype(np.int32).itemsize + 8 * _MAX_LOAD_DEN / _MAX_LOAD_NUM
 #: every array of the state, by attribute name (persisted without the trailing ``_``)
 STATE_ARRAYS = ("tab_", "nodes_", "rows_", "cnt_", "free_rows_", "free_nodes_", "meta_", "trules_", "dnl_",
                 "edges_", "ev_head_")
@@ -309,14 +313,22 @@ class IdentityStore(IdentityKeys):
             "refused": {name: int(meta[i]) for name, i in _REFUSALS},
         }
 
+    def tombstone_bytes(self) -> tuple[int, float]:
+        """Tombstones held and the bytes they need: :data:`TOMBSTONE_BYTES` each (the spare
+        capacity of the arrays is counted in :meth:`nbytes`, not here)."""
+        meta = self.meta_
+        n = int(((self.nodes_["state"][: int(meta[K.C_NODES])] & K.STATE_MASK) == K.TOMB).sum())
+        return n, n * TOMBSTONE_BYTES
+
     def memory(self) -> dict[str, float]:
         """Bytes held, by part: the core (key table + node records: what resolving needs), per
         identifier; the per-profile rule counters; the evidence (edges, edge set, adjacency,
-        do-not-link pairs), per edge."""
+        do-not-link pairs), per edge; the tombstones (count and bytes, part of the core)."""
         core = self.tab_.nbytes + self.nodes_.nbytes
         rows = self.rows_.nbytes + self.cnt_.nbytes + self.free_rows_.nbytes
         ev = self.edges_.nbytes + self.ev_head_.nbytes + self.dnl_.nbytes + self.free_nodes_.nbytes
         n = max(self.n_nodes, 1)
+        tombs, tomb_bytes = self.tombstone_bytes()
         return {
             "identifiers": self.n_nodes,
             "core_bytes": core,
@@ -328,6 +340,8 @@ class IdentityStore(IdentityKeys):
             "evidence_bytes_per_edge": round(ev / max(int(self.meta_[K.C_LIVE_EDGES]), 1), 1),
             "total_bytes": self.nbytes(),
             "total_bytes_per_identifier": round(self.nbytes() / n, 1),
+            "tombstones": tombs,
+            "tombstone_bytes": round(tomb_bytes),
         }
 
     def nbytes(self) -> int:

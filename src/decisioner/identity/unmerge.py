@@ -14,6 +14,17 @@ keyed tombstone: an event carrying an erased identifier links nothing and create
 unless it carries explicit consent (``consent={"personalization": True}``), which lifts the
 tombstone and starts a new, empty profile.
 
+**What tombstones cost and what bounds them.** A tombstone is an identifier's node record
+(26 bytes) with its evidence head (4 bytes) and its slot in the key table (8 bytes at a load of
+at most 3/4, so 10.7 bytes of table; 21.3 just after the table doubled): 40.7 bytes each
+(:data:`~decisioner.identity.store.TOMBSTONE_BYTES`), up to 51 with spare capacity, so 41-51 MB
+per million erased identifiers. The count is ``metrics()["tombstones"]``; ``decisioner bench``
+reports it with its bytes (:meth:`~decisioner.identity.store.IdentityStore.tombstone_bytes`).
+There is no cap, on purpose: dropping a tombstone would let the erased identifier link again,
+so tombstones are never evicted (eviction and expiry keep them). They are bounded by the
+erasures asked for, one per erased identifier (plus one per identifier named in an erasure that
+was never seen), never by traffic; a consent event that lifts one frees its record.
+
 **Blocking, eviction and expiry** remove identifiers the same way without a tombstone:
 :meth:`IdentityUnmerge.block` (a placeholder found at run time never links again),
 :meth:`IdentityUnmerge.evict` (whole profiles dropped to bound memory; they come back as new)
