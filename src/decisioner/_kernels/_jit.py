@@ -119,7 +119,7 @@ def helper(
     ``hot`` marks the function ``alwaysinline`` for LLVM: numba still types and lowers it once,
     but each caller gets the body inlined, so it optimises with the caller's loop (array
     pointers and lengths stay in registers, no call with ~7 arguments per array). Measured to
-    matter for the request path (``_link_event`` per group of ``graph_link_many``, the scoring
+    matter for the request path (the linking phases per group of ``graph_link_many``, the scoring
     helpers of ``recommend_items``); left off, LLVM inlines only what its cost model likes.
     """
 

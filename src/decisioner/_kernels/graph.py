@@ -325,6 +325,15 @@ def _add_edge(
 
 
 @helper(hot=True)
+def _all_new(work: np.ndarray, m: int) -> bool:
+    """Whether :func:`_link_start` found every key of the event new (``work[:m]`` all -1)."""
+    for j in range(m):
+        if work[j] != -1:
+            return False
+    return True
+
+
+@helper(hot=True)
 def _link_fresh(
     tab: np.ndarray, nodes: np.ndarray, rows: np.ndarray, cnt: np.ndarray, free_rows: np.ndarray,
     free_nodes: np.ndarray, meta: np.ndarray, trules: np.ndarray, edges: np.ndarray,
@@ -410,14 +419,16 @@ def _link_fresh(
 
 
 @helper(hot=True)
-def _link_event(
+def _link_start(
     tab: np.ndarray, nodes: np.ndarray, rows: np.ndarray, cnt: np.ndarray, free_rows: np.ndarray,
-    free_nodes: np.ndarray, meta: np.ndarray, trules: np.ndarray, dnl: np.ndarray, edges: np.ndarray,
-    ev_head: np.ndarray, keys: np.ndarray, types: np.ndarray, lo: int, hi: int,
-    t_ms: int, src: int, readmit: bool, absorbed: np.ndarray, n_abs: int, work: np.ndarray,
-) -> tuple[int, int, int]:
+    free_nodes: np.ndarray, meta: np.ndarray, trules: np.ndarray, keys: np.ndarray, types: np.ndarray,
+    lo: int, hi: int, t_min: int, readmit: bool, ev_head: np.ndarray, work: np.ndarray,
+) -> tuple[int, int, int, bool]:
+    """First phase of linking one event (``keys[:, lo:hi]``): the one-identifier fast path, else
+    every key looked up into ``work``. Returns ``(row, status, kept, poisoned)``: ``kept`` < 0
+    when the fast path resolved the event to ``row``; otherwise how many keys are usable and
+    whether one is erased, for :func:`_link_fresh` or :func:`_link_merge`."""
     m = hi - lo
-    t_min = _minutes(t_ms)
     if m == 1 and (_word(keys, lo) >> _S32) == 0:
         # fast path of the most common event (one identifier, e.g. a view by cookie): nothing to
         # merge, no rule to check, no evidence to record
@@ -432,7 +443,7 @@ def _link_event(
             if t_min > nodes[n]["seen"]:
                 nodes[n]["seen"] = t_min
             meta[C_EVENTS] += 1
-            return _row_of(nodes, _find(nodes, n)), n_abs, 0
+            return _row_of(nodes, _find(nodes, n)), 0, -1, False
         if n < 0:
             n = _alloc_node(nodes, free_nodes, meta)
             nodes[n]["key"] = key
@@ -453,11 +464,8 @@ def _link_event(
             s1 = trules[types[lo], T_SLOT] if meta[P_RULES] != 0 else -1
             if s1 >= 0 and s1 < meta[P_SLOTS]:
                 cnt[row, s1] = 1
-            return row, n_abs, S_NEW
+            return row, S_NEW, -1, False
         # blocked, erased or colliding: the general path counts and resolves it
-    rules = meta[P_RULES] != 0
-    cap = meta[P_CAP]
-    nslots = meta[P_SLOTS]
     # work (indexed, not sliced: views would cost reference counting per event), m each:
     # node | root | order | accepted | first of its component | accepted roots | fresh | slot | counts
     status = 0
@@ -523,17 +531,22 @@ def _link_event(
             work[m + j] = -1
             work[7 * m + j] = slot
         kept += 1
-    if kept == m and not poisoned and m <= MAX_FAST:
-        fresh = True
-        for j in range(m):
-            if work[j] != -1:
-                fresh = False
-                break
-        if fresh:
-            row = _link_fresh(tab, nodes, rows, cnt, free_rows, free_nodes, meta, trules, edges, ev_head,
-                              keys, types, lo, m, t_ms, t_min, src, work)
-            if row >= 0:
-                return row, n_abs, status | S_NEW
+    return -1, status, kept, poisoned
+
+
+@helper(hot=True)
+def _link_merge(
+    tab: np.ndarray, nodes: np.ndarray, rows: np.ndarray, cnt: np.ndarray, free_rows: np.ndarray,
+    free_nodes: np.ndarray, meta: np.ndarray, trules: np.ndarray, dnl: np.ndarray, edges: np.ndarray,
+    ev_head: np.ndarray, keys: np.ndarray, types: np.ndarray, lo: int, hi: int, t_ms: int, t_min: int,
+    src: int, absorbed: np.ndarray, n_abs: int, work: np.ndarray, status: int, kept: int, poisoned: bool,
+) -> tuple[int, int, int]:
+    """The general path of linking one event after :func:`_link_start`: merges under the
+    rules, the survivor row, evidence. Returns ``(row, n_abs, status)``."""
+    m = hi - lo
+    rules = meta[P_RULES] != 0
+    cap = meta[P_CAP]
+    nslots = meta[P_SLOTS]
     # 2. order the usable keys by type priority (stable): the first is the anchor
     q = 0
     for j in range(m):
@@ -749,11 +762,19 @@ def graph_link(
     grows the arrays); table load < 1, edge set load < 1; ``work`` int64[>= 8 m + 16].
     O(m^2) for the event's own keys, O(m) amortised table and union-find work.
     """
-    row, n_abs, status = _link_event(
-        tab, nodes, rows, cnt, free_rows, free_nodes, meta, trules, dnl, edges, ev_head,
-        keys, types, 0, keys.shape[1], t_ms, src, readmit, absorbed, 0, work,
+    m = keys.shape[1]
+    t_min = _minutes(t_ms)
+    row, status, kept, poisoned = _link_start(
+        tab, nodes, rows, cnt, free_rows, free_nodes, meta, trules, keys, types, 0, m, t_min, readmit, ev_head, work
     )
-    return row, n_abs, status
+    if kept < 0:
+        return row, 0, status
+    # one event at a time skips the all-new fast path of bulk loading (same result): one
+    # phase less to compile on the request path
+    return _link_merge(
+        tab, nodes, rows, cnt, free_rows, free_nodes, meta, trules, dnl, edges, ev_head, keys, types,
+        0, m, t_ms, t_min, src, absorbed, 0, work, status, kept, poisoned,
+    )
 
 
 @kernel(nrt=False)
@@ -799,11 +820,24 @@ def graph_link_many(
             out_rows[g] = -1
             continue
         before = n_abs
-        r, n_abs, _ = _link_event(
-            tab, nodes, rows, cnt, free_rows, free_nodes, meta, trules, dnl, edges, ev_head,
-            keys, types, lo, hi, times[g] if per_group_t else times[0],
-            srcs[g] if per_group_s else srcs[0], False, absorbed, n_abs, work,
+        t_ms = times[g] if per_group_t else times[0]
+        src = srcs[g] if per_group_s else srcs[0]
+        t_min = _minutes(t_ms)
+        r, status, kept, poisoned = _link_start(
+            tab, nodes, rows, cnt, free_rows, free_nodes, meta, trules, keys, types, lo, hi, t_min, False, ev_head,
+            work,
         )
+        if kept >= 0:
+            m = hi - lo
+            r = -1
+            if kept == m and not poisoned and m <= MAX_FAST and _all_new(work, m):
+                r = _link_fresh(tab, nodes, rows, cnt, free_rows, free_nodes, meta, trules, edges, ev_head,
+                                keys, types, lo, m, t_ms, t_min, src, work)
+            if r < 0:
+                r, n_abs, _ = _link_merge(
+                    tab, nodes, rows, cnt, free_rows, free_nodes, meta, trules, dnl, edges, ev_head, keys, types,
+                    lo, hi, t_ms, t_min, src, absorbed, n_abs, work, status, kept, poisoned,
+                )
         out_rows[g] = r
         for k in range(before, n_abs):
             absorbed_into[k] = g
