@@ -179,8 +179,10 @@ def _region(
         if poly[0] >= 1.0 - 1e-12:
             xb = x
             break
-    region[0] = max(x0, (xa if found_a else x0) - h)
-    region[1] = min(x1, xb + h)
+    a = (xa if found_a else x0) - h
+    b = xb + h
+    region[0] = a if a > x0 else x0
+    region[1] = b if b < x1 else x1
 
 
 @helper
@@ -202,7 +204,9 @@ def _panels(
             for i in range(n_c):
                 j = cand[i]
                 if hi[j] > x and lo[j] < x + w:
-                    h = min(h, 0.5 * sd[j] / refine)
+                    hj = 0.5 * sd[j] / refine
+                    if hj < h:
+                        h = hj
         w = 4.0 * h
         if x + w >= xb or m + 8 >= max_points:
             w = xb - x
@@ -236,18 +240,16 @@ def _integrate(
     fcur = np.empty(n_c)
     fnew = np.empty(n_c)
     f2 = np.empty(n_c)  # F two grid points back (trapezoid on the pair grid)
-    exact = np.zeros(n_c, dtype=np.uint8)
-    singular = np.zeros(n_c, dtype=np.uint8)
+    exact = np.empty(n_c)  # 1.0 / 0.0 flags
+    singular = np.empty(n_c)
     for i in range(n_c):
         j = cand[i]
         fcur[i] = _cdf(family, p1[j], p2[j], xs[0])
         f2[i] = fcur[i]
-        if family == FAMILY_BETA and (p1[j] < 1.0 or p2[j] < 1.0):
-            singular[i] = 1
+        singular[i] = 1.0 if family == FAMILY_BETA and (p1[j] < 1.0 or p2[j] < 1.0) else 0.0
         # exact CDFs where integrating the density is unsafe (singular) or no dearer (normal:
         # erfc; small Beta parameters: the continued fraction is short)
-        if family == FAMILY_NORMAL or singular[i] == 1 or p1[j] + p2[j] < 16.0:
-            exact[i] = 1
+        exact[i] = 1.0 if family == FAMILY_NORMAL or singular[i] == 1.0 or p1[j] + p2[j] < 16.0 else 0.0
     pre = np.empty((n_c + 1, k))
     suf = np.empty((n_c + 1, k))
     e_prev = np.empty((n_c, k))
@@ -278,7 +280,7 @@ def _integrate(
                 j = cand[i]
                 if hi[j] <= xl or lo[j] >= x:
                     fnew[i] = fcur[i]  # outside the arm's support: its CDF is flat here
-                elif exact[i] == 1:
+                elif exact[i] == 1.0:
                     fnew[i] = _cdf(family, p1[j], p2[j], x)
                 else:
                     am = p1[j] - 1.0
@@ -286,7 +288,8 @@ def _integrate(
                     c = logc[j]
                     s = _GL_W0 * (math.exp(c + am * la0 + bm * lb0) + math.exp(c + am * la3 + bm * lb3))
                     s += _GL_W1 * (math.exp(c + am * la1 + bm * lb1) + math.exp(c + am * la2 + bm * lb2))
-                    fnew[i] = min(1.0, fcur[i] + s * h)
+                    f = fcur[i] + s * h
+                    fnew[i] = f if f < 1.0 else 1.0
         else:
             for i in range(n_c):
                 fnew[i] = fcur[i]
@@ -337,7 +340,7 @@ def _integrate(
             l1x = math.log1p(-x)
         for i in range(n_c):
             j = cand[i]
-            if singular[i] == 1:
+            if singular[i] == 1.0:
                 if g > 0:
                     df = fnew[i] - fcur[i]
                     for r in range(k):
@@ -418,8 +421,10 @@ def rank_probabilities(
             b = p2[j]
             mu[j] = a / (a + b)
             sd[j] = math.sqrt(a * b / ((a + b) * (a + b) * (a + b + 1.0)))
-            lo[j] = max(0.0, mu[j] - z * sd[j])
-            hi[j] = min(1.0, mu[j] + z * sd[j])
+            lo_j = mu[j] - z * sd[j]
+            hi_j = mu[j] + z * sd[j]
+            lo[j] = lo_j if lo_j > 0.0 else 0.0
+            hi[j] = hi_j if hi_j < 1.0 else 1.0
             logc[j] = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
         else:
             mu[j] = p1[j]
@@ -442,7 +447,7 @@ def rank_probabilities(
             los[i] = lo[j]
             i += 1
     sort_by(los, los[:0])
-    floor_k = los[max(m - k, 0)]
+    floor_k = los[m - k if m > k else 0]
     cand = np.empty(m, dtype=np.int64)
     n_c = 0
     x0 = np.inf
@@ -451,10 +456,12 @@ def rank_probabilities(
         if eligible[j] != 0 and (hi[j] > floor_k or m <= k):
             cand[n_c] = j
             n_c += 1
-            x0 = min(x0, lo[j])
-            x1 = max(x1, hi[j])
-    if m > k:
-        x0 = max(x0, floor_k)
+            if lo[j] < x0:
+                x0 = lo[j]
+            if hi[j] > x1:
+                x1 = hi[j]
+    if m > k and floor_k > x0:
+        x0 = floor_k
     region = np.empty(2)
     _region(family, p1, p2, mu, sd, cand, n_c, x0, x1, coarse_grid, k, region)
     xa = region[0]
@@ -463,8 +470,8 @@ def rank_probabilities(
         xa = x0
         xb = x1
     base = (xb - xa) / 32.0
-    scratch = np.zeros((n, k))
-    xs = np.empty(max(max_grid, 64) + 1)
+    scratch = np.empty((n, k))  # written for the candidates before each pass
+    xs = np.empty((max_grid if max_grid > 64 else 64) + 1)
     refine = 1.0
     err = 0.0
     while True:
@@ -486,18 +493,24 @@ def rank_probabilities(
                     out[j, r] += (out[j, r] - scratch[j, r]) / 3.0  # Richardson
                 else:
                     d = abs(out[j, r] - scratch[j, r]) / 15.0
-                out[j, r] = max(out[j, r], 0.0)
-                err = max(err, d)
-                worst = max(worst, d / (out[j, r] + 1.0 / n_c))
+                if 0.0 > out[j, r]:
+                    out[j, r] = 0.0
+                if d > err:
+                    err = d
+                rel = d / (out[j, r] + 1.0 / n_c)
+                if rel > worst:
+                    worst = rel
         if worst <= tol or 2 * n_pts > xs.shape[0]:
             break
         refine *= 2.0
     # probability mass the grid did not place (pruned arms, tails beyond the region)
-    for r in range(min(k, m)):
+    for r in range(k if k < m else m):
         s = 0.0
         for j in range(n):
             s += out[j, r]
-        err = max(err, abs(1.0 - s))
+        miss = abs(1.0 - s)
+        if miss > err:
+            err = miss
     return err
 
 
