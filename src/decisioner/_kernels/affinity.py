@@ -149,14 +149,14 @@ def affinity_merge(
         if f >= 0:
             for k2 in range(K):
                 if fid[dst, k2] == f:
-                    _add(fid, score, dst, f, float(score[src, k]))
+                    _add(fid, score, dst, f, np.float64(score[src, k]))
                     fid[src, k] = -1
                     score[src, k] = 0.0
                     break
     for k in range(K):
         f = fid[src, k]
         if f >= 0:
-            _add(fid, score, dst, f, float(score[src, k]))
+            _add(fid, score, dst, f, np.float64(score[src, k]))
         fid[src, k] = -1
         score[src, k] = 0.0
     t[src] = 0

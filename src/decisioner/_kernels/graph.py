@@ -291,8 +291,8 @@ def _dnl_between(
     """True when a do-not-link pair has one end in a component rooted in
     ``side[off:off + n_side]`` and the other in the component rooted at ``r``."""
     for k in range(n_dnl):
-        ra = _find(nodes, dnl[k, 0])
-        rb = _find(nodes, dnl[k, 1])
+        ra = _find(nodes, np.int64(dnl[k, 0]))
+        rb = _find(nodes, np.int64(dnl[k, 1]))
         if ra == r:
             for z in range(n_side):
                 if side[off + z] == rb:
@@ -1117,8 +1117,8 @@ def graph_recompute(
             pflags[p] = ROW_DNL
     for k in range(n_e):
         e = elist[k]
-        ra = _find(nodes, edges[e]["a"])
-        rb = _find(nodes, edges[e]["b"])
+        ra = _find(nodes, np.int64(edges[e]["a"]))
+        rb = _find(nodes, np.int64(edges[e]["b"]))
         if ra == rb:
             continue
         pa = np.int64(nodes[ra]["next"])
