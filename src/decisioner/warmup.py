@@ -11,7 +11,8 @@ and array growth, merges and memory-bound eviction (a test runs that workload af
 ``warm_up()`` and asserts no kernel compiled or loaded). The kernels in :data:`ADMIN` serve only
 the privacy and admin operations (``forget``, ``unlink``, ``split``, ``expire``, ``block``,
 ``evidence_of``, ``readmit``), offline bulk loading (``IdentityGraph.link_many``: identity
-evaluation, benchmark set-up) or tests; they compile on first use instead (a few seconds, once
+evaluation, benchmark set-up), the standalone ``AffinityScorer.score_one`` (the engine scores
+in the fused decide kernels) or tests; they compile on first use instead (a few seconds, once
 per cache directory), which keeps a cold ``warm_up()`` short. ``warm_up(admin=True)`` compiles
 them too, e.g. to fill a cache directory at build time.
 """
@@ -45,7 +46,7 @@ KERNELS: tuple[Any, ...] = (
 #: ``warm_up()`` leaves them to compile on first use unless ``admin=True``
 ADMIN: tuple[Any, ...] = (
     graph.graph_link_many, graph.graph_recompute, graph.graph_expired, graph.graph_find_nodes, graph.graph_find_root,
-    graph.graph_edges_of, rng.rng_fill_uniform, rng.rng_fill_beta,
+    graph.graph_edges_of, rng.rng_fill_uniform, rng.rng_fill_beta, affinity.score_items,
 )
 
 
@@ -94,6 +95,10 @@ def _warm_admin() -> None:
     state = rng.seed_state(0)
     rng.rng_fill_uniform(state, np.empty(1))
     rng.rng_fill_beta(state, 1.0, 1.0, np.empty(1))
+    out = np.empty(2, np.float64)
+    affinity.score_items(np.array([0, 1, 2, 2], np.int64), np.array([0, 1], np.int32), np.ones(2, np.float32),
+                         np.array([0, 1], np.int32), np.ones(2), 2, 1.0, np.zeros(2), 0.5, np.zeros(2),
+                         np.ones(2, np.uint8), np.empty(0, np.int32), out)
 
 
 def warm_up(*, admin: bool = False) -> float:
@@ -120,12 +125,8 @@ def warm_up(*, admin: bool = False) -> float:
     osc = np.empty(4, np.float64)
     affinity.affinity_read(fid, score, t, 0, 2, hl, of, osc)
     affinity.affinity_merge(fid, score, t, 0, 1, hl)
-    # scoring
-    out = np.empty(2, np.float64)
-    affinity.score_items(np.array([0, 1, 2, 2], np.int64), np.array([0, 1], np.int32), np.ones(2, np.float32),
-                         of, osc, 1, 1.0, np.zeros(2), 0.5, np.zeros(2), np.ones(2, np.uint8),
-                         np.empty(0, np.int32), out)
-    topk.top_k(out, 1, np.empty(1, np.int64))
+    # scoring: the most popular items (fallback, slates)
+    topk.top_k(np.array([0.5, 1.0]), 1, np.empty(1, np.int64))
     # allocation
     state = rng.seed_state(0)
     two = np.ones(2, np.uint8)
