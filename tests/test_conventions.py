@@ -242,6 +242,47 @@ def test_helpers_compile_once_per_signature() -> None:
     assert not extra, f"helpers compiled more often than expected: {extra}"
 
 
+PROBE = """
+from decisioner._kernels._jit import kernel
+from decisioner._kernels.topk import sort_by
+
+
+@kernel
+def probe(x):
+    sort_by(x, x[:0])
+    return x[0] * 10.0 + x[-1] + {version}
+"""
+
+PROBE_RUN = """
+import json, sys
+import numpy as np
+sys.path.insert(0, {path!r})
+from probe_mod import probe
+from decisioner._kernels.topk import sort_by
+got = probe(np.array([3.0, 1.0, 2.0]))
+sig = sort_by.signatures[0]
+print(json.dumps({{"got": got, "library": type(sort_by.overloads[sig].library).__name__,
+                  "helper_from_cache": sum(sort_by.stats.cache_hits.values())}}))
+"""
+
+
+@pytest.mark.skipif(JIT_DISABLED, reason="NUMBA_DISABLE_JIT=1: nothing compiles")
+def test_helpers_link_into_kernels_without_machine_code_of_their_own(tmp_path: Path) -> None:
+    """A helper compiles to IR only (``_jit._LinkOnlyLibrary``: no machine code that nothing
+    would run) and is cached as IR: a kernel compiled later, in another process, links the
+    helper loaded from the cache and computes what it computed with a freshly compiled one."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    runs = []
+    for version in (0, 100):  # a new kernel source (and size) each time: the kernel compiles, the helper loads
+        (tmp_path / "probe_mod.py").write_text(PROBE.format(version=version))
+        out = run_python(PROBE_RUN.format(path=str(tmp_path)), env={"NUMBA_CACHE_DIR": str(cache)})
+        runs.append(json.loads(out))
+    first, second = runs
+    assert first == {"got": 13.0, "library": "_LinkOnlyLibrary", "helper_from_cache": 0}, first
+    assert second["got"] == 113.0 and second["helper_from_cache"] == 1, second
+
+
 # --------------------------------------------------------------------------- (c) import cost
 
 

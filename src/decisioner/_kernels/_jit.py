@@ -9,8 +9,10 @@ kernels that walk random memory (no effect on results).
 
 Compile time (a cold ``warm_up()`` compiles every request-path kernel): none of these builds
 the C-callable ``cfunc`` wrapper numba makes by default (``no_cfunc_wrapper``; nothing here
-takes a kernel's address), which saves about a tenth of LLVM's work; kernel-to-kernel and
-helper calls are typed without literal arguments so each callee compiles once. A new kernel is
+takes a kernel's address), which saves about a tenth of LLVM's work; a helper without a Python
+entry point compiles to LLVM IR only, which its calling kernels link in and turn into machine
+code as part of their own (no machine code of its own that nothing would run); kernel-to-kernel
+and helper calls are typed without literal arguments so each callee compiles once. A new kernel is
 cheap when it reuses helpers (compiled once, whoever calls them) instead of inlining code into
 numba IR, and when its call sites pass canonical dtypes (one signature per callee).
 
@@ -25,14 +27,70 @@ from __future__ import annotations
 from typing import Any, Callable, TypeVar, cast, overload
 
 import numba
+from llvmlite import binding as llvm
 from llvmlite import ir
 from numba.core import cgutils, types
+from numba.core.codegen import JITCodeLibrary
+from numba.core.compiler import Compiler
 from numba.core.dispatcher import Dispatcher
 from numba.extending import intrinsic
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = ["kernel", "parallel_kernel", "helper", "inline", "prefetch"]
+
+_ENV_PREFIX = "_ZN08NumbaEnv"  # numba's name for a function's environment global
+
+
+class _LinkOnlyLibrary(JITCodeLibrary):
+    """The code library of a helper without a Python entry point: optimised LLVM IR that each
+    calling kernel links in (and inlines or compiles as part of its own machine code), never
+    machine code of its own, which nothing would run (about a tenth of a cold ``warm_up()``).
+
+    Only the helper's environment global goes to the execution engine (numba writes the
+    environment's address there). The cache stores the IR (numba's bitcode form); a helper
+    loaded from it is an ordinary library again, compiled when loaded.
+    """
+
+    def __init__(self, codegen: Any, name: str) -> None:
+        base: Any = super()
+        base.__init__(codegen, name)
+        self._envs: dict[str, str] = {}  # name -> its definition (LLVM assembly)
+
+    def add_llvm_module(self, ll_module: Any) -> None:
+        # before optimisation, so an environment global is known even if unused
+        self._envs.update((gv.name, str(gv)) for gv in ll_module.global_variables if gv.name.startswith(_ENV_PREFIX))
+        base: Any = super()
+        base.add_llvm_module(ll_module)
+
+    def _finalize_final_module(self) -> None:
+        lib: Any = self
+        lib._finalize_dynamic_globals()
+        lib._verify_declare_only_symbols()
+        if self._envs:
+            stub = llvm.parse_assembly("\n".join(self._envs[n] for n in sorted(self._envs)))
+            lib._codegen._add_module(stub)
+            lib._codegen._engine.finalize_object()
+        lib._finalized = True
+
+    def get_pointer_to_function(self, name: str) -> int:
+        lib: Any = self
+        lib._ensure_finalized()
+        return 0  # no machine code: the helper is callable from kernels only
+
+    def serialize_using_object_code(self) -> Any:
+        lib: Any = self
+        return lib.serialize_using_bitcode()
+
+
+class _HelperCompiler(Compiler):
+    """numba's compiler with the helper's code kept in a :class:`_LinkOnlyLibrary`."""
+
+    def compile_extra(self, func: Any) -> Any:
+        state: Any = self.state
+        state.library = _LinkOnlyLibrary(state.targetctx.codegen(), func.__qualname__)
+        base: Any = super()
+        return base.compile_extra(func)
 
 
 def _typed_without_literals(disp: Any) -> Any:
@@ -113,8 +171,9 @@ def helper(
     once, however many kernels and call sites use it: share code this way, not with
     :func:`inline`. Without ``nrt`` (the default) the helper pays no reference counting on the
     arrays it is handed and cannot allocate. Without ``python`` numba builds no Python entry
-    point for it (about a tenth of a cold warm-up); calling it from Python raises ``TypeError``
-    (use ``helper.py_func`` to run its Python source).
+    point for it (about a tenth of a cold warm-up) and no machine code (its IR is linked into
+    each calling kernel, which compiles it as its own: see :class:`_LinkOnlyLibrary`); calling
+    it from Python raises ``TypeError`` (use ``helper.py_func`` to run its Python source).
 
     ``hot`` marks the function ``alwaysinline`` for LLVM: numba still types and lowers it once,
     but each caller gets the body inlined, so it optimises with the caller's loop (array
@@ -130,6 +189,7 @@ def helper(
             opts["_nrt"] = False
         if not python:
             opts["no_cpython_wrapper"] = True
+            opts["pipeline_class"] = _HelperCompiler
         if hot:
             opts["forceinline"] = True
         disp = _typed_without_literals(numba.njit(**opts)(f))
