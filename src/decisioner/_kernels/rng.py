@@ -23,7 +23,7 @@ _S11 = np.uint64(11)
 _INV53 = 1.0 / 9007199254740992.0  # 2**-53
 
 
-@helper(python=True, hot=True)
+@helper(hot=True)
 def mix64(z: np.uint64) -> np.uint64:
     """splitmix64 finaliser: a bijective avalanche of one 64-bit word."""
     z = (z ^ (z >> _S30)) * _M1
@@ -31,7 +31,7 @@ def mix64(z: np.uint64) -> np.uint64:
     return z ^ (z >> _S31)
 
 
-@helper(python=True, hot=True)
+@helper(hot=True)
 def rng_next(state: np.ndarray) -> np.uint64:
     """Next 64-bit word; advances ``state[0]``."""
     z = state[0] + _GOLDEN
@@ -39,7 +39,7 @@ def rng_next(state: np.ndarray) -> np.uint64:
     return mix64(z)
 
 
-@helper(python=True, hot=True)
+@helper(hot=True)
 def rng_uniform(state: np.ndarray) -> float:
     """Uniform float64 in [0, 1) with 53 random bits."""
     return float(rng_next(state) >> _S11) * _INV53
@@ -80,7 +80,7 @@ def rng_gamma(state: np.ndarray, shape: float) -> float:
             return d * v * boost
 
 
-@helper(python=True)
+@helper
 def rng_beta(state: np.ndarray, a: float, b: float) -> float:
     """Beta(a, b) as X / (X + Y) with X ~ Gamma(a), Y ~ Gamma(b)."""
     x = rng_gamma(state, a)
