@@ -136,7 +136,7 @@ def affinity_merge(
 
     Assumes: dst != src, both valid rows. O(K^2).
     """
-    now = max(t[dst], t[src])
+    now = t[src] if t[src] > t[dst] else t[dst]
     _decay_row(fid, score, t, dst, now, hl)
     _decay_row(fid, score, t, src, now, hl)
     t[dst] = now

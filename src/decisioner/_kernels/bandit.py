@@ -563,7 +563,7 @@ def posterior_top_k(
         while pos > 0 and v > vals[pos - 1]:
             pos -= 1
         if pos < k:
-            last = min(filled, k - 1)
+            last = k - 1 if k - 1 < filled else filled
             for q in range(last, pos, -1):
                 vals[q] = vals[q - 1]
                 out_idx[q] = out_idx[q - 1]
@@ -640,7 +640,7 @@ def arm_select(
                     return j, w / z
         return last, math.exp((means[last] - top) / param) / z
     # UCB1
-    log_total = math.log(max(total, 1.0))
+    log_total = math.log(1.0 if 1.0 > total else total)
     pick = -1
     best_u = -np.inf
     for j in range(n):
@@ -678,9 +678,11 @@ def arm_stats_update(
         pos = ring_meta[0]
         if ring_meta[1] == w:
             old = ring_arm[pos]
-            counts[old] = max(counts[old] - ring_val[pos, 0], 0.0)
+            c = counts[old] - ring_val[pos, 0]
+            counts[old] = 0.0 if 0.0 > c else c
             sums[old] -= ring_val[pos, 1]
-            sumsq[old] = max(sumsq[old] - ring_val[pos, 2], 0.0)
+            q = sumsq[old] - ring_val[pos, 2]
+            sumsq[old] = 0.0 if 0.0 > q else q
         else:
             ring_meta[1] += 1
         ring_arm[pos] = arm
@@ -720,11 +722,14 @@ def rank_slate(
     Assumes: ``state`` uint64[1]; 0 <= param (<= 1 for epsilon); tau > 0. O(n_slots * n_pool).
     """
     m = n_pool
-    filled = min(n_slots, m)
+    filled = m if m < n_slots else n_slots
     # work on a copy so the caller's pool stays sorted; removal keeps order (best first)
-    idx = pool[:m].copy()
-    sc = pool_scores[:m].copy()
-    weights = np.empty(m, dtype=np.float64)
+    idx = np.empty(m, dtype=np.int64)
+    sc = np.empty(m)
+    for j in range(m):
+        idx[j] = pool[j]
+        sc[j] = pool_scores[j]
+    weights = np.empty(m)
     for s in range(filled):
         remaining = m - s
         pick = 0

@@ -1245,7 +1245,7 @@ def graph_compact_edges(edges: np.ndarray, ev_head: np.ndarray, meta: np.ndarray
     the edge arrays and every node's list head: callers hold the graph exclusively. In place,
     O(edges + n_nodes).
     """
-    n_edges = int(meta[C_EDGES])
+    n_edges: int = meta[C_EDGES]
     for x in range(n_nodes):
         ev_head[x] = -1
     k = 0
