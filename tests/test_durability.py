@@ -5,12 +5,14 @@ saves are removed by the directory's writer."""
 from __future__ import annotations
 
 import re
+import shutil
+import warnings
 from pathlib import Path
 
 import pytest
 
 from decisioner import Engine
-from decisioner.errors import DecisionerWarning, SnapshotDamagedError
+from decisioner.errors import DecisionerError, DecisionerWarning, SnapshotDamagedError
 from statecheck import assert_same, engine_state
 from test_stages import KEY, engine, feed
 
@@ -76,11 +78,49 @@ def test_the_writer_removes_leftovers_of_crashed_saves(tmp_path: Path) -> None:
     _durable_with_two_saves(d).detach_log()
     (d / ".tmp-snapshot-dead").mkdir()
     (d / ".tmp-snapshot-dead" / "arrays.npz").write_bytes(b"x" * 1000)
-    (d / "snapshot-000000000000001-deadbeef").mkdir()  # renamed in, never published
+    (d / "snapshot-999999999999999-deadbeef").mkdir()  # renamed in, never published
+    (d / "snapshot-000000000000001-0ld0ne00").mkdir()  # older and unnamed: maybe a lost fallback
     (d / "CURRENT.tmp").write_text("half")
     (d / "events.tmp").write_bytes(b"")
     for flush in ("off", "event"):
         back = Engine.open(d, hash_key=KEY, flush=flush)  # type: ignore[arg-type]
         back.detach_log()
         names = {p.name for p in d.iterdir()}
-        assert not {".tmp-snapshot-dead", "snapshot-000000000000001-deadbeef", "CURRENT.tmp", "events.tmp"} & names
+        assert not {".tmp-snapshot-dead", "snapshot-999999999999999-deadbeef", "CURRENT.tmp", "events.tmp"} & names
+        assert "snapshot-000000000000001-0ld0ne00" in names  # opening deletes nothing that may hold data
+
+
+@pytest.mark.parametrize("how", ["delete", "flip"])
+def test_damage_to_any_file_is_never_a_wrong_state_nor_a_deletion(tmp_path: Path, how: str) -> None:
+    """Each file of a durable directory (both snapshots' files, the pointers, both logs) deleted
+    or with a byte flipped: the directory either opens to exactly the live state or refuses with
+    a decisioner error; no file is deleted or cut by the attempt."""
+    src = tmp_path / "src"
+    live = _durable_with_two_saves(src)
+    live.detach_log()
+    want = engine_state(live)
+    files = sorted(p.relative_to(src) for p in src.rglob("*") if p.is_file() and p.name != "LOCK")
+    assert len(files) >= 13
+    for rel in files:
+        d = tmp_path / f"{how}-{str(rel).replace('/', '_')}"
+        shutil.copytree(src, d)
+        target = d / rel
+        if how == "delete":
+            target.unlink()
+        else:
+            data = bytearray(target.read_bytes())
+            if not data:
+                continue
+            data[len(data) // 2] ^= 0x5A
+            target.write_bytes(bytes(data))
+        before = {p.relative_to(d): p.read_bytes() for p in d.rglob("*") if p.is_file() and p.name != "LOCK"}
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DecisionerWarning)
+                back = Engine.open(d, hash_key=KEY, flush="off")
+        except DecisionerError:
+            pass
+        else:
+            assert_same(want, engine_state(back)), rel
+        after = {p.relative_to(d): p.read_bytes() for p in d.rglob("*") if p.is_file() and p.name != "LOCK"}
+        assert after == before, f"{how} {rel}: opening changed the files"

@@ -158,15 +158,18 @@ def open_engine(
     log_path = root / LOG_NAME
     if flush != "off":
         engine.attach_log(log_path, flush=flush, fsync=fsync, interval_ms=interval_ms)
-        clean_leftovers(root)  # this engine is the directory's writer now
+        if not fallback:  # after a fallback everything stays for inspection
+            clean_leftovers(root, older=False)  # this engine is the directory's writer now
         return engine
     engine.replay_records(engine.journal.recover(log_path))  # what the log holds; then log nothing more
+    if fallback:
+        return engine
     try:
         lock = DirectoryLock(root)
     except LogLockedError:  # another process writes there: its save may be in progress
         return engine
     try:
-        clean_leftovers(root)
+        clean_leftovers(root, older=False)
     finally:
         lock.release()
     return engine

@@ -109,17 +109,32 @@ def _publish(root: Path, pointer: str, name: str) -> None:
     os.replace(tmp, root / pointer)
 
 
-def clean_leftovers(root: str | Path) -> list[str]:
+def _ops_of(name: str) -> int:
+    """The admission count in a snapshot's name (``snapshot-<ops>-<nonce>``), -1 if none."""
+    part = name.split("-")
+    return int(part[1]) if len(part) == 3 and part[1].isdigit() else -1
+
+
+def clean_leftovers(root: str | Path, *, older: bool = True) -> list[str]:
     """Remove what crashed saves left under ``root``: temporary directories and files, and
-    snapshots that neither ``CURRENT`` nor ``PREVIOUS`` names. Returns the names removed. Call it only as the
-    directory's writer (holding its lock): another writer's save in progress looks the same."""
+    snapshots that neither ``CURRENT`` nor ``PREVIOUS`` names. Returns the names removed. Call it
+    only as the directory's writer (holding its lock): another writer's save in progress looks
+    the same.
+
+    ``older=False`` keeps unnamed snapshots older than ``CURRENT`` (a reader that finds
+    ``PREVIOUS`` lost must not delete what may be the fallback); a save drops them.
+    """
     root = Path(root)
     if not root.is_dir():
         return []
-    live = {_current(root), _current(root, "PREVIOUS")}
+    live = _current(root)
+    named = {live, _current(root, "PREVIOUS")}
+    intact = live is not None and (root / live).is_dir()  # else no snapshot is known to be stale
+    floor = _ops_of(live) if intact and not older else -1
     removed = []
     for p in root.iterdir():
-        if p.name.startswith(".tmp-snapshot-") or (p.name.startswith("snapshot-") and p.name not in live):
+        stale = intact and p.name.startswith("snapshot-") and p.name not in named and _ops_of(p.name) >= floor
+        if p.name.startswith(".tmp-snapshot-") or stale:
             shutil.rmtree(p, ignore_errors=True)
             removed.append(p.name)
         elif p.name.endswith(".tmp") and p.is_file():  # a pointer or log file replaced half-way
