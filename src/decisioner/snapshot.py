@@ -130,7 +130,7 @@ def clean_leftovers(root: str | Path, *, older: bool = True) -> list[str]:
     live = _current(root)
     named = {live, _current(root, "PREVIOUS")}
     intact = live is not None and (root / live).is_dir()  # else no snapshot is known to be stale
-    floor = _ops_of(live) if intact and not older else -1
+    floor = _ops_of(live) if live is not None and intact and not older else -1
     removed = []
     for p in root.iterdir():
         stale = intact and p.name.startswith("snapshot-") and p.name not in named and _ops_of(p.name) >= floor
