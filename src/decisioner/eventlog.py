@@ -312,17 +312,22 @@ class EventLog:
         """Start an empty log (after a snapshot has taken everything in it)."""
         with self._lock:
             self._buf.clear()
-            tmp = self.path.with_suffix(".tmp")
-            with open(tmp, "wb") as fh:
-                fh.write(HEADER.pack(LOG_MAGIC, LOG_VERSION))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-            fsync_dir(self.path.parent)
-            os.close(self._fd)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
-            self.records_ = 0
-            self.bytes_ = 0
+            self._start_empty()
+
+    def _start_empty(self) -> None:
+        """Replace the file with an empty log (header only) and append there from now on; the
+        caller holds ``_lock``."""
+        tmp = self.path.with_suffix(".tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(HEADER.pack(LOG_MAGIC, LOG_VERSION))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+        fsync_dir(self.path.parent)
+        os.close(self._fd)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        self.records_ = 0
+        self.bytes_ = 0
 
     def rotate(self, to: str | Path) -> None:
         """Move the records so far to ``to`` (replacing it) and go on in an empty log, so that
@@ -339,17 +344,7 @@ class EventLog:
             link.unlink(missing_ok=True)
             os.link(self.path, link)
             os.replace(link, to)
-            tmp = self.path.with_suffix(".tmp")
-            with open(tmp, "wb") as fh:
-                fh.write(HEADER.pack(LOG_MAGIC, LOG_VERSION))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-            fsync_dir(self.path.parent)
-            os.close(self._fd)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
-            self.records_ = 0
-            self.bytes_ = 0
+            self._start_empty()
 
     def __iter__(self) -> Iterator[bytes]:
         self.flush_now()
