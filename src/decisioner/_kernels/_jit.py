@@ -43,9 +43,13 @@ _ENV_PREFIX = "_ZN08NumbaEnv"  # numba's name for a function's environment globa
 
 
 class _LinkOnlyLibrary(JITCodeLibrary):
-    """The code library of a helper without a Python entry point: optimised LLVM IR that each
-    calling kernel links in (and inlines or compiles as part of its own machine code), never
-    machine code of its own, which nothing would run (about a tenth of a cold ``warm_up()``).
+    """The code library of a helper without a Python entry point: LLVM IR that each calling
+    kernel links in and compiles as part of its own machine code, never machine code of its
+    own, which nothing would run. The IR gets numba's function-level optimisation only: the
+    module-level pipeline (inlining, loop passes, vectorisation) runs where the code runs, in
+    each kernel's module, whose inliner optimises callees before inlining them, so a helper's
+    own module-level pass was repeated work. Both together save about a tenth of a cold
+    ``warm_up()``.
 
     Only the helper's environment global goes to the execution engine (numba writes the
     environment's address there). The cache stores the IR (numba's bitcode form); a helper
@@ -72,6 +76,9 @@ class _LinkOnlyLibrary(JITCodeLibrary):
             lib._codegen._add_module(stub)
             lib._codegen._engine.finalize_object()
         lib._finalized = True
+
+    def _optimize_final_module(self) -> None:
+        pass  # see the class docstring: the calling kernels' module pipeline does it
 
     def get_pointer_to_function(self, name: str) -> int:
         lib: Any = self
