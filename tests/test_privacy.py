@@ -16,7 +16,7 @@ from decisioner.catalog import Catalog
 from decisioner.config import load_config_dict
 from decisioner.errors import NotReadyError, SchemaError
 from decisioner.journal import ForgetOp, decode_record, read_records
-from decisioner.profiles import CONSENT_PERSONALIZATION
+from decisioner.consent.store import CHANNEL, PURPOSE
 
 T0 = 1_700_000_000_000
 KEY = "5e" * 16
@@ -55,7 +55,7 @@ def test_forget_a_person_wipes_the_profile_and_sticks() -> None:
     # the next event with the same identifiers does not bring the person back ...
     r2 = eng.track(view({"email": "ADA@example.com", "cookie": "c-new"}, "bags-1", T0 + 3))
     assert eng.profile_row({"email": "ada@example.com"}) == -1 and eng.profile_row({"cookie": "c-new"}) == -1
-    assert not eng.profiles.allows(r2, CONSENT_PERSONALIZATION)  # the scratch row: not profiled
+    assert not eng.consent.allows(r2, PURPOSE["personalization"], CHANNEL["web"])  # the scratch row: not profiled
     d = eng.decide(view({"cookie": "c1"}, "bags-1", T0 + 4), placement="home")
     assert not d.personalized and eng.identity.metrics()["suppressed_events"] == 2
     # ... nor does a batch load of the same identifier
@@ -124,7 +124,7 @@ def test_export_lists_everything_held() -> None:
     assert "ada@example.com" not in repr(out)
     assert [(e["time"], e["source"], e["linked"]) for e in out["evidence"]] == [(T0, "web", True)]
     assert out["purchased"] == ["shoes-2"] and out["events"] == 3
-    assert out["consent"] == {"personalization": True, "analytics": True, "marketing": True}
+    assert all(all(on.values()) for on in out["consent"].values()) and out["consent_history"] == []
     assert {x["decision_id"] for x in out["decisions"]} == {d.decision_id}
     assert (out["interests"] and out["interests"][0][0].startswith("category=")) or out["interests"]
     eng.forget(row=out["profile"])
@@ -148,7 +148,7 @@ def test_unlink_and_split_follow_the_profile_state_rule() -> None:
     assert out["row"] == row and len(out["new_rows"]) == 2
     assert eng.profile_row({"user_id": "u1"}) == row and int(eng.profiles.events_[row]) == events
     for r in out["new_rows"]:
-        assert eng.profiles.events_[r] == 0 and eng.profiles.consent_[r] == eng.profiles.consent_[row]
+        assert eng.profiles.events_[r] == 0 and eng.consent.allow_[r] == eng.consent.allow_[row]
     eng.track(view(ids, "shoes-1", T0 + 3))  # do-not-link: c1 stays apart
     assert eng.profile_row({"cookie": "c1"}) != row
     # split: two emails glued by one phone go apart

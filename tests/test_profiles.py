@@ -1,23 +1,16 @@
-"""ProfileStore: decayed sparse affinity, purchases ring, consent bits, merge and growth."""
+"""ProfileStore: decayed sparse affinity, purchases ring, merge and growth (consent: test_consent.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from decisioner.profiles import (
-    CONSENT_ANALYTICS,
-    CONSENT_BITS,
-    CONSENT_MARKETING,
-    CONSENT_PERSONALIZATION,
-    ProfileStore,
-)
+from decisioner.profiles import ProfileStore
 
 DAY = 86_400_000
 T0 = 1_700_000_000_000
 H = 10 * DAY  # half-life of facet values 0..3
 HL = np.array([H, H, H, H, 2 * H, 2 * H], dtype=np.float64)  # values 4, 5: twice as long
-ALL = CONSENT_PERSONALIZATION | CONSENT_ANALYTICS | CONSENT_MARKETING
 
 
 
@@ -109,15 +102,13 @@ def test_read_ties_break_by_facet_value() -> None:
     assert st.read(0, T0, HL)[0].tolist() == [1, 2, 3]
 
 
-def test_merge_folds_affinity_purchases_consent_activity() -> None:
+def test_merge_folds_affinity_purchases_activity() -> None:
     st = ProfileStore(slots=8, purchased_slots=4, capacity=4)
     upd(st, 0, [0, 1], [2.0, 1.0], T0)  # dst, older
     upd(st, 1, [1, 2], [1.0, 4.0], T0 + H)  # src, later
     st.add_purchase(0, 7)
     st.add_purchase(1, 8)
     st.add_purchase(1, 7)
-    st.set_consent(0, {"marketing": False})
-    st.set_consent(1, {"analytics": False})
     st.touch(0, T0)
     st.touch(1, T0 + H)
     st.touch(1, T0 + H)
@@ -125,11 +116,10 @@ def test_merge_folds_affinity_purchases_consent_activity() -> None:
     assert st.t_[0] == T0 + H  # decayed to the later time
     assert as_dict(st, 0, T0 + H) == {2: 4.0, 1: 1.5, 0: 1.0}  # 1*0.5 + 1, 2*0.5
     assert sorted(x for x in st.purchased(0).tolist() if x >= 0) == [7, 8]
-    assert st.consent_[0] == CONSENT_PERSONALIZATION  # most restrictive of both
     assert st.last_seen_[0] == T0 + H and st.events_[0] == 3
     # the source row is a new profile again
     assert as_dict(st, 1, T0 + H) == {} and st.t_[1] == 0
-    assert (st.purchased(1) == -1).all() and st.consent_[1] == ALL and st.events_[1] == 0
+    assert (st.purchased(1) == -1).all() and st.events_[1] == 0
 
 
 def test_merge_into_an_empty_row() -> None:
@@ -145,24 +135,6 @@ def test_merge_keeps_the_strongest_slots_when_over_capacity() -> None:
     upd(st, 1, [2, 3], [3.0, 0.5], T0)
     st.merge(0, 1, HL)
     assert as_dict(st, 0, T0) == {0: 5.0, 2: 3.0}
-
-
-def test_consent_set_and_withdraw() -> None:
-    st = ProfileStore(capacity=2)
-    assert CONSENT_BITS == {"personalization": 1, "analytics": 2, "marketing": 4}
-    assert st.consent_[0] == ALL and st.allows(0, CONSENT_PERSONALIZATION)
-    st.set_consent(0, {"personalization": False, "unknown-purpose": False})
-    assert not st.allows(0, CONSENT_PERSONALIZATION) and st.allows(0, CONSENT_MARKETING)
-    assert st.consent_[0] == CONSENT_ANALYTICS | CONSENT_MARKETING
-    st.set_consent(0, {"personalization": True})
-    assert st.consent_[0] == ALL
-    off = ProfileStore(capacity=2, default_consent=False)
-    assert off.consent_[1] == 0 and not off.allows(1, CONSENT_ANALYTICS)
-    off.ensure(10)
-    assert (off.consent_ == 0).all()
-    off.set_consent(3, {"analytics": True})
-    off.clear(3)
-    assert off.consent_[3] == 0
 
 
 def test_purchases_ring() -> None:
@@ -188,7 +160,6 @@ def test_ensure_growth_preserves_rows() -> None:
     st = ProfileStore(slots=4, purchased_slots=2, capacity=2)
     upd(st, 1, [0, 5], [1.0, 2.0], T0)
     st.add_purchase(1, 9)
-    st.set_consent(1, {"marketing": False})
     st.touch(1, T0)
     before = {name: getattr(st, name)[:2].copy() for name in st._ARRAYS}
     st.ensure(2)  # no-op
@@ -200,7 +171,7 @@ def test_ensure_growth_preserves_rows() -> None:
         assert new.shape[0] == 16 and new.dtype == old.dtype
         assert np.array_equal(new[:2], old), name
     assert (st.fid_[2:] == -1).all() and (st.score_[2:] == 0).all() and (st.purchased_[2:] == -1).all()
-    assert (st.consent_[2:] == ALL).all() and (st.t_[2:] == 0).all()
+    assert (st.t_[2:] == 0).all()
     assert as_dict(st, 1, T0) == {5: 2.0, 0: 1.0}
     upd(st, 15, [1], [1.0], T0)
     assert as_dict(st, 15, T0) == {1: 1.0}
@@ -212,5 +183,5 @@ def test_clear_and_sizes() -> None:
     st.add_purchase(0, 1)
     st.clear(0)
     assert as_dict(st, 0, T0) == {} and st.purchased(0).tolist() == [-1, -1]
-    # 4 slots x (4 + 4 bytes) + t 8 + purchases 2x4 + pos 4 + consent 1 + last_seen 8 + events 8
-    assert st.nbytes_per_profile() == 32 + 8 + 8 + 4 + 1 + 8 + 8
+    # 4 slots x (4 + 4 bytes) + t 8 + purchases 2x4 + pos 4 + last_seen 8 + events 8
+    assert st.nbytes_per_profile() == 32 + 8 + 8 + 4 + 8 + 8

@@ -54,6 +54,7 @@ EXTRA_FIELDS: dict[str, dict[str, Any]] = {
     "coupon_redeem": {"coupon": "SAVE10"},
     "download": {"item": "brochure"},
     "identify": {"ids": {"cookie": "c-1", "email": "ada@example.com"}},
+    "consent": {"gpc": True, "channel": "cmp"},
 }
 
 
@@ -61,7 +62,7 @@ def test_event_types_are_fixed_and_ordered() -> None:
     # the index is the event-type code used by kernels: append only
     assert EVENT_TYPES == (
         "view", "click", "ad_click", "email_open", "email_click", "add_to_cart", "purchase",
-        "return", "service_call", "coupon_redeem", "download", "identify",
+        "return", "service_call", "coupon_redeem", "download", "identify", "consent",
     )
     assert set(EXTRA_FIELDS) == set(EVENT_TYPES)
 

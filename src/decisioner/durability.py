@@ -40,6 +40,7 @@ def engine_state(engine: Engine) -> dict[str, ComponentState]:
     return {
         "identity": (engine.identity.to_arrays(), {}),
         "profiles": engine.profiles.to_state(),
+        "consent": engine.consent.to_state(),
         "people": engine.people.to_state(),
         "popularity": engine.scorer.to_state(),
         "experiments": engine.experiments_.to_state(),
@@ -56,6 +57,7 @@ def load_engine_state(engine: Engine, states: dict[str, ComponentState]) -> None
     catalog (the identity graph comes through the constructor)."""
     engine.tracker.sync_rows()
     engine.profiles.load_state(states["profiles"])
+    engine.consent.load_state(states["consent"])
     engine.people.load_state(states["people"])
     engine.scorer.load_state(states["popularity"])
     engine.experiments_.load_state(states["experiments"])

@@ -27,6 +27,7 @@ from ._kernels.rng import seed_state
 from .allocation.experiments import HOLDOUT, NOT_ENROLLED, ExperimentRuntime
 from .catalog import Catalog
 from .config import EngineConfig, load_config
+from .consent.store import PURPOSE, PURPOSES, ConsentStore, cell
 from .decisionlog import DecisionLog
 from .eventlog import EventLog, FlushPolicy, LogRecovery
 from .hashing import resolve_key
@@ -36,13 +37,18 @@ from .outcomes import Outcomes, Pending, PendingOutcomes
 from .people import People
 from .placements import ItemInputs, Placement, Placements
 from .privacy import PersonStores, PrivacyOp
-from .profiles import CONSENT_PERSONALIZATION, ProfileStore, half_lives
+from .profiles import ProfileStore, half_lives
 from .schemas import Decision, Event, Outcome, Reason, SlotChoice, decode_event, decode_outcome
 from .scoring import AffinityScorer
 from .snapshot import ComponentState
-from .tracking import Tracker
+from .tracking import Checked, Tracker
 
 __all__ = ["Engine"]
+
+_PERSONALIZATION = PURPOSE["personalization"]
+_ANALYTICS = PURPOSE["analytics"]
+_NO_ITEMS = np.empty(0, dtype=np.int64)
+_NO_SCORES = np.empty(0, dtype=np.float64)
 
 
 class Engine:
@@ -88,6 +94,7 @@ class Engine:
         key = resolve_key(config.identity.hash_key, config.identity.hash_key_env)
         self.identity = identity if identity is not None else IdentityGraph(key, spec=config.identity)
         self.profiles = ProfileStore.from_spec(config.profiles)
+        self.consent = ConsentStore(config.consent, default_consent=config.profiles.default_consent)
         self.people = People()
         self.scorer = AffinityScorer(catalog, config.scoring)
         self.half_lives_ = half_lives(config.profiles, catalog)
@@ -102,9 +109,9 @@ class Engine:
         self._inputs = ItemInputs(self.profiles, catalog, self.half_lives_)  # the decide kernel's scratch (writer)
         self.seq_ = 0  # decisions made
         self.stores = PersonStores(
-            identity=self.identity, profiles=self.profiles, people=self.people, decision_log=self.decision_log,
-            experiments=self.experiments_, catalog=catalog, half_lives=self.half_lives_, placements=self.placements_,
-            instance=instance,
+            identity=self.identity, profiles=self.profiles, consent=self.consent, people=self.people,
+            decision_log=self.decision_log, experiments=self.experiments_, catalog=catalog, half_lives=self.half_lives_,
+            placements=self.placements_, instance=instance,
         )
         self.tracker = Tracker(config, self.stores, self.scorer)
 
@@ -131,12 +138,12 @@ class Engine:
             On malformed events or unknown items; nothing is changed then.
         """
         ev = decode_event(event, max_bytes=self.config.limits.max_payload_bytes)
-        keys, types, items = self.tracker.validate(ev)
+        checked = self.tracker.validate(ev)
         with self.journal.lock:
-            return self._track(ev, keys, types, items, TrackOp(self._hashed(ev, keys)))
+            return self._track(ev, checked, TrackOp(self._hashed(ev, checked.keys)))
 
-    def _track(self, ev: Event, keys: np.ndarray, types: np.ndarray, items: list[int], op: Operation) -> int:
-        return self.journal.run(op, lambda: self.tracker.apply(ev, keys, types, items)[0])
+    def _track(self, ev: Event, checked: Checked, op: Operation) -> int:
+        return self.journal.run(op, lambda: self.tracker.apply(ev, checked)[0])
 
     def _hashed(self, ev: Any, keys: np.ndarray) -> Any:
         """The event as logged: identifier values replaced by their keyed hashes."""
@@ -174,33 +181,41 @@ class Engine:
         t0 = _time.perf_counter_ns()
         pl = self.placements_.get(placement)
         ev = decode_event(event, max_bytes=self.config.limits.max_payload_bytes)
-        keys, types, items = self.tracker.validate(ev)
+        checked = self.tracker.validate(ev)
         with self.journal.lock:
-            return self._decide(pl, ev, keys, types, items, t0, DecideOp(placement, self._hashed(ev, keys)))
+            return self._decide(pl, ev, checked, t0, DecideOp(placement, self._hashed(ev, checked.keys)))
 
-    def _decide(
-        self, base: Placement, ev: Event, keys: np.ndarray, types: np.ndarray, items: list[int], t0: int, op: Operation
-    ) -> Decision:
+    def _decide(self, base: Placement, ev: Event, checked: Checked, t0: int, op: Operation) -> Decision:
         payload = self.journal.encode(op)
         rt = self.experiments_
-        unit = f"{int(keys.min()):016x}" if rt.active else ""
+        unit = f"{int(checked.keys.min()):016x}" if rt.active else ""
         pending = base.kind == "recommendation"  # the fused kernel applies the interest update
-        row, fvs, wts = self.tracker.apply(ev, keys, types, items, defer_interest=pending)
+        ch = base.channel
+        row, fvs, wts = self.tracker.apply(ev, checked, channel=ch, defer_interest=pending)
         person = self.people.person_of(row)
         seq = self.seq_
         self.seq_ = seq + 1
         state = seed_state(self.seed, seq)
-        personalized = self.profiles.allows(row, CONSENT_PERSONALIZATION)
+        allowed = int(self.consent.allow_[row])
+        personalized = bool(allowed >> cell(_PERSONALIZATION, ch) & 1)
+        analytics = allowed >> cell(_ANALYTICS, ch) & 1
         pl, code = base, NOT_ENROLLED
         if rt.active:
             pl, code = self._allocation(base, row, unit)
-        context = pl.context(ev.attrs)
-        if pl.kind == "recommendation":
+        context = pl.context(ev.attrs if personalized else {})
+        refused = base.requires & ~allowed
+        if refused:
+            if fvs.shape[0]:  # the event's interest update, which the kernel would have applied
+                self.profiles.update(row, fvs, wts, ev.time, self.half_lives_)
+            idx, sc, pr, n_cand = _NO_ITEMS, _NO_SCORES, _NO_SCORES, 0
+            names = "/".join(p for i, p in enumerate(PURPOSES) if refused >> cell(i, ch) & 1)
+            reasons = [Reason(kind="consent", detail=f"no {names} consent on {base.spec.channel}: no content")]
+        elif pl.kind == "recommendation":
             (idx, sc, pr), n_cand, reasons = pl.choose_items(
                 self._inputs, row, ev.time, personalized, state, fvs, wts, self.scorer
             )
         else:
-            chosen, n_cand, reasons = pl.choose_arm(ev.time, state, context)
+            chosen, n_cand, reasons = pl.choose_arm(ev.time, state, context, personalized=personalized)
             idx = np.array([c for c, _, _ in chosen], dtype=np.int64)
             sc = np.array([x for _, x, _ in chosen], dtype=np.float64)
             pr = np.array([p for _, _, p in chosen], dtype=np.float64)
@@ -209,20 +224,28 @@ class Engine:
             SlotChoice(content=contents[c], score=x, propensity=p)
             for c, x, p in zip(idx.tolist(), sc.tolist(), pr.tolist())
         ]
-        handle = self.decision_log.append(
-            seq=seq, time=ev.time, person=person, placement=pl.index, contents=idx, scores=sc, propensities=pr,
-            candidates=n_cand, experiment=base.experiment if code != HOLDOUT else -1, variant=code,
-        )
         variant: str | None = None
+        if analytics:
+            handle = self.decision_log.append(
+                seq=seq, time=ev.time, person=person, placement=pl.index, contents=idx, scores=sc, propensities=pr,
+                candidates=n_cand, experiment=base.experiment if code != HOLDOUT else -1, variant=code,
+            )
+            unlogged: tuple[int, ...] = ()
+        else:  # no analytics consent: no log row, only what joining a reward needs
+            handle, unlogged = -1, tuple(idx.tolist())
         if code != NOT_ENROLLED:
-            rt.exposures.append(seq, ev.time, base.experiment, code, person)
+            if analytics:
+                rt.exposures.append(seq, ev.time, base.experiment, code, person)
             variant = rt.variant_name(base.experiment, code)
             exp_name = self.config.experiments[base.experiment].name if base.experiment >= 0 else "global"
             reasons.append(Reason(kind="experiment", detail=f"{exp_name}:{variant}"))
         decision_id = f"{self.instance}-{seq}"
         self.pending_.add(
             decision_id,
-            Pending(pl.index, handle, len(slots), code, 0.0, None if context is None else context.tolist(), ev.time),
+            Pending(
+                pl.index, handle, len(slots), code, 0.0, None if context is None else context.tolist(), ev.time,
+                contents=unlogged,
+            ),
         )
         self.journal.admit(op, payload)
         return Decision(
@@ -428,12 +451,10 @@ class Engine:
         with self.journal.lock:
             if isinstance(op, (TrackOp, DecideOp)):
                 ev = op.event
-                keys, types, items = self.tracker.validate(ev, hashed=True)
+                checked = self.tracker.validate(ev, hashed=True)
                 if isinstance(op, TrackOp):
-                    return self._track(ev, keys, types, items, op)
-                return self._decide(
-                    self.placements_.get(op.placement), ev, keys, types, items, _time.perf_counter_ns(), op
-                )
+                    return self._track(ev, checked, op)
+                return self._decide(self.placements_.get(op.placement), ev, checked, _time.perf_counter_ns(), op)
             if isinstance(op, ObserveOp):
                 return self._observe(op.outcome, op)
             if isinstance(op, InventoryOp):

@@ -68,6 +68,9 @@ class Pending(NamedTuple):
     context: list[float] | None
     time: int  # the decision's event time (epoch ms)
     received: int = 0  # bit ``outcome_code(slot, kind)`` set for each outcome joined so far
+    #: the slots' contents when the decision has no decision-log rows (``handle`` -1: the person
+    #: refused analytics), which is all joining a reward needs
+    contents: tuple[int, ...] = ()
 
 
 class PendingOutcomes:
@@ -160,6 +163,8 @@ class PendingOutcomes:
             # id and the first six fields of each entry, as snapshots held them before the
             # attribution window (a reader of that layout ignores the rest)
             "items": [[k, *v[:6]] for k, v in items.items()],
+            # (entry, contents) of the decisions without decision-log rows
+            "unlogged": [[i, list(e.contents)] for i, e in enumerate(items.values()) if e.handle < 0],
             "now": self.now_,
             "duplicates": self.duplicates_,
             "expired": self.expired_,
@@ -179,8 +184,9 @@ class PendingOutcomes:
         received = [0] * len(items)
         for i, c in np.asarray(arrays.get("received", np.zeros((0, 2), np.int64))).tolist():
             received[i] |= 1 << c
+        unlogged = {int(i): tuple(int(c) for c in cs) for i, cs in meta.get("unlogged", [])}
         self._items = OrderedDict(
-            (k, Pending(placement, handle, n_slots, variant, reward, context, t[i], received[i]))
+            (k, Pending(placement, handle, n_slots, variant, reward, context, t[i], received[i], unlogged.get(i, ())))
             for i, (k, placement, handle, n_slots, variant, reward, context) in enumerate(items)
         )
         self.now_ = int(meta.get("now", NEVER))
@@ -251,7 +257,10 @@ class Outcomes:
         if entry is None or pending.expired(entry):
             raise UnknownDecisionError(self._not_pending(out.decision_id, "expired" if entry else None))
         plc, _ = self.placements.by_index(entry.placement).assigned(entry.variant)
-        logged = self.decision_log.rows("content", entry.handle, entry.n_slots)
+        if entry.handle < 0:
+            logged = np.array(entry.contents, dtype=np.int64)
+        else:
+            logged = self.decision_log.rows("content", entry.handle, entry.n_slots)
         slot = 0
         if out.content is not None:
             names = [plc.contents[int(c)] for c in logged]
@@ -290,7 +299,8 @@ class Outcomes:
         value = out.value if out.kind == "conversion" else 1.0
         learnt = 0.0
         if entry.n_slots:
-            self.decision_log.add_reward(entry.handle + slot, value)
+            if entry.handle >= 0:
+                self.decision_log.add_reward(entry.handle + slot, value)
             if plc.bandit is not None and plc.fixed < 0 and out.kind == plc.reward_kind:
                 # delayed reward, joined by decision id: the exposure was counted at decide time
                 plc.bandit.update_one(content, value, exposed=True, previous=entry.reward, context=entry.context)
@@ -307,7 +317,7 @@ class Outcomes:
             return
         times: list[int] = []
         for e in self.pending.values():
-            if e.n_slots:
+            if e.n_slots and e.handle >= 0:
                 times.append(int(self.decision_log.rows("time", e.handle, 1)[0]))
             else:
                 times.append(times[-1] if times else -1)

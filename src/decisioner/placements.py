@@ -25,6 +25,7 @@ A placement answers "which content, in which slots" once the person is known:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Final, Protocol
 
 import numpy as np
@@ -43,6 +44,7 @@ from .config import (
     PopularSpec,
     RandomSpec,
 )
+from .consent.store import CHANNEL, PURPOSE, cell
 from .errors import UnknownPlacementError
 from .profiles import ProfileStore
 from .rules import compile_rules
@@ -164,6 +166,17 @@ class Placement:
     out: tuple[np.ndarray, ...] = ()
     counts: np.ndarray = field(default_factory=lambda: np.zeros(D.N_COUNTS, dtype=np.int64))
 
+    @cached_property
+    def channel(self) -> int:
+        """The consent channel index of ``spec.channel``."""
+        return CHANNEL[self.spec.channel]
+
+    @cached_property
+    def requires(self) -> int:
+        """The consent cells its content needs besides personalization (``spec.purposes`` on
+        its channel)."""
+        return sum(1 << cell(PURPOSE[p], self.channel) for p in set(self.spec.purposes))
+
     @property
     def allocator(self) -> Allocator:
         return self.bandit if self.bandit is not None else _Stateless()
@@ -255,12 +268,23 @@ class Placement:
         return (out_idx[:n], out_score[:n], out_prop[:n]), n_cand, reasons
 
     def choose_arm(
-        self, now: int, state: np.ndarray, context: np.ndarray | None
+        self, now: int, state: np.ndarray, context: np.ndarray | None, *, personalized: bool = True
     ) -> tuple[list[tuple[int, float, float]], int, list[Reason]]:
-        """A campaign decision: ``[(experience, score, propensity)]``, candidates, reasons."""
+        """A campaign decision: ``[(experience, score, propensity)]``, candidates, reasons.
+        Without personalization consent the live ``default`` experience is shown if there is
+        one (reason ``consent``); otherwise the policy chooses as for anyone (``context`` is
+        then built from no attribute of the person)."""
         eligible = self.eligible_experiences(now)
         n_cand = int(eligible.sum())
+        if not personalized and self.default >= 0 and eligible[self.default]:
+            return (
+                [(self.default, 0.0, 1.0)],
+                n_cand,
+                [Reason(kind="consent", detail="no personalization consent: default content")],
+            )
         reasons = [Reason(kind="policy", detail=self.policy_name)]
+        if not personalized:
+            reasons.append(Reason(kind="consent", detail="no personalization consent: not personalized"))
         if n_cand == 0:
             if self.default >= 0 and self.spec.fallback:
                 return (

@@ -36,11 +36,12 @@ from .errors import SchemaError
 from .identity import IdentityGraph
 from .identity.graph import UnmergeResult
 from .journal import ExpireOp, ForgetOp, SplitOp, UnlinkOp
-from .profiles import CONSENT_BITS, ProfileStore
+from .profiles import ProfileStore
 
 if TYPE_CHECKING:
     from .allocation.experiments import ExperimentRuntime
     from .catalog import Catalog
+    from .consent.store import ConsentStore
     from .decisionlog import DecisionLog
     from .people import People
     from .placements import Placements
@@ -57,6 +58,7 @@ class PersonStores:
 
     identity: IdentityGraph
     profiles: ProfileStore
+    consent: ConsentStore
     people: People
     decision_log: DecisionLog
     experiments: ExperimentRuntime
@@ -164,7 +166,9 @@ def export(stores: PersonStores, ids: Mapping[str, str], *, now: int | None = No
         ``found`` (False when no identifier is linked; then also ``erased``: which of the given
         identifiers are tombstoned), ``person`` (stable id), ``merged_people`` (ids merged into
         it), ``profile`` (row), ``identifiers``, ``evidence``, ``interests``, ``purchased``,
-        ``consent``, ``last_seen``, ``events``, ``decisions``, ``experiments``.
+        ``consent`` (purpose -> channel -> allowed), ``consent_history`` (every change: time,
+        source, purpose, channel, old and new value, how it came), ``last_seen``, ``events``,
+        ``decisions``, ``experiments``.
 
     Raises
     ------
@@ -221,7 +225,8 @@ def export(stores: PersonStores, ids: Mapping[str, str], *, now: int | None = No
         "evidence": g.evidence_of(row),
         "interests": [(cat.fv_names[int(f)], float(s)) for f, s in zip(fids, scores)],
         "purchased": [cat.ids[int(i)] for i in prof.purchased_[row].tolist() if i >= 0],
-        "consent": {name: bool(int(prof.consent_[row]) & bit) for name, bit in CONSENT_BITS.items()},
+        "consent": stores.consent.grid(row),
+        "consent_history": stores.consent.history_of(members),
         "last_seen": int(prof.last_seen_[row]),
         "events": int(prof.events_[row]),
         "decisions": decisions,

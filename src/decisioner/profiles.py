@@ -1,9 +1,9 @@
-"""ProfileStore: per-profile decayed affinity, recent purchases, consent and activity.
+"""ProfileStore: per-profile decayed affinity, recent purchases and activity.
 
 Each profile is a fixed-size row across a few arrays (so it can travel as one blob):
 ``fid_``/``score_`` (K affinity slots), ``t_`` (time the slots are decayed to),
-``purchased_`` (ring of the last R purchased item indices), ``purchased_pos_``, ``consent_``
-(bit mask of purposes), ``last_seen_`` and ``events_``.
+``purchased_`` (ring of the last R purchased item indices), ``purchased_pos_``, ``last_seen_`` and
+``events_``. Consent has a store of its own (:mod:`decisioner.consent.store`).
 """
 
 from __future__ import annotations
@@ -21,19 +21,7 @@ if TYPE_CHECKING:
     from .catalog import Catalog
     from .config import ProfileSpec
 
-__all__ = [
-    "idle_rows", "ProfileStore", "CONSENT_PERSONALIZATION", "CONSENT_ANALYTICS", "CONSENT_MARKETING", "CONSENT_BITS",
-]
-
-CONSENT_PERSONALIZATION: Final = 1
-CONSENT_ANALYTICS: Final = 2
-CONSENT_MARKETING: Final = 4
-#: consent purpose name -> bit
-CONSENT_BITS: Final[dict[str, int]] = {
-    "personalization": CONSENT_PERSONALIZATION,
-    "analytics": CONSENT_ANALYTICS,
-    "marketing": CONSENT_MARKETING,
-}
+__all__ = ["idle_rows", "ProfileStore"]
 
 
 def half_lives(spec: ProfileSpec, catalog: Catalog) -> np.ndarray:
@@ -56,8 +44,6 @@ class ProfileStore:
         Recent purchases remembered per profile (R), for "exclude already purchased".
     capacity
         Initial number of rows.
-    default_consent
-        Whether a new profile may be profiled and personalised until it says otherwise.
 
     Examples
     --------
@@ -77,33 +63,27 @@ class ProfileStore:
         slots: int = 24,
         purchased_slots: int = 8,
         capacity: int = 1024,
-        default_consent: bool = True,
     ) -> None:
         self.slots = slots
         self.purchased_slots = purchased_slots
         self.capacity = capacity
-        self.default_consent = default_consent
-        self._default_bits = (
-            CONSENT_PERSONALIZATION | CONSENT_ANALYTICS | CONSENT_MARKETING if default_consent else 0
-        )
         cap = max(1, capacity)
         self.fid_ = np.full((cap, slots), -1, dtype=np.int32)
         self.score_ = np.zeros((cap, slots), dtype=np.float32)
         self.t_ = np.zeros(cap, dtype=np.int64)
         self.purchased_ = np.full((cap, max(1, purchased_slots)), -1, dtype=np.int32)
         self.purchased_pos_ = np.zeros(cap, dtype=np.int32)
-        self.consent_ = np.full(cap, self._default_bits, dtype=np.uint8)
         self.last_seen_ = np.zeros(cap, dtype=np.int64)
         self.events_ = np.zeros(cap, dtype=np.int64)
         self._out_fid = np.empty(slots, dtype=np.int32)
         self._out_score = np.empty(slots, dtype=np.float64)
 
-    _ARRAYS: Final = ("fid_", "score_", "t_", "purchased_", "purchased_pos_", "consent_", "last_seen_", "events_")
+    _ARRAYS: Final = ("fid_", "score_", "t_", "purchased_", "purchased_pos_", "last_seen_", "events_")
 
     @classmethod
     def from_spec(cls, spec: ProfileSpec) -> ProfileStore:
-        """A store with the slots, purchase slots and default consent of ``spec``."""
-        return cls(slots=spec.slots, purchased_slots=spec.purchased_slots, default_consent=spec.default_consent)
+        """A store with the slots and purchase slots of ``spec``."""
+        return cls(slots=spec.slots, purchased_slots=spec.purchased_slots)
 
     @property
     def n_rows(self) -> int:
@@ -118,7 +98,7 @@ class ProfileStore:
             cap *= 2
         for name in self._ARRAYS:
             old = getattr(self, name)
-            fill = {"fid_": -1, "purchased_": -1, "consent_": self._default_bits}.get(name, 0)
+            fill = {"fid_": -1, "purchased_": -1}.get(name, 0)
             new = np.full((cap, *old.shape[1:]), fill, dtype=old.dtype)
             new[: old.shape[0]] = old
             setattr(self, name, new)
@@ -130,7 +110,6 @@ class ProfileStore:
         self.t_[row] = 0
         self.purchased_[row] = -1
         self.purchased_pos_[row] = 0
-        self.consent_[row] = self._default_bits
         self.last_seen_[row] = 0
         self.events_[row] = 0
 
@@ -173,27 +152,13 @@ class ProfileStore:
         ring: np.ndarray = self.purchased_[row]
         return ring
 
-    def set_consent(self, row: int, purposes: dict[str, bool]) -> None:
-        """Grant or withdraw consent purposes (unknown purpose names are ignored)."""
-        bits = int(self.consent_[row])
-        for name, granted in purposes.items():
-            bit = CONSENT_BITS.get(name)
-            if bit is None:
-                continue
-            bits = bits | bit if granted else bits & ~bit
-        self.consent_[row] = bits
-
-    def allows(self, row: int, bit: int) -> bool:
-        return bool(self.consent_[row] & bit)
-
     def merge(self, dst: int, src: int, half_lives: np.ndarray) -> None:
-        """Fold ``src`` into ``dst``: affinities added with decay, purchases united, consent the
-        most restrictive of the two, activity summed; ``src`` is reset."""
+        """Fold ``src`` into ``dst``: affinities added with decay, purchases united, activity
+        summed; ``src`` is reset."""
         A.affinity_merge(self.fid_, self.score_, self.t_, dst, src, half_lives)
         for item in self.purchased_[src]:
             if item >= 0:
                 self.add_purchase(dst, int(item))
-        self.consent_[dst] &= self.consent_[src]
         self.last_seen_[dst] = max(self.last_seen_[dst], self.last_seen_[src])
         self.events_[dst] += self.events_[src]
         self.clear(src)

@@ -18,12 +18,13 @@ import numpy as np
 
 from . import arguments
 from ._kernels import decide as D
+from .consent.store import PURPOSE, cell
 from .errors import SchemaError
-from .profiles import CONSENT_PERSONALIZATION
 from .schemas import Decision, SlotChoice
 
 if TYPE_CHECKING:
     from .engine import Engine
+    from .placements import Placement
 
 __all__ = ["recommend", "recommend_many", "interests"]
 
@@ -56,7 +57,10 @@ def recommend(engine: Engine, ids: Mapping[str, str], *, placement: str, now: in
         hit = rows[rows >= 0]
         row = int(hit[0]) if hit.shape[0] else -1
         person = engine.people.person_of(row)
-        if pl.kind == "campaign":
+        refused = _refused(engine, pl, row)
+        if refused:
+            slots, personalized = [], False
+        elif pl.kind == "campaign":
             eligible = pl.eligible_experiences(now).astype(bool)
             means = pl.bandit.means() if pl.bandit is not None else np.zeros(len(pl.contents))
             means = np.where(eligible, means, -np.inf)
@@ -67,7 +71,7 @@ def recommend(engine: Engine, ids: Mapping[str, str], *, placement: str, now: in
             personalized = False
         else:
             prof, pop = engine.profiles, engine.scorer.popularity_
-            personalized = row >= 0 and prof.allows(row, CONSENT_PERSONALIZATION)
+            personalized = row >= 0 and bool(int(engine.consent.allow_[row]) >> _cell_of(pl) & 1)
             k = pl.spec.slots
             out = D.new_out(k)
             params = pl.params.copy()  # the writer sets its own P_INV_MAX: readers keep theirs
@@ -150,7 +154,8 @@ def recommend_many(
         inside = known & (rows < pp.shape[0])  # bulk-loaded rows may have no person yet
         persons[inside] = pp[rows[inside]]
         allowed = np.zeros(b, dtype=bool)
-        allowed[known] = (prof.consent_[rows[known]] & CONSENT_PERSONALIZATION) != 0
+        allowed[known] = (engine.consent.allow_[rows[known]] >> np.uint64(_cell_of(pl)) & np.uint64(1)) != 0
+        refused = np.array([_refused(engine, pl, int(r)) != 0 for r in rows], dtype=bool)
         params[D.P_INV_MAX] = pop.inv_max()
         D.recommend_batch(
             (prof.fid_, prof.score_, prof.t_, prof.purchased_),
@@ -178,11 +183,11 @@ def recommend_many(
             policy="greedy",
             policy_version=1,
             candidates=-1,
-            personalized=bool(allowed[j]),
+            personalized=bool(allowed[j]) and not refused[j],
             latency_us=each,
             slots=[
                 SlotChoice(content=pl.contents[int(out_idx[j, s])], score=float(out_score[j, s]), propensity=1.0)
-                for s in range(int(out_n[j]))
+                for s in range(0 if refused[j] else int(out_n[j]))
             ],
         )
         for j in range(b)
@@ -207,3 +212,15 @@ def interests(engine: Engine, ids: dict[str, str], *, now: int, top: int = 10) -
     fids, scores = engine.profiles.read_copy(row, now, engine.half_lives_)
     total = float(scores.sum()) or 1.0
     return [(engine.catalog.fv_names[int(f)], float(s) / total) for f, s in zip(fids[:top], scores[:top])]
+
+
+def _refused(engine: Engine, pl: Placement, row: int) -> int:
+    """The consent cells ``pl``'s content needs that the person at ``row`` (-1: an unknown one,
+    who has the default grid) refuses."""
+    allow = int(engine.consent.allow_[row]) if row >= 0 else engine.consent.default_
+    return pl.requires & ~allow
+
+
+def _cell_of(pl: Placement) -> int:
+    """The consent cell of personalization on ``pl``'s channel."""
+    return cell(PURPOSE["personalization"], pl.channel)

@@ -41,6 +41,7 @@ __all__ = [
     "CouponRedeem",
     "Download",
     "Identify",
+    "Consent",
     "BehaviourEvent",
     "Outcome",
     "SlotChoice",
@@ -87,6 +88,10 @@ class Event(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_f
     value: Money | None = None
     attrs: Annotated[dict[Name, AttrValue], Meta(max_length=64)] = {}
     consent: Annotated[dict[Name, bool], Meta(max_length=16)] | None = None
+    #: the Global Privacy Control signal (``Sec-GPC: 1``): ``true`` opts out of sale/share
+    gpc: bool | None = None
+    #: an IAB TCF v2.2 consent string (the CMP's ``tcString``)
+    tcf: Annotated[str, Meta(min_length=1, max_length=16_384)] | None = None
 
     def __post_init__(self) -> None:
         if getattr(_decoding, "on", False):
@@ -137,6 +142,10 @@ class Event(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_f
                 _check_str(name, 128, "consent")
                 if not isinstance(granted, bool):
                     raise SchemaError(f"Expected `bool`, got `{type(granted).__name__}` - at `$.consent.{name}`")
+        if self.gpc is not None and not isinstance(self.gpc, bool):
+            raise SchemaError(f"Expected `bool`, got `{type(self.gpc).__name__}` - at `$.gpc`")
+        if self.tcf is not None:
+            _check_str(self.tcf, 16_384, "tcf")
         for name in _EXTRA_FIELDS.get(type(self), ()):
             v = getattr(self, name)
             if v is None:
@@ -243,14 +252,24 @@ class Identify(Event, tag="identify", frozen=True):
     """A login or sign-up: links every identifier it carries."""
 
 
+class Consent(Event, tag="consent", frozen=True):
+    """A consent change from a consent platform, a preference centre or the CRM: ``consent``,
+    ``gpc`` and ``tcf`` say what changed (see :mod:`decisioner.consent`); no interest signal.
+
+    >>> decode_event({"type": "consent", "time": 1700000000000, "ids": {"email": "a@b.co"},
+    ...               "consent": {"marketing.email": False}, "gpc": True}).gpc
+    True
+    """
+
+
 BehaviourEvent = (
     View | Click | AdClick | EmailOpen | EmailClick | AddToCart | Purchase | Return | ServiceCall
-    | CouponRedeem | Download | Identify
+    | CouponRedeem | Download | Identify | Consent
 )
 
 _EVENT_CLASSES: Final[tuple[type[Event], ...]] = (
     View, Click, AdClick, EmailOpen, EmailClick, AddToCart, Purchase, Return, ServiceCall,
-    CouponRedeem, Download, Identify,
+    CouponRedeem, Download, Identify, Consent,
 )
 #: fields each event type adds to the shared ones (checked by Event.__post_init__)
 _EXTRA_FIELDS: Final[dict[type, tuple[str, ...]]] = {

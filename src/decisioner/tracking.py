@@ -11,20 +11,21 @@ the person's records from the decision log and the exposures.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 import numpy as np
 
 from .config import DEFAULT_EVENT_WEIGHTS, EngineConfig
+from .consent.store import PURPOSE, Step, cell
 from .errors import SchemaError
-from .profiles import CONSENT_PERSONALIZATION, idle_rows
+from .profiles import idle_rows
 from .schemas import EVENT_TYPES, Event, Purchase
 from .scoring import AffinityScorer
 
 if TYPE_CHECKING:
     from .privacy import PersonStores
 
-__all__ = ["Tracker", "POPULARITY_WEIGHTS"]
+__all__ = ["Tracker", "Checked", "POPULARITY_WEIGHTS"]
 
 #: popularity weight of each event type (how much an interaction says "this item is wanted")
 POPULARITY_WEIGHTS: Final[dict[str, float]] = {
@@ -39,6 +40,17 @@ POPULARITY_WEIGHTS: Final[dict[str, float]] = {
 }
 _NO_FVS: Final = np.empty(0, dtype=np.int32)
 _NO_WEIGHTS: Final = np.empty(0, dtype=np.float64)
+_PERSONALIZATION: Final = PURPOSE["personalization"]
+_ANALYTICS: Final = PURPOSE["analytics"]
+
+
+class Checked(NamedTuple):
+    """An event's validated inputs: identifier keys and type codes, item indices and consent steps."""
+
+    keys: np.ndarray
+    types: np.ndarray
+    items: list[int]
+    consent: list[Step]
 
 
 class Tracker:
@@ -54,6 +66,7 @@ class Tracker:
         self.identity = stores.identity
         self.profiles = stores.profiles
         self.people = stores.people
+        self.consent = stores.consent
         self.experiments = stores.experiments
         self.scorer = scorer
         self.decision_log = stores.decision_log
@@ -64,6 +77,7 @@ class Tracker:
         self.evicted_ = 0
         self._evicting = False
         self._synced = 0
+        self._now = 0  # the event time of the event being applied (merges write it to the consent history)
         self.sync_rows()
         self.identity.add_listener(self._on_merge)
         self.identity.add_split_listener(self._on_split)
@@ -77,6 +91,7 @@ class Tracker:
             return
         self._synced = n
         self.profiles.ensure(n)
+        self.consent.ensure(n)
         self.people.ensure(n)
         self.experiments.ensure(n)
 
@@ -84,8 +99,10 @@ class Tracker:
         self.sync_rows()
         self.experiments.merge(survivor, absorbed)
         self.people.merge(survivor, absorbed)
+        person = self.people.person_of(survivor)
         for r in absorbed.tolist():
             self.profiles.merge(survivor, r, self.half_lives)
+            self.consent.merge(survivor, r, person, self._now)
         self.identity.release_rows(absorbed)
 
     def _on_split(self, row: int, new_rows: np.ndarray) -> None:
@@ -93,7 +110,7 @@ class Tracker:
         self.sync_rows()
         for r in new_rows.tolist():
             self.profiles.clear(r)
-            self.profiles.consent_[r] = self.profiles.consent_[row]
+            self.consent.copy(r, row)
             self.experiments.clear([r])
             self.people.new(r)
 
@@ -106,7 +123,9 @@ class Tracker:
             gone = self.people.erase(rows)
             self.decision_log.erase(gone)
             self.experiments.exposures.erase(gone)
+            self.consent.erase(gone)
         self.profiles.clear(rows)
+        self.consent.clear(rows)
         self.experiments.clear(rows)
         self.identity.release_rows(rows)
 
@@ -114,12 +133,12 @@ class Tracker:
         # no usable identifier: a scratch row that holds nothing and is nobody
         self.sync_rows()
         self.profiles.clear(row)
-        self.profiles.consent_[row] = 0
+        self.consent.deny_all(row)
         self.people.release([row])
 
     # ------------------------------------------------------------------ tracking
-    def validate(self, event: Event, *, hashed: bool = False) -> tuple[np.ndarray, np.ndarray, list[int]]:
-        """Everything that can fail, before anything changes: keys and item indices."""
+    def validate(self, event: Event, *, hashed: bool = False) -> Checked:
+        """Everything that can fail, before anything changes: keys, item indices and consent."""
         lim = self.config.limits
         if len(event.ids) > lim.max_identifiers:
             raise SchemaError(f"Expected at most {lim.max_identifiers} identifiers, got {len(event.ids)} - at `$.ids`")
@@ -133,16 +152,23 @@ class Tracker:
             items.append(self.catalog.item_index(event.item))
         if isinstance(event, Purchase):
             items.extend(self.catalog.item_index(it, where=f"$.items[{j}]") for j, it in enumerate(event.items))
-        return keys, types, items
+        steps = self.consent.parse(event) if event.consent or event.gpc or event.tcf is not None else []
+        return Checked(keys, types, items, steps)
 
     def apply(
-        self, event: Event, keys: np.ndarray, types: np.ndarray, items: list[int], *, defer_interest: bool = False
+        self, event: Event, checked: Checked, *, channel: int = -1, defer_interest: bool = False
     ) -> tuple[int, np.ndarray, np.ndarray]:
         """Identity, people, consent, interests and popularity for one validated event.
+
+        Consent is checked on ``channel`` (a consent channel index; -1: the one the event's own
+        channel counts as): interests and recent purchases need personalization consent there,
+        popularity needs analytics consent.
 
         Returns the row and, with ``defer_interest``, the interest update still to apply
         (facet values, weights; empty when none): the fused decide kernel applies it itself.
         """
+        keys, types, items, steps = checked
+        self._now = event.time
         codes = types.tolist()
         if codes and min(codes) < 0:  # new identifier types: registered here, inside admission
             types = self.identity.register_types(event.ids, types)
@@ -152,6 +178,7 @@ class Tracker:
         prof = self.profiles
         if res.new:
             prof.clear(row)
+            self.consent.clear(row)
             self.experiments.clear([row])  # a recycled row must not inherit anyone's assignment
             self.people.new(row)
             cap = self.config.profiles.max_profiles
@@ -159,23 +186,27 @@ class Tracker:
                 self.evict(cap, keep=row)
         elif self.people.person_[row] < 0 and not res.anonymous:
             self.people.new(row)  # a profile loaded in bulk (link_many) gets its person at its first event
-        if event.consent:
-            prof.set_consent(row, event.consent)
+        if steps and not res.anonymous:
+            self.consent.apply(row, self.people.person_of(row), steps, event.time, event.channel)
         etype = str(type(event).__struct_config__.tag)
         now = event.time
         fvs, wts = _NO_FVS, _NO_WEIGHTS
         if items:
+            if channel < 0:
+                channel = self.consent.channel_of(event.channel)
+            allowed = int(self.consent.allow_[row])
+            personal = allowed >> cell(_PERSONALIZATION, channel) & 1
             w = self._event_weight[etype]
-            if w != 0.0 and prof.allows(row, CONSENT_PERSONALIZATION):
+            if w != 0.0 and personal:
                 fvs, wts = self.catalog.items_fvs(items, w)
                 if not defer_interest:
                     prof.update(row, fvs, wts, now, self.half_lives)
                     fvs, wts = _NO_FVS, _NO_WEIGHTS
             pw = POPULARITY_WEIGHTS.get(etype, 0.0)
-            if pw:
+            if pw and allowed >> cell(_ANALYTICS, channel) & 1:
                 for i in items:
                     self.scorer.add_popularity(i, pw, now)
-            if etype == "purchase":
+            if etype == "purchase" and personal:
                 for i in items:
                     prof.add_purchase(row, i)
         prof.touch(row, now)

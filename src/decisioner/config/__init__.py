@@ -18,6 +18,7 @@ Import specs from here: ``from decisioner.config import PlacementSpec``.
 
 from ._spec import DAY_MS as DAY_MS
 from .catalog import CatalogSpec, ScoringSpec
+from .consent import ConsentSpec
 from .decisionlog import DecisionLogSpec
 from .document import EngineConfig, LimitsSpec, load_config, load_config_dict
 from .experiments import ExperimentSpec, HoldoutSpec, VariantSpec
@@ -49,6 +50,7 @@ __all__ = [
     "DEFAULT_IDENTIFIERS",
     "DEFAULT_BLOCKED",
     "ProfileSpec",
+    "ConsentSpec",
     "CatalogSpec",
     "ScoringSpec",
     "EpsilonGreedySpec",

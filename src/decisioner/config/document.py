@@ -13,6 +13,7 @@ from msgspec import Meta, Struct
 from ..errors import ConfigError
 from ._spec import SPEC, check
 from .catalog import CatalogSpec, ScoringSpec
+from .consent import ConsentSpec
 from .decisionlog import DecisionLogSpec
 from .experiments import ExperimentSpec, HoldoutSpec, check_experiments
 from .identity import IdentitySpec
@@ -37,6 +38,7 @@ class EngineConfig(Struct, **SPEC):
 
     identity: IdentitySpec = IdentitySpec()
     profiles: ProfileSpec = ProfileSpec()
+    consent: ConsentSpec = ConsentSpec()
     catalog: CatalogSpec = CatalogSpec()
     scoring: ScoringSpec = ScoringSpec()
     placements: list[PlacementSpec] = []

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from msgspec import Meta, Struct
 
+from ..consent import CHANNELS, PURPOSES
 from ._spec import SPEC, check
 from .policies import EpsilonGreedySpec, PolicySpec, ThompsonSpec, check_policy
 
@@ -55,6 +56,12 @@ class PlacementSpec(Struct, **SPEC):
     default: str | None = None
     #: when nothing is eligible: serve the fallback (popular in-stock items / ``default``) or nothing
     fallback: bool = True
+    #: the consent channel the placement shows content on (see :mod:`decisioner.consent`)
+    channel: str = "web"
+    #: purposes its content serves beyond personalization and analytics (which every placement
+    #: checks): ``marketing`` for offers and campaigns, ``ad_profiling`` / ``sale_share`` for ads
+    #: and partner content. Without consent to each on ``channel`` it shows nothing.
+    purposes: list[str] = []
 
     def __post_init__(self) -> None:
         at = f" (placement {self.name!r})"
@@ -71,6 +78,10 @@ class PlacementSpec(Struct, **SPEC):
             check(not self.experiences, f"expected no experiences on a recommendation placement{at}")
             check(self.default is None, f"expected no `default` on a recommendation placement{at}")
         check_policy(self.kind, self.policy, at)
+        check(self.channel in CHANNELS, f"expected a consent channel in {list(CHANNELS)}, got {self.channel!r}{at}")
+        others = [p for p in PURPOSES if p not in ("personalization", "analytics")]
+        for p in self.purposes:
+            check(p in others, f"expected `purposes` from {others}, got {p!r}{at}")
 
     @property
     def policy_spec(self) -> PolicySpec:

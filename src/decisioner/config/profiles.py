@@ -56,4 +56,5 @@ DEFAULT_EVENT_WEIGHTS: Final[dict[str, float]] = {
     "coupon_redeem": 2.0,
     "download": 1.0,
     "identify": 0.0,
+    "consent": 0.0,
 }
