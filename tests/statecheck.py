@@ -21,6 +21,8 @@ def engine_state(e: Engine) -> dict[str, np.ndarray]:
         "score": e.profiles.score_.copy(),
         "t": e.profiles.t_.copy(),
         "purchased": e.profiles.purchased_.copy(),
+        "consent": e.consent.allow_.copy(),
+        "consent_history": e.consent.history_[: e.consent.n_history_].copy(),
         "popularity": e.scorer.popularity_.acc_.copy(),
         "counters": np.array([e.ops_, e.seq_, e.events_]),
         "outcomes": np.array([e.duplicate_outcomes_, e.pending_.expired_, e.pending_.now_, len(e.pending_)]),

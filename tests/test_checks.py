@@ -51,6 +51,8 @@ def full_engine() -> Engine:
              "experiences": [{"id": f"e{i}"} for i in range(4)]},
             {"name": "ctx", "kind": "campaign", "policy": {"kind": "linucb", "features": ["age"]},
              "experiences": [{"id": f"x{i}"} for i in range(3)]},
+            {"name": "mail", "kind": "campaign", "channel": "email", "purposes": ["marketing"], "default": "m0",
+             "experiences": [{"id": f"m{i}"} for i in range(3)]},
         ],
         "experiments": [
             {"name": "hx", "placement": "hero", "variants": [{"name": "same"}, {"name": "ucb", "policy": {"kind": "ucb1"}}]},
@@ -66,9 +68,12 @@ def full_engine() -> Engine:
 def events(start: int, n: int) -> list[tuple[str | None, Any]]:
     out: list[tuple[str | None, Any]] = []
     for t in range(start, start + n):
-        ev = {"type": "view", "time": T0 + t * 1000, "ids": {"cookie": f"p{t % 55}"}, "item": f"i{t % 30}",
-              "attrs": {"age": t % 7}}
-        out.append(((None, "home", "soft", "hero", "ctx")[t % 5], ev))
+        ev: dict[str, Any] = {"type": "view", "time": T0 + t * 1000, "ids": {"cookie": f"p{t % 55}"},
+                              "item": f"i{t % 30}", "attrs": {"age": t % 7}}
+        if t % 7 == 0:  # consent changes: refusals and grants, GPC; decisions without analytics rows
+            ev["consent"] = {"analytics": t % 2 == 0, "marketing.email": t % 3 == 0, "personalization.web": t % 5 != 0}
+            ev["gpc"] = t % 4 == 0
+        out.append(((None, "home", "soft", "hero", "ctx", "mail")[t % 6], ev))
     return out
 
 

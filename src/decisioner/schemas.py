@@ -87,7 +87,9 @@ class Event(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_f
     item: Annotated[str, Meta(min_length=1, max_length=256)] | None = None
     value: Money | None = None
     attrs: Annotated[dict[Name, AttrValue], Meta(max_length=64)] = {}
-    consent: Annotated[dict[Name, bool], Meta(max_length=16)] | None = None
+    #: purpose (every channel) or ``purpose.channel`` -> allowed; the values are checked by
+    #: ``Event._check_consent`` (msgspec's path for them would lose the name)
+    consent: Annotated[dict[Name, Any], Meta(max_length=16)] | None = None
     #: the Global Privacy Control signal (``Sec-GPC: 1``): ``true`` opts out of sale/share
     gpc: bool | None = None
     #: an IAB TCF v2.2 consent string (the CMP's ``tcString``)
@@ -97,6 +99,8 @@ class Event(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_f
         if getattr(_decoding, "on", False):
             if self.attrs:
                 self._check_attrs()
+            if self.consent:
+                self._check_consent()
             return
         # Runs after msgspec's own checks when decoding, and is the only check when a Struct is
         # built in Python (constructors do not enforce Meta constraints): keep both paths equal.
@@ -134,14 +138,18 @@ class Event(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_f
                     f"Expected `str | bool | int | float`, got `{type(v).__name__}` - at `$.attrs.{name}`"
                 )
 
+    def _check_consent(self) -> None:
+        assert self.consent is not None
+        for name, granted in self.consent.items():
+            _check_str(name, 128, "consent")
+            if not isinstance(granted, bool):
+                raise SchemaError(f"Expected `bool`, got `{type(granted).__name__}` - at `$.consent.{name}`")
+
     def _check_rest(self) -> None:
         if self.consent is not None:
             if len(self.consent) > 16:
                 raise SchemaError(f"Expected `object` of length <= 16, got {len(self.consent)} - at `$.consent`")
-            for name, granted in self.consent.items():
-                _check_str(name, 128, "consent")
-                if not isinstance(granted, bool):
-                    raise SchemaError(f"Expected `bool`, got `{type(granted).__name__}` - at `$.consent.{name}`")
+            self._check_consent()
         if self.gpc is not None and not isinstance(self.gpc, bool):
             raise SchemaError(f"Expected `bool`, got `{type(self.gpc).__name__}` - at `$.gpc`")
         if self.tcf is not None:

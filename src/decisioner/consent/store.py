@@ -220,11 +220,12 @@ class ConsentStore:
         self.allow_[row] = bits
 
     def merge(self, dst: int, src: int, person: int, time: int) -> None:
-        """Fold ``src`` into ``dst``: the most restrictive value of each cell; the cells of
-        ``dst`` that change are written to the history of ``person`` as ``merge``."""
-        old = int(self.allow_[dst])
-        new = old & int(self.allow_[src])
-        self._record(person, time, 0, old, new, 3)
+        """Fold ``src`` into ``dst``: the most restrictive value of each cell. Each cell one side
+        allowed and the merged person refuses is written to the history of ``person`` (the
+        survivor) as ``merge``, allowed -> refused."""
+        a, b = int(self.allow_[dst]), int(self.allow_[src])
+        new = a & b
+        self._record(person, time, 0, a | b, new, 3)
         self.allow_[dst] = new
         self.allow_[src] = self.default_
 
