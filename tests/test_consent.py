@@ -17,7 +17,6 @@ from decisioner.consent import CHANNELS, PURPOSES
 from decisioner.consent.store import CHANNEL, PURPOSE, ConsentStore, cell
 from decisioner.errors import ConfigError, SchemaError
 from decisioner.schemas import decode_event
-
 from statecheck import engine_state
 
 T0 = 1_700_000_000_000
@@ -149,14 +148,14 @@ def test_a_gpc_that_is_not_a_boolean_is_refused() -> None:
 
 
 def test_consent_config_names_are_checked() -> None:
-    with pytest.raises(ConfigError, match="expected a purpose in .* got 'ads' in `consent.defaults`"):
+    with pytest.raises(ConfigError, match=r"expected a purpose in .* got 'ads' in `consent.defaults`"):
         ConsentSpec(defaults={"ads": False})
-    with pytest.raises(ConfigError, match="expected a consent channel in .* got 'fax' in `consent.channels.x`"):
+    with pytest.raises(ConfigError, match=r"expected a consent channel in .* got 'fax' in `consent.channels.x`"):
         ConsentSpec(channels={"x": "fax"})
-    with pytest.raises(ConfigError, match="expected `purposes` from .* got 'analytics' \\(placement 'p'\\)"):
+    with pytest.raises(ConfigError, match=r"expected `purposes` from .* got 'analytics' \(placement 'p'\)"):
         load_config_dict({"identity": {"hash_key": KEY}, "placements": [
             {"name": "p", "kind": "campaign", "purposes": ["analytics"], "experiences": [{"id": "a"}]}]})
-    with pytest.raises(ConfigError, match="expected a consent channel in .* got 'tv' \\(placement 'p'\\)"):
+    with pytest.raises(ConfigError, match=r"expected a consent channel in .* got 'tv' \(placement 'p'\)"):
         load_config_dict({"identity": {"hash_key": KEY}, "placements": [
             {"name": "p", "kind": "campaign", "channel": "tv", "experiences": [{"id": "a"}]}]})
 

@@ -14,9 +14,9 @@ import pytest
 from decisioner import Engine
 from decisioner.catalog import Catalog
 from decisioner.config import load_config_dict
+from decisioner.consent.store import CHANNEL, PURPOSE
 from decisioner.errors import NotReadyError, SchemaError
 from decisioner.journal import ForgetOp, decode_record, read_records
-from decisioner.consent.store import CHANNEL, PURPOSE
 
 T0 = 1_700_000_000_000
 KEY = "5e" * 16
