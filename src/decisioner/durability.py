@@ -41,6 +41,7 @@ def engine_state(engine: Engine) -> dict[str, ComponentState]:
         "identity": (engine.identity.to_arrays(), {}),
         "profiles": engine.profiles.to_state(),
         "consent": engine.consent.to_state(),
+        "audit": engine.stores.audit.to_state(),
         "people": engine.people.to_state(),
         "popularity": engine.scorer.to_state(),
         "experiments": engine.experiments_.to_state(),
@@ -58,6 +59,7 @@ def load_engine_state(engine: Engine, states: dict[str, ComponentState]) -> None
     engine.tracker.sync_rows()
     engine.profiles.load_state(states["profiles"])
     engine.consent.load_state(states["consent"])
+    engine.stores.audit.load_state(states["audit"])
     engine.people.load_state(states["people"])
     engine.scorer.load_state(states["popularity"])
     engine.experiments_.load_state(states["experiments"])

@@ -26,13 +26,14 @@ from . import arguments, durability, privacy, reads
 from ._kernels.rng import seed_state
 from .allocation.experiments import HOLDOUT, NOT_ENROLLED, ExperimentRuntime
 from .catalog import Catalog
-from .config import EngineConfig, load_config
-from .consent.store import PURPOSE, PURPOSES, ConsentStore, cell
+from .config import DAY_MS, EngineConfig, load_config
+from .consent import PURPOSES
+from .consent.store import PURPOSE, ConsentStore, cell
 from .decisionlog import DecisionLog
 from .eventlog import EventLog, FlushPolicy, LogRecovery
 from .hashing import resolve_key
 from .identity import IdentityGraph
-from .journal import DecideOp, ExpireOp, InventoryOp, Journal, ObserveOp, Operation, Record, TrackOp
+from .journal import DecideOp, ExportOp, InventoryOp, Journal, ObserveOp, Operation, Record, TrackOp
 from .outcomes import Outcomes, Pending, PendingOutcomes
 from .people import People
 from .placements import ItemInputs, Placement, Placements
@@ -112,6 +113,7 @@ class Engine:
             identity=self.identity, profiles=self.profiles, consent=self.consent, people=self.people,
             decision_log=self.decision_log, experiments=self.experiments_, catalog=catalog, half_lives=self.half_lives_,
             placements=self.placements_, instance=instance,
+            idle_retention_ms=int(config.profiles.idle_retention_days * DAY_MS),
         )
         self.tracker = Tracker(config, self.stores, self.scorer)
 
@@ -318,32 +320,47 @@ class Engine:
         self.catalog.item_index(op.item, where="inventory")  # validate before anything moves
         self.journal.run(op, lambda: self.placements_.set_inventory(op.item, op.inventory))
 
-    def forget(self, ids: dict[str, str] | None = None, *, row: int | None = None) -> dict[str, Any]:
-        """Erase identifiers or a whole person (``row``), keeping keyed tombstones; see
-        :mod:`decisioner.privacy`."""
-        return self._admin(privacy.forget_op(self.stores, ids, row=row))
+    # Privacy operations (see :mod:`decisioner.privacy`): ``actor`` says who asked (never an
+    # identifier) and goes to the audit log with the time of the request.
+    def forget(
+        self, ids: dict[str, str] | None = None, *, row: int | None = None, actor: str = "api"
+    ) -> dict[str, Any]:
+        """Erase identifiers or a whole person (``row``), keeping keyed tombstones."""
+        return self._admin(privacy.forget_op(self.stores, ids, row=row, actor=actor))
 
-    def unlink(self, ids: dict[str, str]) -> dict[str, Any]:
+    def unlink(self, ids: dict[str, str], *, actor: str = "api") -> dict[str, Any]:
         """Detach one identifier from its profile; see :meth:`IdentityGraph.unlink`."""
-        return self._admin(privacy.unlink_op(self.stores, ids))
+        return self._admin(privacy.unlink_op(self.stores, ids, actor=actor))
 
-    def split(self, row: int, *, apart: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    def split(self, row: int, *, apart: list[dict[str, str]] | None = None, actor: str = "api") -> dict[str, Any]:
         """Recompute profile ``row`` from its evidence, keeping ``apart`` identifiers in
         different profiles; see :meth:`IdentityGraph.split`."""
-        return self._admin(privacy.split_op(self.stores, row, apart or []))
+        return self._admin(privacy.split_op(self.stores, row, apart or [], actor=actor))
 
-    def expire(self, now: int) -> dict[str, Any]:
-        """Retention: drop volatile identifiers past their time-to-live at ``now`` (epoch ms)."""
-        return self._admin(ExpireOp(arguments.epoch_ms(now, "now")))
+    def expire(self, now: int, *, actor: str = "api") -> dict[str, Any]:
+        """Retention at event time ``now`` (epoch ms): volatile identifiers past their
+        time-to-live, profiles idle past ``profiles.idle_retention_days``."""
+        return self._admin(privacy.expire_op(now, actor=actor))
 
     def _admin(self, op: PrivacyOp) -> dict[str, Any]:
         with self.journal.lock:
             return self.journal.run(op, lambda: privacy.apply(self.stores, op))
 
-    def export(self, ids: dict[str, str], *, now: int | None = None) -> dict[str, Any]:
-        """Everything held for the person ``ids`` resolves to; see :func:`decisioner.privacy.export`."""
+    def export(self, ids: dict[str, str], *, now: int | None = None, actor: str = "api") -> dict[str, Any]:
+        """Everything held for the person ``ids`` resolves to; see :func:`decisioner.privacy.export`.
+        The request is written to the audit log (and the event log)."""
+        op = privacy.export_op(self.stores, ids, actor=actor)
+        if now is not None:
+            now = arguments.epoch_ms(now, "now")
+        with self.journal.lock:
+            out = privacy.export(self.stores, ids, now=now)
+            self.journal.run(op, lambda: privacy.audit_export(self.stores, op))
+            return out
+
+    def audit(self, *, person: int | None = None) -> list[dict[str, Any]]:
+        """The audit log of privacy operations, oldest first (or those concerning ``person``)."""
         with self.journal.lock.read():
-            return privacy.export(self.stores, ids, now=now)
+            return [msgspec.to_builtins(e) for e in self.stores.audit.entries(person=person)]
 
     # ------------------------------------------------------------------ state and durability
     @property
@@ -459,4 +476,6 @@ class Engine:
                 return self._observe(op.outcome, op)
             if isinstance(op, InventoryOp):
                 return self._inventory(op)
+            if isinstance(op, ExportOp):
+                return self.journal.run(op, lambda: privacy.audit_export(self.stores, op))
             return self._admin(op)

@@ -36,6 +36,7 @@ __all__ = [
     "UnlinkOp",
     "SplitOp",
     "ExpireOp",
+    "ExportOp",
     "InventoryOp",
     "decode_record",
     "read_records",
@@ -63,10 +64,13 @@ class ObserveOp(msgspec.Struct, tag="observe", tag_field="op", array_like=True, 
 
 
 class ForgetOp(msgspec.Struct, tag="forget", tag_field="op", array_like=True, frozen=True):
-    """Erasure of identifiers by key (key and check-tag word per identifier)."""
+    """Erasure of identifiers by key (key and check-tag word per identifier); ``actor`` asked
+    for it at ``at`` (wall clock, epoch ms: the audit log's entry)."""
 
     keys: list[int]
     tags: list[int]
+    actor: str = ""
+    at: int = 0
 
 
 class UnlinkOp(msgspec.Struct, tag="unlink", tag_field="op", array_like=True, frozen=True):
@@ -74,6 +78,8 @@ class UnlinkOp(msgspec.Struct, tag="unlink", tag_field="op", array_like=True, fr
 
     keys: list[int]
     tags: list[int]
+    actor: str = ""
+    at: int = 0
 
 
 class SplitOp(msgspec.Struct, tag="split", tag_field="op", array_like=True, frozen=True):
@@ -81,12 +87,26 @@ class SplitOp(msgspec.Struct, tag="split", tag_field="op", array_like=True, froz
 
     row: int
     apart: list[tuple[list[int], list[int]]]
+    actor: str = ""
+    at: int = 0
 
 
 class ExpireOp(msgspec.Struct, tag="expire", tag_field="op", array_like=True, frozen=True):
-    """Retention of volatile identifiers applied at ``now``."""
+    """Retention applied at event time ``now``: volatile identifiers past their time-to-live
+    and profiles idle past ``profiles.idle_retention_days``."""
 
     now: int
+    actor: str = ""
+    at: int = 0
+
+
+class ExportOp(msgspec.Struct, tag="export", tag_field="op", array_like=True, frozen=True):
+    """An access export of the person the keys resolve to (logged for the audit log only)."""
+
+    keys: list[int]
+    tags: list[int]
+    actor: str = ""
+    at: int = 0
 
 
 class InventoryOp(msgspec.Struct, tag="inventory", tag_field="op", array_like=True, frozen=True):
@@ -96,7 +116,7 @@ class InventoryOp(msgspec.Struct, tag="inventory", tag_field="op", array_like=Tr
     inventory: int
 
 
-Operation = TrackOp | DecideOp | ObserveOp | ForgetOp | UnlinkOp | SplitOp | ExpireOp | InventoryOp
+Operation = TrackOp | DecideOp | ObserveOp | ForgetOp | UnlinkOp | SplitOp | ExpireOp | ExportOp | InventoryOp
 
 
 class Record(msgspec.Struct, array_like=True, frozen=True):

@@ -19,23 +19,34 @@ writer lock, calls :func:`apply` and admits the operation to its journal.
   evidence links, profile state (interests, recent purchases, consent, activity), the decisions
   logged for the person and every person merged into it (in memory and in the decision log's
   spill files), and experiment assignments.
+  The consent grid with its history (every change: time, source, old and new value) and the
+  attributes with their provenance are in it too, and nothing of anyone else.
 * **unlink** and **split** undo merges (see :mod:`decisioner.identity.graph` for the
-  profile-state rule); **expire** applies the time-to-live of volatile identifiers.
+  profile-state rule).
+* **expire** is retention at an event time: volatile identifiers past their time-to-live go,
+  and profiles idle longer than ``profiles.idle_retention_days`` are erased with every record
+  (no tombstone: such a person may come back, as a new person).
+* Every operation, the export included, appends an entry to the audit log
+  (:mod:`decisioner.audit`): who asked, when, which people (stable ids) and identifiers (keyed
+  hashes), and what was removed, by kind.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import arguments
+from .audit import AuditLog, now_ms
+from .audit import actor as audit_actor
 from .errors import SchemaError
 from .identity import IdentityGraph
 from .identity.graph import UnmergeResult
-from .journal import ExpireOp, ForgetOp, SplitOp, UnlinkOp
+from .journal import ExpireOp, ExportOp, ForgetOp, SplitOp, UnlinkOp
 from .profiles import ProfileStore
 
 if TYPE_CHECKING:
@@ -46,10 +57,28 @@ if TYPE_CHECKING:
     from .people import People
     from .placements import Placements
 
-__all__ = ["PersonStores", "PrivacyOp", "forget_keys", "forget_op", "unlink_op", "split_op", "apply", "export"]
+__all__ = [
+    "Erasures", "PersonStores", "PrivacyOp", "forget_keys", "forget_op", "unlink_op", "split_op", "export_op", "apply",
+    "export", "audit_export",
+]
 
 #: the operations :func:`apply` carries out
 PrivacyOp = ForgetOp | UnlinkOp | SplitOp | ExpireOp
+
+
+@dataclass
+class Erasures:
+    """What erasures removed since the last :meth:`take`: counts by kind and the people erased
+    (the tracking stage adds to it as the stores drop a person's records)."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    people: set[int] = field(default_factory=set)
+
+    def take(self) -> tuple[dict[str, int], set[int]]:
+        out = dict(self.counts), set(self.people)
+        self.counts.clear()
+        self.people.clear()
+        return out
 
 
 @dataclass(frozen=True)
@@ -66,6 +95,10 @@ class PersonStores:
     half_lives: np.ndarray
     placements: Placements
     instance: str
+    audit: AuditLog = field(default_factory=AuditLog)
+    erasures: Erasures = field(default_factory=Erasures)
+    #: profiles idle longer than this are erased by ``expire`` (0: never)
+    idle_retention_ms: int = 0
 
 
 def _result(res: UnmergeResult, stores: PersonStores) -> dict[str, Any]:
@@ -99,62 +132,154 @@ def forget_keys(stores: PersonStores, ids: Mapping[str, str] | None, *, row: int
     return np.stack([g.nodes_["key"][mem], g.nodes_["tag"][mem].astype(np.uint64)])
 
 
-def forget_op(stores: PersonStores, ids: Mapping[str, str] | None, *, row: int | None) -> ForgetOp:
-    """The erasure of ``ids`` or of the whole person at profile ``row`` (see :func:`forget_keys`).
+def forget_op(
+    stores: PersonStores, ids: Mapping[str, str] | None, *, row: int | None, actor: str = "api", at: int | None = None
+) -> ForgetOp:
+    """The erasure of ``ids`` or of the whole person at profile ``row`` (see :func:`forget_keys`),
+    asked by ``actor`` at ``at`` (wall clock, epoch ms; default: now).
 
     Raises
     ------
     SchemaError
-        As :func:`forget_keys`.
+        As :func:`forget_keys`, or a malformed ``actor`` (:func:`decisioner.audit.actor`).
     """
+    who, when = _asked(actor, at)
     keys = forget_keys(stores, ids, row=row)
-    return ForgetOp(keys[0].tolist(), keys[1].tolist())
+    return ForgetOp(keys[0].tolist(), keys[1].tolist(), who, when)
 
 
-def unlink_op(stores: PersonStores, ids: Mapping[str, str]) -> UnlinkOp:
+def unlink_op(stores: PersonStores, ids: Mapping[str, str], *, actor: str = "api", at: int | None = None) -> UnlinkOp:
     """One identifier detached from its profile (see :meth:`IdentityGraph.unlink`).
 
     Raises
     ------
     SchemaError
-        If a value is malformed.
+        If a value or ``actor`` is malformed.
     """
+    who, when = _asked(actor, at)
     keys, _ = stores.identity.keys_of(ids)
-    return UnlinkOp(keys[0].tolist(), keys[1].tolist())
+    return UnlinkOp(keys[0].tolist(), keys[1].tolist(), who, when)
 
 
-def split_op(stores: PersonStores, row: int, apart: list[dict[str, str]]) -> SplitOp:
+def split_op(
+    stores: PersonStores, row: int, apart: list[dict[str, str]], *, actor: str = "api", at: int | None = None
+) -> SplitOp:
     """Profile ``row`` recomputed from its evidence, each of ``apart`` kept in a different profile
     (see :meth:`IdentityGraph.split`).
 
     Raises
     ------
     SchemaError
-        If a value is malformed.
+        If a value or ``actor`` is malformed.
     """
+    who, when = _asked(actor, at)
     row = arguments.row(int(row) if isinstance(row, np.integer) else row, stores.identity.n_rows)
     seeds = [stores.identity.keys_of(ids)[0] for ids in arguments.id_maps(apart, "apart")]
-    return SplitOp(row, [(k[0].tolist(), k[1].tolist()) for k in seeds])
+    return SplitOp(row, [(k[0].tolist(), k[1].tolist()) for k in seeds], who, when)
+
+
+def expire_op(now: int, *, actor: str = "api", at: int | None = None) -> ExpireOp:
+    """Retention at event time ``now`` (see the module docstring).
+
+    Raises
+    ------
+    SchemaError
+        If ``now`` or ``actor`` is malformed.
+    """
+    who, when = _asked(actor, at)
+    return ExpireOp(arguments.epoch_ms(now, "now"), who, when)
+
+
+def export_op(stores: PersonStores, ids: Mapping[str, str], *, actor: str = "api", at: int | None = None) -> ExportOp:
+    """The access export of the person ``ids`` resolves to, as the audit log records it.
+
+    Raises
+    ------
+    SchemaError
+        If a value or ``actor`` is malformed.
+    """
+    who, when = _asked(actor, at)
+    keys, _ = stores.identity.keys_of(ids)
+    return ExportOp(keys[0].tolist(), keys[1].tolist(), who, when)
+
+
+def _asked(actor: str, at: int | None) -> tuple[str, int]:
+    return audit_actor(actor), now_ms() if at is None else arguments.epoch_ms(at, "at")
+
+
+def _people_of(stores: PersonStores, keys: list[int], tags: list[int]) -> set[int]:
+    """The people (canonical ids) the keys resolve to now."""
+    if not keys:
+        return set()
+    rows = stores.identity.resolve_keys(np.array([keys, tags], dtype=np.uint64).reshape(2, -1))
+    people = stores.people
+    return {people.canonical(p) for p in (people.person_of(int(r)) for r in rows.tolist() if r >= 0) if p >= 0}
 
 
 def apply(stores: PersonStores, op: PrivacyOp) -> dict[str, Any]:
-    """Carry out one privacy or unmerge operation (the engine holds its writer lock).
+    """Carry out one privacy or unmerge operation (the engine holds its writer lock) and write it
+    to the audit log.
 
     Returns ``row`` (the profile that kept its state, -1 if none), ``new_rows`` (pieces split
-    off), ``erased`` (profile rows wiped) and ``tombstones`` (total held).
+    off), ``erased`` (profile rows wiped), ``tombstones`` (total held), ``removed`` (counts by
+    kind) and ``audit`` (the audit entry's number).
     """
     g = stores.identity
-    if isinstance(op, ExpireOp):
-        return _result(g.expire(op.now), stores)
+    stores.erasures.take()
     if isinstance(op, SplitOp):
+        persons = {stores.people.person_of(op.row)}
+    elif isinstance(op, ExpireOp):
+        persons = set()
+    else:
+        persons = _people_of(stores, op.keys, op.tags)
+    if isinstance(op, ExpireOp):
+        res = _result(g.expire(op.now), stores)
+        res["retired"] = _retire(stores, op.now)
+    elif isinstance(op, SplitOp):
         seeds = [np.array([k, t], dtype=np.uint64).reshape(2, -1) for k, t in op.apart]
-        return _result(g.split(op.row, apart=seeds), stores)
-    keys = np.array([op.keys, op.tags], dtype=np.uint64).reshape(2, -1)
-    if isinstance(op, ForgetOp):
-        if keys.shape[1] == 0:
-            return _result(UnmergeResult(-1, np.zeros(0, np.int32), np.zeros(0, np.int32)), stores)
-        return _result(g.forget(keys), stores)
-    return _result(g.unlink(keys), stores)
+        res = _result(g.split(op.row, apart=seeds), stores)
+    else:
+        keys = np.array([op.keys, op.tags], dtype=np.uint64).reshape(2, -1)
+        if isinstance(op, ForgetOp):
+            empty = UnmergeResult(-1, np.zeros(0, np.int32), np.zeros(0, np.int32))
+            res = _result(g.forget(keys) if keys.shape[1] else empty, stores)
+        else:
+            res = _result(g.unlink(keys), stores)
+    removed, gone = stores.erasures.take()
+    kind = str(type(op).__struct_config__.tag)
+    keys_named: list[int] = []
+    if isinstance(op, SplitOp):
+        keys_named = [k for seed, _ in op.apart for k in seed]
+    elif not isinstance(op, ExpireOp):
+        keys_named = op.keys
+    entry = stores.audit.append(
+        at=op.at, actor=op.actor or "api", op=kind, persons=sorted((persons - {-1}) | gone), keys=keys_named,
+        removed=removed,
+    )
+    res["removed"] = {k: v for k, v in removed.items() if v}
+    res["audit"] = entry.seq
+    return res
+
+
+def _retire(stores: PersonStores, now: int) -> int:
+    """Erase the profiles idle longer than the retention limit at ``now``; returns how many."""
+    limit = stores.idle_retention_ms
+    g = stores.identity
+    if not limit or not g.n_profiles:
+        return 0
+    root = g.rows_["root"][: g.n_rows]
+    seen = stores.profiles.last_seen_[: g.n_rows]
+    idle = np.flatnonzero((root >= 0) & (seen < now - limit))
+    if idle.shape[0]:
+        g.evict(idle)
+    return int(idle.shape[0])
+
+
+def audit_export(stores: PersonStores, op: ExportOp) -> int:
+    """Write the access export ``op`` to the audit log; returns the entry's number."""
+    persons = _people_of(stores, op.keys, op.tags)
+    return stores.audit.append(at=op.at, actor=op.actor or "api", op="export", persons=sorted(persons),
+                               keys=op.keys).seq
 
 
 def export(stores: PersonStores, ids: Mapping[str, str], *, now: int | None = None) -> dict[str, Any]:

@@ -89,7 +89,7 @@ class Event(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_f
     attrs: Annotated[dict[Name, AttrValue], Meta(max_length=64)] = {}
     #: purpose (every channel) or ``purpose.channel`` -> allowed; the values are checked by
     #: ``Event._check_consent`` (msgspec's path for them would lose the name)
-    consent: Annotated[dict[Name, Any], Meta(max_length=16)] | None = None
+    consent: Annotated[dict[Name, bool | int | float | str | None], Meta(max_length=16)] | None = None
     #: the Global Privacy Control signal (``Sec-GPC: 1``): ``true`` opts out of sale/share
     gpc: bool | None = None
     #: an IAB TCF v2.2 consent string (the CMP's ``tcString``)

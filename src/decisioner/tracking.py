@@ -67,6 +67,7 @@ class Tracker:
         self.profiles = stores.profiles
         self.people = stores.people
         self.consent = stores.consent
+        self.erasures = stores.erasures
         self.experiments = stores.experiments
         self.scorer = scorer
         self.decision_log = stores.decision_log
@@ -121,9 +122,13 @@ class Tracker:
             self.people.release(rows)
         else:
             gone = self.people.erase(rows)
-            self.decision_log.erase(gone)
-            self.experiments.exposures.erase(gone)
-            self.consent.erase(gone)
+            removed = self.erasures.counts
+            removed["profiles"] += int(np.asarray(rows).shape[0])
+            removed["people"] += len(gone)
+            removed["decisions"] += self.decision_log.erase(gone)
+            removed["exposures"] += self.experiments.exposures.erase(gone)
+            removed["consent_history"] += self.consent.erase(gone)
+            self.erasures.people |= gone
         self.profiles.clear(rows)
         self.consent.clear(rows)
         self.experiments.clear(rows)

@@ -29,6 +29,10 @@ class ProfileSpec(Struct, **SPEC):
     #: share of ``max_profiles`` evicted at once when full: one selection pass pays for the
     #: batch; the pause grows with it (about 5 ms per 1,000 profiles at 1M, see the README)
     evict_fraction: Annotated[float, Meta(gt=0.0, le=0.5)] = 0.001
+    #: retention: ``Engine.expire(now)`` erases profiles with no event for longer than this
+    #: (their identifiers, evidence and every record; no tombstone, so they may come back as
+    #: new people); 0: no idle limit
+    idle_retention_days: Annotated[float, Meta(ge=0.0, le=36500.0)] = 0.0
 
     def __post_init__(self) -> None:
         for name in self.event_weights:

@@ -161,7 +161,7 @@ class IdentityGraph(IdentityUnmerge):
     # ------------------------------------------------------------------ linking
     def link_keys(
         self, keys: np.ndarray, types: np.ndarray, *, time: int | None = None, source: str | None = None,
-        consent: Mapping[str, bool] | None = None,
+        consent: Mapping[str, object] | None = None,
     ) -> LinkResult:
         """Link the pre-hashed keys of one event; see :meth:`link_one`."""
         if keys.ndim != 2:
@@ -194,7 +194,7 @@ class IdentityGraph(IdentityUnmerge):
 
     def link_one(
         self, ids: Mapping[str, str], *, time: int | None = None, source: str | None = None,
-        consent: Mapping[str, bool] | None = None,
+        consent: Mapping[str, object] | None = None,
     ) -> LinkResult:
         """Resolve an event's identifiers (type -> value) to one profile row, merging the
         components they touch where the rules allow.
