@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from . import cli_privacy
 from .errors import DecisionerError, SchemaError
 
 __all__ = ["main"]
@@ -491,6 +492,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     common(lp)
     lp.add_argument("target", help="an event log file, or a durable directory (its events.log and snapshot)")
+    cli_privacy.add_parser(sub, common)
     return p
 
 
@@ -505,6 +507,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], dict[str, Any] | tuple[dict[
     "evaluate": _cmd_evaluate,
     "identity": _cmd_identity,
     "log": _cmd_log,
+    "privacy": cli_privacy.run,
 }
 
 
@@ -529,6 +532,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(out))
     elif args.command == "log":
         _print_log(out, args.target)
+    elif args.command == "privacy":
+        cli_privacy.print_human(args, out)
     else:
         _print_human(args.command, out)
     return code
