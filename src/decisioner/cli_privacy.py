@@ -34,7 +34,7 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     psub = sp.add_subparsers(dest="privacy_command", required=True)
 
     def base(name: str, help: str, *, ids: bool = True) -> argparse.ArgumentParser:
-        pp = psub.add_parser(name, help=help)
+        pp: argparse.ArgumentParser = psub.add_parser(name, help=help)
         common(pp)
         pp.add_argument("dir", help="a durable engine directory (Engine.durable)")
         pp.add_argument("--hash-key", default=None, help="the hashing secret in hex (default: from the environment)")
@@ -91,11 +91,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if cmd == "export":
             return eng.export(ids, actor=args.actor)
         if cmd == "forget":
-            row = eng.profile_row(ids) if args.whole_person else None
-            if args.whole_person and row < 0:
+            if not args.whole_person:
+                return {**eng.forget(ids, actor=args.actor), "found": True}
+            row = eng.profile_row(ids)
+            if row < 0:
                 return {"found": False, "erased": [], "removed": {}}
-            out = eng.forget(None if row is not None else ids, row=row, actor=args.actor)
-            return {**out, "found": True}
+            return {**eng.forget(row=row, actor=args.actor), "found": True}
         if cmd == "consent":
             event: dict[str, Any] = {"type": "consent", "time": args.time, "ids": ids, "channel": args.source}
             if change:
@@ -105,7 +106,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if args.tcf is not None:
                 event["tcf"] = args.tcf
             eng.track(event)
-            return eng.export(ids, actor=args.actor)["consent"]
+            grid: dict[str, Any] = eng.export(ids, actor=args.actor)["consent"]
+            return grid
         if cmd == "expire":
             return eng.expire(args.now, actor=args.actor)
         return {"entries": eng.audit(person=args.person)}
