@@ -53,7 +53,7 @@ __all__ = [
     "encode",
 ]
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 #: 2000-01-01T00:00:00Z and 2100-01-01T00:00:00Z in epoch milliseconds: anything outside is
 #: an absurd timestamp (seconds sent as milliseconds, year 1, year 9999 ...).
