@@ -200,19 +200,15 @@ class EventLog:
         self.recovered_problem_: str | None = None
         self.recovered_: list[bytes] = []
         self.recovery_ = LogRecovery(str(self.path), 0, 0, 0, None, missing=not self.path.exists())
-        key = os.path.realpath(self.path)
-        with DirectoryLock._guard:
-            if key in EventLog._open_paths:
-                raise LogLockedError(
-                    f"expected one writer of {str(self.path)!r}, got a second in this process - at `attach_log` "
-                    "(detach the other engine's log first)"
-                )
-            EventLog._open_paths.add(key)
-        self._key = key
+        self._key = _claim(
+            self.path,
+            f"expected one writer of {str(self.path)!r}, got a second in this process - at `attach_log` "
+            "(detach the other engine's log first)",
+        )
         try:
             self._dir_lock = DirectoryLock(self.path.parent)
         except BaseException:
-            self._forget_path()
+            _release(self._key)
             raise
         self._lock = threading.Lock()
         self._buf: list[bytes] = []
@@ -221,19 +217,13 @@ class EventLog:
             self._fd = self._open()
         except BaseException:
             self._dir_lock.release()
-            self._forget_path()
+            _release(self._key)
             raise
         self._flusher: threading.Thread | None = None
         self._stop = threading.Event()
         if flush == "interval":
             self._flusher = threading.Thread(target=self._flush_loop, name="decisioner-log-flush", daemon=True)
             self._flusher.start()
-
-    _open_paths: ClassVar[set[str]] = set()
-
-    def _forget_path(self) -> None:
-        with DirectoryLock._guard:
-            EventLog._open_paths.discard(self._key)
 
     def _open(self) -> int:
         if self.path.exists() and self.path.stat().st_size > 0:
@@ -306,7 +296,7 @@ class EventLog:
                 self._closed = True
                 os.close(self._fd)
                 self._dir_lock.release()
-                self._forget_path()
+                _release(self._key)
 
     def reset(self) -> None:
         """Start an empty log (after a snapshot has taken everything in it)."""
@@ -387,14 +377,11 @@ def repair_log(path: str | Path, *, now: datetime | None = None) -> LogRepair:
         If there is no file at ``path``.
     """
     p = Path(path)
-    key = os.path.realpath(p)
-    with DirectoryLock._guard:
-        if key in EventLog._open_paths:
-            raise LogLockedError(
-                f"expected no writer of {str(p)!r}, got an open event log in this process - at `repair_log` "
-                "(detach the engine's log first)"
-            )
-        EventLog._open_paths.add(key)
+    key = _claim(
+        p,
+        f"expected no writer of {str(p)!r}, got an open event log in this process - at `repair_log` "
+        "(detach the engine's log first)",
+    )
     try:
         lock = DirectoryLock(p.parent)
         try:
@@ -402,8 +389,27 @@ def repair_log(path: str | Path, *, now: datetime | None = None) -> LogRepair:
         finally:
             lock.release()
     finally:
-        with DirectoryLock._guard:
-            EventLog._open_paths.discard(key)
+        _release(key)
+
+
+#: the event logs open for writing in this process (real paths): one writer each
+_open_paths: set[str] = set()
+
+
+def _claim(path: Path, busy: str) -> str:
+    """Claim the log at ``path`` for the one writer of this process (the directory lock is the
+    one across processes); returns the claim's key. Raises LogLockedError(``busy``) if taken."""
+    key = os.path.realpath(path)
+    with DirectoryLock._guard:
+        if key in _open_paths:
+            raise LogLockedError(busy)
+        _open_paths.add(key)
+    return key
+
+
+def _release(key: str) -> None:
+    with DirectoryLock._guard:
+        _open_paths.discard(key)
 
 
 def _repair(p: Path, now: datetime) -> LogRepair:
