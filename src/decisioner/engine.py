@@ -25,13 +25,14 @@ import numpy as np
 from . import arguments, durability, privacy, reads
 from ._kernels.rng import seed_state
 from .allocation.experiments import HOLDOUT, NOT_ENROLLED, ExperimentRuntime
+from .attributes import AttributeStore
 from .catalog import Catalog
 from .config import EngineConfig, load_config
 from .decisionlog import DecisionLog
 from .eventlog import EventLog, FlushPolicy, LogRecovery
 from .hashing import resolve_key
 from .identity import IdentityGraph
-from .journal import DecideOp, ExpireOp, InventoryOp, Journal, ObserveOp, Operation, Record, TrackOp
+from .journal import AttributesOp, DecideOp, ExpireOp, InventoryOp, Journal, ObserveOp, Operation, Record, TrackOp
 from .outcomes import Outcomes, Pending, PendingOutcomes
 from .people import People
 from .placements import ItemInputs, Placement, Placements
@@ -89,6 +90,7 @@ class Engine:
         self.identity = identity if identity is not None else IdentityGraph(key, spec=config.identity)
         self.profiles = ProfileStore.from_spec(config.profiles)
         self.people = People()
+        self.attributes_ = AttributeStore(config.attributes)
         self.scorer = AffinityScorer(catalog, config.scoring)
         self.half_lives_ = half_lives(config.profiles, catalog)
         self.placements_ = Placements(config, catalog, seed=seed, feedback_weight=feedback_weight)
@@ -104,7 +106,7 @@ class Engine:
         self.stores = PersonStores(
             identity=self.identity, profiles=self.profiles, people=self.people, decision_log=self.decision_log,
             experiments=self.experiments_, catalog=catalog, half_lives=self.half_lives_, placements=self.placements_,
-            instance=instance,
+            instance=instance, attributes=self.attributes_,
         )
         self.tracker = Tracker(config, self.stores, self.scorer)
 
@@ -284,7 +286,36 @@ class Engine:
         """The person's strongest interests at ``now``: (facet value, share of interest)."""
         return reads.interests(self, ids, now=now, top=top)
 
+    def attributes(self, ids: dict[str, str]) -> dict[str, tuple[Any, str, int]]:
+        """The person's attributes: name -> (value, source, event time); see :func:`decisioner.reads.attributes`."""
+        return reads.attributes(self, ids)
+
     # ------------------------------------------------------------------ operations
+    def set_attributes(self, ids: dict[str, str], values: dict[str, Any], *, source: str, time: int) -> int:
+        """Load attribute ``values`` for the person ``ids`` from ``source`` (a CRM, a warehouse
+        table) as of ``time`` (epoch ms), reconciled by each attribute's rule; applied and logged
+        as an identify event of the person (a person not known yet is created). Returns the row.
+
+        Raises
+        ------
+        SchemaError
+            An undeclared attribute, a value of the wrong type or an identifier; nothing changes.
+        """
+        return int(self.set_attributes_many([ids], [values], source=source, time=time)[0])
+
+    def set_attributes_many(
+        self, ids: list[dict[str, str]], values: list[dict[str, Any]], *, source: str, time: int | list[int]
+    ) -> np.ndarray:
+        """:meth:`set_attributes` for a batch, each checked before any is applied; returns the rows (int32)."""
+        evs = self.tracker.load_events(ids, values, source=source, time=time)
+        checked = [(ev, self.tracker.validate(ev, load=True)) for ev in evs]
+        with self.journal.lock:
+            return np.array([self._load(ev, k, t, AttributesOp(self._hashed(ev, k))) for ev, (k, t, _) in checked],
+                            dtype=np.int32)
+
+    def _load(self, ev: Event, keys: np.ndarray, types: np.ndarray, op: Operation) -> int:
+        return self.journal.run(op, lambda: self.tracker.apply(ev, keys, types, [], load=True)[0])
+
     def set_inventory(self, item_id: str, inventory: int) -> None:
         """Update an item's stock; every placement (variants and holdout too) sees it at once."""
         op = InventoryOp(arguments.text(item_id, "item_id"), arguments.inventory(inventory))
@@ -438,4 +469,6 @@ class Engine:
                 return self._observe(op.outcome, op)
             if isinstance(op, InventoryOp):
                 return self._inventory(op)
+            if isinstance(op, AttributesOp):
+                return self._load(op.event, *self.tracker.validate(op.event, hashed=True, load=True)[:2], op)
             return self._admin(op)

@@ -16,7 +16,8 @@ writer lock, calls :func:`apply` and admits the operation to its journal.
   new, empty person. Tombstones are never evicted (they hold no profile); what bounds them and
   what each costs is in :mod:`decisioner.identity.unmerge`.
 * **export** lists everything held for one person: identifiers (type, key, last seen),
-  evidence links, profile state (interests, recent purchases, consent, activity), the decisions
+  evidence links, profile state (interests, recent purchases, consent, activity, attributes with
+  their provenance), the decisions
   logged for the person and every person merged into it (in memory and in the decision log's
   spill files), and experiment assignments.
 * **unlink** and **split** undo merges (see :mod:`decisioner.identity.graph` for the
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import arguments
+from .attributes import AttributeStore
 from .errors import SchemaError
 from .identity import IdentityGraph
 from .identity.graph import UnmergeResult
@@ -64,6 +66,7 @@ class PersonStores:
     half_lives: np.ndarray
     placements: Placements
     instance: str
+    attributes: AttributeStore
 
 
 def _result(res: UnmergeResult, stores: PersonStores) -> dict[str, Any]:
@@ -164,7 +167,8 @@ def export(stores: PersonStores, ids: Mapping[str, str], *, now: int | None = No
         ``found`` (False when no identifier is linked; then also ``erased``: which of the given
         identifiers are tombstoned), ``person`` (stable id), ``merged_people`` (ids merged into
         it), ``profile`` (row), ``identifiers``, ``evidence``, ``interests``, ``purchased``,
-        ``consent``, ``last_seen``, ``events``, ``decisions``, ``experiments``.
+        ``consent``, ``last_seen``, ``events``, ``decisions``, ``experiments``, ``attributes``
+        (name -> value, source, time, rule, and the counted values of ``most_frequent``).
 
     Raises
     ------
@@ -226,4 +230,5 @@ def export(stores: PersonStores, ids: Mapping[str, str], *, now: int | None = No
         "events": int(prof.events_[row]),
         "decisions": decisions,
         "experiments": assignments,
+        "attributes": stores.attributes.export(row),
     }
