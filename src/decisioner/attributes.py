@@ -32,8 +32,9 @@ and time, and the attribute's rule decides whether it is kept:
 **Merges** (identity merges of two profiles) reconcile by the same rules: the absorbed row's
 value is offered to the survivor with its own provenance (at equal times the survivor's
 stays), sums add, ``most_frequent`` adds the counts of equal values and keeps the ``slots``
-strongest. Erasure, eviction and the anonymous scratch row clear rows; a split leaves the
-state with the profile that keeps it.
+strongest (by count, then newest sighting, then lowest code; no count is inherited).
+Erasure, eviction and the anonymous scratch row clear rows; a split leaves the state with the
+profile that keeps it.
 
 **Bounds.** A category's vocabulary holds at most ``max_values`` values, and the store at most
 :data:`MAX_SOURCES` source names: a value that would pass either bound is dropped (the held
@@ -315,12 +316,41 @@ class AttributeStore:
                 j = int(np.lexsort((st, sn))[0])  # the lowest count, the oldest among equals
                 base = int(sn[j])
             sc[j], sn[j], st[j], ss[j] = code, base + count, t, src
-        live = sc >= 0
-        # highest count, then newest sighting, then lowest code
-        order = np.lexsort((sc, -st, -sn))
-        j = int(order[0]) if live[order[0]] else -1
-        if j >= 0:
+        self._lead(name, row)
+
+    def _lead(self, name: str, row: int) -> None:
+        """Set the value of a ``most_frequent`` row from its slots."""
+        a = self.arrays_
+        sc, sn = a[f"{name}/slot_code"][row], a[f"{name}/slot_count"][row]
+        st, ss = a[f"{name}/slot_time"][row], a[f"{name}/slot_source"][row]
+        order = np.lexsort((sc, -st, -sn))  # highest count, then newest sighting, then lowest code
+        j = int(order[0])
+        if sc[j] >= 0:
             a[f"{name}/value"][row], a[f"{name}/source"][row], a[f"{name}/time"][row] = sc[j], ss[j], st[j]
+
+    def _merge_counts(self, name: str, dst: int, src: int) -> None:
+        """Add the counts of equal values of two rows and keep the strongest ``slots`` (no count
+        is inherited: both rows' counts are known)."""
+        a = self.arrays_
+        cols = [a[f"{name}/slot_{c}"] for c in ("code", "count", "time", "source")]
+        seen: dict[int, list[int]] = {}
+        for row in (dst, src):
+            for code, n, t, s in zip(*(c[row].tolist() for c in cols)):
+                if code < 0:
+                    continue
+                held = seen.get(code)
+                if held is None:
+                    seen[code] = [n, t, s]
+                else:
+                    held[0] += n
+                    if t > held[1]:
+                        held[1], held[2] = t, s
+        best = sorted(seen.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))[: cols[0].shape[1]]
+        for c, fill in zip(cols, (-1, 0, 0, -1)):
+            c[dst] = fill
+        for j, (code, (n, t, s)) in enumerate(best):
+            cols[0][dst, j], cols[1][dst, j], cols[2][dst, j], cols[3][dst, j] = code, n, t, s
+        self._lead(name, dst)
 
     def merge(self, dst: int, src: int) -> None:
         """Reconcile row ``src`` into row ``dst`` by each attribute's rule; ``src`` is cleared."""
@@ -329,11 +359,7 @@ class AttributeStore:
         a = self.arrays_
         for name, spec in self.specs.items():
             if spec.rule == "most_frequent":
-                sc, sn = a[f"{name}/slot_code"][src], a[f"{name}/slot_count"][src]
-                st, ss = a[f"{name}/slot_time"][src], a[f"{name}/slot_source"][src]
-                for j in np.argsort(-sn, kind="stable").tolist():  # strongest first
-                    if sc[j] >= 0:
-                        self._count(name, dst, int(sc[j]), int(sn[j]), int(ss[j]), int(st[j]))
+                self._merge_counts(name, dst, src)
                 continue
             s = int(a[f"{name}/source"][src])
             if s >= 0:
