@@ -58,7 +58,6 @@ values or source names that look like an email address or a phone number are ref
 
 from __future__ import annotations
 
-import numbers
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
@@ -213,7 +212,7 @@ class AttributeStore:
                     )
                 _not_identifier(v, at)
             elif spec.type == "number":
-                if not isinstance(v, numbers.Real) or not -1e15 <= float(v) <= 1e15:
+                if not isinstance(v, (int, float, np.integer, np.floating)) or not -1e15 <= float(v) <= 1e15:
                     raise SchemaError(
                         f"Expected a `number` attribute value (finite, |x| <= 1e15), got {v!r} - at `{at}`"
                     )
@@ -299,34 +298,37 @@ class AttributeStore:
             val[row], srcs[row], times[row] = v, src, t
 
     def _count(self, name: str, row: int, code: int, count: int, src: int, t: int) -> None:
+        # a handful of slots: Python lists beat numpy calls on arrays this small
         a = self.arrays_
-        sc, sn = a[f"{name}/slot_code"][row], a[f"{name}/slot_count"][row]
-        st, ss = a[f"{name}/slot_time"][row], a[f"{name}/slot_source"][row]
-        hit = np.flatnonzero(sc == code)
-        if hit.shape[0]:
-            j = int(hit[0])
+        sc, sn = a[f"{name}/slot_code"][row].tolist(), a[f"{name}/slot_count"][row].tolist()
+        st = a[f"{name}/slot_time"][row].tolist()
+        if code in sc:
+            j = sc.index(code)
             sn[j] += count
             if t >= st[j]:
-                st[j], ss[j] = t, src
+                st[j] = t
+                a[f"{name}/slot_source"][row, j] = src
         else:
-            free = np.flatnonzero(sc < 0)
-            if free.shape[0]:
-                j, base = int(free[0]), 0
+            if -1 in sc:
+                j, base = sc.index(-1), 0
             else:
-                j = int(np.lexsort((st, sn))[0])  # the lowest count, the oldest among equals
-                base = int(sn[j])
-            sc[j], sn[j], st[j], ss[j] = code, base + count, t, src
-        self._lead(name, row)
+                j = min(range(len(sc)), key=lambda i: (sn[i], st[i]))  # the lowest count, the oldest among equals
+                base = sn[j]
+            sc[j], sn[j], st[j] = code, base + count, t
+            a[f"{name}/slot_code"][row, j] = code
+            a[f"{name}/slot_source"][row, j] = src
+        a[f"{name}/slot_count"][row, j] = sn[j]
+        a[f"{name}/slot_time"][row, j] = st[j]
+        self._lead(name, row, sc, sn, st)
 
-    def _lead(self, name: str, row: int) -> None:
-        """Set the value of a ``most_frequent`` row from its slots."""
-        a = self.arrays_
-        sc, sn = a[f"{name}/slot_code"][row], a[f"{name}/slot_count"][row]
-        st, ss = a[f"{name}/slot_time"][row], a[f"{name}/slot_source"][row]
-        order = np.lexsort((sc, -st, -sn))  # highest count, then newest sighting, then lowest code
-        j = int(order[0])
+    def _lead(self, name: str, row: int, sc: list[int], sn: list[int], st: list[int]) -> None:
+        """Set the value of a ``most_frequent`` row from its slots (``sc``, ``sn``, ``st``: its
+        codes, counts and times as lists)."""
+        j = min(range(len(sc)), key=lambda i: (sc[i] < 0, -sn[i], -st[i], sc[i]))  # most, newest, lowest code
         if sc[j] >= 0:
-            a[f"{name}/value"][row], a[f"{name}/source"][row], a[f"{name}/time"][row] = sc[j], ss[j], st[j]
+            a = self.arrays_
+            a[f"{name}/value"][row], a[f"{name}/time"][row] = sc[j], st[j]
+            a[f"{name}/source"][row] = a[f"{name}/slot_source"][row, j]
 
     def _merge_counts(self, name: str, dst: int, src: int) -> None:
         """Add the counts of equal values of two rows and keep the strongest ``slots`` (no count
@@ -350,7 +352,7 @@ class AttributeStore:
             c[dst] = fill
         for j, (code, (n, t, s)) in enumerate(best):
             cols[0][dst, j], cols[1][dst, j], cols[2][dst, j], cols[3][dst, j] = code, n, t, s
-        self._lead(name, dst)
+        self._lead(name, dst, *(c[dst].tolist() for c in cols[:3]))
 
     def merge(self, dst: int, src: int) -> None:
         """Reconcile row ``src`` into row ``dst`` by each attribute's rule; ``src`` is cleared."""
