@@ -11,7 +11,8 @@ from decisioner import Engine
 def engine_state(e: Engine) -> dict[str, np.ndarray]:
     """Everything a recovery must restore: identity components, profiles, popularity, policy
     statistics, the decision log (its window too) and the exposures, the pending outcomes (times,
-    outcomes received, clock), the counters and the registries (identifier types, sources)."""
+    outcomes received, clock), the counters, the registries (identifier types, sources) and the
+    attributes (columns, vocabularies, source names)."""
     out: dict[str, np.ndarray] = {
         "types": np.array(e.identity.types, dtype=object),
         "sources": np.array(e.identity.sources, dtype=object),
@@ -35,6 +36,12 @@ def engine_state(e: Engine) -> dict[str, np.ndarray]:
     log = e.decision_log
     out["log_window"] = np.array([log.first_handle, log.end_handle, log.dropped_rows_, log.spilled_rows_])
     out["exposures_seq"] = e.experiments_.exposures.column("seq")
+    attrs = e.attributes_
+    for key, a in attrs.arrays_.items():
+        out[f"attributes_{key}"] = a.copy()
+    out["attributes_sources"] = np.array(attrs.sources_, dtype=object)
+    for name, vocab in attrs.vocab_.items():
+        out[f"attributes_{name}_vocab"] = np.array(vocab, dtype=object)
     for name in e.placements:
         pl = e.placement(name)
         if pl.bandit is not None and not hasattr(pl.bandit, "trials_"):  # revenue: sums, not successes

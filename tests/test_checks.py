@@ -60,6 +60,13 @@ def full_engine() -> Engine:
         ],
         "holdout": {"fraction": 0.15},
         "outcomes": {"attribution_window_days": 0.002},  # about 3 minutes: decisions expire within the run
+        "attributes": {  # "age" is also the contextual policy's feature: both read it
+            "age": {"type": "number", "rule": "max"},
+            "region": {"type": "category", "rule": "most_frequent", "slots": 2},
+            "tier": {"type": "category", "rule": "source_priority", "sources": ["crm", "pos"], "from_events": False},
+            "ltv": {"type": "number", "rule": "sum"},
+            "since": {"type": "timestamp", "rule": "first_seen"},
+        },
     })
     cat = Catalog([{"id": f"i{j}", "category": f"c{j % 4}", "inventory": 3} for j in range(30)], cfg.catalog)
     return Engine(cfg, cat, seed=5)
@@ -68,8 +75,10 @@ def full_engine() -> Engine:
 def events(start: int, n: int) -> list[tuple[str | None, Any]]:
     out: list[tuple[str | None, Any]] = []
     for t in range(start, start + n):
-        ev: dict[str, Any] = {"type": "view", "time": T0 + t * 1000, "ids": {"cookie": f"p{t % 55}"},
-                              "item": f"i{t % 30}", "attrs": {"age": t % 7}}
+        ev: dict[str, Any] = {
+            "type": "view", "time": T0 + t * 1000, "ids": {"cookie": f"p{t % 55}"}, "item": f"i{t % 30}",
+            "attrs": {"age": t % 7, "region": f"r{t % 3}", "ltv": t % 4, "since": T0 + (t * 7919) % 5000},
+        }
         if t % 7 == 0:  # consent changes: refusals and grants, GPC; decisions without analytics rows
             ev["consent"] = {"analytics": t % 2 == 0, "marketing.email": t % 3 == 0, "personalization.web": t % 5 != 0}
             ev["gpc"] = t % 4 == 0
@@ -89,6 +98,10 @@ def test_a_reopened_engine_continues_exactly_with_every_feature_on() -> None:
                 eng.observe({"decision_id": d.decision_id, "kind": "click", "time": ev["time"] + 2})  # a duplicate
     eng.forget({"cookie": "p3"})
     eng.set_inventory("i4", 0)
+    eng.set_attributes_many([{"cookie": f"p{j}", "crm_id": f"C{j}"} for j in range(10)],
+                            [{"tier": ("gold", "silver")[j % 2], "ltv": 100} for j in range(10)],
+                            source="pos", time=T0 + 5)
+    assert eng.attributes({"crm_id": "C1"})["tier"] == ("silver", "pos", T0 + 5)
     assert eng.evicted_ > 0 and eng.duplicate_outcomes_ > 0 and eng.pending_.expired_ > 0
     assert eng.decision_log.dropped_rows_ > 0
     check_engine(eng, events(300, 200))

@@ -75,8 +75,9 @@ def test_every_event_decodes(small: World) -> None:
         decode_event(e)
         decode_event(msgspec.json.encode(e))
     types = {e["type"] for e in small.events}
-    # `click` is left to the closed-loop simulator (clicks on what the engine shows).
-    assert types == set(EVENT_TYPES) - {"click"}
+    # `click` is left to the closed-loop simulator (clicks on what the engine shows), `consent`
+    # events to consent platforms (the people of a world consent by default).
+    assert types == set(EVENT_TYPES) - {"click", "consent"}
 
 
 def test_events_sorted_and_aligned_with_truth(small: World) -> None:

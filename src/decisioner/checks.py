@@ -6,8 +6,9 @@ placement kind or a whole engine, in our tests and in yours.
   fresh policy of the same spec) gives identical next decisions;
 * :func:`check_engine` - an engine with every feature its configuration turns on (experiments
   with shared-policy variants, holdout, batched Thompson, slates, contextual policies, eviction,
-  erasure): a snapshot reopened continues exactly like the original, with the same next
-  decisions and the same state, and decoding an event does not mutate it.
+  erasure, attributes and their batch loads): a snapshot reopened continues exactly like the
+  original, with the same next decisions and the same state, and decoding an event does not
+  mutate it.
 
 Each check raises :class:`CheckError` naming the check and what differed, and returns nothing.
 """

@@ -285,6 +285,30 @@ def _cmd_identity(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _cmd_profile(args: argparse.Namespace) -> dict[str, Any]:
+    import os
+
+    from .engine import Engine
+
+    ids: dict[str, str] = {}
+    for item in args.id:
+        id_type, sep, value = item.partition("=")
+        if not (sep and id_type and value):
+            raise _UsageError(f"--id expects TYPE=VALUE, got {item!r}")
+        ids[id_type] = value
+    key = None
+    if args.hash_key_env is not None:
+        key = os.environ.get(args.hash_key_env)
+        if not key:
+            raise _UsageError(f"--hash-key-env names {args.hash_key_env!r}, which is not set")
+    engine = Engine.open(args.dir, hash_key=key, flush="off")  # read-only: replays the log, writes nothing
+    out = engine.export(ids)
+    if not out["found"]:
+        return {"found": False, "erased": out["erased"]}
+    keep = ("found", "person", "profile", "last_seen", "events", "consent", "attributes", "interests")
+    return {k: out[k] for k in keep}
+
+
 def _cmd_log(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
     from .recovery import check_log, repair
 
@@ -381,6 +405,19 @@ def _print_human(command: str, out: dict[str, Any]) -> None:
                   f"(adj {c['p_adjusted']:.4g}) always-valid p {c['seq_p_value']:.4g}")
         srm = out["srm"]
         print(f"  SRM: chi2 {srm['chi2']:.2f} p {srm['p_value']:.3g}{' FLAGGED' if srm['flagged'] else ''}")
+    elif command == "profile":
+        if not out["found"]:
+            erased = [t for t, gone in out["erased"].items() if gone]
+            print("no profile holds these identifiers" + (f" (erased: {', '.join(erased)})" if erased else ""))
+            return
+        print(f"person {out['person']} (profile row {out['profile']}): {out['events']} events, "
+              f"last seen {out['last_seen']}")
+        print(f"  {'attribute':<16}{'value':<24}{'source':<14}{'time':>15}  rule")
+        for name, a in out["attributes"].items():
+            print(f"  {name:<16}{a['value']!s:<24}{a['source']:<14}{a['time']:>15}  {a['rule']}")
+        granted = [p for p, ok in out["consent"].items() if ok]
+        print(f"  consent: {', '.join(granted) or 'none'}")
+        print("  interests: " + ", ".join(f"{fv} {s:.3g}" for fv, s in out["interests"][:5]))
     elif command == "evaluate" and "relative_error" in out:
         print(f"OPE on OBD {out['campaign']}: {out['behavior']} -> {out['evaluation']}, "
               f"ground truth {out['ground_truth']:.5f}, {out['n_runs']} runs")
@@ -482,6 +519,13 @@ def _parser() -> argparse.ArgumentParser:
     ip.add_argument("--people", type=int, default=None, help="generate a world of N people in memory instead")
     ip.add_argument("--shared-device-rate", type=float, default=0.03)
     ip.add_argument("--placeholder-rate", type=float, default=0.02)
+    sp = sub.add_parser("profile", help="one person's attributes (with provenance), consent and interests")
+    common(sp)
+    sp.add_argument("--dir", required=True, help="a durable directory (`Engine.durable`); opened read-only")
+    sp.add_argument("--id", action="append", required=True, metavar="TYPE=VALUE",
+                    help="an identifier of the person, e.g. email=ada@example.com (repeatable)")
+    sp.add_argument("--hash-key-env", default=None,
+                    help="environment variable holding the secret (default: the one the saved configuration names)")
     sp = sub.add_parser("log", help="check or repair an event log")
     lsub = sp.add_subparsers(dest="log_command", required=True)
     lp = lsub.add_parser("check", help="report damage in a log (exit 1 if any); changes nothing")
@@ -506,6 +550,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], dict[str, Any] | tuple[dict[
     "report": _cmd_report,
     "evaluate": _cmd_evaluate,
     "identity": _cmd_identity,
+    "profile": _cmd_profile,
     "log": _cmd_log,
     "privacy": cli_privacy.run,
 }

@@ -49,6 +49,7 @@ def engine_state(engine: Engine) -> dict[str, ComponentState]:
         "pending": engine.pending_.to_state(),
         "catalog": engine.catalog.to_state(),
         "engine": ({}, meta),
+        "attributes": engine.attributes_.to_state(),
         **engine.placements_.to_state(),
     }
 
@@ -68,6 +69,8 @@ def load_engine_state(engine: Engine, states: dict[str, ComponentState]) -> None
     engine.catalog.load_state(states["catalog"])
     engine.placements_.set_stock(engine.catalog.in_stock())
     engine.placements_.load_state(states)
+    if "attributes" in states:  # written before attributes existed: none was declared then
+        engine.attributes_.load_state(states["attributes"])
     meta = states["engine"][1]
     engine.seq_ = int(meta["seq"])
     engine.tracker.events_, engine.tracker.evicted_ = int(meta["events"]), int(meta["evicted"])

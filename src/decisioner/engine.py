@@ -25,6 +25,7 @@ import numpy as np
 from . import arguments, durability, privacy, reads
 from ._kernels.rng import seed_state
 from .allocation.experiments import HOLDOUT, NOT_ENROLLED, ExperimentRuntime
+from .attributes import AttributeStore
 from .catalog import Catalog
 from .config import DAY_MS, EngineConfig, load_config
 from .consent import PURPOSES
@@ -33,7 +34,7 @@ from .decisionlog import DecisionLog
 from .eventlog import EventLog, FlushPolicy, LogRecovery
 from .hashing import resolve_key
 from .identity import IdentityGraph
-from .journal import DecideOp, ExportOp, InventoryOp, Journal, ObserveOp, Operation, Record, TrackOp
+from .journal import AttributesOp, DecideOp, ExportOp, InventoryOp, Journal, ObserveOp, Operation, Record, TrackOp
 from .outcomes import Outcomes, Pending, PendingOutcomes
 from .people import People
 from .placements import ItemInputs, Placement, Placements
@@ -97,6 +98,7 @@ class Engine:
         self.profiles = ProfileStore.from_spec(config.profiles)
         self.consent = ConsentStore(config.consent, default_consent=config.profiles.default_consent)
         self.people = People()
+        self.attributes_ = AttributeStore(config.attributes)
         self.scorer = AffinityScorer(catalog, config.scoring)
         self.half_lives_ = half_lives(config.profiles, catalog)
         self.placements_ = Placements(config, catalog, seed=seed, feedback_weight=feedback_weight)
@@ -112,7 +114,7 @@ class Engine:
         self.stores = PersonStores(
             identity=self.identity, profiles=self.profiles, consent=self.consent, people=self.people,
             decision_log=self.decision_log, experiments=self.experiments_, catalog=catalog, half_lives=self.half_lives_,
-            placements=self.placements_, instance=instance,
+            placements=self.placements_, instance=instance, attributes=self.attributes_,
             idle_retention_ms=int(config.profiles.idle_retention_days * DAY_MS),
         )
         self.tracker = Tracker(config, self.stores, self.scorer)
@@ -309,7 +311,37 @@ class Engine:
         """The person's strongest interests at ``now``: (facet value, share of interest)."""
         return reads.interests(self, ids, now=now, top=top)
 
+    def attributes(self, ids: dict[str, str]) -> dict[str, tuple[Any, str, int]]:
+        """The person's attributes: name -> (value, source, event time); see :func:`decisioner.reads.attributes`."""
+        return reads.attributes(self, ids)
+
     # ------------------------------------------------------------------ operations
+    def set_attributes(self, ids: dict[str, str], values: dict[str, Any], *, source: str, time: int) -> int:
+        """Load attribute ``values`` for the person ``ids`` from ``source`` (a CRM, a warehouse
+        table) as of ``time`` (epoch ms), reconciled by each attribute's rule; applied and logged
+        as an identify event of the person (a person not known yet is created). Returns the row.
+
+        Raises
+        ------
+        SchemaError
+            An undeclared attribute, a value of the wrong type or an identifier; nothing changes.
+        """
+        return int(self.set_attributes_many([ids], [values], source=source, time=time)[0])
+
+    def set_attributes_many(
+        self, ids: list[dict[str, str]], values: list[dict[str, Any]], *, source: str, time: int | list[int]
+    ) -> np.ndarray:
+        """:meth:`set_attributes` for a batch, each checked before any is applied; returns the rows (int32)."""
+        evs = self.tracker.load_events(ids, values, source=source, time=time)
+        checked = [(ev, self.tracker.validate(ev, load=True)) for ev in evs]
+        with self.journal.lock:
+            return np.array(
+                [self._load(ev, c, AttributesOp(self._hashed(ev, c.keys))) for ev, c in checked], dtype=np.int32
+            )
+
+    def _load(self, ev: Event, checked: Checked, op: Operation) -> int:
+        return self.journal.run(op, lambda: self.tracker.apply(ev, checked, load=True)[0])
+
     def set_inventory(self, item_id: str, inventory: int) -> None:
         """Update an item's stock; every placement (variants and holdout too) sees it at once."""
         op = InventoryOp(arguments.text(item_id, "item_id"), arguments.inventory(inventory))
@@ -478,4 +510,6 @@ class Engine:
                 return self._inventory(op)
             if isinstance(op, ExportOp):
                 return self.journal.run(op, lambda: privacy.audit_export(self.stores, op))
+            if isinstance(op, AttributesOp):
+                return self._load(op.event, self.tracker.validate(op.event, hashed=True, load=True), op)
             return self._admin(op)

@@ -38,6 +38,7 @@ __all__ = [
     "ExpireOp",
     "ExportOp",
     "InventoryOp",
+    "AttributesOp",
     "decode_record",
     "read_records",
     "recover_records",
@@ -116,7 +117,18 @@ class InventoryOp(msgspec.Struct, tag="inventory", tag_field="op", array_like=Tr
     inventory: int
 
 
-Operation = TrackOp | DecideOp | ObserveOp | ForgetOp | UnlinkOp | SplitOp | ExpireOp | ExportOp | InventoryOp
+class AttributesOp(msgspec.Struct, tag="attributes", tag_field="op", array_like=True, frozen=True):
+    """A batch load of attributes (``Engine.set_attributes``): the identify event it is applied
+    as (identifiers as keyed hashes, ``channel`` the source, ``attrs`` the values). Logged apart
+    from a tracked identify event because a load sets every declared attribute, also those
+    that events do not set (``from_events = false``)."""
+
+    event: BehaviourEvent
+
+
+Operation = (
+    TrackOp | DecideOp | ObserveOp | ForgetOp | UnlinkOp | SplitOp | ExpireOp | ExportOp | InventoryOp | AttributesOp
+)
 
 
 class Record(msgspec.Struct, array_like=True, frozen=True):

@@ -16,7 +16,8 @@ writer lock, calls :func:`apply` and admits the operation to its journal.
   new, empty person. Tombstones are never evicted (they hold no profile); what bounds them and
   what each costs is in :mod:`decisioner.identity.unmerge`.
 * **export** lists everything held for one person: identifiers (type, key, last seen),
-  evidence links, profile state (interests, recent purchases, consent, activity), the decisions
+  evidence links, profile state (interests, recent purchases, consent, activity, attributes with
+  their provenance), the decisions
   logged for the person and every person merged into it (in memory and in the decision log's
   spill files), and experiment assignments.
   The consent grid with its history (every change: time, source, old and new value) and the
@@ -41,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import arguments
+from .attributes import AttributeStore
 from .audit import AuditLog, now_ms
 from .audit import actor as audit_actor
 from .errors import SchemaError
@@ -95,6 +97,7 @@ class PersonStores:
     half_lives: np.ndarray
     placements: Placements
     instance: str
+    attributes: AttributeStore
     audit: AuditLog = field(default_factory=AuditLog)
     erasures: Erasures = field(default_factory=Erasures)
     #: profiles idle longer than this are erased by ``expire`` (0: never)
@@ -293,7 +296,8 @@ def export(stores: PersonStores, ids: Mapping[str, str], *, now: int | None = No
         it), ``profile`` (row), ``identifiers``, ``evidence``, ``interests``, ``purchased``,
         ``consent`` (purpose -> channel -> allowed), ``consent_history`` (every change: time,
         source, purpose, channel, old and new value, how it came), ``last_seen``, ``events``,
-        ``decisions``, ``experiments``.
+        ``decisions``, ``experiments``, ``attributes`` (name -> value, source, time, rule, and
+        the counted values of ``most_frequent``).
 
     Raises
     ------
@@ -356,4 +360,5 @@ def export(stores: PersonStores, ids: Mapping[str, str], *, now: int | None = No
         "events": int(prof.events_[row]),
         "decisions": decisions,
         "experiments": assignments,
+        "attributes": stores.attributes.export(row),
     }

@@ -4,7 +4,7 @@
 the best-scored items of a recommendation placement, or the campaign experience with the best
 posterior mean. It takes the shared side of the engine's lock, so reads run their GIL-free
 kernels side by side. Results have an empty ``decision_id`` and propensity 1. ``interests``
-reads a person's strongest interests.
+reads a person's strongest interests, ``attributes`` their attributes with provenance.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time as _time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .engine import Engine
     from .placements import Placement
 
-__all__ = ["recommend", "recommend_many", "interests"]
+__all__ = ["recommend", "recommend_many", "interests", "attributes"]
 
 
 _local = threading.local()
@@ -212,6 +212,22 @@ def interests(engine: Engine, ids: dict[str, str], *, now: int, top: int = 10) -
     fids, scores = engine.profiles.read_copy(row, now, engine.half_lives_)
     total = float(scores.sum()) or 1.0
     return [(engine.catalog.fv_names[int(f)], float(s) / total) for f, s in zip(fids[:top], scores[:top])]
+
+
+def attributes(engine: Engine, ids: Mapping[str, str]) -> dict[str, Any]:
+    """The attributes of the person ``ids`` resolves to (resolved without creating anything):
+    name -> (value, source, event time); empty when no identifier is known or none is set.
+
+    Raises
+    ------
+    SchemaError
+        If ``ids`` is malformed.
+    """
+    keys, _ = engine.identity.keys_of(arguments.identifiers(ids))
+    with engine.journal.lock.read():
+        rows = engine.identity.resolve_keys(keys)
+        hit = rows[rows >= 0]
+        return engine.attributes_.get(int(hit[0])) if hit.shape[0] else {}
 
 
 def _refused(engine: Engine, pl: Placement, row: int) -> int:

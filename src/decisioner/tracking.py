@@ -2,24 +2,27 @@
 
 :class:`Tracker` validates an event against the configuration's limits and the catalog
 (``validate``: keys and item indices, before anything changes), then applies it (``apply``):
-identity linking with merge rules, a person id for a new profile, consent, decayed interests,
-popularity, recent purchases and activity, and idle-first eviction past ``profiles.max_profiles``.
-It listens to the identity graph so that the row-keyed stores (profiles, people, experiment
-assignments) follow merges, splits, erasures and the anonymous scratch row, and erasure removes
-the person's records from the decision log and the exposures.
+identity linking with merge rules, a person id for a new profile, consent, declared attributes
+(:mod:`decisioner.attributes`), decayed interests, popularity, recent purchases and activity,
+and idle-first eviction past ``profiles.max_profiles``. It listens to the identity graph so
+that the row-keyed stores (profiles, attributes, people, experiment assignments) follow
+merges, splits, erasures and the anonymous scratch row, and erasure removes the person's
+records from the decision log and the exposures.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final, NamedTuple
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import numpy as np
 
+from . import arguments
 from .config import DEFAULT_EVENT_WEIGHTS, EngineConfig
 from .consent.store import PURPOSE, Step, cell
 from .errors import SchemaError
 from .profiles import idle_rows
-from .schemas import EVENT_TYPES, Event, Purchase
+from .schemas import EVENT_TYPES, Event, Identify, Purchase
 from .scoring import AffinityScorer
 
 if TYPE_CHECKING:
@@ -72,6 +75,7 @@ class Tracker:
         self.scorer = scorer
         self.decision_log = stores.decision_log
         self.half_lives = stores.half_lives
+        self.attributes = stores.attributes
         ps = config.profiles
         self._event_weight = {t: ps.event_weights.get(t, DEFAULT_EVENT_WEIGHTS[t]) for t in EVENT_TYPES}
         self.events_ = 0
@@ -95,6 +99,7 @@ class Tracker:
         self.consent.ensure(n)
         self.people.ensure(n)
         self.experiments.ensure(n)
+        self.attributes.ensure(n)
 
     def _on_merge(self, survivor: int, absorbed: np.ndarray) -> None:
         self.sync_rows()
@@ -104,6 +109,7 @@ class Tracker:
         for r in absorbed.tolist():
             self.profiles.merge(survivor, r, self.half_lives)
             self.consent.merge(survivor, r, person, self._now)
+            self.attributes.merge(survivor, r)
         self.identity.release_rows(absorbed)
 
     def _on_split(self, row: int, new_rows: np.ndarray) -> None:
@@ -112,6 +118,7 @@ class Tracker:
         for r in new_rows.tolist():
             self.profiles.clear(r)
             self.consent.copy(r, row)
+            self.attributes.clear(r)
             self.experiments.clear([r])
             self.people.new(r)
 
@@ -131,6 +138,7 @@ class Tracker:
             self.erasures.people |= gone
         self.profiles.clear(rows)
         self.consent.clear(rows)
+        self.attributes.clear(rows)
         self.experiments.clear(rows)
         self.identity.release_rows(rows)
 
@@ -138,12 +146,14 @@ class Tracker:
         # no usable identifier: a scratch row that holds nothing and is nobody
         self.sync_rows()
         self.profiles.clear(row)
+        self.attributes.clear(row)
         self.consent.deny_all(row)
         self.people.release([row])
 
     # ------------------------------------------------------------------ tracking
-    def validate(self, event: Event, *, hashed: bool = False) -> Checked:
-        """Everything that can fail, before anything changes: keys, item indices and consent."""
+    def validate(self, event: Event, *, hashed: bool = False, load: bool = False) -> Checked:
+        """Everything that can fail, before anything changes: keys, item indices, consent and
+        declared attributes (``load``: a batch load, see :meth:`load_events`)."""
         lim = self.config.limits
         if len(event.ids) > lim.max_identifiers:
             raise SchemaError(f"Expected at most {lim.max_identifiers} identifiers, got {len(event.ids)} - at `$.ids`")
@@ -151,6 +161,8 @@ class Tracker:
             raise SchemaError(
                 f"Expected at most {lim.max_attributes} attributes, got {len(event.attrs)} - at `$.attrs`"
             )
+        if self.attributes.active and (event.attrs or load):
+            self._check_attributes(event, load)
         keys, types = self.identity.keys_of_hashed(event.ids) if hashed else self.identity.keys_of(event.ids)
         items: list[int] = []
         if event.item is not None:
@@ -161,9 +173,10 @@ class Tracker:
         return Checked(keys, types, items, steps)
 
     def apply(
-        self, event: Event, checked: Checked, *, channel: int = -1, defer_interest: bool = False
+        self, event: Event, checked: Checked, *, channel: int = -1, defer_interest: bool = False, load: bool = False
     ) -> tuple[int, np.ndarray, np.ndarray]:
-        """Identity, people, consent, interests and popularity for one validated event.
+        """Identity, people, consent, attributes, interests and popularity for one validated event
+        (``load``: a batch load of attributes, see :meth:`load_events`).
 
         Consent is checked on ``channel`` (a consent channel index; -1: the one the event's own
         channel counts as): interests and recent purchases need personalization consent there,
@@ -214,9 +227,52 @@ class Tracker:
             if etype == "purchase" and personal:
                 for i in items:
                     prof.add_purchase(row, i)
+        if event.attrs and self.attributes.active and not (res.anonymous or res.suppressed):
+            self._set_attributes(row, event, load, channel)
         prof.touch(row, now)
         self.events_ += 1
         return row, fvs, wts
+
+    # ------------------------------------------------------------------ attributes
+    def load_events(self, ids: Any, values: Any, *, source: Any, time: Any) -> list[Identify]:
+        """Batch loads of attribute ``values`` (CRM, warehouse) for the people ``ids``, as the
+        identify events they are applied as: their identifiers are linked (a person not known
+        yet is created), each counts as an event of the person, and every declared attribute of
+        ``values`` is offered with provenance ``source`` at event time ``time`` (one, or one each).
+
+        Raises
+        ------
+        SchemaError
+            If an argument is malformed (the attributes are checked by :meth:`validate`).
+        """
+        id_list = arguments.id_maps(ids, "ids")
+        n = len(id_list)
+        times = arguments.epoch_ms_list(time.tolist() if isinstance(time, np.ndarray) else time, n, "time")
+        source = arguments.text(source, "source", max_len=128)
+        if not isinstance(values, list) or len(values) != n:
+            raise SchemaError(f"Expected `values` to be a list of {n} mappings (one per person), got {values!r:.60}")
+        out = []
+        for j, (i, v, t) in enumerate(zip(id_list, values, times)):
+            if not isinstance(v, Mapping) or not v:
+                raise SchemaError(
+                    f"Expected `values[{j}]` to be a non-empty mapping of attribute to value, got {v!r:.60}"
+                )
+            out.append(Identify(time=t, ids=dict(i), channel=source, attrs=dict(v)))
+        return out
+
+    def _check_attributes(self, event: Event, load: bool) -> None:
+        pairs = self.attributes.check(event.attrs, load=load)
+        if pairs:
+            self.attributes.check_source(event.channel)
+
+    def _set_attributes(self, row: int, event: Event, load: bool, channel: int) -> None:
+        # from events, attributes are profiling: only with the person's personalization consent
+        # on the channel; a batch load comes from a system of record with its own lawful basis
+        if channel < 0:
+            channel = self.consent.channel_of(event.channel)
+        if load or int(self.consent.allow_[row]) >> cell(_PERSONALIZATION, channel) & 1:
+            pairs = self.attributes.check(event.attrs, load=load)
+            self.attributes.set(row, pairs, source=event.channel, time=event.time)
 
     def evict(self, cap: int, *, keep: int) -> None:
         """Bring the live profiles back under ``cap``: the longest idle, a batch of

@@ -6,8 +6,9 @@ share one validator; decoding errors carry the path inside the document.
 One module per part of the document: :mod:`.identity` (identifier rules, the hashing secret),
 :mod:`.profiles`, :mod:`.catalog` (facets, price bands, score weights), :mod:`.policies` (one
 spec per policy, tagged by ``kind``), :mod:`.placements`, :mod:`.experiments` (variants,
-experiments, holdout), :mod:`.outcomes` (the attribution window), :mod:`.decisionlog` (the
-decision log's window in memory) and :mod:`.document` (:class:`EngineConfig`, limits, loading).
+experiments, holdout), :mod:`.outcomes` (the attribution window), :mod:`.attributes` (typed
+profile attributes and their reconciliation rules), :mod:`.decisionlog` (the decision log's
+window in memory) and :mod:`.document` (:class:`EngineConfig`, limits, loading).
 Import specs from here: ``from decisioner.config import PlacementSpec``.
 
 >>> cfg = load_config_dict({"identity": {"hash_key": "00" * 16},
@@ -17,6 +18,7 @@ Import specs from here: ``from decisioner.config import PlacementSpec``.
 """
 
 from ._spec import DAY_MS as DAY_MS
+from .attributes import AttributeSpec
 from .catalog import CatalogSpec, ScoringSpec
 from .consent import ConsentSpec
 from .decisionlog import DecisionLogSpec
@@ -75,6 +77,7 @@ __all__ = [
     "LimitsSpec",
     "OutcomesSpec",
     "DecisionLogSpec",
+    "AttributeSpec",
     "EngineConfig",
     "load_config",
     "load_config_dict",

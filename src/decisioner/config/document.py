@@ -12,6 +12,7 @@ from msgspec import Meta, Struct
 
 from ..errors import ConfigError
 from ._spec import SPEC, check
+from .attributes import AttributeSpec, check_attribute_names
 from .catalog import CatalogSpec, ScoringSpec
 from .consent import ConsentSpec
 from .decisionlog import DecisionLogSpec
@@ -47,6 +48,7 @@ class EngineConfig(Struct, **SPEC):
     decision_log: DecisionLogSpec = DecisionLogSpec()
     experiments: list[ExperimentSpec] = []
     holdout: HoldoutSpec | None = None
+    attributes: dict[str, AttributeSpec] = {}
 
     def __post_init__(self) -> None:
         names = [p.name for p in self.placements]
@@ -55,6 +57,9 @@ class EngineConfig(Struct, **SPEC):
             f"expected unique placement names, got {names!r} for `placements`",
         )
         check_experiments(self.experiments, {p.name: p for p in self.placements})
+        if self.attributes:
+            idt = self.identity
+            check_attribute_names(self.attributes, set(idt.types) | {s.name for s in idt.identifiers})
 
 
 def load_config_dict(data: dict[str, Any]) -> EngineConfig:
