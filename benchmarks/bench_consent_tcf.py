@@ -3,7 +3,7 @@ it onto our purposes (:func:`~decisioner.consent.tcf.purposes_of`), pure Python.
 
 Two strings: the specification's worked example (a minimal v2.3 string, 80 characters) and a
 real-world one of 635 characters published with iabtcf-es (issue 201: bit fields of 808
-vendors, consent and legitimate interest, and 23 publisher restrictions), the size a CMP writes
+vendors, consent and legitimate interest, and 20 publisher restrictions), the size a CMP writes
 for a site with a few hundred vendors.
 """
 
