@@ -414,6 +414,7 @@ MALFORMED: list[tuple[Any, str]] = [
     ("BOEFEAyOEFEAyAHABDENAI4AAAB9vABAASA", "Expected `Version` 2 (TCF v2.x), got 1" + AT),
     (JAVA_DISCLOSED, "Expected `Version` 2 (TCF v2.x), got 8" + AT),
     ("CO", "Expected 36 bits for `Created` at bit 6 of the core segment, got 6" + AT),
+    (JAVA_BASIC[:23], "Expected 1 bit for `IsServiceSpecific` at bit 138 of the core segment, got 0" + AT),
     (JAVA_BASIC[:30], "Expected 24 bits for `PurposesLITransparency` at bit 176 of the core segment, got 4" + AT),
     (JAVA_BASIC[:36], "Expected 16 bits for `VendorConsents.MaxVendorId` at bit 213 of the core segment, got 3" + AT),
     (JAVA_BITFIELDS[:40], "Expected 98 bits for `VendorConsents.BitField` at bit 230 of the core segment, got 10" + AT),

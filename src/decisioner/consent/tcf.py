@@ -210,7 +210,8 @@ class _Bits:
         end = self.pos + width
         if end > len(self.bits):
             raise self.error(
-                f"Expected {width} bits for `{field}` at bit {self.pos} of the {self.segment} segment,"
+                f"Expected {width} bit{'s' if width != 1 else ''} for `{field}` at bit {self.pos} of the {self.segment}"
+                " segment,"
                 f" got {len(self.bits) - self.pos}"
             )
         s = self.bits[self.pos : end]
