@@ -279,3 +279,46 @@ def test_a_snapshot_with_other_consent_defaults_is_refused(tmp_path: Path) -> No
     other = ConsentStore(ConsentSpec(defaults={"marketing": False}), default_consent=True)
     with pytest.raises(Exception, match="expected consent state with the default grid"):
         other.load_state(st)
+
+
+# ---------------------------------------------------------------- TCF strings on the engine
+
+
+def test_a_tcf_string_sets_our_purposes_on_the_tcf_channels_only() -> None:
+    import msgspec
+    from test_consent_tcf import SPEC_EXAMPLE, encode
+
+    from decisioner.consent.tcf import decode
+
+    eng = make_engine()
+    who = {"cookie": "tcf-1"}
+    # the specification's example: no purpose consented -> personalization, analytics and ad
+    # profiling refused on web, app and ads; marketing and sale/share, which TCF does not cover, kept
+    eng.track({"type": "consent", "time": T0, "ids": who, "tcf": SPEC_EXAMPLE})
+    grid = eng.export(who)["consent"]
+    for p in ("personalization", "analytics", "ad_profiling"):
+        assert grid[p] == {c: c not in ("web", "app", "ads") for c in CHANNELS}, p
+    assert all(grid["marketing"].values()) and all(grid["sale_share"].values())
+    assert {h["via"] for h in eng.export(who)["consent_history"]} == {"tcf"}
+    assert not eng.decide(ev(who, T0 + 1, item="shoes-1"), placement="rec-web").personalized
+    assert eng.decide(ev(who, T0 + 1, item="shoes-1"), placement="rec-email").personalized
+    # consent to purposes 1, 5 and 6 grants personalization back (analytics needs 8 too)
+    grant = encode(msgspec.structs.replace(decode(SPEC_EXAMPLE), purposes_consent=(1, 5, 6)))
+    eng.track({"type": "consent", "time": T0 + 2, "ids": who, "tcf": grant, "gpc": True})
+    grid = eng.export(who)["consent"]
+    assert grid["personalization"]["web"] and not grid["analytics"]["web"] and not grid["ad_profiling"]["ads"]
+    assert not any(grid["sale_share"].values())  # GPC applies after the TCF string
+
+
+@pytest.mark.parametrize(
+    "bad", ["not base64!", "BOEFEAyOEFEAyAHABDENAI4AAAB9vABAASA", "C" + "A" * 20000],
+    ids=["alphabet", "version 1", "too long"],
+)
+def test_an_invalid_tcf_string_is_refused_and_changes_nothing(bad: str) -> None:
+    eng = make_engine()
+    eng.track(ev({"cookie": "c"}, T0, item="shoes-1"))
+    before = engine_state(eng)
+    with pytest.raises(SchemaError, match=r" - at `\$\.tcf`$|- at `\$\.consent\.tcf`$"):
+        eng.decide(ev({"cookie": "c"}, T0 + 1, item="shoes-2", tcf=bad), placement="rec-web")
+    after = engine_state(eng)
+    assert all(np.array_equal(before[k], after[k]) for k in before) and eng.ops_ == 1
