@@ -45,15 +45,19 @@ def summary(result: dict[str, Any]) -> dict[str, float]:
     return row
 
 
-def side_by_side(base: Path, command: list[str], runs: int) -> dict[str, list[dict[str, float]]]:
-    """Alternate ``command`` between the base build and this one, ``runs`` times each."""
+def side_by_side(
+    base: Path, command: list[str], runs: int, this_extra: list[str] | None = None
+) -> dict[str, list[dict[str, float]]]:
+    """Alternate ``command`` between the base build and this one, ``runs`` times each
+    (``this_extra``: arguments only this build gets, for a feature the base does not have)."""
     builds = {"base": base, "this": HERE_SRC}
+    extra = {"base": [], "this": this_extra or []}
     out: dict[str, list[dict[str, float]]] = {name: [] for name in builds}
     with tempfile.TemporaryDirectory() as tmp:
         caches = {name: os.path.join(tmp, name) for name in builds}
         for _ in range(runs):
             for name, src in builds.items():
-                out[name].append(summary(run_once(src, caches[name], command)))
+                out[name].append(summary(run_once(src, caches[name], [*command, *extra[name]])))
     return out
 
 
@@ -61,10 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--base", required=True, type=Path, help="the other build's src directory")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--this-extra", default="", help="arguments for this build only, e.g. '--consent-attributes'")
     ap.add_argument("command", nargs=argparse.REMAINDER, help="after --: the decisioner command")
     args = ap.parse_args(argv)
     command = [c for c in args.command if c != "--"]
-    res = side_by_side(args.base, command, args.runs)
+    res = side_by_side(args.base, command, args.runs, args.this_extra.split())
     print(f"{'build':6s} " + " ".join(f"{k:>22s}" for k in (*KEYS, "events_per_s")))
     for name, rows in res.items():
         cells = []
@@ -74,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:6s} " + " ".join(f"{c:>22s}" for c in cells))
     base_p50 = statistics.median(r["p50"] for r in res["base"])
     this_p50 = statistics.median(r["p50"] for r in res["this"])
-    print(f"p50 ratio this/base: {this_p50 / base_p50:.2f}")
+    base_p99 = statistics.median(r["p99"] for r in res["base"])
+    this_p99 = statistics.median(r["p99"] for r in res["this"])
+    print(f"p50 ratio this/base: {this_p50 / base_p50:.2f}; p99 ratio: {this_p99 / base_p99:.2f}")
     return 0
 
 

@@ -145,3 +145,18 @@ def test_side_by_side_alternates_two_builds() -> None:
     res = mod.side_by_side(mod.HERE_SRC, ["bench", "--profiles", "200", "--items", "50", "--decisions", "200"], 1)
     assert set(res) == {"base", "this"} and all(len(v) == 1 for v in res.values())
     assert all(r["p50"] > 0 and r["events_per_s"] > 0 for v in res.values() for r in v)
+
+
+def test_a_bench_with_consent_and_attributes_on_sets_them_and_logs_no_refusers() -> None:
+    from decisioner.bench import BENCH_ATTRIBUTES, with_consent_and_attributes
+
+    st = with_consent_and_attributes(build_engine(200, 50, seed=3, options={"attributes": BENCH_ATTRIBUTES}))
+    reqs = st.requests(400)
+    assert all(set(r["attrs"]) == set(BENCH_ATTRIBUTES) for r in reqs) and sum("consent" in r for r in reqs) == 8
+    refuser = next(p for p in range(200) if st.rows[p] in set(st.rows[::10].tolist()))
+    d = st.engine.decide({"type": "view", "time": st.now, "ids": {"cookie": st.cookie(refuser)}}, placement="home")
+    assert d.slots and st.engine.decision_log.column("seq").tolist() == []  # no log row without analytics
+    report = run_bench(st, n_decisions=300)
+    assert report["decisions"] == 297
+    anyone = st.engine.attributes({"cookie": st.cookie(int(reqs[-1]["ids"]["cookie"][-8:], 16))})
+    assert set(anyone) == set(BENCH_ATTRIBUTES)

@@ -286,9 +286,9 @@ def test_a_snapshot_with_other_consent_defaults_is_refused(tmp_path: Path) -> No
 
 def test_a_tcf_string_sets_our_purposes_on_the_tcf_channels_only() -> None:
     import msgspec
-    from test_consent_tcf import SPEC_EXAMPLE, encode
 
     from decisioner.consent.tcf import decode
+    from test_consent_tcf import SPEC_EXAMPLE, encode
 
     eng = make_engine()
     who = {"cookie": "tcf-1"}

@@ -127,6 +127,8 @@ class BenchState:
     build_s: float
     now: int = START_MS
     build_rss_mb: float = 0.0
+    #: requests carry attributes and, every 50th, a consent change (:func:`with_consent_and_attributes`)
+    profiled: bool = False
 
     def cookie(self, person: int) -> str:
         """The cookie id of person ``person``."""
@@ -147,10 +149,16 @@ class BenchState:
         if n:
             self.now = int(times[-1]) + 1
         ids = self.engine.catalog.ids
-        return [
+        reqs: list[dict[str, Any]] = [
             {"type": "view", "time": t, "ids": {"cookie": self.cookie(p)}, "item": ids[i]}
             for p, i, t in zip(people, items, times)
         ]
+        if self.profiled:
+            for j, (r, p) in enumerate(zip(reqs, people)):
+                r["attrs"] = {"region": _REGIONS[p % len(_REGIONS)], "ltv": float(p % 500), "tier": _TIERS[j % 3]}
+                if j % 50 == 0:
+                    r["consent"] = {"marketing.email": j % 100 == 0}
+        return reqs
 
     def newcomers(self, n: int, *, seed: int = 0) -> list[dict[str, Any]]:
         """``n`` view events by people never seen before (a fresh cookie each), times
@@ -159,6 +167,31 @@ class BenchState:
         for j, r in enumerate(reqs):
             r["ids"] = {"cookie": f"new-{self.seed:x}-{seed:x}-{r['time']:x}-{j:x}"}
         return reqs
+
+
+_REGIONS: Final = ("north", "south", "east", "west", "centre")
+_TIERS: Final = ("bronze", "silver", "gold")
+#: the attributes a bench with consent and attributes on declares (one per rule family)
+BENCH_ATTRIBUTES: Final[dict[str, Any]] = {
+    "region": {"type": "category", "rule": "most_recent"},
+    "ltv": {"type": "number", "rule": "sum"},
+    "tier": {"type": "category", "rule": "most_frequent"},
+}
+
+
+def with_consent_and_attributes(state: BenchState, *, refused: float = 0.1) -> BenchState:
+    """Turn on what consent and attributes cost: every ``1/refused``-th person refuses analytics
+    on the web (their decisions keep no log row), and requests carry three declared attributes
+    and, every 50th, a consent change. Build ``state`` with ``options={"attributes":
+    BENCH_ATTRIBUTES}``."""
+    from .consent.store import CHANNEL, PURPOSE, cell
+
+    bit = np.uint64(1 << cell(PURPOSE["analytics"], CHANNEL["web"]))
+    rows = state.rows[:: max(1, round(1 / refused))] if refused > 0 else state.rows[:0]
+    state.engine.tracker.sync_rows()
+    state.engine.consent.allow_[rows] &= ~bit
+    state.profiled = True
+    return state
 
 
 def _rss_mb() -> float:

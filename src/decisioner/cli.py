@@ -119,7 +119,7 @@ def _cmd_replay(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
-    from .bench import build_engine, run_bench
+    from .bench import BENCH_ATTRIBUTES, build_engine, run_bench, with_consent_and_attributes
     from .warmup import warm_up
 
     warm_up()
@@ -131,7 +131,11 @@ def _cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
         options["decision_log"] = {"max_rows": args.log_rows, "chunk_rows": min(65_536, max(128, args.log_rows // 8))}
     if args.pending is not None:
         options["limits"] = {"max_pending_decisions": args.pending}
+    if args.consent_attributes:
+        options["attributes"] = BENCH_ATTRIBUTES
     state = build_engine(args.profiles, args.items, seed=args.seed, options=options)
+    if args.consent_attributes:
+        with_consent_and_attributes(state)
     report: dict[str, Any] = run_bench(state, n_decisions=args.decisions, seed=args.seed, churn=args.churn)
     return report
 
@@ -489,6 +493,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="decision log rows kept in memory (`decision_log.max_rows`; default 1,000,000)")
     sp.add_argument("--pending", type=int, default=None,
                     help="decisions an outcome may still join (`limits.max_pending_decisions`; default 1,000,000)")
+    sp.add_argument("--consent-attributes", action="store_true",
+                    help="requests carry three declared attributes and consent changes; 10%% refuse analytics")
     sp = sub.add_parser("report", help="experiment report (lift, tests, SRM) from a decision or unit log")
     common(sp)
     sp.add_argument("log", help="JSONL or CSV records with `variant`, optional `unit`, `reward`, `propensity`")

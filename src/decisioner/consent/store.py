@@ -194,9 +194,9 @@ class ConsentStore:
             steps.append(Step(g, d, 1))
         if event.consent:
             g = d = 0
-            for key, ok in event.consent.items():
+            for key, value in event.consent.items():  # values are booleans (the schema checks them)
                 m = _mask_of(key)
-                if ok:
+                if value is True:
                     g |= m
                     d &= ~m
                 else:
