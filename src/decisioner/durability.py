@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .errors import DecisionerWarning, LogLockedError, NotReadyError, SnapshotDamagedError
 from .eventlog import DirectoryLock, EventLog, FlushPolicy
-from .journal import recover_records
+from .journal import Journal, Record, recover_records
 from .persistence import LOG_NAME, PREV_LOG_NAME, read_engine_snapshot, write_engine_snapshot
 from .recovery import log_marker, require_log
 from .snapshot import ComponentState, clean_leftovers
@@ -31,7 +31,7 @@ from .snapshot import ComponentState, clean_leftovers
 if TYPE_CHECKING:
     from .engine import Engine
 
-__all__ = ["engine_state", "load_engine_state", "save", "durable", "open_engine"]
+__all__ = ["Durable", "engine_state", "load_engine_state", "save", "durable", "open_engine"]
 
 
 def engine_state(engine: Engine) -> dict[str, ComponentState]:
@@ -180,3 +180,91 @@ def open_engine(
     finally:
         lock.release()
     return engine
+
+
+class Durable:
+    """The engine's durability methods (the :class:`~decisioner.engine.Engine` facade inherits
+    them): its state, snapshots, the event log and recovery. They call this module's functions
+    and the engine's public journal and :meth:`apply_record`."""
+
+    journal: Journal
+
+    def apply_record(self, rec: Record) -> Any:  # Engine's
+        raise NotImplementedError
+
+    def to_state(self) -> dict[str, ComponentState]:
+        """Every component's state, by name (what a snapshot holds)."""
+        return engine_state(_engine(self))
+
+    def load_state(self, states: dict[str, ComponentState]) -> None:
+        """Continue from :meth:`to_state` of an engine with the same configuration and catalog
+        (the identity graph comes through the constructor)."""
+        load_engine_state(_engine(self), states)
+
+    def attach_log(
+        self, path: str | Path, *, flush: FlushPolicy = "event", fsync: bool = False, interval_ms: float = 100.0
+    ) -> EventLog:
+        """Append every accepted state change to the event log at ``path`` from now on, after
+        replaying the records it holds at or past :attr:`ops_` (recovering a crashed process's
+        state). One process writes a log: a second fails with :class:`~decisioner.errors.LogLockedError`."""
+        with self.journal.lock:
+            log = EventLog(path, flush=flush, fsync=fsync, interval_ms=interval_ms)
+            self.journal.attach(log, self.apply_record)
+            return log
+
+    def detach_log(self) -> None:
+        """Flush and close the event log (and release its directory)."""
+        with self.journal.lock:
+            self.journal.detach()
+
+    def save(self, directory: str | Path) -> Path:
+        """Write an atomic snapshot of the whole state under ``directory`` (see
+        this module); if this engine's log lives there, it is emptied (the
+        snapshot holds everything in it). Returns the snapshot's path."""
+        return save(_engine(self), directory)
+
+    def durable(
+        self, directory: str | Path, *, flush: FlushPolicy = "event", fsync: bool = False, interval_ms: float = 100.0
+    ) -> EventLog:
+        """Make this engine durable in ``directory``: a snapshot now, then every accepted
+        change in ``directory/events.log``. Reopen with :meth:`Engine.open`."""
+        return durable(_engine(self), directory, flush=flush, fsync=fsync, interval_ms=interval_ms)
+
+    @classmethod
+    def open(
+        cls, directory: str | Path, *, hash_key: str | None = None, flush: FlushPolicy = "event", fsync: bool = False,
+        interval_ms: float = 100.0, **kwargs: Any,
+    ) -> Engine:  # the class it is called on
+        """Recover an engine made durable with :meth:`durable`: load the newest snapshot, replay
+        the log written since, and go on logging there (``flush="off"``: replay it, then log
+        nothing more). The secret comes from ``hash_key`` (hex) or the environment variable the
+        saved configuration names, and is checked against the snapshot's fingerprint.
+
+        Raises
+        ------
+        NotReadyError
+            No snapshot, a damaged file, a wrong secret, a log another process holds.
+        LogDamagedError
+            Intact log records follow damage, or the log the snapshot expects is missing
+            (nothing is changed on disk; see ``decisioner log check``).
+        ConfigError
+            A snapshot or log format this version cannot read.
+        """
+        return open_engine(
+            cast("type[Engine]", cls), directory, hash_key=hash_key, flush=flush, fsync=fsync, interval_ms=interval_ms,
+            **kwargs,
+        )
+
+    def replay_records(self, records: list[Record]) -> int:
+        """Apply logged records whose admission number is at or past ``ops_``, in order.
+
+        Raises
+        ------
+        NotReadyError
+            If the records have a gap.
+        """
+        return self.journal.replay(records, self.apply_record)
+
+
+def _engine(obj: Durable) -> Engine:
+    return cast("Engine", obj)

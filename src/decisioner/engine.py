@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from . import arguments, durability, privacy, reads
+from . import arguments, privacy, reads
 from ._kernels.rng import seed_state
 from .allocation.experiments import HOLDOUT, NOT_ENROLLED, ExperimentRuntime
 from .attributes import AttributeStore
@@ -31,7 +31,8 @@ from .config import DAY_MS, EngineConfig, load_config
 from .consent import PURPOSES
 from .consent.store import PURPOSE, ConsentStore, cell
 from .decisionlog import DecisionLog
-from .eventlog import EventLog, FlushPolicy, LogRecovery
+from .durability import Durable
+from .eventlog import LogRecovery
 from .hashing import resolve_key
 from .identity import IdentityGraph
 from .journal import AttributesOp, DecideOp, ExportOp, InventoryOp, Journal, ObserveOp, Operation, Record, TrackOp
@@ -42,7 +43,6 @@ from .privacy import PersonStores, PrivacyOp
 from .profiles import ProfileStore, half_lives
 from .schemas import Decision, Event, Outcome, Reason, SlotChoice, decode_event, decode_outcome
 from .scoring import AffinityScorer
-from .snapshot import ComponentState
 from .tracking import Checked, Tracker
 
 __all__ = ["Engine"]
@@ -53,7 +53,7 @@ _NO_ITEMS = np.empty(0, dtype=np.int64)
 _NO_SCORES = np.empty(0, dtype=np.float64)
 
 
-class Engine:
+class Engine(Durable):
     """The personalization engine: one per process holds all state.
 
     Parameters
@@ -419,78 +419,6 @@ class Engine:
     def ops_(self) -> int:
         """Admitted operations (the position in the event log)."""
         return self.journal.ops_
-
-    def to_state(self) -> dict[str, ComponentState]:
-        """Every component's state, by name (what a snapshot holds)."""
-        return durability.engine_state(self)
-
-    def load_state(self, states: dict[str, ComponentState]) -> None:
-        """Continue from :meth:`to_state` of an engine with the same configuration and catalog
-        (the identity graph comes through the constructor)."""
-        durability.load_engine_state(self, states)
-
-    def attach_log(
-        self, path: str | Path, *, flush: FlushPolicy = "event", fsync: bool = False, interval_ms: float = 100.0
-    ) -> EventLog:
-        """Append every accepted state change to the event log at ``path`` from now on, after
-        replaying the records it holds at or past :attr:`ops_` (recovering a crashed process's
-        state). One process writes a log: a second fails with :class:`~decisioner.errors.LogLockedError`."""
-        with self.journal.lock:
-            log = EventLog(path, flush=flush, fsync=fsync, interval_ms=interval_ms)
-            self.journal.attach(log, self.apply_record)
-            return log
-
-    def detach_log(self) -> None:
-        """Flush and close the event log (and release its directory)."""
-        with self.journal.lock:
-            self.journal.detach()
-
-    def save(self, directory: str | Path) -> Path:
-        """Write an atomic snapshot of the whole state under ``directory`` (see
-        :mod:`decisioner.durability`); if this engine's log lives there, it is emptied (the
-        snapshot holds everything in it). Returns the snapshot's path."""
-        return durability.save(self, directory)
-
-    def durable(
-        self, directory: str | Path, *, flush: FlushPolicy = "event", fsync: bool = False, interval_ms: float = 100.0
-    ) -> EventLog:
-        """Make this engine durable in ``directory``: a snapshot now, then every accepted
-        change in ``directory/events.log``. Reopen with :meth:`Engine.open`."""
-        return durability.durable(self, directory, flush=flush, fsync=fsync, interval_ms=interval_ms)
-
-    @classmethod
-    def open(
-        cls, directory: str | Path, *, hash_key: str | None = None, flush: FlushPolicy = "event", fsync: bool = False,
-        interval_ms: float = 100.0, **kwargs: Any,
-    ) -> Engine:
-        """Recover an engine made durable with :meth:`durable`: load the newest snapshot, replay
-        the log written since, and go on logging there (``flush="off"``: replay it, then log
-        nothing more). The secret comes from ``hash_key`` (hex) or the environment variable the
-        saved configuration names, and is checked against the snapshot's fingerprint.
-
-        Raises
-        ------
-        NotReadyError
-            No snapshot, a damaged file, a wrong secret, a log another process holds.
-        LogDamagedError
-            Intact log records follow damage, or the log the snapshot expects is missing
-            (nothing is changed on disk; see ``decisioner log check``).
-        ConfigError
-            A snapshot or log format this version cannot read.
-        """
-        return durability.open_engine(
-            cls, directory, hash_key=hash_key, flush=flush, fsync=fsync, interval_ms=interval_ms, **kwargs
-        )
-
-    def replay_records(self, records: list[Record]) -> int:
-        """Apply logged records whose admission number is at or past ``ops_``, in order.
-
-        Raises
-        ------
-        NotReadyError
-            If the records have a gap.
-        """
-        return self.journal.replay(records, self.apply_record)
 
     def apply_record(self, rec: Record) -> Any:
         """Apply one logged operation as the engine first admitted it; returns what the
