@@ -406,3 +406,11 @@ def test_phone_regions_are_regions_phonenumbers_knows() -> None:
             assert normalise("phone", national, default_region=region) == phonenumbers.format_number(
                 example, phonenumbers.PhoneNumberFormat.E164
             )
+
+
+def test_warm_up_phones_loads_the_package_or_says_it_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from decisioner.identity.normalise import warm_up_phones
+
+    assert warm_up_phones("IT") is True
+    monkeypatch.setitem(sys.modules, "phonenumbers", None)
+    assert warm_up_phones() is False  # warm_up() goes on without it
