@@ -11,7 +11,7 @@ import msgspec
 import numpy as np
 import pytest
 
-from decisioner.config import EpsilonGreedySpec, ThompsonSpec, load_config
+from decisioner.config import EpsilonGreedySpec, IdentitySpec, ThompsonSpec, load_config
 from decisioner.datasets import (
     ResponseModel,
     World,
@@ -21,6 +21,7 @@ from decisioner.datasets import (
     write_world,
 )
 from decisioner.errors import ConfigError
+from decisioner.identity import normalise
 from decisioner.schemas import EVENT_TYPES, decode_event
 
 FILES = ("catalog.jsonl", "events.jsonl", "truth.npz", "truth.json", "config.toml")
@@ -170,6 +171,18 @@ def test_spellings_exercise_normalisation(small: World) -> None:
             assert re.fullmatch(r"\+1\d{10}", v)
         if t == "cookie":
             assert re.fullmatch(r"ck-[0-9a-f]{16}", v)
+
+
+def test_phone_numbers_are_valid_and_each_spelling_is_one_e164(mid: World) -> None:
+    """Every synthetic number is one libphonenumber holds valid, and every spelling of it (as
+    events carry them) normalises, with the default region, to the canonical E.164 value."""
+    import phonenumbers
+
+    phones = [(v, mid.identifiers[i][1]) for t, v, i in mid.spellings if t == "phone"]
+    assert len({c for _, c in phones}) > 100
+    for spelling, canonical in phones:
+        assert phonenumbers.is_valid_number(phonenumbers.parse(canonical))
+        assert normalise("phone", spelling, default_region=IdentitySpec().default_phone_region) == canonical
 
 
 def test_identifiers_per_person_between_2_and_6(mid: World) -> None:

@@ -449,7 +449,7 @@ MALFORMED: list[tuple[str, Any, str, type[DecisionerError], str | Wrapped]] = [
     ("control character", {**GOOD, "ids": {"cookie": "p3\x00"}}, "home", SchemaError,
      "Expected an identifier without control characters, got 'p3\\x00' - at `$.ids.cookie`"),
     ("new id type before a bad one", {**GOOD, "ids": {"loyalty": "L-1", "phone": "12"}}, "home", SchemaError,
-     "Expected a phone number of 6 to 15 digits, got '12' - at `$.ids.phone`"),
+     "Expected a valid phone number (with +country code, or national in region 'US'), got '12' - at `$.ids.phone`"),
     ("blank identifier", {**GOOD, "ids": {"cookie": "  "}}, "home", SchemaError,
      "Expected a non-empty identifier, got '  ' - at `$.ids.cookie`"),
     ("too many identifiers", {**GOOD, "ids": {f"t{i}": "v" for i in range(40)}}, "home", SchemaError,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -15,6 +18,7 @@ from decisioner.identity.keys import UNREGISTERED
 from decisioner.identity.rules import identifier_key
 
 KEY = bytes(range(16))
+PHONE_ERR = "Expected a valid phone number (with +country code, or national in region 'US')"
 
 
 
@@ -36,16 +40,20 @@ def test_normalise_email(value: str, expected: str) -> None:
 @pytest.mark.parametrize(
     ("value", "region", "expected"),
     [
-        ("(555) 123-4567", "1", "+15551234567"),
-        ("555.123.4567", "1", "+15551234567"),
-        ("555 123 4567", "1", "+15551234567"),
-        ("+1 555 123 4567", "1", "+15551234567"),
-        ("1-555-123-4567", "1", "+15551234567"),
-        ("+44 20 7946 0958", "1", "+442079460958"),
-        ("0044 20 7946 0958", "1", "+442079460958"),  # 00 = international prefix
-        ("020 7946 0958", "44", "+442079460958"),  # trunk 0 replaced by the country code
-        ("07700 900123", "44", "+447700900123"),
-        ("+49 30 123456", "44", "+4930123456"),
+        ("(202) 555-0123", "US", "+12025550123"),
+        ("202.555.0123", "US", "+12025550123"),
+        ("202 555 0123", "US", "+12025550123"),
+        ("+1 202 555 0123", "US", "+12025550123"),
+        ("1-202-555-0123", "US", "+12025550123"),  # the US trunk prefix 1
+        ("(202) 555-0123 ext. 12", "US", "+12025550123"),  # an extension is the same line
+        ("+44 20 7946 0958", "US", "+442079460958"),
+        ("011 44 20 7946 0958", "US", "+442079460958"),  # the US international prefix
+        ("0044 20 7946 0958", "IT", "+442079460958"),  # the Italian one
+        ("020 7946 0958", "GB", "+442079460958"),  # the UK trunk 0 is dropped
+        ("06 1234 5678", "IT", "+390612345678"),  # the Italian leading 0 is kept
+        ("+39 06 1234 5678", "US", "+390612345678"),
+        ("312 345 6789", "IT", "+393123456789"),  # an Italian mobile number
+        ("+49 30 123456", "GB", "+4930123456"),
     ],
 )
 def test_normalise_phone_to_e164(value: str, region: str, expected: str) -> None:
@@ -54,8 +62,54 @@ def test_normalise_phone_to_e164(value: str, region: str, expected: str) -> None
 
 def test_same_phone_in_every_format_is_one_key() -> None:
     forms = ["020 7946 0958", "+44 20 7946 0958", "0044 (20) 7946-0958", "+44-20-7946-0958"]
-    keys = {hash_identifier(KEY, "phone", normalise("phone", f, default_region="44")) for f in forms}
+    keys = {hash_identifier(KEY, "phone", normalise("phone", f, default_region="IT" if f.startswith("00") else "GB"))
+            for f in forms}
     assert len(keys) == 1
+
+
+def test_an_italian_number_nationally_and_internationally_is_one_person() -> None:
+    """Issue 11: ``06 1234 5678`` with region IT and ``+39 06 1234 5678`` used to get two keys."""
+    g = IdentityGraph(KEY, spec=IdentitySpec(default_phone_region="IT"))
+    national, _ = g.keys_of({"phone": "06 1234 5678"})
+    international, _ = g.keys_of({"phone": "+39 06 1234 5678"})
+    assert national.tolist() == international.tolist()
+    assert int(national[0, 0]) == hash_identifier(KEY, "phone", "+390612345678")
+    a = g.link_one({"phone": "06 1234 5678", "cookie": "c1"})
+    assert g.link_one({"phone": "+39 06 1234 5678", "cookie": "c2"}).row == a.row
+
+
+def test_invalid_phone_number_changes_nothing() -> None:
+    g = IdentityGraph(KEY, spec=IdentitySpec(default_phone_region="IT"))
+    g.link_one({"cookie": "c1"})
+    before = {name: a.copy() for name, a in g.to_arrays().items()}
+    msg = "Expected a valid phone number (with +country code, or national in region 'IT'), got '06 12' - at `$.ids.phone`"
+    with pytest.raises(SchemaError, match=f"^{re.escape(msg)}$"):
+        g.link_one({"loyalty": "L-1", "phone": "06 12", "cookie": "c1"})
+    assert g.rules.code_of("loyalty") is None
+    after = g.to_arrays()
+    assert all(np.array_equal(a, after[name]) for name, a in before.items())
+
+
+def test_a_phone_without_phonenumbers_installed_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "phonenumbers", None)  # `import phonenumbers` raises ImportError
+    msg = (
+        "expected the `phonenumbers` package to normalise phone numbers, got it not installed - at `$.ids.mobile` "
+        '(pip install "decisioner[phone]")'
+    )
+    with pytest.raises(ConfigError, match=f"^{re.escape(msg)}$"):
+        normalise("mobile", "+39 06 1234 5678", kind="phone")
+    assert normalise("email", "Ada@X.io") == "ada@x.io"  # nothing else needs it
+
+
+def test_import_decisioner_does_not_import_phonenumbers() -> None:
+    code = "import sys, decisioner, decisioner.identity; sys.exit('phonenumbers' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], env={**os.environ}, check=False).returncode == 0
+
+
+def test_default_region_of_a_graph_is_checked() -> None:
+    msg = "expected an ISO 3166-1 region code such as 'US' or 'IT', got '44' - at `default_region`"
+    with pytest.raises(ConfigError, match=f"^{re.escape(msg)}$"):
+        IdentityGraph(KEY, default_region="44")
 
 
 def test_normalise_other_types_trim_only() -> None:
@@ -75,9 +129,11 @@ def test_normalise_other_types_trim_only() -> None:
         ("email", "a@b@c", "Expected an email address, got 'a@b@c' - at `$.ids.email`"),
         ("email", " @example.com", "Expected an email address, got ' @example.com' - at `$.ids.email`"),
         ("email", "ada@", "Expected an email address, got 'ada@' - at `$.ids.email`"),
-        ("phone", "12345", "Expected a phone number of 6 to 15 digits, got '12345' - at `$.ids.phone`"),
-        ("phone", "+1234567890123456", "Expected a phone number of 6 to 15 digits, got '+1234567890123456' - at `$.ids.phone`"),
-        ("phone", "call me", "Expected a phone number of 6 to 15 digits, got 'call me' - at `$.ids.phone`"),
+        ("phone", "12345", f"{PHONE_ERR}, got '12345' - at `$.ids.phone`"),
+        ("phone", "+1234567890123456", f"{PHONE_ERR}, got '+1234567890123456' - at `$.ids.phone`"),
+        ("phone", "call me", f"{PHONE_ERR}, got 'call me' - at `$.ids.phone`"),
+        ("phone", "+1 555 123 4567", f"{PHONE_ERR}, got '+1 555 123 4567' - at `$.ids.phone`"),  # no area 555
+        ("phone", "+39 06", f"{PHONE_ERR}, got '+39 06' - at `$.ids.phone`"),
     ],
 )
 def test_normalise_errors(id_type: str, value: str, msg: str) -> None:
@@ -88,7 +144,7 @@ def test_normalise_errors(id_type: str, value: str, msg: str) -> None:
 # ---------------------------------------------------------------- graph basics
 
 def test_short_key_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="^" + re.escape("expected a hashing secret of at least 16 bytes, got 3") + "$"):
+    with pytest.raises(ConfigError, match="^" + re.escape("expected a secret of 16 to 64 bytes, got 3 - at `key`") + "$"):
         IdentityGraph(b"abc")
 
 
@@ -335,3 +391,26 @@ def test_link_many_rejects_empty_groups_and_bad_offsets() -> None:
         g.link_many(keys, types, np.array([0, 1, 3]))
     assert g.n_nodes == 0 and g.n_rows == 0 and g.metrics()["events"] == 0
     assert g.link_many(keys, types, np.array([0], np.int64)).shape == (0,)
+
+
+def test_phone_regions_are_regions_phonenumbers_knows() -> None:
+    import phonenumbers
+
+    from decisioner.config import PHONE_REGIONS
+
+    assert PHONE_REGIONS <= phonenumbers.SUPPORTED_REGIONS and {"US", "IT", "GB", "DE", "JP"} <= PHONE_REGIONS
+    for region in sorted(PHONE_REGIONS):  # every accepted region reads a national number by its own plan
+        example = phonenumbers.example_number(region)
+        if example is not None:
+            national = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.NATIONAL)
+            assert normalise("phone", national, default_region=region) == phonenumbers.format_number(
+                example, phonenumbers.PhoneNumberFormat.E164
+            )
+
+
+def test_warm_up_phones_loads_the_package_or_says_it_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from decisioner.identity.normalise import warm_up_phones
+
+    assert warm_up_phones("IT") is True
+    monkeypatch.setitem(sys.modules, "phonenumbers", None)
+    assert warm_up_phones() is False  # warm_up() goes on without it

@@ -14,7 +14,7 @@ from decisioner.errors import ConfigError, SchemaError
 from decisioner.hashing import hash_identifier
 from decisioner.identity import IdentityGraph, normalise
 from decisioner.identity.normalise import provider_canonical
-from decisioner.identity.rules import BLOCKED_FLAG, TAG_SEED, IdentifierRules, identifier_key
+from decisioner.identity.rules import BLOCKED_FLAG, IdentifierRules, identifier_key
 
 KEY = bytes(range(16))
 T0 = 1_700_000_000_000
@@ -29,12 +29,11 @@ def full(msg: str) -> str:
 
 
 def test_key_and_tag_golden_values() -> None:
-    """The persisted format: key = xxh3_64(secret | type | 0x1f | value); tag = the high half of
-    xxh3_64 of the same bytes with TAG_SEED (0 replaced by 1)."""
-    assert TAG_SEED == 0x9E3779B97F4A7C15
+    """The persisted format (see tests/test_hashing.py): d = BLAKE2b(type | 0x1f | value,
+    key=secret, digest_size=16); key = d[0:8], tag = d[8:12], little-endian (0 replaced by 1)."""
     k, t = identifier_key(KEY, "email", "ada@example.com")
-    assert k == hash_identifier(KEY, "email", "ada@example.com") == 18053878612524674777
-    assert t == 137599804
+    assert k == hash_identifier(KEY, "email", "ada@example.com") == 0x2EE8850071742935
+    assert t == 0x2AEC040C
 
 
 def test_keys_carry_the_blocked_flag_only_for_blocked_values() -> None:
@@ -106,6 +105,28 @@ def test_real_values_are_not_blocked() -> None:
     for t, v in (("email", "ada@example.com"), ("email", "a@x.io"), ("phone", "+44 20 7946 0958"), ("cookie", "c1")):
         assert r.canonical(t, v)[1] is False
     assert "null" in DEFAULT_BLOCKED and "test@test.com" in DEFAULT_BLOCKED
+
+
+def test_phone_placeholders_are_blocked_and_other_invalid_numbers_refused() -> None:
+    r = IdentifierRules()
+    # no numbering plan holds these valid, but the default patterns know them: blocked, not errors
+    assert r.canonical("phone", "(555) 555-5555") == ("+5555555555", True)
+    assert r.canonical("phone", "000-000-0000") == ("+0000000000", True)
+    with pytest.raises(SchemaError, match=full(
+        "Expected a valid phone number (with +country code, or national in region 'US'), got '(555) 123-4567' - "
+        "at `$.ids.phone`"
+    )):
+        r.canonical("phone", "(555) 123-4567")
+    # a control character is an error even where the digits look like a placeholder
+    with pytest.raises(SchemaError, match="^" + re.escape("Expected an identifier without control characters")):
+        r.canonical("phone", "555\x00555-5555")
+
+
+def test_a_valid_number_is_judged_by_its_e164_form_in_every_spelling() -> None:
+    r = IdentifierRules()
+    # the raw digits 2012222222 would match the repeated-digit pattern; the E.164 form does not
+    for spelling in ("(201) 222-2222", "201-222-2222", "+1 201 222 2222"):
+        assert r.canonical("phone", spelling) == ("+12012222222", False)
 
 
 def test_an_event_of_blocked_values_only_gets_the_scratch_row() -> None:
@@ -213,8 +234,8 @@ def test_split_apart_two_people_glued_by_a_shared_value() -> None:
     g = IdentityGraph(KEY, spec=spec)
     g.link_one({"email": "a@x.io", "cookie": "ca"})
     g.link_one({"email": "b@x.io", "cookie": "cb"})
-    row = g.link_one({"cookie": "ca", "phone": "+15550001111"}).row
-    g.link_one({"cookie": "cb", "phone": "+15550001111"})  # one phone glues both
+    row = g.link_one({"cookie": "ca", "phone": "+12025550111"}).row
+    g.link_one({"cookie": "cb", "phone": "(202) 555-0111"})  # one phone glues both
     assert g.resolve_one({"email": "a@x.io"}) == g.resolve_one({"email": "b@x.io"}) == row
     res = g.split(row, apart=[{"email": "a@x.io"}, {"email": "b@x.io"}])
     assert res.new_rows.shape == (1,)
@@ -322,7 +343,19 @@ def test_memory_report_per_identifier() -> None:
         ({"identifiers": [{"name": "email", "blocked_patterns": ["("]}]},
          "expected a regular expression, got '(' (missing ), unterminated subpattern at position 0) (identifier type 'email')"),
         ({"identifiers": [{"name": "x"}, {"name": "x"}]}, "expected unique identifier names, got ['x', 'x']"),
-        ({"default_phone_region": "+1"}, "expected a country calling code of 1 to 3 digits, got '+1' for `default_phone_region`"),
+        ({"default_phone_region": "+1"},
+         "expected an ISO 3166-1 region code such as 'US' or 'IT', got '+1' for `default_phone_region` (a calling "
+         "code is no longer accepted: one code can cover several regions with different numbering plans, 1 is US, "
+         "CA and 23 more; write the region)"),
+        ({"default_phone_region": "39"},
+         "expected an ISO 3166-1 region code such as 'US' or 'IT', got '39' for `default_phone_region` (a calling "
+         "code is no longer accepted"),
+        ({"default_phone_region": "it"},
+         "expected an ISO 3166-1 region code such as 'US' or 'IT', got 'it' for `default_phone_region` - at "
+         "`$.identity`"),
+        ({"default_phone_region": "ZZ"},
+         "expected an ISO 3166-1 region code such as 'US' or 'IT', got 'ZZ' for `default_phone_region` - at "
+         "`$.identity`"),
     ],
 )
 def test_identity_config_errors(identity: dict[str, object], msg: str) -> None:

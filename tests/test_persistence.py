@@ -3,6 +3,7 @@ test that kills a writer with SIGKILL at seeded random moments."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -20,6 +21,7 @@ from decisioner.errors import ConfigError, DecisionerWarning, NotReadyError
 from decisioner.eventlog import LOG_MAGIC, LOG_VERSION, EventLog, read_log
 from decisioner.journal import Record, TrackOp, read_records
 from decisioner.schemas import View
+from decisioner.snapshot import SNAPSHOT_FORMAT, read_snapshot, write_snapshot
 from statecheck import assert_same, engine_state
 
 
@@ -89,6 +91,42 @@ def test_not_a_log_and_unknown_version(tmp_path: Path) -> None:
     old.write_bytes(LOG_MAGIC + (1).to_bytes(4, "little"))  # version 1 held raw identifiers
     with pytest.raises(ConfigError, match=re.escape(f"expected event log format version {LOG_VERSION}, got 1")):
         read_log(old)
+
+
+OLD_KEYS = (
+    "its identifier keys are xxh3 hashes, and format 4 keys are keyed BLAKE2b: old keys cannot be converted, "
+    "because raw identifiers are never stored; rebuild the state with this version from the source events and "
+    "CRM loads, or keep running the version that wrote it; see CHANGELOG.md"
+)
+
+
+def test_a_log_of_xxh3_keys_is_refused_with_how_to_rebuild(tmp_path: Path) -> None:
+    assert LOG_VERSION == 4
+    old = tmp_path / "events.log"
+    old.write_bytes(LOG_MAGIC + (3).to_bytes(4, "little"))
+    msg = f"expected event log format version 4, got 3 - at {str(old)!r} ({OLD_KEYS})"
+    with pytest.raises(ConfigError, match="^" + re.escape(msg) + "$"):
+        read_log(old)
+
+
+@pytest.mark.parametrize("fmt", [3, 2, 1])
+def test_a_snapshot_of_xxh3_keys_is_refused_with_how_to_rebuild(tmp_path: Path, fmt: int) -> None:
+    assert SNAPSHOT_FORMAT == 4
+    snap = write_snapshot(tmp_path, ops=0, header={}, config=b"{}", catalog_lines=[], components={})
+    head = json.loads((snap / "header.json").read_text())
+    if fmt == 1:  # format 1 had meta.json and no header
+        (snap / "header.json").rename(snap / "meta.json")
+    else:
+        (snap / "header.json").write_text(json.dumps({**head, "format": fmt}))
+    msg = f"expected snapshot format 4, got {fmt} - at {str(snap)!r} ({OLD_KEYS})"
+    with pytest.raises(ConfigError, match="^" + re.escape(msg) + "$"):
+        read_snapshot(tmp_path)
+    (snap / ("meta.json" if fmt == 1 else "header.json")).write_text(json.dumps({**head, "format": 5}))
+    if fmt == 1:
+        (snap / "meta.json").rename(snap / "header.json")
+    msg = f"expected snapshot format 4, got 5 - at {str(snap)!r} (open it with the decisioner version that wrote it)"
+    with pytest.raises(ConfigError, match="^" + re.escape(msg) + "$"):
+        read_snapshot(tmp_path)
 
 
 def test_interval_policy_buffers_then_writes(tmp_path: Path) -> None:

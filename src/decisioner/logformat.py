@@ -22,13 +22,20 @@ import numpy as np
 from .errors import ConfigError, DecisionerWarning, LogDamagedError
 
 __all__ = [
-    "LOG_MAGIC", "LOG_VERSION", "HEADER", "FRAME", "MAX_RECORD_BYTES", "RESYNC_RECORD_BYTES", "LogDamage",
-    "LogScan", "LogRecovery", "read_log", "scan_bytes", "recover_log",
+    "LOG_MAGIC", "LOG_VERSION", "OLD_KEYS_HINT", "HEADER", "FRAME", "MAX_RECORD_BYTES", "RESYNC_RECORD_BYTES",
+    "LogDamage", "LogScan", "LogRecovery", "read_log", "scan_bytes", "recover_log",
 ]
 
 LOG_MAGIC: Final = b"DCSNWAL1"
-#: 3: typed msgpack operations (2: a JSON body inside msgpack; 1: raw identifier values)
-LOG_VERSION: Final = 3
+#: 4: identifier keys are keyed BLAKE2b (issue 11; 3: xxh3 keys, typed msgpack operations;
+#: 2: a JSON body inside msgpack; 1: raw identifier values)
+LOG_VERSION: Final = 4
+#: what a log of a version before 4 needs: its keys are xxh3 and cannot be converted
+OLD_KEYS_HINT: Final = (
+    "its identifier keys are xxh3 hashes, and format 4 keys are keyed BLAKE2b: old keys cannot be converted, "
+    "because raw identifiers are never stored; rebuild the state with this version from the source events and "
+    "CRM loads, or keep running the version that wrote it; see CHANGELOG.md"
+)
 #: the file header: magic, format version
 HEADER: Final = struct.Struct("<8sI")
 #: a record's frame: payload length, CRC-32 of the payload
@@ -154,10 +161,11 @@ def scan_bytes(data: bytes, path: str | Path) -> LogScan:
     if magic != LOG_MAGIC:
         raise ConfigError(f"expected an event log starting with {LOG_MAGIC!r}, got {magic!r} - at {str(path)!r}")
     if version != LOG_VERSION:
-        raise ConfigError(
-            f"expected event log format version {LOG_VERSION}, got {version} - at {str(path)!r} "
-            "(replay it with the decisioner version that wrote it, then snapshot; see CHANGELOG.md)"
+        hint = (
+            OLD_KEYS_HINT if version < LOG_VERSION
+            else "replay it with the decisioner version that wrote it, then snapshot; see CHANGELOG.md"
         )
+        raise ConfigError(f"expected event log format version {LOG_VERSION}, got {version} - at {str(path)!r} ({hint})")
     pos = HEADER.size
     payloads: list[bytes] = []
     while pos < n:

@@ -40,6 +40,7 @@ import numpy as np
 
 from .errors import ConfigError, NotReadyError, SnapshotDamagedError
 from .eventlog import fsync_dir
+from .logformat import OLD_KEYS_HINT
 
 __all__ = [
     "SNAPSHOT_FORMAT",
@@ -51,10 +52,11 @@ __all__ = [
     "clean_leftovers",
 ]
 
+#: 4: identifier keys are keyed BLAKE2b (issue 11; old keys cannot be converted);
 #: 3: the decision log's window (oldest chunk's index, chunk fills, rows dropped and spilled)
 #: and the exposures' dropped count; 2: components export their own state; people ids; typed
 #: log (1: reflected engine attributes)
-SNAPSHOT_FORMAT: Final = 3
+SNAPSHOT_FORMAT: Final = 4
 _FILES: Final = ("config.json", "catalog.jsonl", "arrays.npz", "meta.msgpack")
 _SEP: Final = "/"
 
@@ -218,20 +220,16 @@ def read_snapshot(directory: str | Path, *, previous: bool = False) -> Snapshot:
         raise NotReadyError(f"expected a snapshot in {str(root)!r} (a {pointer} file), got none")
     snap = root / name
     if (snap / "meta.json").exists() and not (snap / "header.json").exists():
-        raise ConfigError(
-            f"expected snapshot format {SNAPSHOT_FORMAT}, got 1 - at {str(snap)!r} (open it with the "
-            "decisioner version that wrote it and replay its log into a new engine; see CHANGELOG.md)"
-        )
+        raise ConfigError(f"expected snapshot format {SNAPSHOT_FORMAT}, got 1 - at {str(snap)!r} ({OLD_KEYS_HINT})")
     try:
         head = msgspec.json.decode((snap / "header.json").read_bytes())
     except (OSError, msgspec.DecodeError) as exc:
         raise SnapshotDamagedError(f"expected readable snapshot metadata, got {exc} - at {str(snap)!r}") from None
     fmt = head.get("format") if isinstance(head, dict) else None
     if fmt != SNAPSHOT_FORMAT:
-        raise ConfigError(
-            f"expected snapshot format {SNAPSHOT_FORMAT}, got {fmt!r} - at {str(snap)!r} "
-            "(open it with the decisioner version that wrote it and replay its log into a new engine)"
-        )
+        old = type(fmt) is int and fmt < SNAPSHOT_FORMAT
+        hint = OLD_KEYS_HINT if old else "open it with the decisioner version that wrote it"
+        raise ConfigError(f"expected snapshot format {SNAPSHOT_FORMAT}, got {fmt!r} - at {str(snap)!r} ({hint})")
     sums = head.get("checksums") if isinstance(head, dict) else None
     for f in _FILES:
         digest = sums.get(f) if isinstance(sums, dict) else None

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ._kernels import affinity, bandit, decide, graph, linear, rng, topk
+from .identity.normalise import warm_up_phones
 
 __all__ = ["ADMIN", "KERNELS", "warm_up"]
 
@@ -119,6 +120,7 @@ def warm_up(*, admin: bool = False) -> float:
     """
     t0 = time.perf_counter()
     _warm_identity()
+    warm_up_phones()  # libphonenumber's import and the default region's metadata, if installed
     if admin:
         _warm_admin()
     # profiles

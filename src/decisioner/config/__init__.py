@@ -27,6 +27,7 @@ from .experiments import ExperimentSpec, HoldoutSpec, VariantSpec
 from .identity import DEFAULT_BLOCKED, DEFAULT_IDENTIFIERS, IdentifierSpec, IdentitySpec
 from .identity import DEFAULT_EMAIL_PATTERNS as DEFAULT_EMAIL_PATTERNS
 from .identity import DEFAULT_PHONE_PATTERNS as DEFAULT_PHONE_PATTERNS
+from .identity import PHONE_REGIONS as PHONE_REGIONS
 from .outcomes import OutcomesSpec
 from .placements import Boost, ExperienceSpec, FilterSpec, PlacementSpec
 from .policies import (

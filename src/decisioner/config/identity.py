@@ -16,6 +16,7 @@ __all__ = [
     "DEFAULT_BLOCKED",
     "DEFAULT_EMAIL_PATTERNS",
     "DEFAULT_PHONE_PATTERNS",
+    "PHONE_REGIONS",
     "IdentifierSpec",
     "DEFAULT_IDENTIFIERS",
     "IdentitySpec",
@@ -37,6 +38,22 @@ DEFAULT_EMAIL_PATTERNS: Final[tuple[str, ...]] = (
 )
 #: Phone numbers of one repeated digit or a counting sequence after the country code.
 DEFAULT_PHONE_PATTERNS: Final[tuple[str, ...]] = (r"^\+\d{0,3}(\d)\1{6,}$", r"^\+\d{0,3}0?123456789\d?$")
+
+
+#: ISO 3166-1 region codes a default phone region may take: the regions of libphonenumber's
+#: metadata (``phonenumbers.SUPPORTED_REGIONS``; a test keeps them in step), written out so that
+#: configuration is checked without importing ``phonenumbers``.
+_REGION_CODES: Final = """
+    AC AD AE AF AG AI AL AM AO AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS
+    BT BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG
+    EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GT GU GW GY HK HN HR HT
+    HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR
+    LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF
+    NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD
+    SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TA TC TD TG TH TJ TK TL TM TN TO TR TT TV TW
+    TZ UA UG US UY UZ VA VC VE VG VI VN VU WF WS XK YE YT ZA ZM ZW
+"""
+PHONE_REGIONS: Final[frozenset[str]] = frozenset(_REGION_CODES.split())
 
 
 def _check_patterns(patterns: tuple[str, ...], at: str) -> None:
@@ -124,20 +141,23 @@ DEFAULT_IDENTIFIERS: Final[tuple[IdentifierSpec, ...]] = (
 class IdentitySpec(Struct, **SPEC):
     """Where the hashing secret comes from, the identifier types and the merge rules.
 
-    ``hash_key`` is a hex string (at least 16 bytes); if absent, the environment variable named
+    ``hash_key`` is a hex string (16 to 64 bytes); if absent, the environment variable named
     by ``hash_key_env`` is read. Types not listed in ``types`` or ``identifiers`` are accepted
     and normalised as plain ids (trimmed), with no limit and priority 0. ``rules`` off turns
     every merge rule off (blocked values, limits, the size cap): plain connected components.
     ``max_identifiers`` caps a component (0: no cap). ``max_types`` caps the identifier types
     (configured and first seen in accepted events together; at most 127). ``blocked`` and ``blocked_patterns``
     apply to every type. ``identifiers`` listed here replace the default rules of the same name
-    (:data:`DEFAULT_IDENTIFIERS`); default types not listed keep theirs.
+    (:data:`DEFAULT_IDENTIFIERS`); default types not listed keep theirs. ``default_phone_region``
+    is the ISO 3166-1 region (upper case, one of :data:`PHONE_REGIONS`) whose numbering plan reads
+    a phone number written without ``+``: ``"US"``, ``"IT"``, ``"GB"`` ... (a calling code such as
+    ``"1"``, accepted before issue 11, is refused with a message saying so).
     """
 
     hash_key: str | None = None
     hash_key_env: str | None = "DECISIONER_HASH_KEY"
     types: tuple[str, ...] = ("cookie", "device", "email", "user_id", "crm_id", "phone")
-    default_phone_region: str = "1"
+    default_phone_region: str = "US"
     identifiers: tuple[IdentifierSpec, ...] = DEFAULT_IDENTIFIERS
     rules: bool = True
     max_identifiers: Annotated[int, Meta(ge=0, le=2_000_000_000)] = 1000
@@ -163,9 +183,14 @@ class IdentitySpec(Struct, **SPEC):
             0 <= self.max_identifiers <= 2_000_000_000,
             f"`max_identifiers` must be in [0, 2000000000], got {self.max_identifiers!r}{at}",
         )
+        region = self.default_phone_region
         check(
-            self.default_phone_region.isdigit() and 1 <= len(self.default_phone_region) <= 3,
-            f"expected a country calling code of 1 to 3 digits, got {self.default_phone_region!r} "
-            f"for `default_phone_region`{at}",
+            region in PHONE_REGIONS,
+            f"expected an ISO 3166-1 region code such as 'US' or 'IT', got {region!r} for `default_phone_region`"
+            + (
+                " (a calling code is no longer accepted: one code can cover several regions with different "
+                "numbering plans, 1 is US, CA and 23 more; write the region)"
+                if region.lstrip("+").isdigit() else ""
+            ),
         )
         _check_patterns(self.blocked_patterns, at)

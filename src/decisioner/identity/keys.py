@@ -1,12 +1,12 @@
 """Identifier keys: a graph's type and source registries, and the key arrays it links.
 
 Every identifier is normalised, checked against the blocked values and hashed with the
-deployment secret into a 64-bit key plus a 32-bit check tag (:mod:`.rules` holds the persisted
-key format); raw values are never stored. An event's identifiers travel as a key array,
-uint64[2, m]: ``keys[0]`` the keys, ``keys[1]`` the tag words (check tag in the low 32 bits,
-:data:`~.rules.BLOCKED_FLAG` set for a value the rules block), with int8 type codes beside it.
-Pre-hashed loads may pass uint64[1, m] or uint64[m] instead (keys without tags: tag 0,
-unchecked).
+deployment secret (keyed BLAKE2b) into a 64-bit key plus a 32-bit check tag
+(:mod:`decisioner.hashing` holds the persisted key format); raw values are never stored. An
+event's identifiers travel as a key array, uint64[2, m]: ``keys[0]`` the keys, ``keys[1]`` the
+tag words (check tag in the low 32 bits, :data:`~.rules.BLOCKED_FLAG` set for a value the rules
+block), with int8 type codes beside it. Pre-hashed loads may pass uint64[1, m] or uint64[m]
+instead (keys without tags: tag 0, unchecked).
 
 The event log stores an identifier as its key and tag word in 32 hex digits
 (:meth:`IdentityKeys.hashed_ids`), read back without hashing again
@@ -28,7 +28,8 @@ import numpy as np
 
 from .. import arguments
 from ..config import IdentitySpec
-from ..errors import ConfigError, SchemaError
+from ..errors import SchemaError
+from ..hashing import check_key
 from .rules import BLOCKED_FLAG, IdentifierRules, identifier_key
 
 __all__ = ["IdentityKeys", "KEY_ROWS", "UNREGISTERED"]
@@ -56,8 +57,7 @@ class IdentityKeys:
         default_region: str | None = None,
         spec: IdentitySpec | None = None,
     ) -> None:
-        if len(key) < 16:
-            raise ConfigError(f"expected a hashing secret of at least 16 bytes, got {len(key)}")
+        check_key(key, "`key`")
         self.key = key
         self.spec = spec if spec is not None else IdentitySpec()
         self.rules = IdentifierRules(self.spec, types=types, default_region=default_region)

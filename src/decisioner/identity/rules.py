@@ -1,13 +1,12 @@
 """Identifier rules compiled from configuration, and the keys and check tags of identifiers.
 
-Key format (persisted; changing any of it changes every stored key):
-
-* ``key = xxh3_64(secret || type || 0x1f || value)`` with seed 0 (exactly
-  :func:`decisioner.hashing.hash_identifier`), ``value`` the normalised value, UTF-8;
-* ``tag = xxh3_64(same bytes, seed=TAG_SEED) >> 32`` (0 replaced by 1): an independent 32-bit
-  check hash stored with the key. Two identifiers are the same only when key and tag match, so
-  an identity is 96 bits. In the key arrays the tag travels in the low 32 bits of the second
-  row; bit 32 (:data:`BLOCKED_FLAG`) marks a value the rules block, so the kernel refuses it.
+Key format (persisted; changing any of it changes every stored key): :mod:`decisioner.hashing`
+owns it. In short, ``BLAKE2b(type || 0x1f || value, key=secret, digest_size=16)`` over the UTF-8
+of the normalised value gives the 64-bit key (bytes 0-7, little-endian) and an independent
+32-bit check tag (bytes 8-11, 0 replaced by 1) stored with the key. Two identifiers are the same
+only when key and tag match, so an identity is 96 bits. In the key arrays the tag travels in the
+low 32 bits of the second row; bit 32 (:data:`BLOCKED_FLAG`) marks a value the rules block, so
+the kernel refuses it.
 
 Collision odds. With ``n`` identifiers the chance that any two share a 64-bit key is about
 ``n^2 / 2^65``: 2.7e-4 at ``n = 10^8``. Such a pair is detected (the tags differ, except with
@@ -17,7 +16,10 @@ people; an undetected collision at 10^8 has probability about 6e-14.
 Blocked values are compared twice: trimmed and lower-cased before any format check (so
 ``"null"`` in an email field is blocked rather than an error), and after normalisation (so
 ``Test@Test.com`` and Gmail variants of a blocked address are blocked too); patterns are
-searched in the normalised value.
+searched in the normalised value. A phone number that is not valid (no E.164 form) is an
+error unless a phone pattern matches ``+`` and its digits: then it is a blocked placeholder
+(``000-000-0000``, ``(555) 555-5555``), like ``"null"``. Valid numbers are judged by their
+E.164 form only, so every spelling of one number gets the same answer.
 """
 
 from __future__ import annotations
@@ -28,16 +30,14 @@ from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
-import xxhash
 
-from ..config import DEFAULT_IDENTIFIERS, IdentifierSpec, IdentitySpec
-from ..hashing import SEPARATOR
-from .normalise import normalise
+from ..config import DEFAULT_IDENTIFIERS, PHONE_REGIONS, IdentifierSpec, IdentitySpec
+from ..errors import ConfigError, SchemaError
+from ..hashing import identifier_key
+from .normalise import CONTROL, normalise
 
-__all__ = ["TAG_SEED", "BLOCKED_FLAG", "TypeRule", "IdentifierRules", "identifier_key"]
+__all__ = ["BLOCKED_FLAG", "TypeRule", "IdentifierRules", "identifier_key"]
 
-#: seed of the check-tag hash (part of the persisted format)
-TAG_SEED: Final = 0x9E3779B97F4A7C15
 #: bit set in a key's second word when the rules block the value
 BLOCKED_FLAG: Final = 1 << 32
 #: kernel array sizes (see ``_kernels/graph.py``)
@@ -45,19 +45,7 @@ N_TYPES: Final = 128
 MAX_SLOTS: Final = 16
 MINUTES_PER_DAY: Final = 1440
 
-_xxh3 = xxhash.xxh3_64_intdigest
-
-
-def identifier_key(secret: bytes, id_type: str, value: str) -> tuple[int, int]:
-    """Key and check tag of one normalised identifier.
-
-    >>> from decisioner.hashing import hash_identifier
-    >>> k, t = identifier_key(b"k" * 16, "email", "ada@example.com")
-    >>> k == hash_identifier(b"k" * 16, "email", "ada@example.com") and 0 < t < 2**32
-    True
-    """
-    data = secret + id_type.encode() + SEPARATOR + value.encode()
-    return _xxh3(data), (_xxh3(data, TAG_SEED) >> 32) or 1
+_NON_DIGIT: Final = re.compile(r"\D")
 
 
 @dataclass(frozen=True)
@@ -85,7 +73,8 @@ class IdentifierRules:
     types
         Type names in code order (default: ``spec.types``); other types get codes when seen.
     default_region
-        Country code of national phone numbers (default: ``spec.default_phone_region``).
+        ISO 3166-1 region of national phone numbers, such as ``"US"`` (default:
+        ``spec.default_phone_region``).
 
     Examples
     --------
@@ -101,6 +90,11 @@ class IdentifierRules:
         self.spec = spec if spec is not None else IdentitySpec()
         self.types = tuple(types) if types is not None else tuple(self.spec.types)
         self.default_region = default_region if default_region is not None else self.spec.default_phone_region
+        if self.default_region not in PHONE_REGIONS:
+            raise ConfigError(
+                f"expected an ISO 3166-1 region code such as 'US' or 'IT', got {self.default_region!r} - at "
+                "`default_region`"
+            )
         self.on = self.spec.rules
         specs = {s.name: s for s in DEFAULT_IDENTIFIERS}
         specs.update({s.name: s for s in self.spec.identifiers})
@@ -159,6 +153,8 @@ class IdentifierRules:
         ------
         SchemaError
             If the value is malformed for its type (and not a blocked placeholder).
+        ConfigError
+            If a phone number comes and the ``phonenumbers`` package is not installed.
         """
         if rule is None:
             code = self._code.get(id_type)
@@ -167,8 +163,15 @@ class IdentifierRules:
             light = value.strip().lower()
             if light in rule.blocked:
                 return light, True
-        v = normalise(id_type, value, default_region=self.default_region, kind=rule.kind,
-                      provider_rules=rule.provider_rules)
+        try:
+            v = normalise(id_type, value, default_region=self.default_region, kind=rule.kind,
+                          provider_rules=rule.provider_rules)
+        except SchemaError:
+            if rule.kind == "phone" and rule.pattern is not None and not CONTROL.search(value):
+                rough = "+" + _NON_DIGIT.sub("", value)
+                if rule.pattern.search(rough):  # a placeholder number: blocked, not refused
+                    return rough, True
+            raise
         if rule.blocked and v.lower() in rule.blocked:
             return v.lower(), True
         if rule.pattern is not None and rule.pattern.search(v):

@@ -35,6 +35,13 @@ _DOMAINS: Final[tuple[str, ...]] = ("example.com", "example.org", "example.net",
 _PLACEHOLDERS: Final[tuple[str, ...]] = (
     "test@test.com", "null", "none@none.com", "noemail@example.com", "n/a", "asdf@asdf.com",
 )
+#: US area codes in service (libphonenumber holds every exchange 200-999 of each valid), so
+#: every synthetic phone number is a valid one; a person's draw in 201..989 picks one by index.
+_AREA_CODES: Final[tuple[int, ...]] = (
+    201, 202, 206, 212, 213, 214, 215, 216, 217, 303, 305, 310, 312, 313, 314, 315, 404, 405,
+    406, 407, 408, 412, 414, 415, 503, 504, 505, 512, 513, 515, 602, 603, 608, 612, 615, 617,
+    702, 703, 704, 706, 713, 718, 801, 802, 804, 808, 901, 904, 907, 913, 916, 919,
+)
 #: Device kinds of a person's device slots, by index; a household tablet can be shared.
 DEVICES: Final[tuple[str, ...]] = ("desktop", "mobile", "tablet")
 MOBILE: Final = 1
@@ -213,7 +220,8 @@ def make_people(spec: WorldSpec, rng: np.random.Generator) -> People:
         else:
             crm_id.append(None)
         if has_phone[p]:
-            a, x, line = int(area[p]), 200 + int(sub[p]) // 10_000, int(sub[p]) % 10_000
+            a = _AREA_CODES[(int(area[p]) - 201) % len(_AREA_CODES)]
+            x, line = 200 + int(sub[p]) // 10_000, int(sub[p]) % 10_000
             canon = f"+1{a}{x:03d}{line:04d}"
             pspells = (canon, f"({a}) {x:03d}-{line:04d}", f"{a}-{x:03d}-{line:04d}", f"+1 {a} {x:03d} {line:04d}")
             add("phone", canon, p, pspells)
