@@ -7,8 +7,9 @@ states) and :mod:`decisioner.eventlog` (the framed write-ahead log, its flush po
 one-writer lock). :mod:`decisioner.durability` composes them for the engine (``Engine.save``,
 ``Engine.durable``, ``Engine.open``); this module knows no engine.
 
-The secret is never written: a snapshot stores ``hash_unit(key, "decisioner-snapshot-key-check",
-"v1")`` and refuses to open with another key.
+The secret is never written: a snapshot stores a keyed BLAKE2b fingerprint of it (the key of
+the pseudo-identifier ``("decisioner-snapshot-key-check", "v1")``, see
+:func:`~decisioner.hashing.identifier_key`) and refuses to open with another key.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from .catalog import Catalog
 from .config import EngineConfig
 from .errors import NotReadyError
 from .eventlog import LOG_VERSION, DirectoryLock
-from .hashing import hash_unit, resolve_key
+from .hashing import identifier_key, resolve_key
 from .identity import IdentityGraph
 from .snapshot import SNAPSHOT_FORMAT, ComponentState, read_snapshot, write_snapshot
 
@@ -65,7 +66,7 @@ def write_engine_snapshot(
         return write_snapshot(
             directory,
             ops=ops,
-            header={**header, "key_check": hash_unit(key, *_KEY_CHECK)},
+            header={**header, "key_check": identifier_key(key, *_KEY_CHECK)[0]},
             config=msgspec.json.encode(cfg),
             catalog_lines=(enc.encode(rec) for rec in catalog.records),
             components=components,
@@ -107,7 +108,7 @@ def read_engine_snapshot(directory: str | Path, *, hash_key: str | None = None, 
     if hash_key is not None:
         cfg = msgspec.structs.replace(cfg, identity=msgspec.structs.replace(cfg.identity, hash_key=hash_key))
     key = resolve_key(cfg.identity.hash_key, cfg.identity.hash_key_env)
-    if hash_unit(key, *_KEY_CHECK) != snap.header["key_check"]:
+    if identifier_key(key, *_KEY_CHECK)[0] != snap.header["key_check"]:
         raise NotReadyError(f"expected the hashing secret snapshot {str(snap.path)!r} was written with, got another")
     catalog = Catalog.from_jsonl(snap.catalog_path, cfg.catalog)
     identity = IdentityGraph.from_arrays(key, snap.components["identity"][0], spec=cfg.identity)
