@@ -133,6 +133,12 @@ class AttributeStore:
         self.dropped_: dict[str, int] = {n: 0 for n in self.names}
         self._rank = {n: {src: i for i, src in enumerate(s.sources)} for n, s in self.specs.items()}
         self._fill: dict[str, int | float] = {}
+        #: each attribute's column keys in arrays_ (built once: the hot path formats no string)
+        self._key: dict[str, dict[str, str]] = {
+            n: {c: f"{n}/{c}" for c in ("value", "source", "time", *(f"slot_{x}" for x in ("code", "count", "time",
+                                                                                            "source")))}
+            for n in self.specs
+        }
         self.arrays_: dict[str, np.ndarray] = {}
         cap = max(1, capacity)
         for n, s in self.specs.items():
@@ -193,13 +199,16 @@ class AttributeStore:
         out: list[tuple[str, Any]] = []
         for name, v in values.items():
             spec = self.specs.get(name)
-            at = f"{where}.{name}"
             if spec is None:
                 if load:
                     raise SchemaError(f"Expected a declared attribute in {self.names!r}, got {name!r} - at `{where}`")
                 continue
             if not (load or spec.from_events):
                 continue
+            if spec.type == "category" and v.__class__ is str and v in self._codes[name]:
+                out.append((name, v))  # a value already held: checked when it first came
+                continue
+            at = f"{where}.{name}"
             if isinstance(v, bool):
                 raise SchemaError(f"Expected a `{spec.type}` attribute value, got `bool` - at `{at}`")
             if spec.type == "category":
@@ -269,7 +278,8 @@ class AttributeStore:
 
     def _offer(self, name: str, rule: str, row: int, v: Any, src: int, t: int, *, later_wins: bool) -> None:
         a = self.arrays_
-        val, srcs, times = a[f"{name}/value"], a[f"{name}/source"], a[f"{name}/time"]
+        k = self._key[name]
+        val, srcs, times = a[k["value"]], a[k["source"]], a[k["time"]]
         held = int(srcs[row])
         if held < 0:
             val[row], srcs[row], times[row] = v, src, t
@@ -300,14 +310,15 @@ class AttributeStore:
     def _count(self, name: str, row: int, code: int, count: int, src: int, t: int) -> None:
         # a handful of slots: Python lists beat numpy calls on arrays this small
         a = self.arrays_
-        sc, sn = a[f"{name}/slot_code"][row].tolist(), a[f"{name}/slot_count"][row].tolist()
-        st = a[f"{name}/slot_time"][row].tolist()
+        k = self._key[name]
+        sc, sn = a[k["slot_code"]][row].tolist(), a[k["slot_count"]][row].tolist()
+        st = a[k["slot_time"]][row].tolist()
         if code in sc:
             j = sc.index(code)
             sn[j] += count
             if t >= st[j]:
                 st[j] = t
-                a[f"{name}/slot_source"][row, j] = src
+                a[k["slot_source"]][row, j] = src
         else:
             if -1 in sc:
                 j, base = sc.index(-1), 0
@@ -315,10 +326,10 @@ class AttributeStore:
                 j = min(range(len(sc)), key=lambda i: (sn[i], st[i]))  # the lowest count, the oldest among equals
                 base = sn[j]
             sc[j], sn[j], st[j] = code, base + count, t
-            a[f"{name}/slot_code"][row, j] = code
-            a[f"{name}/slot_source"][row, j] = src
-        a[f"{name}/slot_count"][row, j] = sn[j]
-        a[f"{name}/slot_time"][row, j] = st[j]
+            a[k["slot_code"]][row, j] = code
+            a[k["slot_source"]][row, j] = src
+        a[k["slot_count"]][row, j] = sn[j]
+        a[k["slot_time"]][row, j] = st[j]
         self._lead(name, row, sc, sn, st)
 
     def _lead(self, name: str, row: int, sc: list[int], sn: list[int], st: list[int]) -> None:
@@ -327,8 +338,9 @@ class AttributeStore:
         j = min(range(len(sc)), key=lambda i: (sc[i] < 0, -sn[i], -st[i], sc[i]))  # most, newest, lowest code
         if sc[j] >= 0:
             a = self.arrays_
-            a[f"{name}/value"][row], a[f"{name}/time"][row] = sc[j], st[j]
-            a[f"{name}/source"][row] = a[f"{name}/slot_source"][row, j]
+            k = self._key[name]
+            a[k["value"]][row], a[k["time"]][row] = sc[j], st[j]
+            a[k["source"]][row] = a[k["slot_source"]][row, j]
 
     def _merge_counts(self, name: str, dst: int, src: int) -> None:
         """Add the counts of equal values of two rows and keep the strongest ``slots`` (no count

@@ -48,12 +48,14 @@ _ANALYTICS: Final = PURPOSE["analytics"]
 
 
 class Checked(NamedTuple):
-    """An event's validated inputs: identifier keys and type codes, item indices and consent steps."""
+    """An event's validated inputs: identifier keys and type codes, item indices, consent steps
+    and the declared attributes it sets (``(name, value)`` pairs)."""
 
     keys: np.ndarray
     types: np.ndarray
     items: list[int]
     consent: list[Step]
+    attributes: list[tuple[str, Any]]
 
 
 class Tracker:
@@ -161,8 +163,9 @@ class Tracker:
             raise SchemaError(
                 f"Expected at most {lim.max_attributes} attributes, got {len(event.attrs)} - at `$.attrs`"
             )
+        pairs: list[tuple[str, Any]] = []
         if self.attributes.active and (event.attrs or load):
-            self._check_attributes(event, load)
+            pairs = self._check_attributes(event, load)
         keys, types = self.identity.keys_of_hashed(event.ids) if hashed else self.identity.keys_of(event.ids)
         items: list[int] = []
         if event.item is not None:
@@ -170,7 +173,7 @@ class Tracker:
         if isinstance(event, Purchase):
             items.extend(self.catalog.item_index(it, where=f"$.items[{j}]") for j, it in enumerate(event.items))
         steps = self.consent.parse(event) if event.consent or event.gpc or event.tcf is not None else []
-        return Checked(keys, types, items, steps)
+        return Checked(keys, types, items, steps, pairs)
 
     def apply(
         self, event: Event, checked: Checked, *, channel: int = -1, defer_interest: bool = False, load: bool = False
@@ -185,7 +188,7 @@ class Tracker:
         Returns the row and, with ``defer_interest``, the interest update still to apply
         (facet values, weights; empty when none): the fused decide kernel applies it itself.
         """
-        keys, types, items, steps = checked
+        keys, types, items, steps, pairs = checked
         self._now = event.time
         codes = types.tolist()
         if codes and min(codes) < 0:  # new identifier types: registered here, inside admission
@@ -228,7 +231,7 @@ class Tracker:
                 for i in items:
                     prof.add_purchase(row, i)
         if event.attrs and self.attributes.active and not (res.anonymous or res.suppressed):
-            self._set_attributes(row, event, load, channel)
+            self._set_attributes(row, event, pairs, load, channel)
         prof.touch(row, now)
         self.events_ += 1
         return row, fvs, wts
@@ -260,18 +263,18 @@ class Tracker:
             out.append(Identify(time=t, ids=dict(i), channel=source, attrs=dict(v)))
         return out
 
-    def _check_attributes(self, event: Event, load: bool) -> None:
+    def _check_attributes(self, event: Event, load: bool) -> list[tuple[str, Any]]:
         pairs = self.attributes.check(event.attrs, load=load)
         if pairs:
             self.attributes.check_source(event.channel)
+        return pairs
 
-    def _set_attributes(self, row: int, event: Event, load: bool, channel: int) -> None:
+    def _set_attributes(self, row: int, event: Event, pairs: list[tuple[str, Any]], load: bool, channel: int) -> None:
         # from events, attributes are profiling: only with the person's personalization consent
         # on the channel; a batch load comes from a system of record with its own lawful basis
         if channel < 0:
             channel = self.consent.channel_of(event.channel)
         if load or int(self.consent.allow_[row]) >> cell(_PERSONALIZATION, channel) & 1:
-            pairs = self.attributes.check(event.attrs, load=load)
             self.attributes.set(row, pairs, source=event.channel, time=event.time)
 
     def evict(self, cap: int, *, keep: int) -> None:
