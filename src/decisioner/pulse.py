@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from .attributes import AttributeStore
     from .config import PulseSpec
 
-__all__ = ["Pulse", "pulse_table"]
+__all__ = ["Pulse", "pulse_table", "format_table"]
 
 
 class Pulse:
@@ -164,3 +164,36 @@ def pulse_table(pulse: Pulse, attributes: AttributeStore, spec: PulseSpec) -> li
     if not pulse.active:
         raise NotReadyError("Expected the regional pulse on (`[pulse] enabled = true`), got it off - at `pulse`")
     return pulse.table(list(attributes.vocab_.get(spec.region_attribute, [])))
+
+
+def format_table(cells: list[dict[str, Any]]) -> str:
+    """The cells of :meth:`Pulse.table` as text: a row per region, a column per topic, each
+    ``mean +-half-width (n)``; ``.`` for no opinion, ``n=k`` for a cell reported without a mean.
+
+    >>> print(format_table([{"region": "north", "topic": "prices", "count": 9, "mean": 0.25, "low": 0.05,
+    ...                      "high": 0.45}, {"region": "south", "topic": "prices", "count": 2, "mean": None,
+    ...                      "low": None, "high": None}]))
+    region                   prices
+    north          +0.25+-0.20 (9)
+    south                      n=2
+    """
+    topics = sorted({c["topic"] for c in cells})
+    regions = sorted({c["region"] for c in cells})
+    at = {(c["region"], c["topic"]): c for c in cells}
+    width = max(17, *(len(t) + 2 for t in topics)) if topics else 17
+    lines = [f"{'region':<14}" + "".join(f"{t:>{width}}" for t in topics)]
+    for r in regions:
+        row = f"{r or '(none)':<14}"
+        for t in topics:
+            c = at.get((r, t))
+            if c is None:
+                text = "."
+            elif c["mean"] is None:
+                text = f"n={c['count']}"
+            elif c["low"] is None:
+                text = f"{c['mean']:+.2f} ({c['count']})"
+            else:
+                text = f"{c['mean']:+.2f}+-{(c['high'] - c['low']) / 2:.2f} ({c['count']})"
+            row += f"{text:>{width}}"
+        lines.append(row)
+    return "\n".join(lines)

@@ -18,7 +18,7 @@ and takes no bound.
 
 >>> spec = EngagementSpec(enabled=True)
 >>> [t.name for t in spec.tiers], spec.tiers[0].max_recency_days
-(['engaged', 'indifferent', 'disengaged'], 14.0)
+(['engaged', 'indifferent', 'disengaged'], 7.0)
 >>> EngagementSpec(tiers=(TierSpec(name="a", min_frequency=2.0), TierSpec(name="b", min_value=1.0)))
 Traceback (most recent call last):
 ...
@@ -65,11 +65,11 @@ class TierSpec(Struct, **SPEC):
         return self.max_recency_days is not None or self.min_frequency is not None or self.min_value is not None
 
 
-#: engaged: active in the last two weeks and about three events a month; indifferent: seen in
-#: the last two months; disengaged: the rest
+#: engaged: seen in the last week and about three events or more in the last month (decayed
+#: count >= 3); indifferent: seen in the last three weeks; disengaged: the rest
 DEFAULT_TIERS: Final = (
-    TierSpec(name="engaged", max_recency_days=14.0, min_frequency=3.0),
-    TierSpec(name="indifferent", max_recency_days=60.0),
+    TierSpec(name="engaged", max_recency_days=7.0, min_frequency=3.0),
+    TierSpec(name="indifferent", max_recency_days=21.0),
     TierSpec(name="disengaged"),
 )
 
