@@ -578,7 +578,7 @@ def _parser() -> argparse.ArgumentParser:
                        ("pulse", "how each region of a world feels about each topic (opinion events)")):
         sp = sub.add_parser(name, help=what)
         common(sp)
-        sp.add_argument("--world", required=True, help="world directory (`decisioner generate`); its events are tracked")
+        sp.add_argument("--world", required=True, help="world directory (`decisioner generate`)")
     sp = sub.add_parser("log", help="check or repair an event log")
     lsub = sp.add_subparsers(dest="log_command", required=True)
     lp = lsub.add_parser("check", help="report damage in a log (exit 1 if any); changes nothing")

@@ -36,7 +36,7 @@ time and compares each tier's mean spend with the mean over every tiered profile
 >>> day = 86_400_000
 >>> for k in range(4):
 ...     store.update(0, 1_700_000_000_000 + k * day, value=10.0 if k == 3 else 0.0)
->>> store.names[store.tier_[0]], store.names[store.tier_at(0, 1_700_000_000_000 + 40 * day)]
+>>> store.names[store.tier_[0]], store.names[store.tier_at(0, 1_700_000_000_000 + 13 * day)]
 ('engaged', 'indifferent')
 """
 
@@ -134,18 +134,24 @@ class EngagementStore:
     def update(self, row: int, time: int, *, value: float = 0.0) -> None:
         """One counted event of ``row`` at event ``time`` carrying purchase ``value`` (negative
         for a return); recomputes the row's tier as of its last event."""
+        # Python floats, one read and one write per column: numpy scalar arithmetic costs 3x
         last = int(self.last_[row])
+        f, v = float(self.freq_[row]), float(self.value_[row])
         if last == 0 or time >= last:
             dt = time - last if last else 0
-            self.freq_[row] = self.freq_[row] * 2.0 ** (-dt / self._hf) + 1.0
-            self.value_[row] = self.value_[row] * 2.0 ** (-dt / self._hv) + value
+            if dt:
+                f *= 2.0 ** (-dt / self._hf)
+                v *= 2.0 ** (-dt / self._hv)
+            f, v = f + 1.0, v + value
             self.last_[row] = time
         else:  # an older event: its weight decayed to the row's time
             dt = last - time
-            self.freq_[row] += 2.0 ** (-dt / self._hf)
-            self.value_[row] += value * 2.0 ** (-dt / self._hv)
-        self.spend_[row] += value
-        self.tier_[row] = self._tier(0.0, float(self.freq_[row]), float(self.value_[row]))
+            f += 2.0 ** (-dt / self._hf)
+            v += value * 2.0 ** (-dt / self._hv)
+        self.freq_[row], self.value_[row] = f, v
+        if value:
+            self.spend_[row] += value
+        self.tier_[row] = self._tier(0.0, f, v)
 
     def merge(self, dst: int, src: int) -> None:
         """Fold row ``src`` into ``dst`` (both decayed to the later time, then added); ``src`` is cleared."""

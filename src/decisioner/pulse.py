@@ -173,14 +173,14 @@ def format_table(cells: list[dict[str, Any]]) -> str:
     >>> print(format_table([{"region": "north", "topic": "prices", "count": 9, "mean": 0.25, "low": 0.05,
     ...                      "high": 0.45}, {"region": "south", "topic": "prices", "count": 2, "mean": None,
     ...                      "low": None, "high": None}]))
-    region                   prices
-    north          +0.25+-0.20 (9)
-    south                      n=2
+    region                    prices
+    north            +0.25+-0.20 (9)
+    south                        n=2
     """
     topics = sorted({c["topic"] for c in cells})
     regions = sorted({c["region"] for c in cells})
     at = {(c["region"], c["topic"]): c for c in cells}
-    width = max(17, *(len(t) + 2 for t in topics)) if topics else 17
+    width = max(18, *(len(t) + 2 for t in topics)) if topics else 18
     lines = [f"{'region':<14}" + "".join(f"{t:>{width}}" for t in topics)]
     for r in regions:
         row = f"{r or '(none)':<14}"

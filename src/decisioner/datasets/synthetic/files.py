@@ -83,7 +83,8 @@ def _config_toml(config: dict[str, Any], seed: int) -> str:
     for section in ("engagement", "pulse"):
         if section in config:
             lines += ["", f"[{section}]"]
-            lines += [f"{k} = {_toml_str(v) if isinstance(v, str) else str(v).lower()}" for k, v in config[section].items()]
+            sec = config[section]
+            lines += [f"{k} = {_toml_str(v) if isinstance(v, str) else str(v).lower()}" for k, v in sec.items()]
     return "\n".join(lines) + "\n"
 
 
