@@ -11,8 +11,8 @@ from decisioner import Engine
 def engine_state(e: Engine) -> dict[str, np.ndarray]:
     """Everything a recovery must restore: identity components, profiles, popularity, policy
     statistics, the decision log (its window too) and the exposures, the pending outcomes (times,
-    outcomes received, clock), the counters, the registries (identifier types, sources) and the
-    attributes (columns, vocabularies, source names)."""
+    outcomes received, clock), the counters, the registries (identifier types, sources), the
+    attributes (columns, vocabularies, source names), engagement and the pulse."""
     out: dict[str, np.ndarray] = {
         "types": np.array(e.identity.types, dtype=object),
         "sources": np.array(e.identity.sources, dtype=object),
@@ -42,6 +42,12 @@ def engine_state(e: Engine) -> dict[str, np.ndarray]:
     out["attributes_sources"] = np.array(attrs.sources_, dtype=object)
     for name, vocab in attrs.vocab_.items():
         out[f"attributes_{name}_vocab"] = np.array(vocab, dtype=object)
+    eng = e.engagement_
+    for name in ("last_", "freq_", "value_", "spend_", "tier_"):
+        out[f"engagement_{name}"] = getattr(eng, name).copy()
+    pulse = e.pulse_
+    out["pulse_cells"] = np.stack([pulse.count_.astype(np.float64), pulse.sum_, pulse.sumsq_])
+    out["pulse_topics"] = np.array([*pulse.topics_, pulse.dropped_, pulse.opinions_], dtype=object)
     for name in e.placements:
         pl = e.placement(name)
         if pl.bandit is not None and not hasattr(pl.bandit, "trials_"):  # revenue: sums, not successes

@@ -10,6 +10,7 @@ from decisioner import Engine
 from decisioner.catalog import Catalog
 from decisioner.checks import POLICY_SPECS, CheckError, check_engine, check_policy
 from decisioner.config import load_config_dict
+from decisioner.engagement import NO_TIER
 
 T0 = 1_700_000_000_000
 KEY = "7a" * 16
@@ -67,6 +68,9 @@ def full_engine() -> Engine:
             "ltv": {"type": "number", "rule": "sum"},
             "since": {"type": "timestamp", "rule": "first_seen"},
         },
+        "engagement": {"enabled": True, "frequency_half_life_days": 0.01, "tiers": [
+            {"name": "active", "max_recency_days": 0.002}, {"name": "buyer", "min_value": 1.0}, {"name": "gone"}]},
+        "pulse": {"enabled": True, "max_topics": 2, "min_count": 1},  # the third topic is dropped
     })
     cat = Catalog([{"id": f"i{j}", "category": f"c{j % 4}", "inventory": 3} for j in range(30)], cfg.catalog)
     return Engine(cfg, cat, seed=5)
@@ -82,6 +86,13 @@ def events(start: int, n: int) -> list[tuple[str | None, Any]]:
         if t % 7 == 0:  # consent changes: refusals and grants, GPC; decisions without analytics rows
             ev["consent"] = {"analytics": t % 2 == 0, "marketing.email": t % 3 == 0, "personalization.web": t % 5 != 0}
             ev["gpc"] = t % 4 == 0
+        if t % 11 == 0:  # an opinion (tracked), on one of three topics
+            ev = {"type": "opinion", "time": ev["time"], "ids": ev["ids"], "topic": f"t{t % 3}",
+                  "sentiment": (t % 9 - 4) / 4, "channel": ("web", "email")[t % 2]}
+            out.append((None, ev))
+            continue
+        if t % 13 == 0:  # a purchase with a value, or a return
+            ev.update(type=("purchase", "return")[t % 2], value=float(t % 50))
         out.append(((None, "home", "soft", "hero", "ctx", "mail")[t % 6], ev))
     return out
 
@@ -104,5 +115,8 @@ def test_a_reopened_engine_continues_exactly_with_every_feature_on() -> None:
     assert eng.attributes({"crm_id": "C1"})["tier"] == ("silver", "pos", T0 + 5)
     assert eng.evicted_ > 0 and eng.duplicate_outcomes_ > 0 and eng.pending_.expired_ > 0
     assert eng.decision_log.dropped_rows_ > 0
+    assert eng.pulse_.dropped_ > 0 and eng.pulse_.opinions_ > 0
+    assert {0, NO_TIER} <= set(eng.engagement_.tier_.tolist())  # active, and rows with no tier
+    assert {0, 1, 2, NO_TIER} == set(eng.engagement_.tiers(T0 + 460_000).tolist())  # later, some lapsed
     check_engine(eng, events(300, 200))
     assert eng.experiments_.exposures.dropped_ > 0  # dropped by both engines while they went on

@@ -105,8 +105,8 @@ BAD: list[tuple[str, dict[str, Any], str | Wrapped]] = [
     ("unknown event type in weights",
      cfg(profiles={"event_weights": {"view": 1.0, "teleport": 2.0}}),
      "Invalid config: expected an event type in ['view', 'click', 'ad_click', 'email_open', 'email_click', "
-     "'add_to_cart', 'purchase', 'return', 'service_call', 'coupon_redeem', 'download', 'identify', 'consent'], "
-     "got 'teleport' in `event_weights` - at `$.profiles`"),
+     "'add_to_cart', 'purchase', 'return', 'service_call', 'coupon_redeem', 'download', 'identify', 'consent', "
+     "'opinion'], got 'teleport' in `event_weights` - at `$.profiles`"),
     ("negative event weight", cfg(profiles={"event_weights": {"view": -1.0}}),
      Wrapped("Invalid config", at="$.profiles.event_weights[...]")),
     ("zero slots", cfg(profiles={"slots": 0}), Wrapped("Invalid config", at="$.profiles.slots")),

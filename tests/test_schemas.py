@@ -55,6 +55,7 @@ EXTRA_FIELDS: dict[str, dict[str, Any]] = {
     "download": {"item": "brochure"},
     "identify": {"ids": {"cookie": "c-1", "email": "ada@example.com"}},
     "consent": {"gpc": True, "channel": "cmp"},
+    "opinion": {"topic": "prices", "sentiment": -0.25, "channel": "survey"},
 }
 
 
@@ -62,7 +63,7 @@ def test_event_types_are_fixed_and_ordered() -> None:
     # the index is the event-type code used by kernels: append only
     assert EVENT_TYPES == (
         "view", "click", "ad_click", "email_open", "email_click", "add_to_cart", "purchase",
-        "return", "service_call", "coupon_redeem", "download", "identify", "consent",
+        "return", "service_call", "coupon_redeem", "download", "identify", "consent", "opinion",
     )
     assert set(EXTRA_FIELDS) == set(EVENT_TYPES)
 

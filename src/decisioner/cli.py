@@ -313,6 +313,36 @@ def _cmd_profile(args: argparse.Namespace) -> dict[str, Any]:
     return {k: out[k] for k in keep}
 
 
+def _tracked_world(world: str, seed: int) -> tuple[Any, int, float]:
+    """An engine over the world ``world`` that tracked every one of its events; the last event
+    time and the seconds the tracking took."""
+    import time
+
+    from .datasets.synthetic.files import _read_jsonl
+    from .engine import Engine
+    from .warmup import warm_up
+
+    warm_up()
+    engine = Engine.from_world(world, seed=seed)
+    events = _read_jsonl(Path(world) / "events.jsonl")
+    if not events:
+        raise _UsageError(f"the world {world!r} has no events")
+    t0 = time.perf_counter()
+    for ev in events:
+        engine.track(ev)
+    return engine, max(int(e["time"]) for e in events), time.perf_counter() - t0
+
+
+def _cmd_tiers(args: argparse.Namespace) -> dict[str, Any]:
+    engine, now, secs = _tracked_world(args.world, args.seed)
+    return {**engine.tier_report(now), "events": engine.events_, "seconds": round(secs, 3)}
+
+
+def _cmd_pulse(args: argparse.Namespace) -> dict[str, Any]:
+    engine, now, secs = _tracked_world(args.world, args.seed)
+    return {"now": now, "cells": engine.pulse(), "events": engine.events_, "seconds": round(secs, 3)}
+
+
 def _cmd_log(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
     from .recovery import check_log, repair
 
@@ -422,6 +452,18 @@ def _print_human(command: str, out: dict[str, Any]) -> None:
         granted = [p for p, ok in out["consent"].items() if ok]
         print(f"  consent: {', '.join(granted) or 'none'}")
         print("  interests: " + ", ".join(f"{fv} {s:.3g}" for fv, s in out["interests"][:5]))
+    elif command == "tiers":
+        print(f"engagement tiers at {out['now']}: {out['people']} people, mean value {out['mean_value']:.2f} "
+              f"({out['events']} events tracked in {out['seconds']:.1f} s)")
+        print(f"  {'tier':<16}{'people':>9}{'share':>9}{'mean value':>12}{'vs average':>12}")
+        for t in out["tiers"]:
+            idx = "" if t["value_index"] is None else f"{t['value_index']:+.0%}"
+            print(f"  {t['tier']:<16}{t['people']:>9}{t['share']:>9.1%}{t['mean_value']:>12.2f}{idx:>12}")
+    elif command == "pulse":
+        print(f"opinions by region x topic at {out['now']} ({out['events']} events tracked in {out['seconds']:.1f} s)")
+        from .pulse import format_table
+
+        print(format_table(out["cells"]))
     elif command == "evaluate" and "relative_error" in out:
         print(f"OPE on OBD {out['campaign']}: {out['behavior']} -> {out['evaluation']}, "
               f"ground truth {out['ground_truth']:.5f}, {out['n_runs']} runs")
@@ -532,6 +574,11 @@ def _parser() -> argparse.ArgumentParser:
                     help="an identifier of the person, e.g. email=ada@example.com (repeatable)")
     sp.add_argument("--hash-key-env", default=None,
                     help="environment variable holding the secret (default: the one the saved configuration names)")
+    for name, what in (("tiers", "engagement tiers of a world's people, value per tier against the average"),
+                       ("pulse", "how each region of a world feels about each topic (opinion events)")):
+        sp = sub.add_parser(name, help=what)
+        common(sp)
+        sp.add_argument("--world", required=True, help="world directory (`decisioner generate`)")
     sp = sub.add_parser("log", help="check or repair an event log")
     lsub = sp.add_subparsers(dest="log_command", required=True)
     lp = lsub.add_parser("check", help="report damage in a log (exit 1 if any); changes nothing")
@@ -558,6 +605,8 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], dict[str, Any] | tuple[dict[
     "identity": _cmd_identity,
     "profile": _cmd_profile,
     "log": _cmd_log,
+    "tiers": _cmd_tiers,
+    "pulse": _cmd_pulse,
     "privacy": cli_privacy.run,
 }
 

@@ -50,6 +50,8 @@ def engine_state(engine: Engine) -> dict[str, ComponentState]:
         "catalog": engine.catalog.to_state(),
         "engine": ({}, meta),
         "attributes": engine.attributes_.to_state(),
+        "engagement": engine.engagement_.to_state(),
+        "pulse": engine.pulse_.to_state(),
         **engine.placements_.to_state(),
     }
 
@@ -71,6 +73,10 @@ def load_engine_state(engine: Engine, states: dict[str, ComponentState]) -> None
     engine.placements_.load_state(states)
     if "attributes" in states:  # written before attributes existed: none was declared then
         engine.attributes_.load_state(states["attributes"])
+    if "engagement" in states:  # written before engagement tiers: none was kept then
+        engine.engagement_.load_state(states["engagement"])
+    if "pulse" in states:
+        engine.pulse_.load_state(states["pulse"])
     meta = states["engine"][1]
     engine.seq_ = int(meta["seq"])
     engine.tracker.events_, engine.tracker.evicted_ = int(meta["events"]), int(meta["evicted"])

@@ -32,6 +32,7 @@ from .consent import PURPOSES
 from .consent.store import PURPOSE, ConsentStore, cell
 from .decisionlog import DecisionLog
 from .durability import Durable
+from .engagement import EngagementStore, tier_report
 from .eventlog import LogRecovery
 from .hashing import resolve_key
 from .identity import IdentityGraph
@@ -41,6 +42,7 @@ from .people import People
 from .placements import ItemInputs, Placement, Placements
 from .privacy import PersonStores, PrivacyOp
 from .profiles import ProfileStore, half_lives
+from .pulse import Pulse, pulse_table
 from .schemas import Decision, Event, Outcome, Reason, SlotChoice, decode_event, decode_outcome
 from .scoring import AffinityScorer
 from .tracking import Checked, Tracker
@@ -99,6 +101,8 @@ class Engine(Durable):
         self.consent = ConsentStore(config.consent, default_consent=config.profiles.default_consent)
         self.people = People()
         self.attributes_ = AttributeStore(config.attributes)
+        self.engagement_ = EngagementStore(config.engagement)
+        self.pulse_ = Pulse(config.pulse)
         self.scorer = AffinityScorer(catalog, config.scoring)
         self.half_lives_ = half_lives(config.profiles, catalog)
         self.placements_ = Placements(config, catalog, seed=seed, feedback_weight=feedback_weight)
@@ -114,10 +118,10 @@ class Engine(Durable):
         self.stores = PersonStores(
             identity=self.identity, profiles=self.profiles, consent=self.consent, people=self.people,
             decision_log=self.decision_log, experiments=self.experiments_, catalog=catalog, half_lives=self.half_lives_,
-            placements=self.placements_, instance=instance, attributes=self.attributes_,
+            placements=self.placements_, instance=instance, attributes=self.attributes_, engagement=self.engagement_,
             idle_retention_ms=int(config.profiles.idle_retention_days * DAY_MS),
         )
-        self.tracker = Tracker(config, self.stores, self.scorer)
+        self.tracker = Tracker(config, self.stores, self.scorer, pulse=self.pulse_)
 
     @classmethod
     def from_files(cls, config: str | Path, catalog: str | Path, **kwargs: Any) -> Engine:
@@ -314,6 +318,18 @@ class Engine(Durable):
     def attributes(self, ids: dict[str, str]) -> dict[str, tuple[Any, str, int]]:
         """The person's attributes: name -> (value, source, event time); see :func:`decisioner.reads.attributes`."""
         return reads.attributes(self, ids)
+
+    def tier_report(self, now: int) -> dict[str, Any]:
+        """People per engagement tier at event time ``now``, with their share, mean spend and value
+        index against the average; see :func:`decisioner.engagement.tier_report`."""
+        with self.journal.lock.read():
+            return tier_report(self.engagement_, self.identity, now)
+
+    def pulse(self) -> list[dict[str, Any]]:
+        """How each region feels about each topic: count, mean sentiment and its interval per
+        region x topic; see :meth:`decisioner.pulse.Pulse.table`."""
+        with self.journal.lock.read():
+            return pulse_table(self.pulse_, self.attributes_, self.config.pulse)
 
     # ------------------------------------------------------------------ operations
     def set_attributes(self, ids: dict[str, str], values: dict[str, Any], *, source: str, time: int) -> int:

@@ -45,6 +45,7 @@ from . import arguments
 from .attributes import AttributeStore
 from .audit import AuditLog, now_ms
 from .audit import actor as audit_actor
+from .engagement import EngagementStore
 from .errors import SchemaError
 from .identity import IdentityGraph
 from .identity.graph import UnmergeResult
@@ -98,6 +99,7 @@ class PersonStores:
     placements: Placements
     instance: str
     attributes: AttributeStore
+    engagement: EngagementStore
     audit: AuditLog = field(default_factory=AuditLog)
     erasures: Erasures = field(default_factory=Erasures)
     #: profiles idle longer than this are erased by ``expire`` (0: never)
@@ -297,7 +299,8 @@ def export(stores: PersonStores, ids: Mapping[str, str], *, now: int | None = No
         ``consent`` (purpose -> channel -> allowed), ``consent_history`` (every change: time,
         source, purpose, channel, old and new value, how it came), ``last_seen``, ``events``,
         ``decisions``, ``experiments``, ``attributes`` (name -> value, source, time, rule, and
-        the counted values of ``most_frequent``).
+        the counted values of ``most_frequent``), ``engagement`` (the tier at ``now`` or the
+        last event, its inputs and the spend held; None without engagement or a counted event).
 
     Raises
     ------
@@ -361,4 +364,5 @@ def export(stores: PersonStores, ids: Mapping[str, str], *, now: int | None = No
         "decisions": decisions,
         "experiments": assignments,
         "attributes": stores.attributes.export(row),
+        "engagement": stores.engagement.export(row, t),
     }

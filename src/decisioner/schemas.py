@@ -42,6 +42,7 @@ __all__ = [
     "Download",
     "Identify",
     "Consent",
+    "Opinion",
     "BehaviourEvent",
     "Outcome",
     "SlotChoice",
@@ -53,7 +54,7 @@ __all__ = [
     "encode",
 ]
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 #: 2000-01-01T00:00:00Z and 2100-01-01T00:00:00Z in epoch milliseconds: anything outside is
 #: an absurd timestamp (seconds sent as milliseconds, year 1, year 9999 ...).
@@ -163,6 +164,8 @@ class Event(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_f
                     raise SchemaError("Expected `array` of length <= 256 - at `$.items`")
                 for j, it in enumerate(v):
                     _check_str(it, 256, f"items[{j}]")
+            elif name == "sentiment":
+                _check_number(v, -1.0, 1.0, "sentiment")
             elif name == "quantity":
                 if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 10_000:
                     raise SchemaError(f"Expected `int` in [1, 10000], got {v!r} - at `$.quantity`")
@@ -270,14 +273,28 @@ class Consent(Event, tag="consent", frozen=True):
     """
 
 
+class Opinion(Event, tag="opinion", frozen=True):
+    """An opinion on a ``topic``: an inbound message, a survey answer or an agent's note, with
+    its ``sentiment`` in [-1, 1] (-1 against, 0 neutral, 1 for; scored upstream). The regional
+    pulse (:mod:`decisioner.pulse`) aggregates them by region and topic; no interest signal.
+
+    >>> decode_event({"type": "opinion", "time": 1700000000000, "ids": {"email": "a@b.co"},
+    ...               "channel": "survey", "topic": "prices", "sentiment": -0.5}).sentiment
+    -0.5
+    """
+
+    topic: Name
+    sentiment: Annotated[float, Meta(ge=-1.0, le=1.0)]
+
+
 BehaviourEvent = (
     View | Click | AdClick | EmailOpen | EmailClick | AddToCart | Purchase | Return | ServiceCall
-    | CouponRedeem | Download | Identify | Consent
+    | CouponRedeem | Download | Identify | Consent | Opinion
 )
 
 _EVENT_CLASSES: Final[tuple[type[Event], ...]] = (
     View, Click, AdClick, EmailOpen, EmailClick, AddToCart, Purchase, Return, ServiceCall,
-    CouponRedeem, Download, Identify, Consent,
+    CouponRedeem, Download, Identify, Consent, Opinion,
 )
 #: fields each event type adds to the shared ones (checked by Event.__post_init__)
 _EXTRA_FIELDS: Final[dict[type, tuple[str, ...]]] = {

@@ -4,9 +4,10 @@
 (``validate``: keys and item indices, before anything changes), then applies it (``apply``):
 identity linking with merge rules, a person id for a new profile, consent, declared attributes
 (:mod:`decisioner.attributes`), decayed interests, popularity, recent purchases and activity,
+engagement (:mod:`decisioner.engagement`), the regional pulse of opinions (:mod:`decisioner.pulse`)
 and idle-first eviction past ``profiles.max_profiles``. It listens to the identity graph so
 that the row-keyed stores (profiles, attributes, people, experiment assignments) follow
-merges, splits, erasures and the anonymous scratch row, and erasure removes the person's
+merges, splits, erasures and the anonymous scratch row (engagement too), and erasure removes the person's
 records from the decision log and the exposures.
 """
 
@@ -22,11 +23,12 @@ from .config import DEFAULT_EVENT_WEIGHTS, EngineConfig
 from .consent.store import PURPOSE, Step, cell
 from .errors import SchemaError
 from .profiles import idle_rows
-from .schemas import EVENT_TYPES, Event, Identify, Purchase
+from .schemas import EVENT_TYPES, Event, Identify, Opinion, Purchase
 from .scoring import AffinityScorer
 
 if TYPE_CHECKING:
     from .privacy import PersonStores
+    from .pulse import Pulse
 
 __all__ = ["Tracker", "Checked", "POPULARITY_WEIGHTS"]
 
@@ -65,7 +67,9 @@ class Tracker:
     ``events_`` counts applied events, ``evicted_`` profiles evicted for the profile bound.
     """
 
-    def __init__(self, config: EngineConfig, stores: PersonStores, scorer: AffinityScorer) -> None:
+    def __init__(
+        self, config: EngineConfig, stores: PersonStores, scorer: AffinityScorer, *, pulse: Pulse | None = None
+    ) -> None:
         self.config = config
         self.catalog = stores.catalog
         self.identity = stores.identity
@@ -78,6 +82,9 @@ class Tracker:
         self.decision_log = stores.decision_log
         self.half_lives = stores.half_lives
         self.attributes = stores.attributes
+        self.engagement = stores.engagement
+        self.pulse = pulse if pulse is not None and pulse.active else None
+        self._region = f"{config.pulse.region_attribute}/value"
         ps = config.profiles
         self._event_weight = {t: ps.event_weights.get(t, DEFAULT_EVENT_WEIGHTS[t]) for t in EVENT_TYPES}
         self.events_ = 0
@@ -102,6 +109,7 @@ class Tracker:
         self.people.ensure(n)
         self.experiments.ensure(n)
         self.attributes.ensure(n)
+        self.engagement.ensure(n)
 
     def _on_merge(self, survivor: int, absorbed: np.ndarray) -> None:
         self.sync_rows()
@@ -112,6 +120,7 @@ class Tracker:
             self.profiles.merge(survivor, r, self.half_lives)
             self.consent.merge(survivor, r, person, self._now)
             self.attributes.merge(survivor, r)
+            self.engagement.merge(survivor, r)
         self.identity.release_rows(absorbed)
 
     def _on_split(self, row: int, new_rows: np.ndarray) -> None:
@@ -121,6 +130,7 @@ class Tracker:
             self.profiles.clear(r)
             self.consent.copy(r, row)
             self.attributes.clear(r)
+            self.engagement.clear(r)
             self.experiments.clear([r])
             self.people.new(r)
 
@@ -141,6 +151,7 @@ class Tracker:
         self.profiles.clear(rows)
         self.consent.clear(rows)
         self.attributes.clear(rows)
+        self.engagement.clear(rows)
         self.experiments.clear(rows)
         self.identity.release_rows(rows)
 
@@ -149,6 +160,7 @@ class Tracker:
         self.sync_rows()
         self.profiles.clear(row)
         self.attributes.clear(row)
+        self.engagement.clear(row)
         self.consent.deny_all(row)
         self.people.release([row])
 
@@ -200,6 +212,7 @@ class Tracker:
         if res.new:
             prof.clear(row)
             self.consent.clear(row)
+            self.engagement.clear(row)
             self.experiments.clear([row])  # a recycled row must not inherit anyone's assignment
             self.people.new(row)
             cap = self.config.profiles.max_profiles
@@ -232,6 +245,9 @@ class Tracker:
                     prof.add_purchase(row, i)
         if event.attrs and self.attributes.active and not (res.anonymous or res.suppressed):
             self._set_attributes(row, event, pairs, load, channel)
+        # a batch load is a system of record's, not an act of the person: no engagement
+        if (self.engagement.counts(etype) or self.pulse is not None) and not (load or res.anonymous or res.suppressed):
+            self._engage(row, event, etype, channel)
         prof.touch(row, now)
         self.events_ += 1
         return row, fvs, wts
@@ -276,6 +292,20 @@ class Tracker:
             channel = self.consent.channel_of(event.channel)
         if load or int(self.consent.allow_[row]) >> cell(_PERSONALIZATION, channel) & 1:
             self.attributes.set(row, pairs, source=event.channel, time=event.time)
+
+    def _engage(self, row: int, event: Event, etype: str, channel: int) -> None:
+        # engagement is profiling: personalization consent on the channel; an opinion adds to
+        # the anonymous regional sums with analytics consent (see decisioner.pulse)
+        if channel < 0:
+            channel = self.consent.channel_of(event.channel)
+        allowed = int(self.consent.allow_[row])
+        if self.engagement.counts(etype) and allowed >> cell(_PERSONALIZATION, channel) & 1:
+            value = 0.0
+            if event.value is not None and etype in ("purchase", "return"):
+                value = event.value if etype == "purchase" else -event.value
+            self.engagement.update(row, event.time, value=value)
+        if self.pulse is not None and isinstance(event, Opinion) and allowed >> cell(_ANALYTICS, channel) & 1:
+            self.pulse.add(int(self.attributes.arrays_[self._region][row]), event.topic, event.sentiment)
 
     def evict(self, cap: int, *, keep: int) -> None:
         """Bring the live profiles back under ``cap``: the longest idle, a batch of

@@ -8,7 +8,8 @@ One module per part of the document: :mod:`.identity` (identifier rules, the has
 spec per policy, tagged by ``kind``), :mod:`.placements`, :mod:`.experiments` (variants,
 experiments, holdout), :mod:`.outcomes` (the attribution window), :mod:`.attributes` (typed
 profile attributes and their reconciliation rules), :mod:`.decisionlog` (the decision log's
-window in memory) and :mod:`.document` (:class:`EngineConfig`, limits, loading).
+window in memory), :mod:`.engagement` (engagement tiers and the regional pulse) and
+:mod:`.document` (:class:`EngineConfig`, limits, loading).
 Import specs from here: ``from decisioner.config import PlacementSpec``.
 
 >>> cfg = load_config_dict({"identity": {"hash_key": "00" * 16},
@@ -23,6 +24,7 @@ from .catalog import CatalogSpec, ScoringSpec
 from .consent import ConsentSpec
 from .decisionlog import DecisionLogSpec
 from .document import EngineConfig, LimitsSpec, load_config, load_config_dict
+from .engagement import DEFAULT_TIERS, EngagementSpec, PulseSpec, TierSpec
 from .experiments import ExperimentSpec, HoldoutSpec, VariantSpec
 from .identity import DEFAULT_BLOCKED, DEFAULT_IDENTIFIERS, IdentifierSpec, IdentitySpec
 from .identity import DEFAULT_EMAIL_PATTERNS as DEFAULT_EMAIL_PATTERNS
@@ -79,6 +81,10 @@ __all__ = [
     "OutcomesSpec",
     "DecisionLogSpec",
     "AttributeSpec",
+    "EngagementSpec",
+    "TierSpec",
+    "DEFAULT_TIERS",
+    "PulseSpec",
     "EngineConfig",
     "load_config",
     "load_config_dict",

@@ -16,6 +16,7 @@ from .attributes import AttributeSpec, check_attribute_names
 from .catalog import CatalogSpec, ScoringSpec
 from .consent import ConsentSpec
 from .decisionlog import DecisionLogSpec
+from .engagement import EngagementSpec, PulseSpec
 from .experiments import ExperimentSpec, HoldoutSpec, check_experiments
 from .identity import IdentitySpec
 from .outcomes import OutcomesSpec
@@ -49,6 +50,8 @@ class EngineConfig(Struct, **SPEC):
     experiments: list[ExperimentSpec] = []
     holdout: HoldoutSpec | None = None
     attributes: dict[str, AttributeSpec] = {}
+    engagement: EngagementSpec = EngagementSpec()
+    pulse: PulseSpec = PulseSpec()
 
     def __post_init__(self) -> None:
         names = [p.name for p in self.placements]
@@ -60,6 +63,13 @@ class EngineConfig(Struct, **SPEC):
         if self.attributes:
             idt = self.identity
             check_attribute_names(self.attributes, set(idt.types) | {s.name for s in idt.identifiers})
+        if self.pulse.enabled:
+            region = self.attributes.get(self.pulse.region_attribute)
+            check(
+                region is not None and region.type == "category",
+                f"expected `pulse.region_attribute` to name a declared `category` attribute, got "
+                f"{self.pulse.region_attribute!r} for `pulse`",
+            )
 
 
 def load_config_dict(data: dict[str, Any]) -> EngineConfig:

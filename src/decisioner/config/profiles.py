@@ -61,4 +61,5 @@ DEFAULT_EVENT_WEIGHTS: Final[dict[str, float]] = {
     "download": 1.0,
     "identify": 0.0,
     "consent": 0.0,
+    "opinion": 0.0,
 }

@@ -77,6 +77,14 @@ def _config_toml(config: dict[str, Any], seed: int) -> str:
         for ex in pl.get("experiences", []):
             facets = ", ".join(f"{k} = {_toml_str(v)}" for k, v in ex["facets"].items())
             lines += ["", "[[placements.experiences]]", f"id = {_toml_str(ex['id'])}", f"facets = {{ {facets} }}"]
+    for name, attr in config.get("attributes", {}).items():
+        lines += ["", f"[attributes.{name}]"]
+        lines += [f"{k} = {_toml_str(v) if isinstance(v, str) else repr(v)}" for k, v in attr.items()]
+    for section in ("engagement", "pulse"):
+        if section in config:
+            lines += ["", f"[{section}]"]
+            sec = config[section]
+            lines += [f"{k} = {_toml_str(v) if isinstance(v, str) else str(v).lower()}" for k, v in sec.items()]
     return "\n".join(lines) + "\n"
 
 

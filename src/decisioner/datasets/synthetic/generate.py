@@ -15,6 +15,7 @@ import numpy as np
 from ...errors import ConfigError
 from .catalog import make_catalog
 from .events import EventBuffer
+from .geography import add_geography, add_opinion_events, make_geography
 from .people import make_people, make_preferences
 from .response import ResponseModel
 from .sessions import add_session_events, draw_sessions
@@ -93,6 +94,10 @@ def _make_config(seed: int, experiences: list[str], categories: list[str]) -> di
                 ],
             },
         ],
+        # people's region and zip code come with their identify events; opinions feed the pulse
+        "attributes": {"region": {"type": "category"}, "zip": {"type": "category", "max_values": 100_000}},
+        "engagement": {"enabled": True},
+        "pulse": {"enabled": True, "region_attribute": "region"},
     }
 
 
@@ -123,7 +128,8 @@ def generate_world(spec: WorldSpec) -> World:
 
 def _generate(spec: WorldSpec) -> World:
     ss = np.random.SeedSequence(spec.seed)
-    r_cat, r_pref, r_people, r_sess, r_view, r_extra = (np.random.default_rng(s) for s in ss.spawn(6))
+    # a seventh stream for the geography and opinions: the first six draw what they drew before it
+    r_cat, r_pref, r_people, r_sess, r_view, r_extra, r_geo = (np.random.default_rng(s) for s in ss.spawn(7))
 
     cat = make_catalog(spec, r_cat)
     prefs = make_preferences(spec, cat, r_pref)
@@ -164,6 +170,9 @@ def _generate(spec: WorldSpec) -> World:
         ev, counts=counts, people=people, catalog=cat, drawn=drawn, store_off=person_off[:-1] + views_pp,
         campaigns=exp_ids, start_ms=spec.start_ms, horizon=spec.days * DAY_MS, rng=r_extra,
     )
+    geo = make_geography(spec.n_people, r_geo)
+    add_geography(ev, geo)
+    add_opinion_events(ev, people=people, geo=geo, start_ms=spec.start_ms, horizon=spec.days * DAY_MS, rng=r_geo)
     events, event_person = ev.in_time_order()
 
     return World(
