@@ -50,6 +50,7 @@ def engine_state(engine: Engine) -> dict[str, ComponentState]:
         "catalog": engine.catalog.to_state(),
         "engine": ({}, meta),
         "attributes": engine.attributes_.to_state(),
+        "activity": engine.activity_.to_state(),
         **engine.placements_.to_state(),
     }
 
@@ -71,6 +72,8 @@ def load_engine_state(engine: Engine, states: dict[str, ComponentState]) -> None
     engine.placements_.load_state(states)
     if "attributes" in states:  # written before attributes existed: none was declared then
         engine.attributes_.load_state(states["attributes"])
+    if "activity" in states:  # written before activity was kept: every count starts empty
+        engine.activity_.load_state(states["activity"])
     meta = states["engine"][1]
     engine.seq_ = int(meta["seq"])
     engine.tracker.events_, engine.tracker.evicted_ = int(meta["events"]), int(meta["evicted"])

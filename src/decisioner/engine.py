@@ -23,6 +23,7 @@ import msgspec
 import numpy as np
 
 from . import arguments, privacy, reads
+from .activity import ActivityStore
 from ._kernels.rng import seed_state
 from .allocation.experiments import HOLDOUT, NOT_ENROLLED, ExperimentRuntime
 from .attributes import AttributeStore
@@ -99,6 +100,7 @@ class Engine(Durable):
         self.consent = ConsentStore(config.consent, default_consent=config.profiles.default_consent)
         self.people = People()
         self.attributes_ = AttributeStore(config.attributes)
+        self.activity_ = ActivityStore(config.activity)
         self.scorer = AffinityScorer(catalog, config.scoring)
         self.half_lives_ = half_lives(config.profiles, catalog)
         self.placements_ = Placements(config, catalog, seed=seed, feedback_weight=feedback_weight)
@@ -115,7 +117,7 @@ class Engine(Durable):
             identity=self.identity, profiles=self.profiles, consent=self.consent, people=self.people,
             decision_log=self.decision_log, experiments=self.experiments_, catalog=catalog, half_lives=self.half_lives_,
             placements=self.placements_, instance=instance, attributes=self.attributes_,
-            idle_retention_ms=int(config.profiles.idle_retention_days * DAY_MS),
+            idle_retention_ms=int(config.profiles.idle_retention_days * DAY_MS), activity=self.activity_,
         )
         self.tracker = Tracker(config, self.stores, self.scorer)
 

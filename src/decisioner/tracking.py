@@ -76,6 +76,7 @@ class Tracker:
         self.decision_log = stores.decision_log
         self.half_lives = stores.half_lives
         self.attributes = stores.attributes
+        self.activity = stores.activity
         ps = config.profiles
         self._event_weight = {t: ps.event_weights.get(t, DEFAULT_EVENT_WEIGHTS[t]) for t in EVENT_TYPES}
         self.events_ = 0
@@ -100,6 +101,8 @@ class Tracker:
         self.people.ensure(n)
         self.experiments.ensure(n)
         self.attributes.ensure(n)
+        if self.activity is not None:
+            self.activity.ensure(n)
 
     def _on_merge(self, survivor: int, absorbed: np.ndarray) -> None:
         self.sync_rows()
@@ -110,6 +113,8 @@ class Tracker:
             self.profiles.merge(survivor, r, self.half_lives)
             self.consent.merge(survivor, r, person, self._now)
             self.attributes.merge(survivor, r)
+            if self.activity is not None:
+                self.activity.merge(survivor, r)
         self.identity.release_rows(absorbed)
 
     def _on_split(self, row: int, new_rows: np.ndarray) -> None:
@@ -119,6 +124,8 @@ class Tracker:
             self.profiles.clear(r)
             self.consent.copy(r, row)
             self.attributes.clear(r)
+            if self.activity is not None:
+                self.activity.clear(r)
             self.experiments.clear([r])
             self.people.new(r)
 
@@ -139,6 +146,8 @@ class Tracker:
         self.profiles.clear(rows)
         self.consent.clear(rows)
         self.attributes.clear(rows)
+        if self.activity is not None:
+            self.activity.clear(rows)
         self.experiments.clear(rows)
         self.identity.release_rows(rows)
 
@@ -147,6 +156,8 @@ class Tracker:
         self.sync_rows()
         self.profiles.clear(row)
         self.attributes.clear(row)
+        if self.activity is not None:
+            self.activity.clear(row)
         self.consent.deny_all(row)
         self.people.release([row])
 
@@ -197,6 +208,8 @@ class Tracker:
         if res.new:
             prof.clear(row)
             self.consent.clear(row)
+            if self.activity is not None:
+                self.activity.clear(row)
             self.experiments.clear([row])  # a recycled row must not inherit anyone's assignment
             self.people.new(row)
             cap = self.config.profiles.max_profiles
@@ -229,6 +242,8 @@ class Tracker:
                     prof.add_purchase(row, i)
         if event.attrs and self.attributes.active and not (res.anonymous or res.suppressed):
             self._set_attributes(row, event, load, channel)
+        if self.activity is not None and self.activity.active and not (res.anonymous or res.suppressed):
+            self._record_activity(row, etype, now, channel, event.channel)
         prof.touch(row, now)
         self.events_ += 1
         return row, fvs, wts
@@ -273,6 +288,15 @@ class Tracker:
         if load or int(self.consent.allow_[row]) >> cell(_PERSONALIZATION, channel) & 1:
             pairs = self.attributes.check(event.attrs, load=load)
             self.attributes.set(row, pairs, source=event.channel, time=event.time)
+
+    def _record_activity(self, row: int, etype: str, now: int, channel: int, event_channel: str) -> None:
+        # recency and frequency for segments are profiling: personalization consent on the channel
+        assert self.activity is not None
+        if etype in self.activity.type_index:
+            if channel < 0:
+                channel = self.consent.channel_of(event_channel)
+            if int(self.consent.allow_[row]) >> cell(_PERSONALIZATION, channel) & 1:
+                self.activity.record(row, etype, now)
 
     def evict(self, cap: int, *, keep: int) -> None:
         """Bring the live profiles back under ``cap``: the longest idle, a batch of
