@@ -147,9 +147,9 @@ class ActivityStore:
         out: dict[str, Any] = {}
         for t, ti in self.type_index.items():
             last = int(self.last_[row, ti])
-            if last == 0 and h < 0:
-                continue
             counts = [int(self.ring_[row, ti, d % B]) for d in range(h - B + 1, h + 1)] if h >= 0 else []
+            if last == 0 and not any(counts):
+                continue
             out[t] = {"last": last, "buckets_from": (h - B + 1) * self.bucket_ms if h >= 0 else None, "counts": counts}
         return out
 
