@@ -44,7 +44,7 @@ from .privacy import PersonStores, PrivacyOp
 from .profiles import ProfileStore, half_lives
 from .schemas import Decision, Event, Outcome, Reason, SlotChoice, decode_event, decode_outcome
 from .scoring import AffinityScorer
-from .segments.audiences import audience
+from .segments.audiences import audience, members
 from .segments.compile import Sources
 from .segments.targeting import SegmentRuntime
 from .tracking import Checked, Tracker
@@ -341,6 +341,13 @@ class Engine(Durable):
             seg = self.segments_.compile(expr)
             return audience(self.segments_.sources, seg, self.people.person_, self.identity.n_rows, now=now, by=by,
                             by2=by2)
+
+    def audience_members(self, expr: str, *, now: int) -> np.ndarray:
+        """The person ids (int64, ascending) in segment ``expr`` at ``now`` (an export)."""
+        now = arguments.epoch_ms(now, "now")
+        with self.journal.lock.read():
+            seg = self.segments_.compile(expr)
+            return members(self.segments_.sources, seg, self.people.person_, self.identity.n_rows, now=now)
 
     def attributes(self, ids: dict[str, str]) -> dict[str, tuple[Any, str, int]]:
         """The person's attributes: name -> (value, source, event time); see :func:`decisioner.reads.attributes`."""
