@@ -23,8 +23,8 @@ import msgspec
 import numpy as np
 
 from . import arguments, privacy, reads
-from .activity import ActivityStore
 from ._kernels.rng import seed_state
+from .activity import ActivityStore
 from .allocation.experiments import HOLDOUT, NOT_ENROLLED, SEGMENT, ExperimentRuntime
 from .attributes import AttributeStore
 from .catalog import Catalog

@@ -510,7 +510,8 @@ class Placements:
                 pl.variants.append(vpl)
         for pl in self._by_name.values():
             if pl.spec.segment is not None or pl.spec.rules:
-                spl = self._compile(pl.index, pl.spec, pl.state, PopularSpec() if pl.state is not None else RandomSpec())
+                pol = PopularSpec() if pl.state is not None else RandomSpec()
+                spl = self._compile(pl.index, pl.spec, pl.state, pol)
                 spl.fixed, spl.policy_name, spl.rule_reasons = max(pl.default, 0), "segment", pl.rule_reasons
                 pl.by_segment = spl
         if self.config.holdout is not None:

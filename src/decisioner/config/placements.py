@@ -88,7 +88,8 @@ class PlacementSpec(Struct, **SPEC):
                 f"expected `default` to be one of {ids!r}, got {self.default!r}{at}",
             )
             for r in self.rules:
-                check(r.experience in ids, f"expected a rule's `experience` to be one of {ids!r}, got {r.experience!r}{at}")
+                got = r.experience
+                check(got in ids, f"expected a rule's `experience` to be one of {ids!r}, got {got!r}{at}")
         else:
             check(not self.rules, f"expected no `rules` on a recommendation placement (campaigns only){at}")
             check(not self.experiences, f"expected no experiences on a recommendation placement{at}")

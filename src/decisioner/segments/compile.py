@@ -133,7 +133,7 @@ class _Category(Column):
         self.src = src
 
     def many(self, now: int, n: int) -> np.ndarray:
-        return self.src.codes_many(n).astype(np.float64)
+        return np.asarray(self.src.codes_many(n), dtype=np.float64)
 
     def one(self, row: int, now: int) -> float:
         return float(self.src.code_one(row))
@@ -150,7 +150,8 @@ class _Consent(Column):
         self._m = np.uint64(mask)
 
     def many(self, now: int, n: int) -> np.ndarray:
-        return ((self.store.allow_[:n] & self._m) == self._m).astype(np.float64)
+        held: np.ndarray = (self.store.allow_[:n] & self._m) == self._m
+        return held.astype(np.float64)
 
     def one(self, row: int, now: int) -> float:
         return 1.0 if int(self.store.allow_[row]) & self.mask == self.mask else 0.0

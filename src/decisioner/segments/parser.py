@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Final, Union
+from typing import Final
 
 from ..errors import SchemaError
 
@@ -49,7 +49,7 @@ MAX_LIST: Final = 1000
 KEYWORDS: Final = frozenset({"and", "or", "not", "in", "startswith"})
 CMP_OPS: Final = ("==", "!=", "<", "<=", ">", ">=")
 
-Value = Union[str, float]
+Value = str | float
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ class Call:
     pos: int
 
 
-Operand = Union[Name, Call]
+Operand = Name | Call
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ class Not:
     item: Node
 
 
-Node = Union[Compare, InList, StartsWith, Truth, And, Or, Not]
+Node = Compare | InList | StartsWith | Truth | And | Or | Not
 
 
 @dataclass(frozen=True)
