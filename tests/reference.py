@@ -1164,3 +1164,137 @@ def recommend_one_ref(
     scores, kept, live = _row_scores(prof, row, now, personalized, hl, cat, acc, plc[0], plc[1], params)
     idx = top_k(scores, k)
     return {"idx": idx, "score": [scores[i] for i in idx], "candidates": kept, "live": live}
+
+
+# --------------------------------------------------------------------------- segments and activity
+
+SEG_DAY_MS = 86_400_000
+
+
+def activity_count_ref(events: Sequence[tuple[str, int]], etype: str, now: int, days: float, bucket_days: int,
+                       buckets: int) -> int:
+    """``count(etype, days=N)`` from a row's plain list of recorded ``(type, time)`` events: the
+    row holds the ``buckets`` buckets up to the newest bucket of any event; an event counts when
+    its bucket is held and one of the ``ceil(days / bucket_days)`` buckets ending at ``now``'s."""
+    bms = bucket_days * SEG_DAY_MS
+    if not events:
+        return 0
+    head = max(t // bms for _, t in events)
+    nb = max(1, math.ceil(days / bucket_days))
+    dnow = now // bms
+    return sum(1 for ty, t in events if ty == etype and head - buckets < t // bms <= head
+               and dnow - nb < t // bms <= dnow)
+
+
+def days_since_ref(events: Sequence[tuple[str, int]], etype: str, now: int) -> float:
+    times = [t for ty, t in events if ty == etype]
+    return math.inf if not times else (now - max(times)) / SEG_DAY_MS
+
+
+def affinity_share_ref(fids: Sequence[int], scores: Sequence[float], t_row: int, fv_facet: Sequence[int],
+                       half_lives: Sequence[float], facet: int, target: int, now: int) -> float:
+    """The share of ``target`` in one row's interest in ``facet``, each slot decayed to ``now``."""
+    dt = max(0, now - t_row)
+    live = []
+    for f, s in zip(fids, scores):
+        if f >= 0 and fv_facet[f] == facet:
+            d = float(s) * math.pow(2.0, -dt / half_lives[f])
+            if d > 1e-6:
+                live.append((f, d))
+    tot = 0.0
+    hit = 0.0
+    for f, d in live:
+        tot += d
+        if f == target:
+            hit += d
+    return hit / tot if tot > 0.0 else 0.0
+
+
+def segment_eval_ref(prog: np.ndarray, consts: np.ndarray, table: np.ndarray, vals: np.ndarray) -> list[int]:
+    """The postfix program run with a Python list as the stack, one row at a time."""
+    out = []
+    for i in range(vals.shape[1]):
+        stack: list[bool] = []
+        for op, col, a, b in prog.tolist():
+            if op == 0:
+                v, c = float(vals[col, i]), float(consts[b])
+                stack.append({0: v == c, 1: v != c, 2: v < c, 3: v <= c, 4: v > c, 5: v >= c}[a])
+            elif op == 1:
+                v = float(vals[col, i])
+                stack.append(0 <= v < b and bool(table[a + int(v)]))
+            elif op == 2:
+                stack.append(float(vals[col, i]) != 0.0)
+            elif op in (3, 4):
+                y, x = stack.pop(), stack.pop()
+                stack.append((x and y) if op == 3 else (x or y))
+            else:
+                stack.append(not stack.pop())
+        out.append(int(stack[0]))
+    return out
+
+
+class SegmentProfileRef:
+    """One profile as plain Python for the segment reference: attributes (None: unset),
+    consent bits, recorded events, and the affinity slots as stored."""
+
+    def __init__(self, attrs: dict[str, object], allow: int, events: list[tuple[str, int]],
+                 fids: list[int], scores: list[float], t_row: int) -> None:
+        self.attrs, self.allow, self.events = attrs, allow, events
+        self.fids, self.scores, self.t_row = fids, scores, t_row
+
+
+def evaluate_segment_ref(node: object, p: SegmentProfileRef, *, now: int, ctx: dict[str, object]) -> bool:
+    """Evaluate a parsed segment (the parser's tree) on one profile by the documented rules,
+    by plain recursion over the tree: comparisons with unset values are false, ``!=`` is
+    ``not ==``, strings compare as strings."""
+    kind = type(node).__name__
+    if kind == "And":
+        return all(evaluate_segment_ref(n, p, now=now, ctx=ctx) for n in node.items)  # type: ignore[attr-defined]
+    if kind == "Or":
+        return any(evaluate_segment_ref(n, p, now=now, ctx=ctx) for n in node.items)  # type: ignore[attr-defined]
+    if kind == "Not":
+        return not evaluate_segment_ref(node.item, p, now=now, ctx=ctx)  # type: ignore[attr-defined]
+    op = node.operand  # type: ignore[attr-defined]
+    if type(op).__name__ == "Call" and op.name == "segment":
+        from decisioner.segments.parser import parse
+
+        return evaluate_segment_ref(parse(ctx["segments"][op.args[0]]), p, now=now, ctx=ctx)  # type: ignore[index]
+    value = _operand_ref(op, p, now, ctx)
+    if kind == "Truth":
+        return bool(value)
+    if kind == "StartsWith":
+        return isinstance(value, str) and value.startswith(node.prefix)  # type: ignore[attr-defined]
+    if kind == "InList":
+        return value is not None and value in node.values  # type: ignore[attr-defined]
+    c = node.value  # type: ignore[attr-defined]
+    o = node.op  # type: ignore[attr-defined]
+    if o == "!=":
+        return not (value is not None and value == c)
+    if value is None:
+        return False
+    return bool({"==": value == c, "<": value < c, "<=": value <= c, ">": value > c, ">=": value >= c}[o])
+
+
+def _operand_ref(op: object, p: SegmentProfileRef, now: int, ctx: dict[str, object]) -> object:
+    name = op.name  # type: ignore[attr-defined]
+    if type(op).__name__ == "Name":
+        v = p.attrs.get(name)
+        return float(v) if isinstance(v, (int, float)) else v
+    args = op.args  # type: ignore[attr-defined]
+    if name == "consent":
+        purposes, n_ch = ctx["purposes"], ctx["n_channels"]  # type: ignore[misc]
+        pi = purposes.index(args[0])  # type: ignore[attr-defined]
+        if len(args) == 2:
+            ci = ctx["channels"].index(args[1])  # type: ignore[attr-defined]
+            return bool(p.allow >> (pi * n_ch + ci) & 1)  # type: ignore[operator]
+        return all(p.allow >> (pi * n_ch + c) & 1 for c in range(n_ch))  # type: ignore[arg-type, operator]
+    if name == "days_since":
+        return days_since_ref(p.events, args[0], now)
+    if name == "count":
+        days = dict(op.kwargs)["days"]  # type: ignore[attr-defined]
+        return float(activity_count_ref(p.events, args[0], now, days, ctx["bucket_days"], ctx["buckets"]))  # type: ignore[arg-type]
+    assert name == "affinity"
+    fv_names: list[str] = ctx["fv_names"]  # type: ignore[assignment]
+    facets: list[str] = ctx["facet_names"]  # type: ignore[assignment]
+    return affinity_share_ref(p.fids, p.scores, p.t_row, ctx["fv_facet"], ctx["half_lives"],  # type: ignore[arg-type]
+                              facets.index(args[0]), fv_names.index(f"{args[0]}={args[1]}"), now)

@@ -96,7 +96,7 @@ def test_run_bench_report(state: BenchState, placement: str, slots: int) -> None
     zero = {"evicted", "tombstones", "tombstone_bytes", "decision_log_dropped_rows", "components"}
     assert all(v > 0 for k, v in mem.items() if k not in zero)
     assert set(mem["components"]) == {"identity", "profiles", "people", "experiments", "decision_log",
-                                      "pending_outcomes", "placements", "popularity", "catalog"}
+                                      "pending_outcomes", "placements", "popularity", "catalog", "activity"}
     assert mem["total_bytes"] == sum(mem["components"].values()) and all(v > 0 for v in mem["components"].values())
     assert mem["decision_log_rows"] == len(state.engine.decision_log)
     assert mem["pending_outcomes"] == len(state.engine.pending_)

@@ -53,7 +53,8 @@ def full_engine() -> Engine:
             {"name": "ctx", "kind": "campaign", "policy": {"kind": "linucb", "features": ["age"]},
              "experiences": [{"id": f"x{i}"} for i in range(3)]},
             {"name": "mail", "kind": "campaign", "channel": "email", "purposes": ["marketing"], "default": "m0",
-             "experiences": [{"id": f"m{i}"} for i in range(3)]},
+             "experiences": [{"id": f"m{i}"} for i in range(3)], "segment": "north",
+             "rules": [{"segment": "regular", "experience": "m2"}]},
         ],
         "experiments": [
             {"name": "hx", "placement": "hero", "variants": [{"name": "same"}, {"name": "ucb", "policy": {"kind": "ucb1"}}]},
@@ -71,6 +72,9 @@ def full_engine() -> Engine:
         "engagement": {"enabled": True, "frequency_half_life_days": 0.01, "tiers": [
             {"name": "active", "max_recency_days": 0.002}, {"name": "buyer", "min_value": 1.0}, {"name": "gone"}]},
         "pulse": {"enabled": True, "max_topics": 2, "min_count": 1},  # the third topic is dropped
+        "activity": {},
+        "segments": {"regular": 'count("view", days=1) >= 2 and engagement != "gone"',
+                     "north": 'region == "r1" or segment("regular")'},
     })
     cat = Catalog([{"id": f"i{j}", "category": f"c{j % 4}", "inventory": 3} for j in range(30)], cfg.catalog)
     return Engine(cfg, cat, seed=5)

@@ -229,3 +229,22 @@ def test_a_state_for_other_tiers_is_refused() -> None:
     c = EngagementStore(EngagementSpec(enabled=True))
     c.load_state(a.to_state())
     assert c.tier_at(2, T0 + DAY) == a.tier_at(2, T0 + DAY) and c.spend_[2] == 5.0
+
+
+def test_segments_and_audiences_read_the_tier_at_their_time() -> None:
+    eng = engine(segments={"keen": 'tier == "engaged"'},
+                 placements=[{"name": "vip", "kind": "campaign", "segment": "keen", "default": "a",
+                              "experiences": [{"id": "a"}, {"id": "b"}]}])
+    for k in range(4):  # busy: engaged while it lasts
+        eng.track(view("busy", T0 + k * DAY))
+    eng.track(view("once", T0))
+    now = T0 + 4 * DAY
+    out = eng.audience('tier == "engaged"', now=now, by="tier")
+    assert out["size"] == 1 and out["breakdown"] == {"engaged": 1}
+    row = eng.profile_row({"cookie": "busy"})
+    assert eng.engagement_.names[eng.engagement_.tier_at(row, now)] == "engaged"
+    assert sum(eng.audience("tier != \"engaged\"", now=now, by="tier")["breakdown"].values()) == 1
+    later = T0 + 60 * DAY  # recency moves with time: nobody is engaged two months later
+    assert eng.audience('tier == "engaged"', now=later)["size"] == 0
+    d = eng.decide(view("busy", now), placement="vip")
+    assert any(r.kind == "segment" for r in d.reasons)

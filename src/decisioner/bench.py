@@ -405,6 +405,7 @@ def memory_report(engine: Engine) -> dict[str, Any]:
         "placements": deep_size(engine.placements_.to_state()),
         "popularity": deep_size(engine.scorer.to_state()),
         "catalog": deep_size(engine.catalog),
+        "activity": engine.activity_.nbytes(),
     }
     components = {k: int(v) for k, v in components.items()}
     return {

@@ -343,6 +343,21 @@ def _cmd_pulse(args: argparse.Namespace) -> dict[str, Any]:
     return {"now": now, "cells": engine.pulse(), "events": engine.events_, "seconds": round(secs, 3)}
 
 
+def _cmd_audience(args: argparse.Namespace) -> dict[str, Any]:
+    from .engine import Engine
+    from .replay import replay
+    from .warmup import warm_up
+
+    warm_up()
+    engine = Engine.from_world(args.world, seed=args.seed)
+    replay(Path(args.world) / "events.jsonl", engine, decide_on={}, max_events=args.max_events)
+    now = args.now if args.now is not None else int(engine.profiles.last_seen_.max())
+    out = engine.audience(args.segment, now=now, by=args.by, by2=args.by2)
+    if args.members:
+        out["members"] = engine.audience_members(args.segment, now=now).tolist()
+    return out
+
+
 def _cmd_log(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
     from .recovery import check_log, repair
 
@@ -579,6 +594,16 @@ def _parser() -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=what)
         common(sp)
         sp.add_argument("--world", required=True, help="world directory (`decisioner generate`)")
+    sp = sub.add_parser("audience", help="size and breakdown of a segment over a world's profiles")
+    common(sp)
+    sp.add_argument("--world", required=True, help="a world directory (`decisioner generate`); its events are replayed")
+    sp.add_argument("--segment", required=True, help='a segment expression, e.g. \'days_since("purchase") <= 30\'')
+    sp.add_argument("--by", default=None, help="breakdown: a category attribute, zip3, tier, interest[:FACET]")
+    sp.add_argument("--by2", default=None, help="second dimension of a cross-tab with --by")
+    sp.add_argument("--now", type=int, default=None, help="evaluation time, epoch ms (default: the newest event's)")
+    sp.add_argument("--members", action="store_true", help="also list the members' person ids")
+    sp.add_argument("--csv", action="store_true", help="print the breakdown (or the member ids) as CSV")
+    sp.add_argument("--max-events", type=int, default=None)
     sp = sub.add_parser("log", help="check or repair an event log")
     lsub = sp.add_subparsers(dest="log_command", required=True)
     lp = lsub.add_parser("check", help="report damage in a log (exit 1 if any); changes nothing")
@@ -607,6 +632,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], dict[str, Any] | tuple[dict[
     "log": _cmd_log,
     "tiers": _cmd_tiers,
     "pulse": _cmd_pulse,
+    "audience": _cmd_audience,
     "privacy": cli_privacy.run,
 }
 
@@ -630,6 +656,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     out, code = res if isinstance(res, tuple) else (res, 0)
     if args.json:
         print(json.dumps(out))
+    elif args.command == "audience" and args.csv:
+        from .segments.audiences import breakdown_csv
+
+        sys.stdout.write("person\n" + "".join(f"{p}\n" for p in out["members"]) if args.members
+                         else breakdown_csv(out))
     elif args.command == "log":
         _print_log(out, args.target)
     elif args.command == "privacy":

@@ -52,6 +52,7 @@ def engine_state(engine: Engine) -> dict[str, ComponentState]:
         "attributes": engine.attributes_.to_state(),
         "engagement": engine.engagement_.to_state(),
         "pulse": engine.pulse_.to_state(),
+        "activity": engine.activity_.to_state(),
         **engine.placements_.to_state(),
     }
 
@@ -77,6 +78,8 @@ def load_engine_state(engine: Engine, states: dict[str, ComponentState]) -> None
         engine.engagement_.load_state(states["engagement"])
     if "pulse" in states:
         engine.pulse_.load_state(states["pulse"])
+    if "activity" in states:  # written before activity was kept: every count starts empty
+        engine.activity_.load_state(states["activity"])
     meta = states["engine"][1]
     engine.seq_ = int(meta["seq"])
     engine.tracker.events_, engine.tracker.evicted_ = int(meta["events"]), int(meta["evicted"])

@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from .config import EngagementSpec
     from .identity import IdentityGraph
 
-__all__ = ["EngagementStore", "NO_TIER", "tier_report"]
+__all__ = ["EngagementStore", "NO_TIER", "TierColumn", "tier_report"]
 
 #: the tier code of a row with no counted event (no tier)
 NO_TIER: Final = 255
@@ -294,3 +294,25 @@ def tier_report(store: EngagementStore, identity: IdentityGraph, now: Any) -> di
             "Expected engagement tiers on (`[engagement] enabled = true`), got them off - at `engagement`"
         )
     return store.report(now, identity.rows_["root"][: identity.n_rows] >= 0)
+
+
+class TierColumn:
+    """The engagement tier as a category column of the segment language (``tier == "engaged"``,
+    audiences ``by="tier"``): the tier at the evaluation time ``now``, -1 where there is none."""
+
+    def __init__(self, store: EngagementStore) -> None:
+        self.store = store
+
+    def vocabulary(self) -> list[str]:
+        return list(self.store.names)
+
+    def codes_many(self, n: int, now: int) -> np.ndarray:
+        out = np.full(n, -1, dtype=np.int32)
+        if self.store.active and n:
+            t = self.store.tiers(now, n)
+            out[: t.shape[0]] = np.where(t == NO_TIER, -1, t)
+        return out
+
+    def code_one(self, row: int, now: int) -> int:
+        code = self.store.tier_at(row, now) if self.store.active else NO_TIER
+        return -1 if code == NO_TIER else int(code)

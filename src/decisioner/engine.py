@@ -24,7 +24,8 @@ import numpy as np
 
 from . import arguments, privacy, reads
 from ._kernels.rng import seed_state
-from .allocation.experiments import HOLDOUT, NOT_ENROLLED, ExperimentRuntime
+from .activity import ActivityStore
+from .allocation.experiments import HOLDOUT, NOT_ENROLLED, SEGMENT, ExperimentRuntime
 from .attributes import AttributeStore
 from .catalog import Catalog
 from .config import DAY_MS, EngineConfig, load_config
@@ -32,7 +33,7 @@ from .consent import PURPOSES
 from .consent.store import PURPOSE, ConsentStore, cell
 from .decisionlog import DecisionLog
 from .durability import Durable
-from .engagement import EngagementStore, tier_report
+from .engagement import EngagementStore, TierColumn, tier_report
 from .eventlog import LogRecovery
 from .hashing import resolve_key
 from .identity import IdentityGraph
@@ -45,6 +46,9 @@ from .profiles import ProfileStore, half_lives
 from .pulse import Pulse, pulse_table
 from .schemas import Decision, Event, Outcome, Reason, SlotChoice, decode_event, decode_outcome
 from .scoring import AffinityScorer
+from .segments.audiences import audience, members
+from .segments.compile import CategorySource, Sources
+from .segments.targeting import SegmentRuntime
 from .tracking import Checked, Tracker
 
 __all__ = ["Engine"]
@@ -103,6 +107,7 @@ class Engine(Durable):
         self.attributes_ = AttributeStore(config.attributes)
         self.engagement_ = EngagementStore(config.engagement)
         self.pulse_ = Pulse(config.pulse)
+        self.activity_ = ActivityStore(config.activity)
         self.scorer = AffinityScorer(catalog, config.scoring)
         self.half_lives_ = half_lives(config.profiles, catalog)
         self.placements_ = Placements(config, catalog, seed=seed, feedback_weight=feedback_weight)
@@ -119,9 +124,17 @@ class Engine(Durable):
             identity=self.identity, profiles=self.profiles, consent=self.consent, people=self.people,
             decision_log=self.decision_log, experiments=self.experiments_, catalog=catalog, half_lives=self.half_lives_,
             placements=self.placements_, instance=instance, attributes=self.attributes_, engagement=self.engagement_,
-            idle_retention_ms=int(config.profiles.idle_retention_days * DAY_MS),
+            idle_retention_ms=int(config.profiles.idle_retention_days * DAY_MS), activity=self.activity_,
         )
         self.tracker = Tracker(config, self.stores, self.scorer, pulse=self.pulse_)
+        tiers: dict[str, CategorySource] = {}
+        if self.engagement_.active:  # `engagement`, and `tier` unless an attribute has that name
+            tiers = {n: TierColumn(self.engagement_) for n in ("engagement", "tier") if n not in config.attributes}
+        self.segments_ = SegmentRuntime(
+            Sources(self.attributes_, self.activity_, self.consent, self.profiles, catalog, self.half_lives_,
+                    dict(config.segments), tiers),
+            config, self.placements_,
+        )
 
     @classmethod
     def from_files(cls, config: str | Path, catalog: str | Path, **kwargs: Any) -> Engine:
@@ -197,7 +210,9 @@ class Engine(Durable):
         payload = self.journal.encode(op)
         rt = self.experiments_
         unit = f"{int(checked.keys.min()):016x}" if rt.active else ""
-        pending = base.kind == "recommendation"  # the fused kernel applies the interest update
+        target = self.segments_.target(base.index)
+        # the fused kernel applies the interest update, unless segments read the profile first
+        pending = base.kind == "recommendation" and target is None
         ch = base.channel
         row, fvs, wts = self.tracker.apply(ev, checked, channel=ch, defer_interest=pending)
         person = self.people.person_of(row)
@@ -207,9 +222,12 @@ class Engine(Durable):
         allowed = int(self.consent.allow_[row])
         personalized = bool(allowed >> cell(_PERSONALIZATION, ch) & 1)
         analytics = allowed >> cell(_ANALYTICS, ch) & 1
-        pl, code = base, NOT_ENROLLED
+        pl, code, pend = base, NOT_ENROLLED, NOT_ENROLLED
+        seg = target.check(row, ev.time, self.scorer) if target is not None else None
         if rt.active:
-            pl, code = self._allocation(base, row, unit)
+            pl, code = self._allocation(base, row, unit, enrol=seg is None or seg.enrol)
+        if seg is not None and seg.chosen is not None and code != HOLDOUT:
+            pl, code, pend = base, NOT_ENROLLED, SEGMENT
         context = pl.context(ev.attrs if personalized else {})
         refused = base.requires & ~allowed
         if refused:
@@ -218,15 +236,20 @@ class Engine(Durable):
             idx, sc, pr, n_cand = _NO_ITEMS, _NO_SCORES, _NO_SCORES, 0
             names = "/".join(p for i, p in enumerate(PURPOSES) if refused >> cell(i, ch) & 1)
             reasons = [Reason(kind="consent", detail=f"no {names} consent on {base.spec.channel}: no content")]
-        elif pl.kind == "recommendation":
+        elif pl.kind == "recommendation" and pend != SEGMENT:
             (idx, sc, pr), n_cand, reasons = pl.choose_items(
                 self._inputs, row, ev.time, personalized, state, fvs, wts, self.scorer
             )
         else:
-            chosen, n_cand, reasons = pl.choose_arm(ev.time, state, context, personalized=personalized)
+            if pend == SEGMENT and seg is not None and seg.chosen is not None:
+                chosen, n_cand, reasons = seg.chosen, seg.n_cand, []
+            else:
+                chosen, n_cand, reasons = pl.choose_arm(ev.time, state, context, personalized=personalized)
             idx = np.array([c for c, _, _ in chosen], dtype=np.int64)
             sc = np.array([x for _, x, _ in chosen], dtype=np.float64)
             pr = np.array([p for _, _, p in chosen], dtype=np.float64)
+        if seg is not None and code != HOLDOUT:
+            reasons.extend(seg.reasons)
         contents = pl.contents
         slots = [
             SlotChoice(content=contents[c], score=x, propensity=p)
@@ -251,7 +274,8 @@ class Engine(Durable):
         self.pending_.add(
             decision_id,
             Pending(
-                pl.index, handle, len(slots), code, 0.0, None if context is None else context.tolist(), ev.time,
+                pl.index, handle, len(slots), code if pend != SEGMENT else pend, 0.0,
+                None if context is None else context.tolist(), ev.time,
                 contents=unlogged,
             ),
         )
@@ -263,9 +287,9 @@ class Engine(Durable):
             reasons=reasons, latency_us=(_time.perf_counter_ns() - t0) / 1000.0, variant=variant,
         )
 
-    def _allocation(self, base: Placement, row: int, unit: str) -> tuple[Placement, int]:
+    def _allocation(self, base: Placement, row: int, unit: str, *, enrol: bool = True) -> tuple[Placement, int]:
         """The placement (variant or holdout) that decides for ``row`` and its assignment code."""
-        return base.assigned(self.experiments_.assign(base.index, row, unit))
+        return base.assigned(self.experiments_.assign(base.index, row, unit, enrol=enrol))
 
     # ------------------------------------------------------------------ outcomes
     def observe(self, outcome: Any) -> None:
@@ -314,6 +338,23 @@ class Engine(Durable):
     def interests(self, ids: dict[str, str], *, now: int, top: int = 10) -> list[tuple[str, float]]:
         """The person's strongest interests at ``now``: (facet value, share of interest)."""
         return reads.interests(self, ids, now=now, top=top)
+
+    def audience(self, expr: str, *, now: int, by: str | None = None, by2: str | None = None) -> dict[str, Any]:
+        """Size, breakdown (``by``) and cross-tab (``by``, ``by2``) of segment ``expr`` (an
+        expression or a name of ``[segments]``) over every profile at ``now``, under the read
+        lock; see :func:`decisioner.segments.audiences.audience`."""
+        now = arguments.epoch_ms(now, "now")
+        with self.journal.lock.read():
+            seg = self.segments_.compile(expr)
+            return audience(self.segments_.sources, seg, self.people.person_, self.identity.n_rows, now=now, by=by,
+                            by2=by2)
+
+    def audience_members(self, expr: str, *, now: int) -> np.ndarray:
+        """The person ids (int64, ascending) in segment ``expr`` at ``now`` (an export)."""
+        now = arguments.epoch_ms(now, "now")
+        with self.journal.lock.read():
+            seg = self.segments_.compile(expr)
+            return members(self.segments_.sources, seg, self.people.person_, self.identity.n_rows, now=now)
 
     def attributes(self, ids: dict[str, str]) -> dict[str, tuple[Any, str, int]]:
         """The person's attributes: name -> (value, source, event time); see :func:`decisioner.reads.attributes`."""

@@ -32,7 +32,7 @@ import numpy as np
 
 from ._kernels import decide as D
 from .allocation import Policy, SlatePolicy, make_policy
-from .allocation.experiments import HOLDOUT, NOT_ENROLLED
+from .allocation.experiments import HOLDOUT, NOT_ENROLLED, SEGMENT
 from .catalog import Catalog
 from .config import (
     EngineConfig,
@@ -160,6 +160,8 @@ class Placement:
     experiment: int = -1
     variants: list[Placement] | None = None
     holdout: Placement | None = None
+    #: what outcomes of a decision served by a segment join to: no policy learns from them
+    by_segment: Placement | None = None
     #: recommendation: the fused kernel's inputs and outputs, allocated once (see _kernels.decide)
     params: np.ndarray = field(default_factory=lambda: np.zeros(D.N_PARAMS, dtype=np.float64))
     plc: tuple[np.ndarray, ...] = ()
@@ -193,6 +195,9 @@ class Placement:
         if code == HOLDOUT:
             assert self.holdout is not None
             return self.holdout, code
+        if code == SEGMENT:
+            assert self.by_segment is not None
+            return self.by_segment, code
         if code == NOT_ENROLLED or self.variants is None:
             return self, NOT_ENROLLED
         return self.variants[code], code
@@ -503,6 +508,12 @@ class Placements:
                 vpl = self._compile(pl.index, pl.spec, pl.state, v.policy)
                 vpl.rule_reasons, vpl.experiment = pl.rule_reasons, e_i
                 pl.variants.append(vpl)
+        for pl in self._by_name.values():
+            if pl.spec.segment is not None or pl.spec.rules:
+                pol = PopularSpec() if pl.state is not None else RandomSpec()
+                spl = self._compile(pl.index, pl.spec, pl.state, pol)
+                spl.fixed, spl.policy_name, spl.rule_reasons = max(pl.default, 0), "segment", pl.rule_reasons
+                pl.by_segment = spl
         if self.config.holdout is not None:
             for pl in self._by_name.values():
                 if pl.kind == "recommendation":

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import arguments
+from .activity import ActivityStore
 from .attributes import AttributeStore
 from .audit import AuditLog, now_ms
 from .audit import actor as audit_actor
@@ -104,6 +105,8 @@ class PersonStores:
     erasures: Erasures = field(default_factory=Erasures)
     #: profiles idle longer than this are erased by ``expire`` (0: never)
     idle_retention_ms: int = 0
+    #: recency and frequency of counted event types (segments); None: not kept
+    activity: ActivityStore | None = None
 
 
 def _result(res: UnmergeResult, stores: PersonStores) -> dict[str, Any]:
@@ -300,7 +303,8 @@ def export(stores: PersonStores, ids: Mapping[str, str], *, now: int | None = No
         source, purpose, channel, old and new value, how it came), ``last_seen``, ``events``,
         ``decisions``, ``experiments``, ``attributes`` (name -> value, source, time, rule, and
         the counted values of ``most_frequent``), ``engagement`` (the tier at ``now`` or the
-        last event, its inputs and the spend held; None without engagement or a counted event).
+        last event, its inputs and the spend held; None without engagement or a counted event),
+        ``activity`` (counted event type -> last time and counts per held bucket).
 
     Raises
     ------
@@ -365,4 +369,5 @@ def export(stores: PersonStores, ids: Mapping[str, str], *, now: int | None = No
         "experiments": assignments,
         "attributes": stores.attributes.export(row),
         "engagement": stores.engagement.export(row, t),
+        "activity": stores.activity.export(row) if stores.activity is not None else {},
     }

@@ -85,6 +85,7 @@ class Tracker:
         self.engagement = stores.engagement
         self.pulse = pulse if pulse is not None and pulse.active else None
         self._region = f"{config.pulse.region_attribute}/value"
+        self.activity = stores.activity
         ps = config.profiles
         self._event_weight = {t: ps.event_weights.get(t, DEFAULT_EVENT_WEIGHTS[t]) for t in EVENT_TYPES}
         self.events_ = 0
@@ -110,6 +111,8 @@ class Tracker:
         self.experiments.ensure(n)
         self.attributes.ensure(n)
         self.engagement.ensure(n)
+        if self.activity is not None:
+            self.activity.ensure(n)
 
     def _on_merge(self, survivor: int, absorbed: np.ndarray) -> None:
         self.sync_rows()
@@ -121,6 +124,8 @@ class Tracker:
             self.consent.merge(survivor, r, person, self._now)
             self.attributes.merge(survivor, r)
             self.engagement.merge(survivor, r)
+            if self.activity is not None:
+                self.activity.merge(survivor, r)
         self.identity.release_rows(absorbed)
 
     def _on_split(self, row: int, new_rows: np.ndarray) -> None:
@@ -131,6 +136,8 @@ class Tracker:
             self.consent.copy(r, row)
             self.attributes.clear(r)
             self.engagement.clear(r)
+            if self.activity is not None:
+                self.activity.clear(r)
             self.experiments.clear([r])
             self.people.new(r)
 
@@ -152,6 +159,8 @@ class Tracker:
         self.consent.clear(rows)
         self.attributes.clear(rows)
         self.engagement.clear(rows)
+        if self.activity is not None:
+            self.activity.clear(rows)
         self.experiments.clear(rows)
         self.identity.release_rows(rows)
 
@@ -161,6 +170,8 @@ class Tracker:
         self.profiles.clear(row)
         self.attributes.clear(row)
         self.engagement.clear(row)
+        if self.activity is not None:
+            self.activity.clear(row)
         self.consent.deny_all(row)
         self.people.release([row])
 
@@ -213,6 +224,8 @@ class Tracker:
             prof.clear(row)
             self.consent.clear(row)
             self.engagement.clear(row)
+            if self.activity is not None:
+                self.activity.clear(row)
             self.experiments.clear([row])  # a recycled row must not inherit anyone's assignment
             self.people.new(row)
             cap = self.config.profiles.max_profiles
@@ -248,6 +261,8 @@ class Tracker:
         # a batch load is a system of record's, not an act of the person: no engagement
         if (self.engagement.counts(etype) or self.pulse is not None) and not (load or res.anonymous or res.suppressed):
             self._engage(row, event, etype, channel)
+        if self.activity is not None and self.activity.active and not (res.anonymous or res.suppressed):
+            self._record_activity(row, etype, now, channel, event.channel)
         prof.touch(row, now)
         self.events_ += 1
         return row, fvs, wts
@@ -306,6 +321,15 @@ class Tracker:
             self.engagement.update(row, event.time, value=value)
         if self.pulse is not None and isinstance(event, Opinion) and allowed >> cell(_ANALYTICS, channel) & 1:
             self.pulse.add(int(self.attributes.arrays_[self._region][row]), event.topic, event.sentiment)
+
+    def _record_activity(self, row: int, etype: str, now: int, channel: int, event_channel: str) -> None:
+        # recency and frequency for segments are profiling: personalization consent on the channel
+        assert self.activity is not None
+        if etype in self.activity.type_index:
+            if channel < 0:
+                channel = self.consent.channel_of(event_channel)
+            if int(self.consent.allow_[row]) >> cell(_PERSONALIZATION, channel) & 1:
+                self.activity.record(row, etype, now)
 
     def evict(self, cap: int, *, keep: int) -> None:
         """Bring the live profiles back under ``cap``: the longest idle, a batch of

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ._kernels import affinity, bandit, decide, graph, linear, rng, topk
+from ._kernels import activity, affinity, bandit, decide, graph, linear, rng, segments, topk
 from .identity.normalise import warm_up_phones
 
 __all__ = ["ADMIN", "KERNELS", "warm_up"]
@@ -48,6 +48,8 @@ KERNELS: tuple[Any, ...] = (
     linear.linear_update, linear.linear_scores, linear.linucb_select,
     rng.rng_fill_uniform, rng.rng_fill_beta,
     decide.score_row, decide.select_pool, decide.decide_slate, decide.recommend_one, decide.recommend_batch,
+    segments.segment_eval, segments.affinity_share,
+    activity.activity_record, activity.activity_count, activity.activity_merge,
 )
 
 #: kernels off the request path (privacy and admin operations, bulk loading, tests):
@@ -169,4 +171,13 @@ def warm_up(*, admin: bool = False) -> float:
     decide.recommend_batch(prof, np.array([0, -1], np.int64), np.array([2, 2], np.int64), np.ones(2, np.uint8), hl, cat,
                            np.zeros(2), plc, params, 1, (np.empty((2, 1), np.int64), np.empty((2, 1)), np.empty((2, 1))),
                            np.zeros((2, decide.N_COUNTS), np.int64))
+    # segments (segments/compile.py) and activity (activity.py): the dtypes of their stores
+    prog = np.array([[segments.OP_CMP, 0, segments.CMP_GE, 0], [segments.OP_TRUE, 0, 0, 0],
+                     [segments.OP_AND, 0, 0, 0]], np.int64)
+    segments.segment_eval(prog, np.zeros(1), np.zeros(1, np.uint8), np.ones((1, 2)), np.empty(2, np.uint8))
+    segments.affinity_share(fid, score, t, np.zeros(3, np.int32), 1.0, 0, 1, 2, np.empty(2))
+    last, ring, head = np.zeros((2, 1), np.int64), np.zeros((2, 1, 2), np.uint16), np.full(2, -1, np.int32)
+    activity.activity_record(last, ring, head, 0, 0, 5, 2)
+    activity.activity_count(ring, head, 0, 2, 1, np.empty(2))
+    activity.activity_merge(last, ring, head, 0, 1)
     return time.perf_counter() - t0

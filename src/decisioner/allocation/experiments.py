@@ -36,11 +36,14 @@ from ..errors import NotReadyError
 from ..hashing import SEPARATOR, hash_unit
 from ..snapshot import ComponentState
 
-__all__ = ["bucket", "ExposureLog", "ExperimentRuntime", "HOLDOUT", "NOT_ENROLLED"]
+__all__ = ["bucket", "ExposureLog", "ExperimentRuntime", "HOLDOUT", "NOT_ENROLLED", "SEGMENT"]
 
 #: assignment codes besides variant indices
 NOT_ENROLLED: Final = -1
 HOLDOUT: Final = -2
+#: a decision served by a segment (targeting fallback or rule): logged as not enrolled, and an
+#: outcome joined to it rewards no policy (never stored as an assignment)
+SEGMENT: Final = -3
 _UNASSIGNED: Final = -1
 _INV53: Final = 1.0 / 9007199254740992.0
 _xxh3 = xxhash.xxh3_64_intdigest
@@ -255,9 +258,10 @@ class ExperimentRuntime:
             self.holdout_[row] = h
         return bool(h)
 
-    def assign(self, placement: int, row: int, unit: str) -> int:
+    def assign(self, placement: int, row: int, unit: str, *, enrol: bool = True) -> int:
         """The variant index of profile ``row`` for the experiment on ``placement``,
-        ``HOLDOUT`` or ``NOT_ENROLLED``; the first assignment is stored."""
+        ``HOLDOUT`` or ``NOT_ENROLLED``; the first assignment is stored. With ``enrol`` False
+        (outside the experiment's audience) only the holdout applies."""
         if row >= self.holdout_.shape[0]:
             self.ensure(row + 1)
         if self.holdout is not None:
@@ -267,7 +271,7 @@ class ExperimentRuntime:
             if h:
                 return HOLDOUT
         e_i = self.by_placement[placement]
-        if e_i < 0:
+        if e_i < 0 or not enrol:
             return NOT_ENROLLED
         a: int = self.assign_.item(e_i, row)
         if a != _UNASSIGNED:

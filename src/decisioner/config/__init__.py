@@ -19,6 +19,7 @@ Import specs from here: ``from decisioner.config import PlacementSpec``.
 """
 
 from ._spec import DAY_MS as DAY_MS
+from .activity import ActivitySpec
 from .attributes import AttributeSpec
 from .catalog import CatalogSpec, ScoringSpec
 from .consent import ConsentSpec
@@ -31,7 +32,7 @@ from .identity import DEFAULT_EMAIL_PATTERNS as DEFAULT_EMAIL_PATTERNS
 from .identity import DEFAULT_PHONE_PATTERNS as DEFAULT_PHONE_PATTERNS
 from .identity import PHONE_REGIONS as PHONE_REGIONS
 from .outcomes import OutcomesSpec
-from .placements import Boost, ExperienceSpec, FilterSpec, PlacementSpec
+from .placements import Boost, ExperienceSpec, FilterSpec, PlacementSpec, SegmentRule
 from .policies import (
     ARM_POLICIES,
     EpsilonGreedySpec,
@@ -85,6 +86,8 @@ __all__ = [
     "TierSpec",
     "DEFAULT_TIERS",
     "PulseSpec",
+    "ActivitySpec",
+    "SegmentRule",
     "EngineConfig",
     "load_config",
     "load_config_dict",

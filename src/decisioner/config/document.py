@@ -12,6 +12,7 @@ from msgspec import Meta, Struct
 
 from ..errors import ConfigError
 from ._spec import SPEC, check
+from .activity import ActivitySpec
 from .attributes import AttributeSpec, check_attribute_names
 from .catalog import CatalogSpec, ScoringSpec
 from .consent import ConsentSpec
@@ -22,6 +23,7 @@ from .identity import IdentitySpec
 from .outcomes import OutcomesSpec
 from .placements import PlacementSpec
 from .profiles import ProfileSpec
+from .segments import check_segments
 
 __all__ = ["LimitsSpec", "EngineConfig", "load_config_dict", "load_config"]
 
@@ -52,6 +54,8 @@ class EngineConfig(Struct, **SPEC):
     attributes: dict[str, AttributeSpec] = {}
     engagement: EngagementSpec = EngagementSpec()
     pulse: PulseSpec = PulseSpec()
+    activity: ActivitySpec = ActivitySpec()
+    segments: dict[str, str] = {}
 
     def __post_init__(self) -> None:
         names = [p.name for p in self.placements]
@@ -70,6 +74,17 @@ class EngineConfig(Struct, **SPEC):
                 f"expected `pulse.region_attribute` to name a declared `category` attribute, got "
                 f"{self.pulse.region_attribute!r} for `pulse`",
             )
+        self._check_segments()
+
+    def _check_segments(self) -> None:
+        """Segment syntax, and every segment a placement, rule or experiment names is declared."""
+        check_segments(self.segments)
+        known = sorted(self.segments)
+        named = [(p.segment, f"placement {p.name!r}") for p in self.placements]
+        named += [(r.segment, f"a rule of placement {p.name!r}") for p in self.placements for r in p.rules]
+        named += [(e.audience, f"experiment {e.name!r}") for e in self.experiments]
+        for seg, where in named:
+            check(seg is None or seg in self.segments, f"expected a segment in {known!r}, got {seg!r} ({where})")
 
 
 def load_config_dict(data: dict[str, Any]) -> EngineConfig:

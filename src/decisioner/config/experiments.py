@@ -50,6 +50,9 @@ class ExperimentSpec(Struct, **SPEC):
     segment: tuple[float, float] = (0.0, 1.0)
     traffic: float = 1.0
     control: str | None = None
+    #: a named segment (``[segments]``): only its members are enrolled (others get the placement
+    #: as it is, unassigned); ``segment`` above is the share of the hash space, not this
+    audience: str | None = None
 
     def __post_init__(self) -> None:
         at = f" (experiment {self.name!r})"

@@ -11,7 +11,7 @@ from ..consent import CHANNELS, PURPOSES
 from ._spec import SPEC, check
 from .policies import EpsilonGreedySpec, PolicySpec, ThompsonSpec, check_policy
 
-__all__ = ["Boost", "FilterSpec", "ExperienceSpec", "PlacementSpec"]
+__all__ = ["Boost", "FilterSpec", "ExperienceSpec", "PlacementSpec", "SegmentRule"]
 
 
 class Boost(Struct, **SPEC):
@@ -42,6 +42,14 @@ class ExperienceSpec(Struct, **SPEC):
     facets: dict[str, str] = {}
 
 
+class SegmentRule(Struct, **SPEC):
+    """A rule-based experience of a campaign: members of the named ``segment`` see ``experience``
+    (first matching rule wins, before the policy; propensity 1, reason ``segment``)."""
+
+    segment: Annotated[str, Meta(min_length=1, max_length=64)]
+    experience: Annotated[str, Meta(min_length=1, max_length=256)]
+
+
 class PlacementSpec(Struct, **SPEC):
     """A placement: ranks catalog items into ``slots`` (recommendation) or picks one of its
     ``experiences`` (campaign)."""
@@ -62,6 +70,11 @@ class PlacementSpec(Struct, **SPEC):
     #: checks): ``marketing`` for offers and campaigns, ``ad_profiling`` / ``sale_share`` for ads
     #: and partner content. Without consent to each on ``channel`` it shows nothing.
     purposes: list[str] = []
+    #: a named segment (``[segments]``) the placement targets: anyone outside gets its fallback
+    #: (popular in-stock items / ``default``) with reason ``segment``
+    segment: str | None = None
+    #: campaign only: rule-based experiences by segment, first match wins, before the policy
+    rules: list[SegmentRule] = []
 
     def __post_init__(self) -> None:
         at = f" (placement {self.name!r})"
@@ -74,7 +87,11 @@ class PlacementSpec(Struct, **SPEC):
                 self.default is None or self.default in ids,
                 f"expected `default` to be one of {ids!r}, got {self.default!r}{at}",
             )
+            for r in self.rules:
+                got = r.experience
+                check(got in ids, f"expected a rule's `experience` to be one of {ids!r}, got {got!r}{at}")
         else:
+            check(not self.rules, f"expected no `rules` on a recommendation placement (campaigns only){at}")
             check(not self.experiences, f"expected no experiences on a recommendation placement{at}")
             check(self.default is None, f"expected no `default` on a recommendation placement{at}")
         check_policy(self.kind, self.policy, at)
