@@ -46,7 +46,7 @@ KERNELS: tuple[Any, ...] = (
     bandit.posterior_top_k, bandit.arm_select, bandit.arm_stats_update,
     linear.linear_update, linear.linear_scores, linear.linucb_select,
     rng.rng_fill_uniform, rng.rng_fill_beta,
-    decide.score_row, decide.select_pool, decide.decide_slate, decide.recommend_one, decide.recommend_batch,
+    decide.decide_slate, decide.recommend_rows,
 )
 
 #: kernels off the request path (privacy and admin operations, bulk loading, tests):
@@ -159,8 +159,6 @@ def warm_up(*, admin: bool = False) -> float:
     params = np.zeros(decide.N_PARAMS)
     params[[decide.P_AFFINITY_W, decide.P_SLOTS, decide.P_PRIOR_TRIALS]] = 1.0
     dwork, dout, counts = decide.new_work(2, 4), decide.new_out(1), np.zeros(decide.N_COUNTS, np.int64)
-    decide.score_row(prof, 0, 2, 1, hl, cat, np.zeros(2), plc, params, dwork, counts)
-    decide.select_pool(dwork[0], decide.MODE_GREEDY, 1, dwork[1], dwork[2], dwork[6], counts)
     decide.decide_slate(prof, 0, 2, 1, np.array([1], np.int32), np.array([1.0]), hl, cat, np.zeros(2), plc, params,
                         state, dwork, dout, counts)
     decide.recommend_one(prof, 0, 2, 1, hl, cat, np.zeros(2), plc, params, 1, dwork, dout, counts)
