@@ -434,7 +434,7 @@ def rank_probabilities(
     Assumes: alpha, beta > 0, sd > 0, 1 <= n_ranks. O(g * c * n_ranks^2) for c contending arms
     and g grid points.
 
-    Cold compile: about 4 s of CPU with its helpers, the most of any request-path kernel.
+    Cold compile: about 3.5 s of CPU with its helpers, the most of any request-path kernel.
     """
     n = p1.shape[0]
     k = n_ranks

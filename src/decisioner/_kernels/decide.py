@@ -4,9 +4,9 @@
 six kernel calls, ~28 arrays and two catalog-sized temporaries: the event's interest update,
 the affinity read, scoring every item, the candidate pool, the slate (greedy / epsilon-greedy /
 softmax / uniform, the same RNG draws) and the click-through update of the shown items. The
-read path, ``recommend_one`` and its parallel batch ``recommend_batch`` (greedy top-k, no
-writes), runs the same scoring kernel, so a preview and a greedy decision score items
-identically. The caller keeps the popularity prior as raw counts ``acc`` and the scalar
+read path, the kernel ``recommend_rows`` (greedy top-k, no writes; ``recommend_one`` and
+``recommend_batch`` call it from Python, the batch from several threads), runs the same
+scoring code, so a preview and a greedy decision score items identically. The caller keeps the popularity prior as raw counts ``acc`` and the scalar
 ``1 / max count``: nothing catalog-sized is renormalised per event.
 
 Bundles (tuples of arrays; numba types each as one argument)
@@ -43,17 +43,18 @@ bit. The affinity total is summed in NumPy's pairwise order (``_np_sum``) becaus
 ``score_one`` normalises by ``scores.sum()``. ``recommend_one`` therefore differs from
 ``recommend_items`` (slot-order sum and interest order) in the last bits of some scores.
 
-Structure and compile time: ``score_row`` (read and score) and ``select_pool`` (top-k or the
-uniform pool) are kernels of their own, compiled once and called natively by both paths;
-``recommend_batch`` calls ``recommend_one``. The phase helpers are ``@helper(hot=True)``:
-typed and compiled once, then inlined by LLVM into their callers (numba's own IR inlining
-deep-copies the callee at a cost that grows with the square of its size, and nesting such
-helpers made the cold compile about 1.5 times longer). Cold compile, CPU seconds with an empty
-``NUMBA_CACHE_DIR``, median of three fresh processes side by side with today's kernels:
-``score_row`` 0.8, ``select_pool`` 0.5, ``decide_slate`` 1.2, ``recommend_one`` 0.5,
-``recommend_batch`` 2.3 (numba builds the prange body as a gufunc and re-optimises the linked
-scoring code): 5.6 s in all, against 4.7 s for the seven kernels today's decide and read paths
-call (2.6 s of it ``recommend_items`` and ``recommend_items_par``, which these replace).
+Structure and compile time: two kernels, ``decide_slate`` and ``recommend_rows``. The phases
+both share, ``score_row`` (read and score) and ``select_pool`` (top-k or the uniform pool), are
+helpers: typed and lowered once, linked into both. The phase helpers under them are
+``@helper(hot=True)``: typed and compiled once, then inlined by LLVM into their callers
+(numba's own IR inlining deep-copies the callee at a cost that grows with the square of its
+size, and nesting such helpers made the cold compile about 1.5 times longer). A batch of reads
+runs ``recommend_rows`` over a slice of the batch in each of several Python threads (it
+releases the GIL), not a ``prange`` kernel: numba builds a ``prange`` body as a gufunc and
+compiles the linked read path once more, which made the parallel twin the costliest kernel of
+a cold ``warm_up()`` (about 2.3 s of CPU); ``score_row`` and ``select_pool`` as kernels of
+their own compiled to machine code once alone and again in each caller. Cold compile of the
+decide and read path now: see ``warmup.py``.
 
 Cache correctness: numba invalidates a cached kernel when its own file changes, not when a
 callee in another file does. The helpers are therefore copies (from ``affinity.py``,
