@@ -218,117 +218,6 @@ def _panels(
     return m + 1
 
 
-@helper(hot=True)
-def _advance(
-    family: int, p1: np.ndarray, p2: np.ndarray, cand: np.ndarray, n_c: int, lo: np.ndarray, hi: np.ndarray,
-    logc: np.ndarray, exact: np.ndarray, xl: float, x: float, fcur: np.ndarray, fnew: np.ndarray,
-) -> None:
-    """``F_j`` of each candidate from ``xl`` to ``x``: flat outside the arm's support, exact where
-    ``exact`` says so, else 4-point Gauss-Legendre integration of the density."""
-    h = x - xl
-    la0 = la1 = la2 = la3 = lb0 = lb1 = lb2 = lb3 = 0.0
-    if family == FAMILY_BETA:
-        # log x and log(1 - x) at the Gauss-Legendre nodes, shared by every arm
-        q0 = xl + _GL_T0 * h
-        q1 = xl + _GL_T1 * h
-        q2 = xl + _GL_T2 * h
-        q3 = xl + _GL_T3 * h
-        la0 = _log0(q0)
-        la1 = _log0(q1)
-        la2 = _log0(q2)
-        la3 = _log0(q3)
-        lb0 = _log1m(q0)
-        lb1 = _log1m(q1)
-        lb2 = _log1m(q2)
-        lb3 = _log1m(q3)
-    for i in range(n_c):
-        j = cand[i]
-        if hi[j] <= xl or lo[j] >= x:
-            fnew[i] = fcur[i]  # outside the arm's support: its CDF is flat here
-        elif exact[i] == 1.0:
-            fnew[i] = _cdf(family, p1[j], p2[j], x)
-        else:
-            am = p1[j] - 1.0
-            bm = p2[j] - 1.0
-            c = logc[j]
-            s = _GL_W0 * (math.exp(c + am * la0 + bm * lb0) + math.exp(c + am * la3 + bm * lb3))
-            s += _GL_W1 * (math.exp(c + am * la1 + bm * lb1) + math.exp(c + am * la2 + bm * lb2))
-            f = fcur[i] + s * h
-            fnew[i] = f if f < 1.0 else 1.0
-
-
-@helper(hot=True)
-def _others_above(fnew: np.ndarray, n_c: int, k: int, pre: np.ndarray, suf: np.ndarray, e_cur: np.ndarray) -> None:
-    """``e_cur[i, r]``: the probability that exactly ``r`` of the other candidates draw above the
-    current point, from prefix and suffix products of ``(F + (1 - F) z)`` truncated to degree
-    ``k - 1`` (``pre``, ``suf`` float64[n_c + 1, k] scratch)."""
-    for r in range(k):
-        pre[0, r] = 0.0
-        suf[n_c, r] = 0.0
-    pre[0, 0] = 1.0
-    suf[n_c, 0] = 1.0
-    for i in range(n_c):
-        f = fnew[i]
-        pre[i + 1, 0] = pre[i, 0] * f
-        for r in range(1, k):
-            pre[i + 1, r] = pre[i, r] * f + pre[i, r - 1] * (1.0 - f)
-    for i in range(n_c - 1, -1, -1):
-        f = fnew[i]
-        suf[i, 0] = suf[i + 1, 0] * f
-        for r in range(1, k):
-            suf[i, r] = suf[i + 1, r] * f + suf[i + 1, r - 1] * (1.0 - f)
-    for i in range(n_c):
-        for r in range(k):
-            acc = 0.0
-            for q in range(r + 1):
-                acc += pre[i, q] * suf[i + 1, r - q]
-            e_cur[i, r] = acc
-
-
-@helper(hot=True)
-def _accumulate(
-    family: int, p1: np.ndarray, p2: np.ndarray, cand: np.ndarray, n_c: int, lo: np.ndarray, hi: np.ndarray,
-    logc: np.ndarray, singular: np.ndarray, g: int, x: float, h: float, w1: float, w2: float, k: int,
-    fcur: np.ndarray, fnew: np.ndarray, f2: np.ndarray, e_prev: np.ndarray, e_prev2: np.ndarray,
-    e_cur: np.ndarray, out: np.ndarray, alt: np.ndarray,
-) -> None:
-    """Grid point ``g`` (at ``x``, ``h`` after the previous point) of every candidate's integral:
-    ``w1`` / ``w2`` times ``f_j(x) e_r(x)`` into ``out`` / ``alt`` (Simpson), or the trapezoid on
-    ``dF_j`` for singular arms; then the current point becomes the previous one."""
-    lx = 0.0
-    l1x = 0.0
-    if family == FAMILY_BETA and 0.0 < x < 1.0:
-        lx = math.log(x)  # shared by every arm's density at this grid point
-        l1x = math.log1p(-x)
-    for i in range(n_c):
-        j = cand[i]
-        if singular[i] == 1.0:
-            if g > 0:
-                df = fnew[i] - fcur[i]
-                for r in range(k):
-                    out[j, r] += df * 0.5 * (e_prev[i, r] + e_cur[i, r])
-            if g > 0 and g % 2 == 0:
-                df = fnew[i] - f2[i]
-                for r in range(k):
-                    alt[j, r] += df * 0.5 * (e_prev2[i, r] + e_cur[i, r])
-                f2[i] = fnew[i]
-        elif hi[j] > x - h and lo[j] < x + h:
-            if family == FAMILY_BETA and 0.0 < x < 1.0:
-                dens = math.exp(logc[j] + (p1[j] - 1.0) * lx + (p2[j] - 1.0) * l1x)
-            else:
-                dens = math.exp(_log_pdf(family, p1[j], p2[j], logc[j], x))
-            for r in range(k):
-                v = dens * e_cur[i, r]
-                out[j, r] += w1 * v
-                alt[j, r] += w2 * v
-    for i in range(n_c):
-        fcur[i] = fnew[i]
-        for r in range(k):
-            if g % 2 == 0:
-                e_prev2[i, r] = e_cur[i, r]
-            e_prev[i, r] = e_cur[i, r]
-
-
 @helper(nrt=True)
 def _integrate(
     family: int, p1: np.ndarray, p2: np.ndarray, cand: np.ndarray, n_c: int, lo: np.ndarray,
@@ -345,9 +234,7 @@ def _integrate(
     density over each interval (panels are at most half a standard deviation wide wherever the
     density lives), or exactly for normal posteriors, singular or small-parameter Beta ones.
     ``e_r`` comes from prefix and suffix products of ``(F + (1 - F) z)``, truncated to degree
-    ``n_ranks - 1``. The phases of a grid point are helpers of their own (``_advance``,
-    ``_others_above``, ``_accumulate``): one function holding all three cost about as much to
-    compile as the three together twice over (numba's passes grow with blocks times variables).
+    ``n_ranks - 1``.
     """
     k = n_ranks
     fcur = np.empty(n_c)
@@ -368,16 +255,66 @@ def _integrate(
     e_prev = np.empty((n_c, k))
     e_prev2 = np.empty((n_c, k))
     e_cur = np.empty((n_c, k))
+    la0 = la1 = la2 = la3 = lb0 = lb1 = lb2 = lb3 = 0.0
     n_int = n_pts - 1
     for g in range(n_pts):
         x = xs[g]
         h = x - xs[g - 1] if g > 0 else xs[1] - xs[0]
         if g > 0:
-            _advance(family, p1, p2, cand, n_c, lo, hi, logc, exact, xs[g - 1], x, fcur, fnew)
+            xl = xs[g - 1]
+            if family == FAMILY_BETA:
+                # log x and log(1 - x) at the Gauss-Legendre nodes, shared by every arm
+                q0 = xl + _GL_T0 * h
+                q1 = xl + _GL_T1 * h
+                q2 = xl + _GL_T2 * h
+                q3 = xl + _GL_T3 * h
+                la0 = _log0(q0)
+                la1 = _log0(q1)
+                la2 = _log0(q2)
+                la3 = _log0(q3)
+                lb0 = _log1m(q0)
+                lb1 = _log1m(q1)
+                lb2 = _log1m(q2)
+                lb3 = _log1m(q3)
+            for i in range(n_c):
+                j = cand[i]
+                if hi[j] <= xl or lo[j] >= x:
+                    fnew[i] = fcur[i]  # outside the arm's support: its CDF is flat here
+                elif exact[i] == 1.0:
+                    fnew[i] = _cdf(family, p1[j], p2[j], x)
+                else:
+                    am = p1[j] - 1.0
+                    bm = p2[j] - 1.0
+                    c = logc[j]
+                    s = _GL_W0 * (math.exp(c + am * la0 + bm * lb0) + math.exp(c + am * la3 + bm * lb3))
+                    s += _GL_W1 * (math.exp(c + am * la1 + bm * lb1) + math.exp(c + am * la2 + bm * lb2))
+                    f = fcur[i] + s * h
+                    fnew[i] = f if f < 1.0 else 1.0
         else:
             for i in range(n_c):
                 fnew[i] = fcur[i]
-        _others_above(fnew, n_c, k, pre, suf, e_cur)
+        # prefix / suffix products of (F + (1 - F) z), truncated to degree k - 1
+        for r in range(k):
+            pre[0, r] = 0.0
+            suf[n_c, r] = 0.0
+        pre[0, 0] = 1.0
+        suf[n_c, 0] = 1.0
+        for i in range(n_c):
+            f = fnew[i]
+            pre[i + 1, 0] = pre[i, 0] * f
+            for r in range(1, k):
+                pre[i + 1, r] = pre[i, r] * f + pre[i, r - 1] * (1.0 - f)
+        for i in range(n_c - 1, -1, -1):
+            f = fnew[i]
+            suf[i, 0] = suf[i + 1, 0] * f
+            for r in range(1, k):
+                suf[i, r] = suf[i + 1, r] * f + suf[i + 1, r - 1] * (1.0 - f)
+        for i in range(n_c):
+            for r in range(k):
+                acc = 0.0
+                for q in range(r + 1):
+                    acc += pre[i, q] * suf[i + 1, r - q]
+                e_cur[i, r] = acc
         # Simpson weights of this point in its panel(s): four intervals of width h (1 4 2 4 1)
         # and two of width 2h (1 0 4 0 1); panel ends belong to two panels
         loc = g % 4
@@ -396,8 +333,38 @@ def _integrate(
             w2 = 8.0 * h / 3.0
         else:
             w1 = 4.0 * h / 3.0
-        _accumulate(family, p1, p2, cand, n_c, lo, hi, logc, singular, g, x, h, w1, w2, k,
-                    fcur, fnew, f2, e_prev, e_prev2, e_cur, out, alt)
+        lx = 0.0
+        l1x = 0.0
+        if family == FAMILY_BETA and 0.0 < x < 1.0:
+            lx = math.log(x)  # shared by every arm's density at this grid point
+            l1x = math.log1p(-x)
+        for i in range(n_c):
+            j = cand[i]
+            if singular[i] == 1.0:
+                if g > 0:
+                    df = fnew[i] - fcur[i]
+                    for r in range(k):
+                        out[j, r] += df * 0.5 * (e_prev[i, r] + e_cur[i, r])
+                if g > 0 and g % 2 == 0:
+                    df = fnew[i] - f2[i]
+                    for r in range(k):
+                        alt[j, r] += df * 0.5 * (e_prev2[i, r] + e_cur[i, r])
+                    f2[i] = fnew[i]
+            elif hi[j] > x - h and lo[j] < x + h:
+                if family == FAMILY_BETA and 0.0 < x < 1.0:
+                    dens = math.exp(logc[j] + (p1[j] - 1.0) * lx + (p2[j] - 1.0) * l1x)
+                else:
+                    dens = math.exp(_log_pdf(family, p1[j], p2[j], logc[j], x))
+                for r in range(k):
+                    v = dens * e_cur[i, r]
+                    out[j, r] += w1 * v
+                    alt[j, r] += w2 * v
+        for i in range(n_c):
+            fcur[i] = fnew[i]
+            for r in range(k):
+                if g % 2 == 0:
+                    e_prev2[i, r] = e_cur[i, r]
+                e_prev[i, r] = e_cur[i, r]
 
 
 @helper(hot=True)
@@ -434,7 +401,7 @@ def rank_probabilities(
     Assumes: alpha, beta > 0, sd > 0, 1 <= n_ranks. O(g * c * n_ranks^2) for c contending arms
     and g grid points.
 
-    Cold compile: about 3.5 s of CPU with its helpers, the most of any request-path kernel.
+    Cold compile: about 4 s of CPU with its helpers, the most of any request-path kernel.
     """
     n = p1.shape[0]
     k = n_ranks

@@ -535,9 +535,19 @@ def _link_start(
 
 
 @helper(hot=True)
-def _order_keys(work: np.ndarray, m: int, trules: np.ndarray, types: np.ndarray, lo: int, rules: bool) -> None:
-    """Phase 2 of :func:`_link_merge`: the usable keys ordered by type priority (stable) into
-    ``work[2m:]``; the first is the anchor."""
+def _link_merge(
+    tab: np.ndarray, nodes: np.ndarray, rows: np.ndarray, cnt: np.ndarray, free_rows: np.ndarray,
+    free_nodes: np.ndarray, meta: np.ndarray, trules: np.ndarray, dnl: np.ndarray, edges: np.ndarray,
+    ev_head: np.ndarray, keys: np.ndarray, types: np.ndarray, lo: int, hi: int, t_ms: int, t_min: int,
+    src: int, absorbed: np.ndarray, n_abs: int, work: np.ndarray, status: int, kept: int, poisoned: bool,
+) -> tuple[int, int, int]:
+    """The general path of linking one event after :func:`_link_start`: merges under the
+    rules, the survivor row, evidence. Returns ``(row, n_abs, status)``."""
+    m = hi - lo
+    rules = meta[P_RULES] != 0
+    cap = meta[P_CAP]
+    nslots = meta[P_SLOTS]
+    # 2. order the usable keys by type priority (stable): the first is the anchor
     q = 0
     for j in range(m):
         if work[j] == -2:
@@ -549,17 +559,21 @@ def _order_keys(work: np.ndarray, m: int, trules: np.ndarray, types: np.ndarray,
             z -= 1
         work[2 * m + z] = j
         q += 1
-
-
-@helper(hot=True)
-def _accept(
-    nodes: np.ndarray, rows: np.ndarray, cnt: np.ndarray, meta: np.ndarray, trules: np.ndarray, dnl: np.ndarray,
-    types: np.ndarray, lo: int, m: int, work: np.ndarray, kept: int, rules: bool, cap: Int, nslots: Int,
-    status: int,
-) -> tuple[Int, Int, int]:
-    """Phase 3 of :func:`_link_merge`: components accepted in priority order while the rules
-    allow (``work[3m + j]`` = 1, roots into ``work[5m:]``, slot counts into ``work[8m:]``).
-    Returns ``(acc_size, acc_flags, status)``."""
+    if poisoned:
+        # an event carrying an erased identifier links nothing and creates nothing
+        meta[C_SUPPRESSED] += 1
+        status |= S_SUPPRESSED
+        for z in range(kept):
+            j = work[2 * m + z]
+            if work[m + j] >= 0:
+                return _row_of(nodes, work[m + j]), n_abs, status
+        meta[C_ANONYMOUS] += 1
+        return _scratch(rows, cnt, free_rows, meta), n_abs, status | S_ANONYMOUS
+    if kept == 0:
+        meta[C_ANONYMOUS] += 1
+        return _scratch(rows, cnt, free_rows, meta), n_abs, status | S_ANONYMOUS
+    meta[C_EVENTS] += 1
+    # 3. accept components in priority order while the rules allow
     for s in range(nslots):
         work[8 * m + s] = 0
     acc_size = 0
@@ -620,16 +634,7 @@ def _accept(
             ts = trules[types[lo + j], T_SLOT]
             if ts >= 0:
                 work[8 * m + ts] += 1
-    return acc_size, acc_flags, status
-
-
-@helper(hot=True)
-def _insert_new(
-    tab: np.ndarray, nodes: np.ndarray, free_nodes: np.ndarray, meta: np.ndarray, ev_head: np.ndarray,
-    keys: np.ndarray, types: np.ndarray, lo: int, m: int, work: np.ndarray,
-) -> None:
-    """Phase 4 of :func:`_link_merge`: the accepted new identifiers inserted (readmitted
-    tombstones revived) as live singletons."""
+    # 4. insert accepted new identifiers (and revive readmitted tombstones)
     for j in range(m):
         if work[3 * m + j] == 0 or work[m + j] >= 0:
             continue
@@ -656,13 +661,8 @@ def _insert_new(
         work[j] = n
         work[m + j] = n
         work[6 * m + j] = 1
-
-
-@helper(hot=True)
-def _survivor(nodes: np.ndarray, rows: np.ndarray, m: int, work: np.ndarray) -> Int:
-    """Phase 5 of :func:`_link_merge`: the survivor row, the largest accepted component with a
-    row (ties: the lowest row), -1 if none; each component is represented by its first
-    identifier in event order (``work[4m + j]`` = 1)."""
+    # 5. survivor row: the largest accepted component with a row (ties: the lowest row);
+    # each component is represented by its first identifier in event order
     survivor = -1
     for j in range(m):
         work[4 * m + j] = 0
@@ -686,16 +686,7 @@ def _survivor(nodes: np.ndarray, rows: np.ndarray, m: int, work: np.ndarray) -> 
                 sb = rows[survivor]["size"]
                 if sr > sb or (sr == sb and row_r < survivor):
                     survivor = row_r
-    return survivor
-
-
-@helper(hot=True)
-def _union(
-    nodes: np.ndarray, rows: np.ndarray, cnt: np.ndarray, meta: np.ndarray, m: int, work: np.ndarray,
-    survivor: Int, absorbed: np.ndarray, n_abs: int,
-) -> tuple[Int, int]:
-    """Phase 6 of :func:`_link_merge`: the accepted components united (event order, union by
-    size), every other row absorbed and reported. Returns ``(root, n_abs)``."""
+    # 6. union the accepted components (event order, union by size); report absorbed rows
     root: Int = -1
     root_size: Int = 0
     for j in range(m):
@@ -724,17 +715,17 @@ def _union(
         nodes[r]["next"] = tmp
         root_size += sz
         meta[C_MERGES] += 1
-    return root, n_abs
-
-
-@helper(hot=True)
-def _evidence(
-    nodes: np.ndarray, edges: np.ndarray, ev_head: np.ndarray, meta: np.ndarray, m: int, work: np.ndarray,
-    kept: int, t_ms: int, t_min: int, src: int,
-) -> None:
-    """Phase 7 of :func:`_link_merge`: the anchor linked to every other stored identifier of the
-    event (once), in the order the links were decided, so replaying the evidence decides them
-    the same way."""
+    if survivor < 0:
+        survivor = _new_row(rows, cnt, free_rows, meta)
+        status |= S_NEW
+    nodes[root]["parent"] = -2 - survivor
+    rows[survivor]["root"] = root
+    rows[survivor]["size"] = acc_size
+    rows[survivor]["flags"] = acc_flags
+    for s in range(nslots):
+        cnt[survivor, s] = work[8 * m + s]
+    # 7. evidence: the anchor linked to every other stored identifier of the event (once), in
+    # the order the links were decided, so replaying the evidence decides them the same way
     ja = work[2 * m]
     an = work[ja]
     for z in range(kept):
@@ -748,54 +739,6 @@ def _evidence(
             # a node created by this event has no edge yet: no need to look
             if work[6 * m + j] != 0 or work[6 * m + ja] != 0 or not _has_edge(edges, ev_head, an, n):
                 _add_edge(edges, ev_head, meta, an, n, t_ms, src)
-
-
-@helper(hot=True)
-def _link_merge(
-    tab: np.ndarray, nodes: np.ndarray, rows: np.ndarray, cnt: np.ndarray, free_rows: np.ndarray,
-    free_nodes: np.ndarray, meta: np.ndarray, trules: np.ndarray, dnl: np.ndarray, edges: np.ndarray,
-    ev_head: np.ndarray, keys: np.ndarray, types: np.ndarray, lo: int, hi: int, t_ms: int, t_min: int,
-    src: int, absorbed: np.ndarray, n_abs: int, work: np.ndarray, status: int, kept: int, poisoned: bool,
-) -> tuple[int, int, int]:
-    """The general path of linking one event after :func:`_link_start`: merges under the
-    rules, the survivor row, evidence. Returns ``(row, n_abs, status)``. Its phases are helpers
-    of their own: one function holding them all cost about twice as much to compile (numba's
-    front-end passes grow with blocks times variables)."""
-    m = hi - lo
-    rules = meta[P_RULES] != 0
-    cap = meta[P_CAP]
-    nslots = meta[P_SLOTS]
-    _order_keys(work, m, trules, types, lo, rules)
-    if poisoned:
-        # an event carrying an erased identifier links nothing and creates nothing
-        meta[C_SUPPRESSED] += 1
-        status |= S_SUPPRESSED
-        for z in range(kept):
-            j = work[2 * m + z]
-            if work[m + j] >= 0:
-                return _row_of(nodes, work[m + j]), n_abs, status
-        meta[C_ANONYMOUS] += 1
-        return _scratch(rows, cnt, free_rows, meta), n_abs, status | S_ANONYMOUS
-    if kept == 0:
-        meta[C_ANONYMOUS] += 1
-        return _scratch(rows, cnt, free_rows, meta), n_abs, status | S_ANONYMOUS
-    meta[C_EVENTS] += 1
-    acc_size, acc_flags, status = _accept(
-        nodes, rows, cnt, meta, trules, dnl, types, lo, m, work, kept, rules, cap, nslots, status
-    )
-    _insert_new(tab, nodes, free_nodes, meta, ev_head, keys, types, lo, m, work)
-    survivor = _survivor(nodes, rows, m, work)
-    root, n_abs = _union(nodes, rows, cnt, meta, m, work, survivor, absorbed, n_abs)
-    if survivor < 0:
-        survivor = _new_row(rows, cnt, free_rows, meta)
-        status |= S_NEW
-    nodes[root]["parent"] = -2 - survivor
-    rows[survivor]["root"] = root
-    rows[survivor]["size"] = acc_size
-    rows[survivor]["flags"] = acc_flags
-    for s in range(nslots):
-        cnt[survivor, s] = work[8 * m + s]
-    _evidence(nodes, edges, ev_head, meta, m, work, kept, t_ms, t_min, src)
     return survivor, n_abs, status
 
 
