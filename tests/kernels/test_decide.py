@@ -483,7 +483,7 @@ def test_recommend_one_is_the_greedy_decision(seed: int) -> None:
         assert (r.idx, r.score, r.counts[:3]) == (d.idx, d.score, d.counts[:3])
 
 
-@pytest.mark.parametrize("b", [0, 1, 5, size(150, 70)])  # > BATCH_CHUNKS: chunks of several requests
+@pytest.mark.parametrize("b", [0, 1, 5, size(150, 70)])  # 150: split over the threads
 def test_recommend_batch_equals_serial_calls(b: int) -> None:
     w = world(9)
     rng = np.random.default_rng(b)
