@@ -682,12 +682,17 @@ _pool_lock = threading.Lock()
 _pool: list[ThreadPoolExecutor] = []
 
 
+def _threads() -> int:
+    """``NUMBA_NUM_THREADS`` (default: the cores), read without starting numba's thread pool."""
+    return int(getattr(numba.config, "NUMBA_NUM_THREADS"))
+
+
 def _executor() -> ThreadPoolExecutor:
     """The module's reader threads (created on first use): ``NUMBA_NUM_THREADS - 1`` of them, the
     calling thread being the last."""
     with _pool_lock:
         if not _pool:
-            n = max(1, int(numba.config.NUMBA_NUM_THREADS) - 1)
+            n = max(1, _threads() - 1)
             _pool.append(ThreadPoolExecutor(max_workers=n, thread_name_prefix="decisioner-read"))
         return _pool[0]
 
@@ -722,7 +727,7 @@ def recommend_batch(
     """
     b = rows.shape[0]
     n, slots = plc[0].shape[0], prof[0].shape[1]
-    parts = max(1, min(int(numba.config.NUMBA_NUM_THREADS), b // MIN_PER_THREAD))
+    parts = max(1, min(_threads(), b // MIN_PER_THREAD))
 
     def run(j: int) -> None:
         recommend_rows(prof, rows, now, personalized, hl, cat, acc, plc, params, k, new_read_work(n, slots),
