@@ -17,11 +17,14 @@ per cache directory), which keeps a cold ``warm_up()`` short. ``warm_up(admin=Tr
 them too, e.g. to fill a cache directory at build time.
 
 Cost, CPU seconds on the shared 2-core VM: a cold ``decisioner warmup`` (empty
-``NUMBA_CACHE_DIR``) about 24 (median of five runs; the previous main about 30), a warm one
-(every kernel loaded) about 1.3. Compile time by kernel, callees included, median of three
-fresh processes: ``rank_probabilities`` 4.1, ``graph_link`` 3.4 (the first kernel compiled: it
-also pays numba's one-off set-up), ``recommend_batch`` 3.2, ``decide_slate`` 1.6,
-``score_row`` 1.0, ``select_pool`` 1.0, every other kernel 0.6 or less.
+``NUMBA_CACHE_DIR``) about 17 (median of four runs alternating with the previous main's 22.7;
+the issue-9 target, 15, is not met), a warm one (every kernel loaded) about 1.3. Compile time by
+kernel, callees included, one fresh process: ``decide_slate`` 4.6 (with the scoring and pool
+helpers it shares with ``recommend_rows``, which then takes 0.8), ``rank_probabilities`` 4.2,
+``graph_link`` 2.8 (the first kernel compiled: it also pays numba's one-off set-up),
+``graph_block`` 0.9, every other kernel 0.7 or less. About a third is LLVM; the rest is numba's
+own Python passes, which cost 50-100 ms for every function compiled however small (about 90
+functions here), so fewer functions is what pays now (see ``_kernels/_jit.py``).
 """
 
 from __future__ import annotations
