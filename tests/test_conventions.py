@@ -283,6 +283,31 @@ def test_helpers_link_into_kernels_without_machine_code_of_their_own(tmp_path: P
     assert second["got"] == 113.0 and second["helper_from_cache"] == 1, second
 
 
+@pytest.mark.skipif(JIT_DISABLED, reason="NUMBA_DISABLE_JIT=1: nothing compiles")
+def test_compile_flags_memo_follows_every_change() -> None:
+    """``_jit._Flags`` (the flags our kernels compile with) keeps its value table between
+    changes only: equal to and hashed as numba's own ``Flags`` with the same options, unequal
+    after any change (set, discard, copy then set), and our kernels compile with it."""
+    from numba.core.compiler import Flags
+
+    from decisioner._kernels import _jit
+    from decisioner._kernels.decide import decide_slate
+
+    plain = Flags()
+    plain.nrt = True
+    ours = _jit._Flags(plain)
+    assert ours == plain and plain == ours and hash(ours) == hash(plain) and ours.values() == plain.values()
+    copy = ours.copy()
+    assert type(copy) is _jit._Flags and copy == ours
+    copy.nrt = False
+    assert copy != ours and copy.values()["nrt"] is False and ours.values()["nrt"] is True
+    copy.discard("nrt")
+    assert copy.values()["nrt"] is Flags().nrt
+    copy.values()["nrt"] = "changed"  # a caller changing the returned table changes nothing
+    assert copy.values()["nrt"] is Flags().nrt
+    assert decide_slate._compiler.pipeline_class is _jit._Compiler
+
+
 # --------------------------------------------------------------------------- (c) import cost
 
 

@@ -113,8 +113,9 @@ def recommend(engine: Engine, ids: Mapping[str, str], *, placement: str, now: in
 def recommend_many(
     engine: Engine, ids: list[dict[str, str]], *, placement: str, now: int | list[int]
 ) -> list[Decision]:
-    """:func:`recommend` for a batch (a call list, a segment export): one parallel kernel
-    spreads the requests over the cores, with the same results as one call each.
+    """:func:`recommend` for a batch (a call list, a segment export): the read kernel runs over
+    parts of the batch in several threads (it releases the GIL), with the same results as one
+    call each.
 
     Raises
     ------

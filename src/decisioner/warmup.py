@@ -17,11 +17,14 @@ per cache directory), which keeps a cold ``warm_up()`` short. ``warm_up(admin=Tr
 them too, e.g. to fill a cache directory at build time.
 
 Cost, CPU seconds on the shared 2-core VM: a cold ``decisioner warmup`` (empty
-``NUMBA_CACHE_DIR``) about 24 (median of five runs; the previous main about 30), a warm one
-(every kernel loaded) about 1.3. Compile time by kernel, callees included, median of three
-fresh processes: ``rank_probabilities`` 4.1, ``graph_link`` 3.4 (the first kernel compiled: it
-also pays numba's one-off set-up), ``recommend_batch`` 3.2, ``decide_slate`` 1.6,
-``score_row`` 1.0, ``select_pool`` 1.0, every other kernel 0.6 or less.
+``NUMBA_CACHE_DIR``) about 17 (median of four runs alternating with the previous main's 22.7;
+the issue-9 target, 15, is not met), a warm one (every kernel loaded) about 1.3. Compile time by
+kernel, callees included, one fresh process: ``decide_slate`` 4.6 (with the scoring and pool
+helpers it shares with ``recommend_rows``, which then takes 0.8), ``rank_probabilities`` 4.2,
+``graph_link`` 2.8 (the first kernel compiled: it also pays numba's one-off set-up),
+``graph_block`` 0.9, every other kernel 0.7 or less. About a third is LLVM; the rest is numba's
+own Python passes, which cost 50-100 ms for every function compiled however small (about 90
+functions here), so fewer functions is what pays now (see ``_kernels/_jit.py``).
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ KERNELS: tuple[Any, ...] = (
     bandit.posterior_top_k, bandit.arm_select, bandit.arm_stats_update,
     linear.linear_update, linear.linear_scores, linear.linucb_select,
     rng.rng_fill_uniform, rng.rng_fill_beta,
-    decide.score_row, decide.select_pool, decide.decide_slate, decide.recommend_one, decide.recommend_batch,
+    decide.decide_slate, decide.recommend_rows,
     segments.segment_eval, segments.affinity_share,
     activity.activity_record, activity.activity_count, activity.activity_merge,
 )
@@ -163,8 +166,6 @@ def warm_up(*, admin: bool = False) -> float:
     params = np.zeros(decide.N_PARAMS)
     params[[decide.P_AFFINITY_W, decide.P_SLOTS, decide.P_PRIOR_TRIALS]] = 1.0
     dwork, dout, counts = decide.new_work(2, 4), decide.new_out(1), np.zeros(decide.N_COUNTS, np.int64)
-    decide.score_row(prof, 0, 2, 1, hl, cat, np.zeros(2), plc, params, dwork, counts)
-    decide.select_pool(dwork[0], decide.MODE_GREEDY, 1, dwork[1], dwork[2], dwork[6], counts)
     decide.decide_slate(prof, 0, 2, 1, np.array([1], np.int32), np.array([1.0]), hl, cat, np.zeros(2), plc, params,
                         state, dwork, dout, counts)
     decide.recommend_one(prof, 0, 2, 1, hl, cat, np.zeros(2), plc, params, 1, dwork, dout, counts)

@@ -15,6 +15,7 @@ import reference as ref
 from decisioner._kernels import affinity as A
 from decisioner._kernels import bandit as B
 from decisioner._kernels import decide as D
+from decisioner._kernels._jit import kernel
 from decisioner._kernels.rng import seed_state
 from decisioner.allocation.slate import SlatePolicy
 from decisioner.config import EpsilonGreedySpec, GreedySpec, PolicySpec, RandomSpec, SoftmaxSpec
@@ -23,6 +24,26 @@ from ._helpers import size
 
 FEEDBACK_W, PRIOR_CLICKS, PRIOR_TRIALS = 0.3, 1.0, 20.0  # the engine's defaults
 NOW = 50_000
+
+
+# The shared phases are helpers (linked into the kernels, no Python entry point): these
+# test-only kernels run each phase alone, compiled as the library's kernels compile it.
+
+
+@kernel(nrt=False)
+def score_row(
+    prof: D.Arrays, row: int, now: int, personalized: int, hl: np.ndarray, cat: D.Arrays, acc: np.ndarray,
+    plc: D.Arrays, params: np.ndarray, work: D.Arrays, counts: np.ndarray,
+) -> int:
+    return D.score_row(prof, row, now, personalized, hl, cat, acc, plc, params, work, counts)
+
+
+@kernel(nrt=False)
+def select_pool(
+    scores: np.ndarray, mode: int, k: int, pool: np.ndarray, pool_scores: np.ndarray, cand: np.ndarray,
+    counts: np.ndarray,
+) -> int:
+    return D.select_pool(scores, mode, k, pool, pool_scores, cand, counts)
 
 #: (policy spec, mode) of every slate mode, with a small pool so pools and slots interact
 POLICIES: dict[str, PolicySpec] = {
@@ -462,7 +483,7 @@ def test_recommend_one_is_the_greedy_decision(seed: int) -> None:
         assert (r.idx, r.score, r.counts[:3]) == (d.idx, d.score, d.counts[:3])
 
 
-@pytest.mark.parametrize("b", [0, 1, 5, size(150, 70)])  # > BATCH_CHUNKS: chunks of several requests
+@pytest.mark.parametrize("b", [0, 1, 5, size(150, 70)])  # 150: split over the threads
 def test_recommend_batch_equals_serial_calls(b: int) -> None:
     w = world(9)
     rng = np.random.default_rng(b)
@@ -483,19 +504,19 @@ def test_recommend_batch_equals_serial_calls(b: int) -> None:
 
 
 def test_phase_kernels_alone() -> None:
-    """``score_row`` and ``select_pool`` as public kernels (the phases both paths call)."""
+    """``score_row`` and ``select_pool`` alone (the phases both paths call)."""
     w = world(4)
     work = D.new_work(w.n, w.prof[0].shape[1])
     counts = np.zeros(D.N_COUNTS, np.int64)
     w.plc[1][5] = np.nan  # a NaN score stays NaN in ``scores`` and is no candidate
-    n_live = D.score_row(w.prof, 2, NOW, 1, w.hl, w.cat, w.acc, w.plc, w.params, work, counts)
+    n_live = score_row(w.prof, 2, NOW, 1, w.hl, w.cat, w.acc, w.plc, w.params, work, counts)
     scores, want_kept, live = ref._row_scores(w.prof, 2, NOW, True, w.hl, w.cat, w.acc, w.plc[0], w.plc[1], w.params)
     assert n_live == counts[D.C_LIVE] == len(live)
     assert np.isnan(work[0][5]) and scores[5] == -math.inf
     np.testing.assert_allclose(np.where(np.isnan(work[0]), -math.inf, work[0]), scores, rtol=1e-12, atol=1e-12)
     for mode, k in ((D.MODE_GREEDY, 9), (D.MODE_UNIFORM, 0), (D.MODE_GREEDY, 0)):
         counts[D.C_CANDIDATES] = -1
-        m = D.select_pool(work[0], mode, k, work[1], work[2], work[6], counts)
+        m = select_pool(work[0], mode, k, work[1], work[2], work[6], counts)
         assert counts[D.C_CANDIDATES] == want_kept
         want = ref.top_k(scores, k) if mode == D.MODE_GREEDY else [i for i, s in enumerate(scores) if math.isfinite(s)]
         assert work[1][:m].tolist() == want
@@ -531,6 +552,6 @@ def test_pool_of_a_large_catalog_equals_its_twin(order: str, n: int) -> None:
     counts = np.zeros(D.N_COUNTS, np.int64)
     want_kept = int(np.sum(~np.isnan(scores) & (scores != -math.inf)))
     for k in (0, 1, 4, 50, 200, n):
-        m = D.select_pool(scores, D.MODE_GREEDY, k, pool, pool_scores, cand, counts)
+        m = select_pool(scores, D.MODE_GREEDY, k, pool, pool_scores, cand, counts)
         assert pool[:m].tolist() == ref.top_k(scores.tolist(), k), (order, n, k)
         assert counts[D.C_CANDIDATES] == want_kept

@@ -14,7 +14,12 @@ entry point compiles to LLVM IR only, which its calling kernels link in and turn
 code as part of their own (no machine code of its own that nothing would run); kernel-to-kernel
 and helper calls are typed without literal arguments so each callee compiles once. A new kernel is
 cheap when it reuses helpers (compiled once, whoever calls them) instead of inlining code into
-numba IR, and when its call sites pass canonical dtypes (one signature per callee).
+numba IR, and when its call sites pass canonical dtypes (one signature per callee). Every
+compiled function also costs numba a fixed 50-100 ms (its pipeline of passes, wrappers, cache
+files), so a helper pays only when it is shared or replaces a function that is large: cutting a
+kernel into single-use phase helpers made ``graph_link`` and ``rank_probabilities`` slower to
+compile, not faster. Everything here compiles with :class:`_Flags` (numba's flags, cheaper to
+look up during type inference: about a tenth of a cold ``warm_up()``).
 
 Cache caveats: numba invalidates a cached kernel when its own file changes, not when a callee
 in another file changes, and freezes module globals at compile time. Kernels therefore take
@@ -31,7 +36,7 @@ from llvmlite import binding as llvm
 from llvmlite import ir
 from numba.core import cgutils, types
 from numba.core.codegen import JITCodeLibrary
-from numba.core.compiler import Compiler
+from numba.core.compiler import Compiler, Flags
 from numba.core.dispatcher import Dispatcher
 from numba.extending import intrinsic
 
@@ -90,7 +95,64 @@ class _LinkOnlyLibrary(JITCodeLibrary):
         return lib.serialize_using_bitcode()
 
 
-class _HelperCompiler(Compiler):
+_FLAGS_HASH = hash(tuple(sorted(Flags.options)))  # what ``Flags.__hash__`` returns for every instance
+
+
+class _Flags(Flags):
+    """numba's compile flags with their value table kept between changes.
+
+    Type inference looks up every call it types (each ``a[i]``, ``a[i] = v``, ``if x``: several
+    overload templates each, again on every pass of the inference) in caches keyed by the
+    current flags; each lookup hashed them and compared them by building a table of all ~40
+    options twice, about a tenth of a cold ``warm_up()``. The table is built once here and
+    again only after an option changes; the hash, equality and every value stay what
+    ``Flags`` gives (its hash ignores the values: one constant).
+    """
+
+    def __init__(self, copy_from: Any = None) -> None:
+        object.__setattr__(self, "_table", None)
+        base: Any = super()
+        base.__init__(copy_from)
+
+    def __setattr__(self, name: str, value: Any) -> None:  # options are properties: every change comes here
+        object.__setattr__(self, "_table", None)
+        object.__setattr__(self, name, value)
+
+    def discard(self, name: str) -> None:
+        object.__setattr__(self, "_table", None)
+        base: Any = super()
+        base.discard(name)
+
+    def values(self) -> dict[str, Any]:
+        table: dict[str, Any] | None = self.__dict__["_table"]
+        if table is None:
+            base: Any = super()
+            table = base.values()
+            object.__setattr__(self, "_table", table)
+        return dict(table)
+
+    def __eq__(self, other: object) -> bool:
+        if other is self:
+            return True
+        if isinstance(other, _Flags):
+            return bool(self.values() == other.values())
+        base: Any = super()
+        return bool(base.__eq__(other))
+
+    def __hash__(self) -> int:
+        return _FLAGS_HASH
+
+
+class _Compiler(Compiler):
+    """numba's compiler with :class:`_Flags` (same flags, cheaper to look up)."""
+
+    def __init__(self, typingctx: Any, targetctx: Any, library: Any, args: Any, return_type: Any, flags: Any,
+                 locals: Any) -> None:
+        base: Any = super()
+        base.__init__(typingctx, targetctx, library, args, return_type, _Flags(flags), locals)
+
+
+class _HelperCompiler(_Compiler):
     """numba's compiler with the helper's code kept in a :class:`_LinkOnlyLibrary`."""
 
     def compile_extra(self, func: Any) -> Any:
@@ -141,7 +203,7 @@ def kernel(fn: F | None = None, *, nrt: bool = True) -> F | Callable[[F], F]:
     """
 
     def wrap(f: F) -> F:
-        opts: dict[str, Any] = {"cache": True, "nogil": True, "no_cfunc_wrapper": True}
+        opts: dict[str, Any] = {"cache": True, "nogil": True, "no_cfunc_wrapper": True, "pipeline_class": _Compiler}
         if not nrt:
             opts["_nrt"] = False
         return cast(F, _typed_without_literals(numba.njit(**opts)(f)))
@@ -151,7 +213,9 @@ def kernel(fn: F | None = None, *, nrt: bool = True) -> F | Callable[[F], F]:
 
 def parallel_kernel(fn: F) -> F:
     """Batch kernel: ``njit(cache=True, nogil=True, parallel=True)``."""
-    opts: dict[str, Any] = {"cache": True, "nogil": True, "parallel": True, "no_cfunc_wrapper": True}
+    opts: dict[str, Any] = {
+        "cache": True, "nogil": True, "parallel": True, "no_cfunc_wrapper": True, "pipeline_class": _Compiler,
+    }
     return cast(F, numba.njit(**opts)(fn))
 
 
@@ -191,7 +255,7 @@ def helper(
 
     def wrap(f: F) -> F:
         f.__dict__["_kernel_helper"] = True  # test_conventions: not a public kernel
-        opts: dict[str, Any] = {"cache": True, "nogil": True, "no_cfunc_wrapper": True}
+        opts: dict[str, Any] = {"cache": True, "nogil": True, "no_cfunc_wrapper": True, "pipeline_class": _Compiler}
         if not nrt:
             opts["_nrt"] = False
         if not python:
@@ -234,7 +298,7 @@ def inline(fn: F) -> F:
     including everything inlined into it. Keep ``inline`` for small leaf helpers (no loops
     calling other inline helpers); anything larger is a :func:`helper`.
     """
-    return cast(F, numba.njit(cache=True, nogil=True, inline="always")(fn))
+    return cast(F, numba.njit(cache=True, nogil=True, inline="always", pipeline_class=_Compiler)(fn))
 
 
 def _prefetch_codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:

@@ -35,7 +35,6 @@ import numpy as np
 
 from ._jit import helper, kernel
 from .rng import rng_below, rng_beta, rng_normal, rng_uniform
-from .topk import sort_by
 
 #: slate and arm selection modes (integer codes: kernels take no Python objects)
 MODE_GREEDY = 0
@@ -441,15 +440,27 @@ def rank_probabilities(
             if eligible[j] != 0:
                 out[j, 0] = 1.0
         return 0.0
-    # the k-th highest lower end: the top-k draws exceed it unless a support bound fails
-    los = np.empty(m)
-    i = 0
+    # the k-th highest lower end (the lowest when m <= k): the top-k draws exceed it unless a
+    # support bound fails. The highest min(k, m) lower ends kept best first (O(m k), k the
+    # slots): no sort to compile for this one use (about half a second of a cold warm_up)
+    kk = k if m > k else m
+    top = np.empty(kk)
+    filled = 0
     for j in range(n):
         if eligible[j] != 0:
-            los[i] = lo[j]
-            i += 1
-    sort_by(los, los[:0])
-    floor_k = los[m - k if m > k else 0]
+            v = lo[j]
+            if filled < kk:
+                i = filled
+                filled += 1
+            elif v > top[kk - 1]:
+                i = kk - 1
+            else:
+                continue
+            while i > 0 and top[i - 1] < v:
+                top[i] = top[i - 1]
+                i -= 1
+            top[i] = v
+    floor_k = top[kk - 1]
     cand = np.empty(m, dtype=np.int64)
     n_c = 0
     x0 = np.inf

@@ -4,9 +4,9 @@
 six kernel calls, ~28 arrays and two catalog-sized temporaries: the event's interest update,
 the affinity read, scoring every item, the candidate pool, the slate (greedy / epsilon-greedy /
 softmax / uniform, the same RNG draws) and the click-through update of the shown items. The
-read path, ``recommend_one`` and its parallel batch ``recommend_batch`` (greedy top-k, no
-writes), runs the same scoring kernel, so a preview and a greedy decision score items
-identically. The caller keeps the popularity prior as raw counts ``acc`` and the scalar
+read path, the kernel ``recommend_rows`` (greedy top-k, no writes; ``recommend_one`` and
+``recommend_batch`` call it from Python, the batch from several threads), runs the same
+scoring code, so a preview and a greedy decision score items identically. The caller keeps the popularity prior as raw counts ``acc`` and the scalar
 ``1 / max count``: nothing catalog-sized is renormalised per event.
 
 Bundles (tuples of arrays; numba types each as one argument)
@@ -43,17 +43,18 @@ bit. The affinity total is summed in NumPy's pairwise order (``_np_sum``) becaus
 ``score_one`` normalises by ``scores.sum()``. ``recommend_one`` therefore differs from
 ``recommend_items`` (slot-order sum and interest order) in the last bits of some scores.
 
-Structure and compile time: ``score_row`` (read and score) and ``select_pool`` (top-k or the
-uniform pool) are kernels of their own, compiled once and called natively by both paths;
-``recommend_batch`` calls ``recommend_one``. The phase helpers are ``@helper(hot=True)``:
-typed and compiled once, then inlined by LLVM into their callers (numba's own IR inlining
-deep-copies the callee at a cost that grows with the square of its size, and nesting such
-helpers made the cold compile about 1.5 times longer). Cold compile, CPU seconds with an empty
-``NUMBA_CACHE_DIR``, median of three fresh processes side by side with today's kernels:
-``score_row`` 0.8, ``select_pool`` 0.5, ``decide_slate`` 1.2, ``recommend_one`` 0.5,
-``recommend_batch`` 2.3 (numba builds the prange body as a gufunc and re-optimises the linked
-scoring code): 5.6 s in all, against 4.7 s for the seven kernels today's decide and read paths
-call (2.6 s of it ``recommend_items`` and ``recommend_items_par``, which these replace).
+Structure and compile time: two kernels, ``decide_slate`` and ``recommend_rows``. The phases
+both share, ``score_row`` (read and score) and ``select_pool`` (top-k or the uniform pool), are
+helpers: typed and lowered once, linked into both. The phase helpers under them are
+``@helper(hot=True)``: typed and compiled once, then inlined by LLVM into their callers
+(numba's own IR inlining deep-copies the callee at a cost that grows with the square of its
+size, and nesting such helpers made the cold compile about 1.5 times longer). A batch of reads
+runs ``recommend_rows`` over a slice of the batch in each of several Python threads (it
+releases the GIL), not a ``prange`` kernel: numba builds a ``prange`` body as a gufunc and
+compiles the linked read path once more, which made the parallel twin the costliest kernel of
+a cold ``warm_up()`` (about 2.3 s of CPU); ``score_row`` and ``select_pool`` as kernels of
+their own compiled to machine code once alone and again in each caller. Cold compile of the
+decide and read path now: see ``warmup.py``.
 
 Cache correctness: numba invalidates a cached kernel when its own file changes, not when a
 callee in another file does. The helpers are therefore copies (from ``affinity.py``,
@@ -67,11 +68,13 @@ Mode codes are copied too (a test checks them against ``bandit.MODE_*``).
 from __future__ import annotations
 
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from numba import prange
+import numba
 
-from ._jit import helper, kernel, parallel_kernel
+from ._jit import helper, kernel
 from .rng import rng_uniform
 
 MIN_SCORE = 1e-6
@@ -519,13 +522,13 @@ def _feedback(
         extra[i] = boost[i] + fw * ((clicks[i] + prior_clicks) / (trials[i] + prior_trials))
 
 
-# --------------------------------------------------------------------------- kernels
-# ``score_row`` and ``select_pool`` are the phases both paths share, compiled once and called
-# natively from ``decide_slate`` and ``recommend_one`` (no GIL, no dispatch); they are public
-# kernels themselves (warmed up, one signature), usable to test or debug a phase alone.
+# --------------------------------------------------------------------------- shared phases
+# ``score_row`` and ``select_pool`` are the phases both paths share: helpers, typed and lowered
+# once and linked into ``decide_slate`` and ``recommend_rows`` (as kernels of their own they
+# compiled to machine code three times more, once alone and once in each caller).
 
 
-@kernel(nrt=False)
+@helper
 def score_row(
     prof: Arrays, row: int, now: int, personalized: int, hl: np.ndarray, cat: Arrays, acc: np.ndarray,
     plc: Arrays, params: np.ndarray, work: Arrays, counts: np.ndarray,
@@ -556,7 +559,7 @@ def score_row(
     return n_live
 
 
-@kernel(nrt=False)
+@helper
 def select_pool(
     scores: np.ndarray, mode: int, k: int, pool: np.ndarray, pool_scores: np.ndarray, cand: np.ndarray,
     counts: np.ndarray,
@@ -578,6 +581,9 @@ def select_pool(
     for j in range(m):
         pool_scores[j] = scores[pool[j]]
     return m
+
+
+# --------------------------------------------------------------------------- kernels
 
 
 @kernel(nrt=False)
@@ -631,72 +637,109 @@ def decide_slate(
 
 
 @kernel(nrt=False)
+def recommend_rows(
+    prof: Arrays, rows: np.ndarray, now: np.ndarray, personalized: np.ndarray, hl: np.ndarray, cat: Arrays,
+    acc: np.ndarray, plc: Arrays, params: np.ndarray, k: int, work: Arrays, out: Arrays, counts: np.ndarray,
+    lo: int, hi: int,
+) -> None:
+    """The read path for requests ``lo`` to ``hi - 1`` of a batch: ``rows`` and ``now``
+    int64[b], ``personalized`` uint8[b]; ``out`` = (int64[b, >= k], float64[b, >= k],
+    float64[b, >= k]) and ``counts`` int64[b, N_COUNTS], one row per request. Each request is
+    :func:`score_row` as :func:`decide_slate` calls it (same scores, bit for bit), then the
+    greedy top ``k`` by :func:`select_pool` (best first, ties to the lower index, ``out_prop``
+    = 1). Writes only ``work``, rows ``lo:hi`` of ``out`` and of ``counts`` (``C_POOL`` =
+    ``C_FILLED``): no update, no exploration, no feedback. A row < 0 (unknown person): no
+    affinities and no purchase exclusion.
+
+    ``work`` is the caller's scratch, reused request after request (only ``scores``,
+    ``live_fid``, ``live_score`` and ``cand`` are used: :func:`new_read_work`); concurrent
+    readers each pass their own. :func:`recommend_one` (one request) and
+    :func:`recommend_batch` (a batch over threads) call it from Python.
+
+    Assumes: 0 <= lo <= hi <= b; rows < P; 0 <= k <= out width; as :func:`decide_slate`. No
+    allocation. O((hi - lo) * (K^2 + n + touched postings + n log k)).
+    """
+    out_idx, out_score, out_prop = out
+    for b in range(lo, hi):
+        pers = 1 if personalized[b] != 0 else 0  # int64, as decide_slate passes it to score_row
+        c = counts[b]
+        score_row(prof, rows[b], now[b], pers, hl, cat, acc, plc, params, work, c)
+        o_prop = out_prop[b]
+        m = select_pool(work[0], MODE_GREEDY, k, out_idx[b], out_score[b], work[6], c)
+        for j in range(m):
+            o_prop[j] = 1.0
+        c[C_FILLED] = m
+        c[C_POOL] = m
+
+
+# --------------------------------------------------------------------------- read path (Python)
+
+#: requests per thread below which :func:`recommend_batch` does not hand work to another thread
+#: (a hand-over costs about as much as a few reads of a 10,000-item catalog)
+MIN_PER_THREAD = 4
+
+_pool_lock = threading.Lock()
+_pool: list[ThreadPoolExecutor] = []
+
+
+def _threads() -> int:
+    """``NUMBA_NUM_THREADS`` (default: the cores), read without starting numba's thread pool."""
+    return int(getattr(numba.config, "NUMBA_NUM_THREADS"))
+
+
+def _executor() -> ThreadPoolExecutor:
+    """The module's reader threads (created on first use): ``NUMBA_NUM_THREADS - 1`` of them, the
+    calling thread being the last."""
+    with _pool_lock:
+        if not _pool:
+            n = max(1, _threads() - 1)
+            _pool.append(ThreadPoolExecutor(max_workers=n, thread_name_prefix="decisioner-read"))
+        return _pool[0]
+
+
 def recommend_one(
     prof: Arrays, row: int, now: int, personalized: int, hl: np.ndarray, cat: Arrays, acc: np.ndarray,
     plc: Arrays, params: np.ndarray, k: int, work: Arrays, out: Arrays, counts: np.ndarray,
 ) -> int:
-    """The read path: :func:`score_row` as :func:`decide_slate` calls it (same scores, bit for
-    bit), then the greedy top ``k`` by :func:`select_pool` (best first, ties to the lower
-    index, ``out_prop`` = 1). Writes only ``work``, ``out`` and ``counts`` (``C_POOL`` =
-    ``C_FILLED``): no update, no exploration, no feedback. ``row`` < 0 (unknown person): no
-    affinities and no purchase exclusion. Returns how many items were written.
-
-    Concurrent readers each pass their own ``work`` (only ``scores``, ``live_fid`` and
-    ``live_score`` are used; the other three may be empty arrays), ``out`` and ``counts``.
-
-    Assumes: row < P; 0 <= k <= len(out_idx); as :func:`decide_slate`. No allocation.
-    O(K^2 + n + touched postings + n log k).
-    """
-    out_idx, out_score, out_prop = out
-    score_row(prof, row, now, personalized, hl, cat, acc, plc, params, work, counts)
-    # int(): a bare module constant types as a literal and would compile a second select_pool
-    m = select_pool(work[0], int(MODE_GREEDY), k, out_idx, out_score, work[6], counts)
-    for j in range(m):
-        out_prop[j] = 1.0
-    counts[C_FILLED] = m
-    counts[C_POOL] = m
-    return m
+    """One read (:func:`recommend_rows` for a batch of one): ``out`` = (int64[>= k],
+    float64[>= k], float64[>= k]), ``counts`` int64[N_COUNTS]; returns how many items were
+    written. Bundles as :func:`decide_slate`'s; ``work`` as :func:`recommend_rows`'s."""
+    recommend_rows(
+        prof, np.array([row], dtype=np.int64), np.array([now], dtype=np.int64),
+        np.array([1 if personalized else 0], dtype=np.uint8), hl, cat, acc, plc, params, k, work,
+        (out[0][None], out[1][None], out[2][None]), counts[None], 0, 1,
+    )
+    return int(counts[C_FILLED])
 
 
-#: chunks of a ``recommend_batch`` (at most): each allocates its scratch once
-BATCH_CHUNKS = 64
-
-
-@parallel_kernel
 def recommend_batch(
     prof: Arrays, rows: np.ndarray, now: np.ndarray, personalized: np.ndarray, hl: np.ndarray, cat: Arrays,
     acc: np.ndarray, plc: Arrays, params: np.ndarray, k: int, out: Arrays, counts: np.ndarray,
 ) -> None:
-    """:func:`recommend_one` for a batch, requests spread over the cores: ``rows`` and ``now``
-    int64[b], ``personalized`` uint8[b]; ``out`` = (int64[b, k], float64[b, k], float64[b, k])
-    and ``counts`` int64[b, 4], one row per request. Each request runs the serial kernel on
-    its own output rows, so results equal :func:`recommend_one`'s call by call.
+    """:func:`recommend_rows` for a whole batch, the requests spread over the cores: the batch
+    is cut into one contiguous part per thread (``NUMBA_NUM_THREADS``, at least
+    :data:`MIN_PER_THREAD` requests each), and each part runs the serial kernel, which releases
+    the GIL, with its own scratch (``scores`` float64[n] and the live-affinity buffers: memory
+    O(threads * n), never O(b * n)). Results equal one :func:`recommend_one` call per request.
 
-    Scratch is allocated here, not passed: the batch is cut into ``min(b, BATCH_CHUNKS)``
-    chunks spread over the threads, and each chunk allocates ``scores`` float64[n] and the
-    live-affinity buffers once for its requests (memory O(threads * n) at a time, never
-    O(b * n); at most one allocation per request, noise next to its O(n) scoring). Chunk
-    boundaries do not change results.
-
-    Assumes: as :func:`recommend_one`. O(b * (n + postings + n log k)) over the cores.
+    (A ``prange`` kernel did the same, but it was the costliest kernel to compile: numba builds
+    the loop body as a gufunc and compiles the linked read path once more.)
     """
-    nb = rows.shape[0]
-    n = plc[0].shape[0]
-    K = prof[0].shape[1]
-    n_chunks = min(nb, BATCH_CHUNKS)
-    out_idx, out_score, out_prop = out
-    for c in prange(n_chunks):
-        work = (
-            np.empty(n, dtype=np.float64), np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64),
-            np.empty(K, dtype=np.int32), np.empty(K, dtype=np.float64), np.empty(0, dtype=np.float64),
-            np.empty(n, dtype=np.int64),
-        )
-        for b in range(c * nb // n_chunks, (c + 1) * nb // n_chunks):
-            pers = 1 if personalized[b] != 0 else 0  # int64, as warm-up calls recommend_one (int() keeps uint8)
-            recommend_one(
-                prof, rows[b], now[b], pers, hl, cat, acc, plc, params, k, work,
-                (out_idx[b], out_score[b], out_prop[b]), counts[b],
-            )
+    b = rows.shape[0]
+    n, slots = plc[0].shape[0], prof[0].shape[1]
+    parts = max(1, min(_threads(), b // MIN_PER_THREAD))
+
+    def run(j: int) -> None:
+        recommend_rows(prof, rows, now, personalized, hl, cat, acc, plc, params, k, new_read_work(n, slots),
+                       out, counts, j * b // parts, (j + 1) * b // parts)
+
+    if parts == 1:
+        run(0)
+        return
+    futures = [_executor().submit(run, j) for j in range(1, parts)]
+    run(0)
+    for f in futures:
+        f.result()
 
 
 # --------------------------------------------------------------------------- buffers (Python)
