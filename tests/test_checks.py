@@ -72,7 +72,7 @@ def full_engine() -> Engine:
         "engagement": {"enabled": True, "frequency_half_life_days": 0.01, "tiers": [
             {"name": "active", "max_recency_days": 0.002}, {"name": "buyer", "min_value": 1.0}, {"name": "gone"}]},
         "pulse": {"enabled": True, "max_topics": 2, "min_count": 1},  # the third topic is dropped
-        "activity": {},
+        "activity": {"types": ["view", "purchase"]},
         "segments": {"regular": 'count("view", days=1) >= 2 and engagement != "gone"',
                      "north": 'region == "r1" or segment("regular")'},
     })

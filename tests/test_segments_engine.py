@@ -24,6 +24,7 @@ def _engine() -> Engine:
         "identity": {"hash_key": "ab" * 16},
         "attributes": {"region": {"type": "category"}, "zip": {"type": "category"},
                        "ltv": {"type": "number", "rule": "sum"}},
+        "activity": {"types": ["purchase", "email_open", "email_click", "view"]},
         "segments": {"vip": "ltv > 5", "north": 'region == "north"', "buyer": 'days_since("purchase") <= 30'},
         "placements": [
             {"name": "home", "kind": "recommendation", "slots": 2, "segment": "buyer"},

@@ -3,13 +3,14 @@
 
 ``[activity]`` in the configuration:
 
-* ``types``: the counted event types (default ``purchase``, ``email_open``, ``email_click``,
-  ``view``; ``[]`` turns activity off and costs nothing);
+* ``types``: the counted event types, e.g. ``["purchase", "email_open", "email_click", "view"]``
+  (default none: activity is off and costs nothing, neither memory nor time per event; a
+  segment that asks ``days_since`` or ``count`` of a type not counted is refused);
 * ``bucket_days``: width of one count bucket in days (default 1);
 * ``buckets``: buckets kept per profile (default 32): ``count(..., days=N)`` needs
   ``N <= bucket_days * buckets``.
 
-A profile costs ``len(types) * (8 + 2 * buckets) + 4`` bytes: 292 with the defaults.
+A profile costs ``len(types) * (8 + 2 * buckets) + 4`` bytes: 292 for the four types above.
 
 >>> ActivitySpec(types=("purchase",), buckets=8).horizon_days
 8
@@ -30,7 +31,7 @@ __all__ = ["ActivitySpec"]
 class ActivitySpec(Struct, **SPEC):
     """Counted event types and the count buckets (see the module docstring)."""
 
-    types: tuple[str, ...] = ("purchase", "email_open", "email_click", "view")
+    types: tuple[str, ...] = ()
     bucket_days: Annotated[int, Meta(ge=1, le=366)] = 1
     buckets: Annotated[int, Meta(ge=1, le=400)] = 32
 

@@ -80,12 +80,19 @@ def _config_toml(config: dict[str, Any], seed: int) -> str:
     for name, attr in config.get("attributes", {}).items():
         lines += ["", f"[attributes.{name}]"]
         lines += [f"{k} = {_toml_str(v) if isinstance(v, str) else repr(v)}" for k, v in attr.items()]
-    for section in ("engagement", "pulse"):
+    for section in ("engagement", "pulse", "activity"):
         if section in config:
             lines += ["", f"[{section}]"]
-            sec = config[section]
-            lines += [f"{k} = {_toml_str(v) if isinstance(v, str) else str(v).lower()}" for k, v in sec.items()]
+            lines += [f"{k} = {_toml_value(v)}" for k, v in config[section].items()]
     return "\n".join(lines) + "\n"
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, str):
+        return _toml_str(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return str(v).lower() if isinstance(v, bool) else repr(v)
 
 
 def _write_npz(path: Path, arrays: dict[str, npt.NDArray[Any]]) -> None:

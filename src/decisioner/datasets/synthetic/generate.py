@@ -97,6 +97,7 @@ def _make_config(seed: int, experiences: list[str], categories: list[str]) -> di
         # people's region and zip code come with their identify events; opinions feed the pulse
         "attributes": {"region": {"type": "category"}, "zip": {"type": "category", "max_values": 100_000}},
         "engagement": {"enabled": True},
+        "activity": {"types": ["purchase", "email_open", "email_click", "view"]},  # recency and frequency
         "pulse": {"enabled": True, "region_attribute": "region"},
     }
 
