@@ -308,29 +308,36 @@ class AttributeStore:
             val[row], srcs[row], times[row] = v, src, t
 
     def _count(self, name: str, row: int, code: int, count: int, src: int, t: int) -> None:
-        # a handful of slots: Python lists beat numpy calls on arrays this small
+        # a handful of slots: Python lists and scalar reads beat numpy calls on arrays this small
         a = self.arrays_
         k = self._key[name]
-        sc, sn = a[k["slot_code"]][row].tolist(), a[k["slot_count"]][row].tolist()
-        st = a[k["slot_time"]][row].tolist()
+        codes, counts, times, sources = a[k["slot_code"]], a[k["slot_count"]], a[k["slot_time"]], a[k["slot_source"]]
+        sc = codes[row].tolist()
         if code in sc:
             j = sc.index(code)
-            sn[j] += count
-            if t >= st[j]:
-                st[j] = t
-                a[k["slot_source"]][row, j] = src
+            counts[row, j] += count
+            if t >= times[row, j]:
+                times[row, j], sources[row, j] = t, src
+            lead = int(a[k["value"]][row])
+            if lead == code:  # still the most frequent: its newest sighting may have moved
+                a[k["time"]][row], a[k["source"]][row] = times[row, j], sources[row, j]
+                return
+            if lead in sc:  # the counted value overtakes the leader, or not (the order of _lead)
+                jl = sc.index(lead)
+                mine = (-int(counts[row, j]), -int(times[row, j]), code)
+                if mine < (-int(counts[row, jl]), -int(times[row, jl]), lead):
+                    a[k["value"]][row], a[k["time"]][row], a[k["source"]][row] = code, times[row, j], sources[row, j]
+                return
         else:
             if -1 in sc:
                 j, base = sc.index(-1), 0
             else:
+                sn, st = counts[row].tolist(), times[row].tolist()
                 j = min(range(len(sc)), key=lambda i: (sn[i], st[i]))  # the lowest count, the oldest among equals
                 base = sn[j]
-            sc[j], sn[j], st[j] = code, base + count, t
-            a[k["slot_code"]][row, j] = code
-            a[k["slot_source"]][row, j] = src
-        a[k["slot_count"]][row, j] = sn[j]
-        a[k["slot_time"]][row, j] = st[j]
-        self._lead(name, row, sc, sn, st)
+            codes[row, j], counts[row, j], times[row, j], sources[row, j] = code, base + count, t, src
+            sc[j] = code
+        self._lead(name, row, sc, counts[row].tolist(), times[row].tolist())
 
     def _lead(self, name: str, row: int, sc: list[int], sn: list[int], st: list[int]) -> None:
         """Set the value of a ``most_frequent`` row from its slots (``sc``, ``sn``, ``st``: its
