@@ -154,7 +154,9 @@ class BenchState:
         ]
         if self.profiled:
             for j, (r, p) in enumerate(zip(reqs, people)):
-                r["attrs"] = {"region": _REGIONS[p % len(_REGIONS)], "ltv": float(p % 500), "tier": _TIERS[j % 3]}
+                # a person's tier is mostly one value (most frequent), now and then another
+                r["attrs"] = {"region": _REGIONS[p % len(_REGIONS)], "ltv": float(p % 500),
+                              "tier": _TIERS[(p + (j % 7 == 0)) % 3]}
                 if j % 50 == 0:
                     r["consent"] = {"marketing.email": j % 100 == 0}
         return reqs
