@@ -322,3 +322,15 @@ def test_an_invalid_tcf_string_is_refused_and_changes_nothing(bad: str) -> None:
         eng.decide(ev({"cookie": "c"}, T0 + 1, item="shoes-2", tcf=bad), placement="rec-web")
     after = engine_state(eng)
     assert all(np.array_equal(before[k], after[k]) for k in before) and eng.ops_ == 1
+
+
+def test_reads_of_people_loaded_in_bulk_use_the_default_grid() -> None:
+    eng = make_engine(defaults={"marketing": False})
+    n = 1500  # past the stores' first 1,024 rows: no event has grown them yet
+    keys = eng.identity.keys_many("email", [f"p{j}@example.com" for j in range(n)])
+    eng.identity.link_many(keys, np.full(n, eng.identity.type_code("email"), np.int8), np.arange(n + 1))
+    who = {"email": f"p{n - 1}@example.com"}
+    assert eng.profile_row(who) >= 1024
+    assert eng.recommend(who, placement="rec-web", now=T0).personalized
+    assert eng.recommend(who, placement="marketing-web", now=T0).slots == []  # the default refuses marketing
+    assert [d.personalized for d in eng.recommend_many([who, who], placement="rec-web", now=T0)] == [True, True]

@@ -305,7 +305,7 @@ def build_engine(
 
     # profiles: distinct random interests with positive scores, times and activity
     store = engine.profiles
-    store.ensure(graph.n_rows)
+    engine.tracker.sync_rows()  # every row-keyed store (profiles, consent, people ...) holds the new rows
     n_fv = engine.catalog.n_fv
     k = min(slots, n_fv)
     if k > 0:

@@ -71,7 +71,7 @@ def recommend(engine: Engine, ids: Mapping[str, str], *, placement: str, now: in
             personalized = False
         else:
             prof, pop = engine.profiles, engine.scorer.popularity_
-            personalized = row >= 0 and bool(int(engine.consent.allow_[row]) >> _cell_of(pl) & 1)
+            personalized = row >= 0 and bool(engine.consent.grid_of(row) >> _cell_of(pl) & 1)
             k = pl.spec.slots
             out = D.new_out(k)
             params = pl.params.copy()  # the writer sets its own P_INV_MAX: readers keep theirs
@@ -155,7 +155,7 @@ def recommend_many(
         inside = known & (rows < pp.shape[0])  # bulk-loaded rows may have no person yet
         persons[inside] = pp[rows[inside]]
         allowed = np.zeros(b, dtype=bool)
-        allowed[known] = (engine.consent.allow_[rows[known]] >> np.uint64(_cell_of(pl)) & np.uint64(1)) != 0
+        allowed[known] = (engine.consent.grids_of(rows[known]) >> np.uint64(_cell_of(pl)) & np.uint64(1)) != 0
         refused = np.array([_refused(engine, pl, int(r)) != 0 for r in rows], dtype=bool)
         params[D.P_INV_MAX] = pop.inv_max()
         D.recommend_batch(
@@ -234,7 +234,7 @@ def attributes(engine: Engine, ids: Mapping[str, str]) -> dict[str, Any]:
 def _refused(engine: Engine, pl: Placement, row: int) -> int:
     """The consent cells ``pl``'s content needs that the person at ``row`` (-1: an unknown one,
     who has the default grid) refuses."""
-    allow = int(engine.consent.allow_[row]) if row >= 0 else engine.consent.default_
+    allow = engine.consent.grid_of(row)
     return pl.requires & ~allow
 
 

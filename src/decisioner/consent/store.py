@@ -161,6 +161,20 @@ class ConsentStore:
         """The consent channel index an event's ``channel`` counts as."""
         return self._channel_of.get(event_channel, self._default_channel)
 
+    def grid_of(self, row: int) -> int:
+        """The grid of ``row`` as an int; the default grid for an unknown person (row -1) or a
+        row this store has not grown to yet (a profile loaded in bulk, read before its first event)."""
+        a = self.allow_
+        return int(a[row]) if 0 <= row < a.shape[0] else self.default_
+
+    def grids_of(self, rows: np.ndarray) -> np.ndarray:
+        """:meth:`grid_of` of each row (uint64)."""
+        a = self.allow_
+        inside = (rows >= 0) & (rows < a.shape[0])
+        out = np.full(rows.shape[0], self.default_, dtype=np.uint64)
+        out[inside] = a[rows[inside]]
+        return out
+
     def allows(self, row: int, purpose: int, channel: int) -> bool:
         """Whether the person at ``row`` allows ``purpose`` on ``channel`` (indices)."""
         return bool(int(self.allow_[row]) >> cell(purpose, channel) & 1)
