@@ -736,8 +736,12 @@ def recommend_batch(
     if parts == 1:
         run(0)
         return
-    futures = [_executor().submit(run, j) for j in range(1, parts)]
-    run(0)
+    if not getattr(recommend_rows, "signatures", True):  # the first call compiles (or loads) it: never in two threads at once
+        run(0)
+        futures = [_executor().submit(run, j) for j in range(1, parts)]
+    else:
+        futures = [_executor().submit(run, j) for j in range(1, parts)]
+        run(0)
     for f in futures:
         f.result()
 
