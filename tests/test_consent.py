@@ -330,7 +330,10 @@ def test_reads_of_people_loaded_in_bulk_use_the_default_grid() -> None:
     keys = eng.identity.keys_many("email", [f"p{j}@example.com" for j in range(n)])
     eng.identity.link_many(keys, np.full(n, eng.identity.type_code("email"), np.int8), np.arange(n + 1))
     who = {"email": f"p{n - 1}@example.com"}
-    assert eng.profile_row(who) >= 1024
-    assert eng.recommend(who, placement="rec-web", now=T0).personalized
+    assert eng.profile_row(who) >= eng.profiles.n_rows  # the stores have not grown to it: no event yet
+    rec = eng.recommend(who, placement="rec-web", now=T0)  # nothing held: popular items, not personalised
+    assert rec.slots and not rec.personalized and rec.profile == eng.profile_row(who)
     assert eng.recommend(who, placement="marketing-web", now=T0).slots == []  # the default refuses marketing
-    assert [d.personalized for d in eng.recommend_many([who, who], placement="rec-web", now=T0)] == [True, True]
+    many = eng.recommend_many([who, who], placement="rec-web", now=T0)
+    assert [d.personalized for d in many] == [False, False] and [d.slots for d in many] == [rec.slots] * 2
+    assert eng.interests(who, now=T0) == [] and eng.export(who)["interests"] == []

@@ -442,6 +442,7 @@ class Engine(Durable):
         if now is not None:
             now = arguments.epoch_ms(now, "now")
         with self.journal.lock:
+            self.tracker.sync_rows()  # a person loaded in bulk may have no row in the stores yet
             out = privacy.export(self.stores, ids, now=now)
             self.journal.run(op, lambda: privacy.audit_export(self.stores, op))
             return out

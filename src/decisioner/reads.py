@@ -71,14 +71,17 @@ def recommend(engine: Engine, ids: Mapping[str, str], *, placement: str, now: in
             personalized = False
         else:
             prof, pop = engine.profiles, engine.scorer.popularity_
-            personalized = row >= 0 and bool(engine.consent.grid_of(row) >> _cell_of(pl) & 1)
+            # a profile loaded in bulk (link_many) and read before its first event holds no
+            # interest yet, and the profile store may not have grown to its row: none is read
+            held = row if row < prof.n_rows else -1
+            personalized = held >= 0 and bool(engine.consent.grid_of(row) >> _cell_of(pl) & 1)
             k = pl.spec.slots
             out = D.new_out(k)
             params = pl.params.copy()  # the writer sets its own P_INV_MAX: readers keep theirs
             params[D.P_INV_MAX] = pop.inv_max()
             m = D.recommend_one(
                 (prof.fid_, prof.score_, prof.t_, prof.purchased_),
-                row,
+                held,
                 now,
                 int(personalized),
                 engine.half_lives_,
@@ -158,9 +161,11 @@ def recommend_many(
         allowed[known] = (engine.consent.grids_of(rows[known]) >> np.uint64(_cell_of(pl)) & np.uint64(1)) != 0
         refused = np.array([_refused(engine, pl, int(r)) != 0 for r in rows], dtype=bool)
         params[D.P_INV_MAX] = pop.inv_max()
+        held = np.where(rows < prof.n_rows, rows, -1)  # as in recommend: rows past the store hold nothing
+        allowed &= held >= 0
         D.recommend_batch(
             (prof.fid_, prof.score_, prof.t_, prof.purchased_),
-            rows,
+            held,
             nows,
             allowed.astype(np.uint8),
             engine.half_lives_,
@@ -208,7 +213,7 @@ def interests(engine: Engine, ids: dict[str, str], *, now: int, top: int = 10) -
     if isinstance(top, bool) or not isinstance(top, int) or top < 0:
         raise SchemaError(f"Expected `top` to be an int >= 0, got {top!r}")
     row = engine.profile_row(ids)
-    if row < 0:
+    if not 0 <= row < engine.profiles.n_rows:  # unknown, or loaded in bulk and never seen: no interest
         return []
     fids, scores = engine.profiles.read_copy(row, now, engine.half_lives_)
     total = float(scores.sum()) or 1.0
