@@ -17,7 +17,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import cli_privacy
+from . import cli_privacy, cli_world
+from .cli_world import UsageError
 from .errors import DecisionerError, SchemaError
 
 __all__ = ["main"]
@@ -260,8 +261,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-class _UsageError(Exception):
-    pass
+_UsageError = UsageError
 
 
 def _cmd_identity(args: argparse.Namespace) -> dict[str, Any]:
@@ -311,51 +311,6 @@ def _cmd_profile(args: argparse.Namespace) -> dict[str, Any]:
         return {"found": False, "erased": out["erased"]}
     keep = ("found", "person", "profile", "last_seen", "events", "consent", "attributes", "interests")
     return {k: out[k] for k in keep}
-
-
-def _tracked_world(world: str, seed: int) -> tuple[Any, int, float]:
-    """An engine over the world ``world`` that tracked every one of its events; the last event
-    time and the seconds the tracking took."""
-    import time
-
-    from .datasets.synthetic.files import _read_jsonl
-    from .engine import Engine
-    from .warmup import warm_up
-
-    warm_up()
-    engine = Engine.from_world(world, seed=seed)
-    events = _read_jsonl(Path(world) / "events.jsonl")
-    if not events:
-        raise _UsageError(f"the world {world!r} has no events")
-    t0 = time.perf_counter()
-    for ev in events:
-        engine.track(ev)
-    return engine, max(int(e["time"]) for e in events), time.perf_counter() - t0
-
-
-def _cmd_tiers(args: argparse.Namespace) -> dict[str, Any]:
-    engine, now, secs = _tracked_world(args.world, args.seed)
-    return {**engine.tier_report(now), "events": engine.events_, "seconds": round(secs, 3)}
-
-
-def _cmd_pulse(args: argparse.Namespace) -> dict[str, Any]:
-    engine, now, secs = _tracked_world(args.world, args.seed)
-    return {"now": now, "cells": engine.pulse(), "events": engine.events_, "seconds": round(secs, 3)}
-
-
-def _cmd_audience(args: argparse.Namespace) -> dict[str, Any]:
-    from .engine import Engine
-    from .replay import replay
-    from .warmup import warm_up
-
-    warm_up()
-    engine = Engine.from_world(args.world, seed=args.seed)
-    replay(Path(args.world) / "events.jsonl", engine, decide_on={}, max_events=args.max_events)
-    now = args.now if args.now is not None else int(engine.profiles.last_seen_.max())
-    out = engine.audience(args.segment, now=now, by=args.by, by2=args.by2)
-    if args.members:
-        out["members"] = engine.audience_members(args.segment, now=now).tolist()
-    return out
 
 
 def _cmd_log(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
@@ -467,18 +422,6 @@ def _print_human(command: str, out: dict[str, Any]) -> None:
         granted = [p for p, ok in out["consent"].items() if ok]
         print(f"  consent: {', '.join(granted) or 'none'}")
         print("  interests: " + ", ".join(f"{fv} {s:.3g}" for fv, s in out["interests"][:5]))
-    elif command == "tiers":
-        print(f"engagement tiers at {out['now']}: {out['people']} people, mean value {out['mean_value']:.2f} "
-              f"({out['events']} events tracked in {out['seconds']:.1f} s)")
-        print(f"  {'tier':<16}{'people':>9}{'share':>9}{'mean value':>12}{'vs average':>12}")
-        for t in out["tiers"]:
-            idx = "" if t["value_index"] is None else f"{t['value_index']:+.0%}"
-            print(f"  {t['tier']:<16}{t['people']:>9}{t['share']:>9.1%}{t['mean_value']:>12.2f}{idx:>12}")
-    elif command == "pulse":
-        print(f"opinions by region x topic at {out['now']} ({out['events']} events tracked in {out['seconds']:.1f} s)")
-        from .pulse import format_table
-
-        print(format_table(out["cells"]))
     elif command == "evaluate" and "relative_error" in out:
         print(f"OPE on OBD {out['campaign']}: {out['behavior']} -> {out['evaluation']}, "
               f"ground truth {out['ground_truth']:.5f}, {out['n_runs']} runs")
@@ -589,21 +532,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="an identifier of the person, e.g. email=ada@example.com (repeatable)")
     sp.add_argument("--hash-key-env", default=None,
                     help="environment variable holding the secret (default: the one the saved configuration names)")
-    for name, what in (("tiers", "engagement tiers of a world's people, value per tier against the average"),
-                       ("pulse", "how each region of a world feels about each topic (opinion events)")):
-        sp = sub.add_parser(name, help=what)
-        common(sp)
-        sp.add_argument("--world", required=True, help="world directory (`decisioner generate`)")
-    sp = sub.add_parser("audience", help="size and breakdown of a segment over a world's profiles")
-    common(sp)
-    sp.add_argument("--world", required=True, help="a world directory (`decisioner generate`); its events are replayed")
-    sp.add_argument("--segment", required=True, help='a segment expression, e.g. \'days_since("purchase") <= 30\'')
-    sp.add_argument("--by", default=None, help="breakdown: a category attribute, zip3, tier, interest[:FACET]")
-    sp.add_argument("--by2", default=None, help="second dimension of a cross-tab with --by")
-    sp.add_argument("--now", type=int, default=None, help="evaluation time, epoch ms (default: the newest event's)")
-    sp.add_argument("--members", action="store_true", help="also list the members' person ids")
-    sp.add_argument("--csv", action="store_true", help="print the breakdown (or the member ids) as CSV")
-    sp.add_argument("--max-events", type=int, default=None)
+    cli_world.add_parser(sub, common)
     sp = sub.add_parser("log", help="check or repair an event log")
     lsub = sp.add_subparsers(dest="log_command", required=True)
     lp = lsub.add_parser("check", help="report damage in a log (exit 1 if any); changes nothing")
@@ -630,9 +559,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], dict[str, Any] | tuple[dict[
     "identity": _cmd_identity,
     "profile": _cmd_profile,
     "log": _cmd_log,
-    "tiers": _cmd_tiers,
-    "pulse": _cmd_pulse,
-    "audience": _cmd_audience,
+    **dict.fromkeys(cli_world.COMMANDS, cli_world.run),
     "privacy": cli_privacy.run,
 }
 
@@ -656,11 +583,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out, code = res if isinstance(res, tuple) else (res, 0)
     if args.json:
         print(json.dumps(out))
-    elif args.command == "audience" and args.csv:
-        from .segments.audiences import breakdown_csv
-
-        sys.stdout.write("person\n" + "".join(f"{p}\n" for p in out["members"]) if args.members
-                         else breakdown_csv(out))
+    elif args.command in cli_world.COMMANDS:
+        cli_world.print_human(args, out)
     elif args.command == "log":
         _print_log(out, args.target)
     elif args.command == "privacy":

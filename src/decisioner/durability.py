@@ -18,6 +18,7 @@ it, never the other way round.
 from __future__ import annotations
 
 import warnings
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -191,15 +192,16 @@ def open_engine(
     return engine
 
 
-class Durable:
+class Durable(ABC):
     """The engine's durability methods (the :class:`~decisioner.engine.Engine` facade inherits
     them): its state, snapshots, the event log and recovery. They call this module's functions
     and the engine's public journal and :meth:`apply_record`."""
 
     journal: Journal
 
-    def apply_record(self, rec: Record) -> Any:  # Engine's
-        raise NotImplementedError
+    @abstractmethod
+    def apply_record(self, rec: Record) -> Any:
+        """Apply one logged operation (the engine's pipeline; see :meth:`Engine.apply_record`)."""
 
     def to_state(self) -> dict[str, ComponentState]:
         """Every component's state, by name (what a snapshot holds)."""

@@ -31,6 +31,7 @@ refused). Nothing is evaluated while compiling.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -85,18 +86,18 @@ def _err(expected: str, got: str, pos: int) -> SchemaError:
     return SchemaError(f"Expected {expected}, got {got} - at position {pos} of the segment")
 
 
-class Column:
+class Column(ABC):
     """One per-row value a segment reads (see the module docstring)."""
 
     kind = "number"  # or "category", "bool"
 
+    @abstractmethod
     def many(self, now: int, n: int) -> np.ndarray:
         """float64[n]: the value of rows ``0 .. n - 1`` at ``now``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def one(self, row: int, now: int) -> float:
         """The value of ``row`` at ``now``."""
-        raise NotImplementedError
 
     def vocabulary(self) -> list[str]:
         """A category column's values by code."""
