@@ -361,6 +361,7 @@ def export(stores: PersonStores, ids: Mapping[str, str], *, now: int | None = No
         "evidence": g.evidence_of(row),
         "interests": [(cat.fv_names[int(f)], float(s)) for f, s in zip(fids, scores)],
         "purchased": [cat.ids[int(i)] for i in prof.purchased_[row].tolist() if i >= 0],
+        "recent_items": [(cat.ids[i], t) for i, t in prof.recent(row)],
         "consent": stores.consent.grid(row),
         "consent_history": stores.consent.history_of(members),
         "last_seen": int(prof.last_seen_[row]),

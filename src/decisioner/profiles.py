@@ -2,8 +2,9 @@
 
 Each profile is a fixed-size row across a few arrays (so it can travel as one blob):
 ``fid_``/``score_`` (K affinity slots), ``t_`` (time the slots are decayed to),
-``purchased_`` (ring of the last R purchased item indices), ``purchased_pos_``, ``last_seen_`` and
-``events_``. Consent has a store of its own (:mod:`decisioner.consent.store`).
+``purchased_`` (ring of the last R purchased item indices), ``purchased_pos_``, ``last_seen_``,
+``events_``, and ``recent_item_``/``recent_t_`` (the items the person touched last, with the event
+time of the latest touch: the ranking features' recency of an item and of its facets). Consent has a store of its own (:mod:`decisioner.consent.store`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ class ProfileStore:
         Recent purchases remembered per profile (R), for "exclude already purchased".
     capacity
         Initial number of rows.
+    recent_slots
+        Recently touched items remembered per profile, with their latest event time (the
+        oldest is replaced first).
 
     Examples
     --------
@@ -63,10 +67,12 @@ class ProfileStore:
         slots: int = 24,
         purchased_slots: int = 8,
         capacity: int = 1024,
+        recent_slots: int = 8,
     ) -> None:
         self.slots = slots
         self.purchased_slots = purchased_slots
         self.capacity = capacity
+        self.recent_slots = recent_slots
         cap = max(1, capacity)
         self.fid_ = np.full((cap, slots), -1, dtype=np.int32)
         self.score_ = np.zeros((cap, slots), dtype=np.float32)
@@ -75,15 +81,21 @@ class ProfileStore:
         self.purchased_pos_ = np.zeros(cap, dtype=np.int32)
         self.last_seen_ = np.zeros(cap, dtype=np.int64)
         self.events_ = np.zeros(cap, dtype=np.int64)
+        self.recent_item_ = np.full((cap, max(1, recent_slots)), -1, dtype=np.int32)
+        self.recent_t_ = np.zeros((cap, max(1, recent_slots)), dtype=np.int64)
         self._out_fid = np.empty(slots, dtype=np.int32)
         self._out_score = np.empty(slots, dtype=np.float64)
 
-    _ARRAYS: Final = ("fid_", "score_", "t_", "purchased_", "purchased_pos_", "last_seen_", "events_")
+    _ARRAYS: Final = (
+        "fid_", "score_", "t_", "purchased_", "purchased_pos_", "last_seen_", "events_", "recent_item_", "recent_t_",
+    )
+    #: arrays a snapshot written before they existed lacks (filled as for a new profile)
+    _ADDED: Final = ("recent_item_", "recent_t_")
 
     @classmethod
     def from_spec(cls, spec: ProfileSpec) -> ProfileStore:
         """A store with the slots and purchase slots of ``spec``."""
-        return cls(slots=spec.slots, purchased_slots=spec.purchased_slots)
+        return cls(slots=spec.slots, purchased_slots=spec.purchased_slots, recent_slots=spec.recent_slots)
 
     @property
     def n_rows(self) -> int:
@@ -98,7 +110,7 @@ class ProfileStore:
             cap *= 2
         for name in self._ARRAYS:
             old = getattr(self, name)
-            fill = {"fid_": -1, "purchased_": -1}.get(name, 0)
+            fill = {"fid_": -1, "purchased_": -1, "recent_item_": -1}.get(name, 0)
             new = np.full((cap, *old.shape[1:]), fill, dtype=old.dtype)
             new[: old.shape[0]] = old
             setattr(self, name, new)
@@ -112,6 +124,8 @@ class ProfileStore:
         self.purchased_pos_[row] = 0
         self.last_seen_[row] = 0
         self.events_[row] = 0
+        self.recent_item_[row] = -1
+        self.recent_t_[row] = 0
 
     def update(self, row: int, fvs: np.ndarray, weights: np.ndarray, now: int, half_lives: np.ndarray) -> None:
         """Add decayed interest in facet values ``fvs`` (int32) with ``weights`` (float64)."""
@@ -147,6 +161,30 @@ class ProfileStore:
         ring[pos % self.purchased_slots] = item
         self.purchased_pos_[row] = (pos + 1) % self.purchased_slots
 
+    def add_recent(self, row: int, item: int, now: int) -> None:
+        """Remember that the person touched ``item`` at event time ``now``: its time moves to the
+        later of the two if it is held, else it replaces the oldest slot (an empty one first)."""
+        if self.recent_slots == 0:
+            return
+        items, times = self.recent_item_[row], self.recent_t_[row]
+        hit = np.flatnonzero(items == item)
+        if hit.shape[0]:
+            k = int(hit[0])
+            if now > times[k]:
+                times[k] = now
+            return
+        empty = np.flatnonzero(items < 0)
+        k = int(empty[0]) if empty.shape[0] else int(np.argmin(times))
+        if empty.shape[0] or now > times[k]:
+            items[k] = item
+            times[k] = now
+
+    def recent(self, row: int) -> list[tuple[int, int]]:
+        """The recently touched items of ``row`` with their latest event time, newest first."""
+        pairs = [(int(i), int(t)) for i, t in zip(self.recent_item_[row].tolist(), self.recent_t_[row].tolist())
+                 if i >= 0]
+        return sorted(pairs, key=lambda p: (-p[1], p[0]))
+
     def purchased(self, row: int) -> np.ndarray:
         """Recent purchases of ``row`` (int32, -1 padded)."""
         ring: np.ndarray = self.purchased_[row]
@@ -161,16 +199,19 @@ class ProfileStore:
                 self.add_purchase(dst, int(item))
         self.last_seen_[dst] = max(self.last_seen_[dst], self.last_seen_[src])
         self.events_[dst] += self.events_[src]
+        for item, t in self.recent(src):
+            self.add_recent(dst, item, t)
         self.clear(src)
 
     def to_state(self) -> ComponentState:
         """Every row's arrays (the state a snapshot holds), and the shape parameters."""
         return {n.rstrip("_"): getattr(self, n) for n in self._ARRAYS}, {
-            "slots": self.slots, "purchased_slots": self.purchased_slots,
+            "slots": self.slots, "purchased_slots": self.purchased_slots, "recent_slots": self.recent_slots,
         }
 
     def load_state(self, state: ComponentState) -> None:
         """Replace every row with a state from :meth:`to_state` of a store of the same shape.
+        A snapshot written before the recent items existed loads with none remembered.
 
         Raises
         ------
@@ -178,14 +219,24 @@ class ProfileStore:
             If the state was written for another number of slots.
         """
         arrays, meta = state
-        if (meta.get("slots"), meta.get("purchased_slots")) != (self.slots, self.purchased_slots):
+        recent = meta.get("recent_slots", self.recent_slots)  # absent: written before recent items existed
+        if (meta.get("slots"), meta.get("purchased_slots"), recent) != (
+            self.slots, self.purchased_slots, self.recent_slots
+        ):
             raise NotReadyError(
-                f"expected profile state with {self.slots} slots and {self.purchased_slots} purchases, got "
-                f"{meta.get('slots')} and {meta.get('purchased_slots')} - at `profiles`"
+                f"expected profile state with {self.slots} slots, {self.purchased_slots} purchases and "
+                f"{self.recent_slots} recent items, got {meta.get('slots')}, {meta.get('purchased_slots')} and "
+                f"{recent} - at `profiles`"
             )
+        rows = int(np.asarray(arrays["t"]).shape[0])
         for n in self._ARRAYS:
             old = getattr(self, n)
-            setattr(self, n, np.array(arrays[n.rstrip("_")], dtype=old.dtype))
+            key = n.rstrip("_")
+            if key not in arrays and n in self._ADDED:
+                new = np.full((rows, *old.shape[1:]), -1 if n == "recent_item_" else 0, dtype=old.dtype)
+            else:
+                new = np.array(arrays[key], dtype=old.dtype)
+            setattr(self, n, new)
 
     def nbytes_per_profile(self) -> int:
         return int(sum(getattr(self, n)[0:1].nbytes for n in self._ARRAYS))

@@ -17,7 +17,10 @@ from .catalog import Catalog
 from .config import ScoringSpec
 from .snapshot import ComponentState
 
-__all__ = ["AffinityScorer", "Popularity"]
+__all__ = ["AffinityScorer", "ItemCounters", "Popularity", "ENGAGEMENTS"]
+
+#: event types that count as an engagement with an item (the numerator of its engagement rate)
+ENGAGEMENTS = frozenset({"click", "add_to_cart", "purchase"})
 
 DAY_MS = 86_400_000
 
@@ -78,6 +81,73 @@ class Popularity:
         return self.acc_ * self.inv_max()
 
 
+class ItemCounters:
+    """Decayed interactions and engagements per item, for the ranking features' item click
+    rate: ``counts_[i, 0]`` every interaction with item ``i`` (views, clicks, carts, purchases
+    ...), ``counts_[i, 1]`` the engagements among them (:data:`ENGAGEMENTS`), both kept as
+    ``acc * 2**(-(t - t_ref)/h)`` like :class:`Popularity`, with their totals over every item
+    (the prior rate).
+
+    Parameters
+    ----------
+    n_items
+        Number of catalog items.
+    half_life_ms
+        Half-life of a count.
+    """
+
+    def __init__(self, n_items: int, *, half_life_ms: float) -> None:
+        self.n_items = n_items
+        self.half_life_ms = half_life_ms
+        self.counts_ = np.zeros((n_items, 2), dtype=np.float64)
+        self.totals_ = np.zeros(2, dtype=np.float64)
+        self.t_ref_ = 0
+
+    def add(self, item: int, engaged: bool, now: int) -> None:
+        """Count one interaction (and an engagement if ``engaged``) with ``item`` at ``now`` (ms)."""
+        if self.t_ref_ == 0:
+            self.t_ref_ = now
+        x = (now - self.t_ref_) / self.half_life_ms
+        if x > 500.0:  # rebase before 2**x overflows
+            f = math.pow(2.0, -x)
+            self.counts_ *= f
+            self.totals_ *= f
+            self.t_ref_ = now
+            x = 0.0
+        w = math.pow(2.0, x)
+        row = self.counts_[item]
+        row[0] += w
+        self.totals_[0] += w
+        if engaged:
+            row[1] += w
+            self.totals_[1] += w
+
+    def scale(self, now: int) -> float:
+        """The factor turning an accumulator into the decayed count at ``now``."""
+        if self.t_ref_ == 0:
+            return 0.0
+        return math.pow(2.0, -(now - self.t_ref_) / self.half_life_ms)
+
+    def prior_rate(self) -> float:
+        """Engagements per interaction over every item (0 before any)."""
+        return float(self.totals_[1] / self.totals_[0]) if self.totals_[0] > 0.0 else 0.0
+
+    def to_state(self) -> ComponentState:
+        return {"counts": self.counts_, "count_totals": self.totals_}, {"counts_t_ref": self.t_ref_}
+
+    def load_state(self, state: ComponentState) -> None:
+        """Load :meth:`to_state`'s arrays; a state written before the counters existed loads as none."""
+        arrays, meta = state
+        if "counts" not in arrays:
+            self.counts_ = np.zeros((self.n_items, 2), dtype=np.float64)
+            self.totals_ = np.zeros(2, dtype=np.float64)
+            self.t_ref_ = 0
+            return
+        self.counts_ = np.array(arrays["counts"], dtype=np.float64).reshape(-1, 2)
+        self.totals_ = np.array(arrays["count_totals"], dtype=np.float64)
+        self.t_ref_ = int(meta["counts_t_ref"])
+
+
 class AffinityScorer:
     """Scores catalog items for one profile with the ``score_items`` kernel.
 
@@ -93,6 +163,7 @@ class AffinityScorer:
         self.catalog = catalog
         self.spec = spec
         self.popularity_ = Popularity(catalog.n_items, half_life_ms=spec.popularity_half_life_days * DAY_MS)
+        self.counters_ = ItemCounters(catalog.n_items, half_life_ms=spec.popularity_half_life_days * DAY_MS)
         self._prior = np.zeros(catalog.n_items, dtype=np.float64)
         self._dirty = False
         self._empty_i32 = np.empty(0, dtype=np.int32)
@@ -142,11 +213,19 @@ class AffinityScorer:
         )
         return out, int(n)
 
+    def count(self, item: int, engaged: bool, now: int) -> None:
+        """Count an interaction with ``item`` (an engagement if ``engaged``) for the item rates."""
+        self.counters_.add(item, engaged, now)
+
     def to_state(self) -> ComponentState:
-        return self.popularity_.to_state()
+        """Popularity and the item counters (one state: the snapshot's ``popularity`` entry)."""
+        arrays, meta = self.popularity_.to_state()
+        c_arrays, c_meta = self.counters_.to_state()
+        return {**arrays, **c_arrays}, {**meta, **c_meta}
 
     def load_state(self, state: ComponentState) -> None:
         self.popularity_.load_state(state)
+        self.counters_.load_state(state)
         self._dirty = True
 
     def fallback(self, in_stock: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

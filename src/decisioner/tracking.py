@@ -24,7 +24,7 @@ from .consent.store import PURPOSE, Step, cell
 from .errors import SchemaError
 from .profiles import idle_rows
 from .schemas import EVENT_TYPES, Event, Identify, Opinion, Purchase
-from .scoring import AffinityScorer
+from .scoring import ENGAGEMENTS, AffinityScorer
 
 if TYPE_CHECKING:
     from .privacy import PersonStores
@@ -251,11 +251,16 @@ class Tracker:
                     fvs, wts = _NO_FVS, _NO_WEIGHTS
             pw = POPULARITY_WEIGHTS.get(etype, 0.0)
             if pw and allowed >> cell(_ANALYTICS, channel) & 1:
+                engaged = etype in ENGAGEMENTS
                 for i in items:
                     self.scorer.add_popularity(i, pw, now)
-            if etype == "purchase" and personal:
+                    self.scorer.count(i, engaged, now)
+            if personal:
                 for i in items:
-                    prof.add_purchase(row, i)
+                    prof.add_recent(row, i, now)
+                if etype == "purchase":
+                    for i in items:
+                        prof.add_purchase(row, i)
         if event.attrs and self.attributes.active and not (res.anonymous or res.suppressed):
             self._set_attributes(row, event, pairs, load, channel)
         # a batch load is a system of record's, not an act of the person: no engagement

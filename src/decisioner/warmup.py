@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from ._kernels import activity, affinity, bandit, decide, graph, linear, rng, segments, topk
+from ._kernels import activity, affinity, bandit, decide, features, graph, linear, rng, segments, topk
 from .identity.normalise import warm_up_phones
 
 __all__ = ["ADMIN", "KERNELS", "warm_up"]
@@ -53,6 +53,7 @@ KERNELS: tuple[Any, ...] = (
     decide.decide_slate, decide.recommend_rows,
     segments.segment_eval, segments.affinity_share,
     activity.activity_record, activity.activity_count, activity.activity_merge,
+    features.featurize,
 )
 
 #: kernels off the request path (privacy and admin operations, bulk loading, tests):
@@ -181,4 +182,21 @@ def warm_up(*, admin: bool = False) -> float:
     activity.activity_record(last, ring, head, 0, 0, 5, 2)
     activity.activity_count(ring, head, 0, 2, 1, np.empty(2))
     activity.activity_merge(last, ring, head, 0, 1)
+    _warm_features()
     return time.perf_counter() - t0
+
+
+def _warm_features() -> None:
+    """The ranking features through :class:`~decisioner.ranking.features.Featurizer` (its dtypes)."""
+    from .catalog import Catalog
+    from .config import CatalogSpec, ProfileSpec
+    from .profiles import ProfileStore, half_lives
+    from .ranking.features import Featurizer
+    from .scoring import AffinityScorer
+
+    cat = Catalog([{"id": "a", "category": "x", "price": 10.0}, {"id": "b", "category": "y"}],
+                  CatalogSpec(facets=("category",), price_bands=(25.0,)))
+    store = ProfileStore(slots=2, capacity=2, purchased_slots=1, recent_slots=2)
+    store.add_recent(0, 0, 1)
+    fz = Featurizer(store, cat, AffinityScorer(cat), half_lives=half_lives(ProfileSpec(), cat))
+    fz.features(0, 2, np.array([0, 1], np.int64), channel="web", device="mobile")

@@ -18,6 +18,9 @@ class ProfileSpec(Struct, **SPEC):
 
     slots: Annotated[int, Meta(ge=1, le=256)] = 24
     purchased_slots: Annotated[int, Meta(ge=0, le=256)] = 8
+    #: recently touched items remembered per profile with their latest event time (recency
+    #: features of the learned ranker); 0: none
+    recent_slots: Annotated[int, Meta(ge=0, le=256)] = 8
     half_life_days: Annotated[float, Meta(gt=0.0, le=36500.0)] = 14.0
     facet_half_life_days: dict[str, Annotated[float, Meta(gt=0.0, le=36500.0)]] = {}
     event_weights: dict[str, Annotated[float, Meta(ge=0.0, le=1000.0)]] = {}

@@ -1,0 +1,1 @@
+"""Learned ranking: features (:mod:`.features`) and training (:mod:`.train`, needs LightGBM)."""
