@@ -183,5 +183,5 @@ def test_clear_and_sizes() -> None:
     st.add_purchase(0, 1)
     st.clear(0)
     assert as_dict(st, 0, T0) == {} and st.purchased(0).tolist() == [-1, -1]
-    # 4 slots x (4 + 4 bytes) + t 8 + purchases 2x4 + pos 4 + last_seen 8 + events 8
-    assert st.nbytes_per_profile() == 32 + 8 + 8 + 4 + 8 + 8
+    # 4 slots x (4 + 4 bytes) + t 8 + purchases 2x4 + pos 4 + last_seen 8 + events 8 + 8 recent x (4 + 8)
+    assert st.nbytes_per_profile() == 32 + 8 + 8 + 4 + 8 + 8 + 96

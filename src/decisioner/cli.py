@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import cli_privacy, cli_world
+from . import cli_privacy, cli_train, cli_world
 from .cli_world import UsageError
 from .errors import DecisionerError, SchemaError
 
@@ -544,6 +544,7 @@ def _parser() -> argparse.ArgumentParser:
     common(lp)
     lp.add_argument("target", help="an event log file, or a durable directory (its events.log and snapshot)")
     cli_privacy.add_parser(sub, common)
+    cli_train.add_parser(sub, common)
     return p
 
 
@@ -561,6 +562,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], dict[str, Any] | tuple[dict[
     "log": _cmd_log,
     **dict.fromkeys(cli_world.COMMANDS, cli_world.run),
     "privacy": cli_privacy.run,
+    "train": cli_train.run,
 }
 
 
@@ -589,6 +591,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_log(out, args.target)
     elif args.command == "privacy":
         cli_privacy.print_human(args, out)
+    elif args.command == "train":
+        cli_train.print_human(out)
     else:
         _print_human(args.command, out)
     return code
