@@ -4,7 +4,8 @@ Each profile is a fixed-size row across a few arrays (so it can travel as one bl
 ``fid_``/``score_`` (K affinity slots), ``t_`` (time the slots are decayed to),
 ``purchased_`` (ring of the last R purchased item indices), ``purchased_pos_``, ``last_seen_``,
 ``events_``, and ``recent_item_``/``recent_t_`` (the items the person touched last, with the event
-time of the latest touch: the ranking features' recency of an item and of its facets). Consent has a store of its own (:mod:`decisioner.consent.store`).
+time of the latest touch: the ranking features' recency of an item and of its facets).
+Consent has a store of its own (:mod:`decisioner.consent.store`).
 """
 
 from __future__ import annotations

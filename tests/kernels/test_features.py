@@ -132,7 +132,7 @@ def test_featurize_matches_its_twin(seed: int) -> None:
     rng = np.random.default_rng(100 + seed)
     now = NOW + int(DAY)
     for row in [0, 1, 4, 5, -1, 99]:  # 5: empty row; -1 and 99: no profile (99: past the store)
-        items = rng.integers(0, fz.catalog.n_items, size=12).tolist() + [-3, fz.catalog.n_items]
+        items = [*rng.integers(0, fz.catalog.n_items, size=12).tolist(), -3, fz.catalog.n_items]
         arr = np.asarray(items, dtype=np.int64)
         ctx = fz.context("app", "tablet", now)
         out = np.full((len(items) + 2, len(FEATURE_NAMES)), 7.0)

@@ -122,7 +122,7 @@ def build_queries(
             ys.append(np.array([label if i in pos_set else 0.0 for i in items], dtype=np.float64))
             times.append(now)
             retrieved.append(bool(pos_set & set(top)))
-            counts[etype] += 1
+            counts[str(etype)] += 1
         apply()
     if xs:
         X = np.concatenate(xs)
@@ -328,6 +328,7 @@ def write_model(out: Path, booster: Any, report: dict[str, Any], provenance: dic
         (tmp / "provenance.json").write_text(json.dumps(provenance, indent=1) + "\n")
         if out.exists():
             shutil.rmtree(out)
+        tmp.chmod(0o755)  # mkdtemp makes it private; a model directory is read by the service
         tmp.rename(out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
