@@ -1298,3 +1298,68 @@ def _operand_ref(op: object, p: SegmentProfileRef, now: int, ctx: dict[str, obje
     facets: list[str] = ctx["facet_names"]  # type: ignore[assignment]
     return affinity_share_ref(p.fids, p.scores, p.t_row, ctx["fv_facet"], ctx["half_lives"],  # type: ignore[arg-type]
                               facets.index(args[0]), fv_names.index(f"{args[0]}={args[1]}"), now)
+
+
+# --------------------------------------------------------------------------- LightGBM trees (ranking/model.py)
+
+#: LightGBM's kZeroThreshold (1e-35f) as a double
+LGB_ZERO = 1.0000000180025095e-35
+
+
+def lgb_text_trees(text: str) -> tuple[list[dict[str, list[float]]], bool]:
+    """The trees of a LightGBM text model as dicts of field -> list of numbers (LightGBM's own
+    per-tree indexing), and whether the model averages its trees (``average_output``)."""
+    trees: list[dict[str, list[float]]] = []
+    cur: dict[str, list[float]] | None = None
+    average = False
+    for line in text.splitlines():
+        line = line.strip()
+        if line == "average_output":
+            average = True
+        if line == "end of trees":
+            break
+        if line.startswith("Tree="):
+            cur = {}
+            trees.append(cur)
+        elif cur is not None and "=" in line:
+            key, _, val = line.partition("=")
+            cur[key] = [float(v) for v in val.split()]
+    return trees, average
+
+
+def _lgb_decision(tree: dict[str, list[float]], node: int, fval: float) -> int:
+    """LightGBM's ``Tree::Decision`` for one node, written the way tree.h reads."""
+    dt = int(tree["decision_type"][node])
+    left, right = int(tree["left_child"][node]), int(tree["right_child"][node])
+    if dt & 1:  # categorical
+        if not math.isfinite(fval) or math.trunc(fval) < 0 or math.trunc(fval) >= 2**31:  # C int cast: INT_MIN
+            return right
+        cat = math.trunc(fval)
+        j = int(tree["threshold"][node])
+        lo, hi = int(tree["cat_boundaries"][j]), int(tree["cat_boundaries"][j + 1])
+        words = [int(w) for w in tree["cat_threshold"][lo:hi]]
+        if cat // 32 < len(words) and (words[cat // 32] >> (cat % 32)) & 1:
+            return left
+        return right
+    missing = (dt >> 2) & 3  # 0 None, 1 Zero, 2 NaN
+    if math.isnan(fval) and missing != 2:
+        fval = 0.0
+    if (missing == 1 and -LGB_ZERO <= fval <= LGB_ZERO) or (missing == 2 and math.isnan(fval)):
+        return left if dt & 2 else right
+    return left if fval <= tree["threshold"][node] else right
+
+
+def lgb_predict_ref(trees: list[dict[str, list[float]]], average: bool, row: Sequence[float]) -> float:
+    """The raw score of one row: LightGBM's dense-row reader (``|x| <= kZeroThreshold`` is 0),
+    each tree walked from node 0 until a leaf (``~leaf``), leaves summed in tree order."""
+    x = [0.0 if -LGB_ZERO <= v <= LGB_ZERO else float(v) for v in row]
+    total = 0.0
+    for tree in trees:
+        if int(tree["num_leaves"][0]) == 1:
+            total += tree["leaf_value"][0]
+            continue
+        node = 0
+        while node >= 0:
+            node = _lgb_decision(tree, node, x[int(tree["split_feature"][node])])
+        total += tree["leaf_value"][~node]
+    return total / len(trees) if average else total

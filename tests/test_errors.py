@@ -10,6 +10,7 @@ from decisioner.errors import (
     DecisionerError,
     DecisionerWarning,
     MissingDependencyError,
+    ModelError,
     NotReadyError,
     SchemaError,
     UnknownArmError,
@@ -24,6 +25,7 @@ from decisioner.errors import (
     [
         (ConfigError, (DecisionerError, ValueError)),
         (SchemaError, (DecisionerError, ValueError)),
+        (ModelError, (DecisionerError, ValueError)),
         (UnknownArmError, (DecisionerError, KeyError)),
         (UnknownItemError, (UnknownArmError, DecisionerError, KeyError)),
         (UnknownPlacementError, (UnknownArmError, DecisionerError, KeyError)),
@@ -67,7 +69,7 @@ def test_errors_are_exported_at_top_level() -> None:
     for name in (
         "DecisionerError", "ConfigError", "SchemaError", "UnknownArmError", "UnknownItemError",
         "UnknownPlacementError", "UnknownDecisionError", "NotReadyError", "MissingDependencyError",
-        "DecisionerWarning",
+        "ModelError", "DecisionerWarning",
     ):
         assert getattr(decisioner, name) is getattr(decisioner.errors, name)
 

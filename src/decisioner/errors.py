@@ -10,6 +10,7 @@ __all__ = [
     "DecisionerError",
     "ConfigError",
     "SchemaError",
+    "ModelError",
     "UnknownArmError",
     "UnknownItemError",
     "UnknownPlacementError",
@@ -33,6 +34,11 @@ class ConfigError(DecisionerError, ValueError):
 
 class SchemaError(DecisionerError, ValueError):
     """An inbound payload does not match its schema; the message keeps the field path."""
+
+
+class ModelError(DecisionerError, ValueError):
+    """A model file (a LightGBM text model or ``dump_model`` JSON, a feature schema) is malformed,
+    truncated or unsupported; the message names the file, the tree and the field."""
 
 
 class UnknownArmError(DecisionerError, KeyError):

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from ._kernels import activity, affinity, bandit, decide, features, graph, linear, rng, segments, topk
+from ._kernels import activity, affinity, bandit, decide, features, graph, linear, rng, segments, topk, trees
 from .identity.normalise import warm_up_phones
 
 __all__ = ["ADMIN", "KERNELS", "warm_up"]
@@ -53,7 +53,7 @@ KERNELS: tuple[Any, ...] = (
     decide.decide_slate, decide.recommend_rows,
     segments.segment_eval, segments.affinity_share,
     activity.activity_record, activity.activity_count, activity.activity_merge,
-    features.featurize,
+    features.featurize, trees.predict_rows, trees.predict_row,
 )
 
 #: kernels off the request path (privacy and admin operations, bulk loading, tests):
@@ -113,6 +113,24 @@ def _warm_admin() -> None:
     affinity.score_items(np.array([0, 1, 2, 2], np.int64), np.array([0, 1], np.int32), np.ones(2, np.float32),
                          np.array([0, 1], np.int32), np.ones(2), 2, 1.0, np.zeros(2), 0.5, np.zeros(2),
                          np.ones(2, np.uint8), np.empty(0, np.int32), out)
+
+
+def _warm_trees() -> None:
+    """The tree kernels on a tiny compiled model (numerical and categorical splits)."""
+    from .ranking.model import RankerModel
+
+    model = RankerModel.from_text(
+        "tree\nversion=v4\nnum_class=1\nnum_tree_per_iteration=1\nlabel_index=0\nmax_feature_idx=1\n"
+        "objective=binary sigmoid:1\nfeature_names=a b\nfeature_infos=[0:1] 0:1\ntree_sizes=1\n\n"
+        "Tree=0\nnum_leaves=3\nnum_cat=1\nsplit_feature=0 1\nthreshold=0.5 0\ndecision_type=2 1\n"
+        "left_child=1 -1\nright_child=-2 -3\nleaf_value=-1 1 0\ncat_boundaries=0 1\ncat_threshold=2\n"
+        "is_linear=0\nshrinkage=1\n\n\nend of trees\n",
+        source="<warm-up>",
+    )
+    X = np.array([[0.0, 1.0], [1.0, np.nan]])
+    out = np.empty(2)
+    model.predict_into(X, 2, out)
+    trees.predict_row(model.bundle, X, 0)
 
 
 def warm_up(*, admin: bool = False) -> float:
@@ -183,6 +201,8 @@ def warm_up(*, admin: bool = False) -> float:
     activity.activity_count(ring, head, 0, 2, 1, np.empty(2))
     activity.activity_merge(last, ring, head, 0, 1)
     _warm_features()
+    # learned ranker (ranking/model.py): a two-leaf tree with a categorical split, the bundle's dtypes
+    _warm_trees()
     return time.perf_counter() - t0
 
 

@@ -1,0 +1,153 @@
+"""Evaluation of a compiled LightGBM tree ensemble (``decisioner.ranking``): one generic kernel
+for every model, which is data (no compile per model).
+
+Memory layout (the ``model`` bundle, built by :mod:`decisioner.ranking.model`; T trees, N
+internal nodes, L leaves, C categorical splits, W bitset words, all C-contiguous):
+
+* ``root`` int32[T]: the first node of each tree; ``~leaf`` (negative) for a single-leaf tree.
+* ``feat`` int32[N]: the split feature of each node (a column of ``X``).
+* ``thr`` float64[N]: the threshold (numerical split: left when ``x <= thr``); for a
+  categorical split the index of its bitset in ``cat_bound`` (a whole number).
+* ``child`` int32[2N]: ``child[2i]`` left, ``child[2i + 1]`` right; an internal node by its
+  index, a leaf as ``~leaf`` (negative, LightGBM's encoding, global over the ensemble).
+* ``kind`` uint8[N]: :data:`K_CATEGORICAL`, :data:`K_DEFAULT_LEFT`, :data:`K_MISSING_ZERO`,
+  :data:`K_MISSING_NAN` (LightGBM's ``decision_type`` bits) and :data:`K_NEAR_ZERO` (a
+  numerical threshold in ``[-kZeroThreshold, kZeroThreshold]``, where treating tiny inputs as
+  zero can change the side). A node with none of :data:`SLOW` takes the fast path for a
+  present (non-NaN) input: ``x <= thr``.
+* ``leaf`` float64[L]: leaf outputs (shrinkage already folded in by LightGBM).
+* ``cat_bound`` int32[C + 1], ``cat_bits`` uint32[W]: categorical split ``j`` holds the
+  categories whose bit is set in ``cat_bits[cat_bound[j]:cat_bound[j + 1]]`` (bit ``c % 32`` of
+  word ``c // 32``); those go left.
+* ``div`` float64[1]: the divisor of the sum (1.0; the number of trees for ``average_output``,
+  random forests).
+
+Semantics are LightGBM's (``Tree::NumericalDecision``, ``Tree::CategoricalDecision`` and the
+dense-row reader of its C API): an input with ``|x| <= kZeroThreshold`` (1e-35 as a float32) is
+zero; a numerical split with missing type None treats NaN as zero; with missing type Zero a zero
+goes the default direction (NaN too, being zero first); with missing type NaN a NaN goes the
+default direction. A categorical split sends NaN, negative values (``int(x) < 0``, i.e.
+``x <= -1``) and values past int32 right; otherwise the category ``int(x)`` (truncated toward
+zero) goes left when its bit is set. The raw score of a row is the sum of its trees' leaves in
+tree order, from 0.0, then divided by ``div`` (exactly LightGBM's order of additions).
+
+Speed: node arrays are flat, children interleaved (one cache line holds both), thresholds
+float64 so no conversion; the common numerical split is one compare and a branch-free child
+load. ``predict_rows`` walks rows in blocks of :data:`BLOCK` through each tree (tree-major
+within a block) so the walks of a block overlap in the CPU instead of waiting on each other's
+loads, and a tree's nodes stay in cache for the whole block.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._jit import helper, kernel
+
+#: ``kind`` bits (the low four are LightGBM's ``decision_type`` bits)
+K_CATEGORICAL = 1
+K_DEFAULT_LEFT = 2
+K_MISSING_ZERO = 4
+K_MISSING_NAN = 8
+K_NEAR_ZERO = 16
+#: nodes that never take the fast path
+SLOW = K_CATEGORICAL | K_MISSING_ZERO | K_NEAR_ZERO
+
+#: LightGBM's kZeroThreshold (1e-35f) as a double
+ZERO_THRESHOLD = 1.0000000180025095e-35
+#: 2**31: a categorical value at or past it does not fit LightGBM's int cast
+INT32_LIMIT = 2147483648.0
+
+#: a bundle of arrays (numba types it as one tuple argument)
+Arrays = tuple[np.ndarray, ...]
+
+#: rows walked together through one tree by ``predict_rows``
+BLOCK = 16
+
+
+@helper(hot=True)
+def _slow_step(node: int, x: float, thr: np.ndarray, child: np.ndarray, kind: np.ndarray, cat_bound: np.ndarray,
+               cat_bits: np.ndarray) -> int:
+    """The next node of ``node`` for the input ``x`` by LightGBM's full rules (module docstring)."""
+    k = kind[node]
+    if -ZERO_THRESHOLD <= x <= ZERO_THRESHOLD:
+        x = 0.0
+    if k & K_CATEGORICAL:
+        if x != x or x <= -1.0 or x >= INT32_LIMIT:
+            return int(child[2 * node + 1])
+        c = int(x)
+        j = int(thr[node])
+        lo = cat_bound[j]
+        word = c >> 5
+        if word < cat_bound[j + 1] - lo and (cat_bits[lo + word] >> np.uint32(c & 31)) & np.uint32(1):
+            return int(child[2 * node])
+        return int(child[2 * node + 1])
+    if x != x and not k & K_MISSING_NAN:
+        x = 0.0
+    if (k & K_MISSING_ZERO and x == 0.0) or (k & K_MISSING_NAN and x != x):
+        return int(child[2 * node]) if k & K_DEFAULT_LEFT else int(child[2 * node + 1])
+    return int(child[2 * node]) if x <= thr[node] else int(child[2 * node + 1])
+
+
+@helper(hot=True)
+def predict_one(model: Arrays, X: np.ndarray, r: int) -> float:
+    """The raw score of row ``r`` of ``X``: the sum of every tree's leaf, divided by ``div``.
+
+    ``model`` is the bundle of the module docstring; ``X`` float64[n, F] (C-contiguous).
+    Assumes: a valid bundle (every ``feat`` < F, children and categorical indices in range:
+    :mod:`decisioner.ranking.model` checks them) and ``0 <= r < n``. O(trees x depth).
+    """
+    root, feat, thr, child, kind, leaf, cat_bound, cat_bits, div = model
+    total = 0.0
+    for t in range(root.shape[0]):
+        node = int(root[t])
+        while node >= 0:
+            x = X[r, feat[node]]
+            if (kind[node] & SLOW) == 0 and x == x:
+                node = int(child[2 * node + int(x > thr[node])])
+            else:
+                node = int(_slow_step(node, x, thr, child, kind, cat_bound, cat_bits))
+        total += leaf[~node]
+    return float(total / div[0])
+
+
+@kernel(nrt=False)
+def predict_rows(model: Arrays, X: np.ndarray, n: int, out: np.ndarray) -> None:
+    """Raw scores of rows ``0..n-1`` of ``X`` into ``out[:n]`` (LightGBM's ``raw_score``).
+
+    ``model``: the bundle (module docstring); ``X`` float64[>= n, F] C-contiguous; ``out``
+    float64[>= n]. Allocates nothing. Rows go in blocks of :data:`BLOCK`, tree by tree within a
+    block; each row's sum still adds its trees in order from 0.0, so the result equals
+    :func:`predict_one` bit for bit.
+    Assumes: a valid bundle, F columns as the model expects, ``n <= X.shape[0]``,
+    ``n <= out.shape[0]``. O(n x trees x depth).
+    """
+    root, feat, thr, child, kind, leaf, cat_bound, cat_bits, div = model
+    n_trees = root.shape[0]
+    for r in range(n):
+        out[r] = 0.0
+    for b0 in range(0, n, BLOCK):
+        b1 = min(b0 + BLOCK, n)
+        for t in range(n_trees):
+            start = int(root[t])
+            for r in range(b0, b1):
+                node = start
+                while node >= 0:
+                    x = X[r, feat[node]]
+                    if (kind[node] & SLOW) == 0 and x == x:
+                        node = int(child[2 * node + int(x > thr[node])])
+                    else:
+                        node = int(_slow_step(node, x, thr, child, kind, cat_bound, cat_bits))
+                out[r] += leaf[~node]
+    d = div[0]
+    for r in range(n):
+        out[r] = out[r] / d
+
+
+@kernel(nrt=False)
+def predict_row(model: Arrays, X: np.ndarray, r: int) -> float:
+    """The raw score of row ``r`` of ``X`` (:func:`predict_one` as a kernel, for one-row callers).
+
+    Assumes: as :func:`predict_one`. O(trees x depth).
+    """
+    return predict_one(model, X, r)
