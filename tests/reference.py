@@ -1362,4 +1362,4 @@ def lgb_predict_ref(trees: list[dict[str, list[float]]], average: bool, row: Seq
         while node >= 0:
             node = _lgb_decision(tree, node, x[int(tree["split_feature"][node])])
         total += tree["leaf_value"][~node]
-    return total / len(trees) if average else total
+    return total  # average_output too: LightGBM 4.7's raw score of a random forest is the sum

@@ -151,10 +151,12 @@ def test_categorical_split_sends_nan_negative_and_huge_right() -> None:
     assert got.tolist() == [-1, -1, -1, -1, -1, 1, 1, 1, 1, 1, 1, -1, 1, 1]
 
 
-def test_average_output_divides_by_the_number_of_trees() -> None:
+def test_average_output_still_sums_the_trees() -> None:
+    """LightGBM's raw score of a random forest is the sum of its trees (its mean is the caller's)."""
     text = model_text([dict(STUMP, decision_type=[2]), {"num_leaves": [1], "num_cat": [0], "leaf_value": [2.0]}], 1,
                       average=True)
-    assert check(text, np.array([[0.0], [1.0]])).tolist() == [0.5, 1.5]
+    assert check(text, np.array([[0.0], [1.0]])).tolist() == [1.0, 3.0]
+    assert RankerModel.from_text(text).average_output
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -19,8 +19,6 @@ internal nodes, L leaves, C categorical splits, W bitset words, all C-contiguous
 * ``cat_bound`` int32[C + 1], ``cat_bits`` uint32[W]: categorical split ``j`` holds the
   categories whose bit is set in ``cat_bits[cat_bound[j]:cat_bound[j + 1]]`` (bit ``c % 32`` of
   word ``c // 32``); those go left.
-* ``div`` float64[1]: the divisor of the sum (1.0; the number of trees for ``average_output``,
-  random forests).
 
 Semantics are LightGBM's (``Tree::NumericalDecision``, ``Tree::CategoricalDecision`` and the
 dense-row reader of its C API): an input with ``|x| <= kZeroThreshold`` (1e-35 as a float32) is
@@ -29,7 +27,9 @@ goes the default direction (NaN too, being zero first); with missing type NaN a 
 default direction. A categorical split sends NaN, negative values (``int(x) < 0``, i.e.
 ``x <= -1``) and values past int32 right; otherwise the category ``int(x)`` (truncated toward
 zero) goes left when its bit is set. The raw score of a row is the sum of its trees' leaves in
-tree order, from 0.0, then divided by ``div`` (exactly LightGBM's order of additions).
+tree order, from 0.0 (exactly LightGBM's order of additions). A random forest
+(``average_output``) is summed too: LightGBM's ``Booster.predict(raw_score=True)`` returns the
+sum of its trees (measured with the locked LightGBM 4.7), not their mean.
 
 Speed: node arrays are flat, children interleaved (one cache line holds both), thresholds
 float64 so no conversion; the common numerical split is one compare and a branch-free child
@@ -91,13 +91,13 @@ def _slow_step(node: int, x: float, thr: np.ndarray, child: np.ndarray, kind: np
 
 @helper(hot=True)
 def predict_one(model: Arrays, X: np.ndarray, r: int) -> float:
-    """The raw score of row ``r`` of ``X``: the sum of every tree's leaf, divided by ``div``.
+    """The raw score of row ``r`` of ``X``: the sum of every tree's leaf, in tree order.
 
     ``model`` is the bundle of the module docstring; ``X`` float64[n, F] (C-contiguous).
     Assumes: a valid bundle (every ``feat`` < F, children and categorical indices in range:
     :mod:`decisioner.ranking.model` checks them) and ``0 <= r < n``. O(trees x depth).
     """
-    root, feat, thr, child, kind, leaf, cat_bound, cat_bits, div = model
+    root, feat, thr, child, kind, leaf, cat_bound, cat_bits = model
     total = 0.0
     for t in range(root.shape[0]):
         node = int(root[t])
@@ -108,7 +108,7 @@ def predict_one(model: Arrays, X: np.ndarray, r: int) -> float:
             else:
                 node = int(_slow_step(node, x, thr, child, kind, cat_bound, cat_bits))
         total += leaf[~node]
-    return float(total / div[0])
+    return total
 
 
 @kernel(nrt=False)
@@ -122,7 +122,7 @@ def predict_rows(model: Arrays, X: np.ndarray, n: int, out: np.ndarray) -> None:
     Assumes: a valid bundle, F columns as the model expects, ``n <= X.shape[0]``,
     ``n <= out.shape[0]``. O(n x trees x depth).
     """
-    root, feat, thr, child, kind, leaf, cat_bound, cat_bits, div = model
+    root, feat, thr, child, kind, leaf, cat_bound, cat_bits = model
     n_trees = root.shape[0]
     for r in range(n):
         out[r] = 0.0
@@ -139,9 +139,6 @@ def predict_rows(model: Arrays, X: np.ndarray, n: int, out: np.ndarray) -> None:
                     else:
                         node = int(_slow_step(node, x, thr, child, kind, cat_bound, cat_bits))
                 out[r] += leaf[~node]
-    d = div[0]
-    for r in range(n):
-        out[r] = out[r] / d
 
 
 @kernel(nrt=False)

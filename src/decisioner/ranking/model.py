@@ -10,9 +10,12 @@ naming the file, the tree and the field, and never reaches the kernel.
 Supported: one tree per iteration (binary, lambdarank, rank_xendcg and the regression
 objectives), numerical splits with every missing-value type (None, Zero, NaN; so models trained
 with ``zero_as_missing``), categorical splits, single-leaf trees and ``average_output`` (random
-forests). Refused: linear trees (``is_linear=1``), several trees per iteration (multiclass,
-``num_class`` > 1) and objectives outside :data:`OBJECTIVES`. ``shrinkage`` is already folded
-into LightGBM's leaf values, so it is not applied again.
+forests, whose raw score LightGBM gives as the sum of the trees). Refused: linear trees
+(``is_linear=1``), several trees per iteration (multiclass, ``num_class`` > 1) and objectives
+outside :data:`OBJECTIVES`. ``shrinkage`` is already folded into LightGBM's leaf values, so it
+is not applied again. ``dump_model()`` writes infinite thresholds as +-1e300 (its
+``AvoidInf``); they are read back as infinite, as the text model has them, so an infinite input
+goes the same way from either form.
 
 The compiled form is the bundle of :mod:`decisioner._kernels.trees` (its docstring gives the
 layout and LightGBM's decision rules); :meth:`RankerModel.predict` equals
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -133,7 +137,7 @@ def _check_tree(tree: _Tree, n_features: int, where: str) -> None:
         )
 
 
-def _bundle(trees: Sequence[_Tree], average: bool) -> tuple[np.ndarray, ...]:
+def _bundle(trees: Sequence[_Tree]) -> tuple[np.ndarray, ...]:
     """Flatten checked trees into the kernel's bundle (global node and leaf indices)."""
     n_trees = len(trees)
     n_int = sum(t.num_leaves - 1 for t in trees)
@@ -175,8 +179,7 @@ def _bundle(trees: Sequence[_Tree], average: bool) -> tuple[np.ndarray, ...]:
         lo += t.num_leaves
         co += c
         wo += t.cat_bits.shape[0]
-    div = np.array([float(n_trees) if average and n_trees else 1.0])
-    return root, feat, thr, child, kind, leaf, cat_bound, cat_bits, div
+    return root, feat, thr, child, kind, leaf, cat_bound, cat_bits
 
 
 class RankerModel:
@@ -196,6 +199,10 @@ class RankerModel:
         BLAKE2b (32 bytes, hex) of the model's text or JSON bytes.
     source
         Where the model came from (file path or ``"<text>"``), for messages.
+    average_output
+        The model is a random forest (LightGBM's ``average_output``). Its raw score is still the
+        sum of its trees, as ``Booster.predict(raw_score=True)`` returns it; divide by
+        :attr:`n_trees` for the mean.
 
     Examples
     --------
@@ -214,12 +221,13 @@ class RankerModel:
     """
 
     def __init__(self, feature_names: tuple[str, ...], objective: str, bundle: tuple[np.ndarray, ...],
-                 fingerprint: str, *, source: str = "<model>") -> None:
+                 fingerprint: str, *, source: str = "<model>", average_output: bool = False) -> None:
         self.feature_names = feature_names
         self.objective = objective
         self.bundle = bundle
         self.fingerprint = fingerprint
         self.source = source
+        self.average_output = average_output
 
     @property
     def n_trees(self) -> int:
@@ -230,11 +238,6 @@ class RankerModel:
     def n_features(self) -> int:
         """Number of feature columns ``X`` must have."""
         return len(self.feature_names)
-
-    @property
-    def average_output(self) -> bool:
-        """True for a random forest of several trees (the raw score is the mean of the trees)."""
-        return bool(self.bundle[8][0] != 1.0)
 
     def __repr__(self) -> str:
         return (
@@ -463,7 +466,8 @@ def _parse_text(s: str, source: str, fingerprint: str) -> RankerModel:
         raise ModelError(f"Expected {n_sizes} trees (tree_sizes), got {len(trees)} - at `{source}:tree_sizes`")
     if not trees:
         raise ModelError(f"Expected at least one tree, got none - at `{source}`")
-    return RankerModel(tuple(names), objective, _bundle(trees, "average_output" in flags), fingerprint, source=source)
+    return RankerModel(tuple(names), objective, _bundle(trees), fingerprint, source=source,
+                       average_output="average_output" in flags)
 
 
 def _text_tree(block: Mapping[str, str], where: str, n_features: int) -> _Tree:
@@ -553,7 +557,7 @@ def _parse_dump(obj: Mapping[str, Any], source: str, fingerprint: str) -> Ranker
     if not trees:
         raise ModelError(f"Expected at least one tree, got none - at `{where}.tree_info`")
     average = bool(obj.get("average_output", False))
-    return RankerModel(tuple(names), objective, _bundle(trees, average), fingerprint, source=source)
+    return RankerModel(tuple(names), objective, _bundle(trees), fingerprint, source=source, average_output=average)
 
 
 def _dump_tree(info: Any, where: str, n_features: int) -> _Tree:
@@ -617,7 +621,9 @@ def _dump_tree(info: Any, where: str, n_features: int) -> _Tree:
             raise ModelError(f"Expected missing_type None, Zero or NaN, got {mt!r} - at `{path}.missing_type`")
         d = _MISSING[mt] | (K.K_DEFAULT_LEFT if _get(node, "default_left", bool, path) else 0)
         if dt == "<=":
-            thr[i] = float(_get(node, "threshold", (int, float), path))
+            v = float(_get(node, "threshold", (int, float), path))
+            # dump_model writes an infinite threshold as +-1e300 (LightGBM's AvoidInf); the text model keeps inf
+            thr[i] = math.copysign(math.inf, v) if abs(v) >= 1e300 else v
         elif dt == "==":
             raw = node.get("threshold")
             try:
