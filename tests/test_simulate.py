@@ -3,9 +3,14 @@ not depend on how many worker processes ran the policies; runs are reproducible.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from decisioner.errors import ConfigError, ModelError
 from decisioner.simulate import POLICIES, simulate
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
 
 
 @pytest.fixture(scope="module")
@@ -37,3 +42,24 @@ def test_max_events_and_a_different_seed(small_world: str) -> None:
     assert a["clicks"] == b["clicks"]
     assert "lift_vs_random" not in a  # no baseline ran
     assert a["latency_us"]["count"] == a["decisions"]["engine"]  # type: ignore[index]
+
+
+def test_the_ranker_runs_as_a_policy_with_a_paired_interval(small_world: str) -> None:
+    """``model=``: the engine's policy with the fixture model re-ranking its retrieval, on the
+    same decisions as ``engine``, and the click-through difference with its interval."""
+    out = simulate(small_world, seed=0, policies=("engine",), max_events=4000, workers=1,
+                   model=str(MODELS / "fixture")).to_dict()
+    assert set(out["ctr"]) == {"engine", "ranker"}  # type: ignore[arg-type]
+    assert out["decisions"]["ranker"] == out["decisions"]["engine"] > 0  # type: ignore[index]
+    diff = out["ranker_vs_engine"]
+    assert isinstance(diff, dict)
+    assert diff["low"] <= diff["difference"] <= diff["high"] and diff["low"] < diff["high"]
+    ctr = out["ctr"]
+    assert diff["difference"] == pytest.approx(ctr["ranker"] - ctr["engine"], abs=1e-5)  # type: ignore[index]
+
+
+def test_the_ranker_policy_needs_a_servable_model(small_world: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="a model directory for the policy `ranker`"):
+        simulate(small_world, policies=("engine", "ranker"), max_events=10)
+    with pytest.raises(ModelError, match="Expected a model directory"):
+        simulate(small_world, max_events=10, model=str(tmp_path / "absent"))

@@ -214,14 +214,26 @@ def _keys(key: bytes, id_type: str, values: list[str]) -> np.ndarray:
     return np.fromiter((hash_identifier(key, id_type, v) for v in values), dtype=np.uint64, count=len(values))
 
 
+def placements(ranker: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The bench's placements: ``home`` (recommendation, 4 slots, epsilon-greedy 0.1 over a
+    pool of 50; with ``ranker``, e.g. ``{"model": DIR, "retrieve": 1000}``, a learned ranker
+    re-ranks its retrieval) and ``hero`` (campaign, Thompson sampling over 5 experiences)."""
+    home: dict[str, Any] = {"name": "home", "kind": "recommendation", "slots": 4,
+                            "policy": {"kind": "epsilon_greedy", "epsilon": 0.1, "pool": 50}}
+    if ranker is not None:
+        home["ranker"] = dict(ranker)
+    return [home, {"name": "hero", "kind": "campaign", "policy": {"kind": "thompson"},
+                   "experiences": [{"id": f"hero-{k}"} for k in range(5)]}]
+
+
 def build_engine(
     profiles: int, items: int, *, seed: int = 0, slots: int = 24, max_profiles: int | None = None,
     options: Mapping[str, Any] | None = None,
 ) -> BenchState:
     """An engine with ``profiles`` known people and ``items`` catalog items, built in bulk.
 
-    Placements: ``home`` (recommendation, 4 slots, epsilon-greedy 0.1 over a pool of 50) and
-    ``hero`` (campaign, Thompson sampling over 5 experiences). The hashing secret is drawn with
+    Placements: :func:`placements` (``options={"placements": placements(ranker)}`` adds a
+    learned ranker). The hashing secret is drawn with
     :func:`secrets.token_hex` for every build. Every person has a cookie and an email linked
     into one profile, ``slots`` distinct interests with positive scores decayed to a time in the
     30 days before :data:`START_MS`, 0-3 recent purchases, and every item a popularity count.
@@ -266,12 +278,7 @@ def build_engine(
     doc: dict[str, Any] = {
         "identity": {"hash_key": secrets.token_hex(16)},
         "profiles": {"slots": slots, "max_profiles": profiles if max_profiles is None else max_profiles},
-        "placements": [
-            {"name": "home", "kind": "recommendation", "slots": 4,
-             "policy": {"kind": "epsilon_greedy", "epsilon": 0.1, "pool": 50}},
-            {"name": "hero", "kind": "campaign", "policy": {"kind": "thompson"},
-             "experiences": [{"id": f"hero-{k}"} for k in range(5)]},
-        ],
+        "placements": placements(),
     }
     for section, value in (options or {}).items():
         base = doc.get(section)

@@ -82,7 +82,7 @@ def _cmd_simulate(args: argparse.Namespace) -> dict[str, Any]:
 
     warm_up()
     prog = _Progress(not args.json)
-    res = simulate(args.world, seed=args.seed, max_events=args.max_events, progress=prog)
+    res = simulate(args.world, seed=args.seed, max_events=args.max_events, progress=prog, model=args.model)
     return res.to_dict()
 
 
@@ -120,7 +120,7 @@ def _cmd_replay(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
-    from .bench import BENCH_ATTRIBUTES, build_engine, run_bench, with_consent_and_attributes
+    from .bench import BENCH_ATTRIBUTES, build_engine, placements, run_bench, with_consent_and_attributes
     from .warmup import warm_up
 
     warm_up()
@@ -134,6 +134,8 @@ def _cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
         options["limits"] = {"max_pending_decisions": args.pending}
     if args.consent_attributes:
         options["attributes"] = BENCH_ATTRIBUTES
+    if args.model is not None:
+        options["placements"] = placements({"model": args.model, "retrieve": args.retrieve})
     state = build_engine(args.profiles, args.items, seed=args.seed, options=options)
     if args.consent_attributes:
         with_consent_and_attributes(state)
@@ -472,6 +474,7 @@ def _parser() -> argparse.ArgumentParser:
     common(sp)
     sp.add_argument("--world", required=True)
     sp.add_argument("--max-events", type=int, default=None)
+    sp.add_argument("--model", default=None, help="a trained model directory: adds the policy `ranker`")
     sp = sub.add_parser("replay", help="open-loop replay of an event log with a latency report")
     common(sp)
     sp.add_argument("events")
@@ -495,6 +498,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="decisions an outcome may still join (`limits.max_pending_decisions`; default 1,000,000)")
     sp.add_argument("--consent-attributes", action="store_true",
                     help="requests carry three declared attributes and consent changes; 10%% refuse analytics")
+    sp.add_argument("--model", default=None, help="a trained model directory re-ranking `home`'s retrieval")
+    sp.add_argument("--retrieve", type=int, default=1000, help="candidates the model re-ranks (with --model)")
     sp = sub.add_parser("report", help="experiment report (lift, tests, SRM) from a decision or unit log")
     common(sp)
     sp.add_argument("log", help="JSONL or CSV records with `variant`, optional `unit`, `reward`, `propensity`")

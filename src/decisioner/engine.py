@@ -37,13 +37,25 @@ from .engagement import EngagementStore, TierColumn, tier_report
 from .eventlog import LogRecovery
 from .hashing import resolve_key
 from .identity import IdentityGraph
-from .journal import AttributesOp, DecideOp, ExportOp, InventoryOp, Journal, ObserveOp, Operation, Record, TrackOp
+from .journal import (
+    AttributesOp,
+    DecideOp,
+    ExportOp,
+    InventoryOp,
+    Journal,
+    ObserveOp,
+    Operation,
+    RankerOp,
+    Record,
+    TrackOp,
+)
 from .outcomes import Outcomes, Pending, PendingOutcomes
 from .people import People
 from .placements import ItemInputs, Placement, Placements
 from .privacy import PersonStores, PrivacyOp
 from .profiles import ProfileStore, half_lives
 from .pulse import Pulse, pulse_table
+from .ranking.stage import ServedModel, load_served, rankers_of, served_of
 from .schemas import Decision, Event, Outcome, Reason, SlotChoice, decode_event, decode_outcome
 from .scoring import AffinityScorer
 from .segments.audiences import audience, members
@@ -135,6 +147,7 @@ class Engine(Durable):
                     dict(config.segments), tiers),
             config, self.placements_,
         )
+        self.placements_.attach_rankers(rankers_of(config, self))
 
     @classmethod
     def from_files(cls, config: str | Path, catalog: str | Path, **kwargs: Any) -> Engine:
@@ -238,7 +251,7 @@ class Engine(Durable):
             reasons = [Reason(kind="consent", detail=f"no {names} consent on {base.spec.channel}: no content")]
         elif pl.kind == "recommendation" and pend != SEGMENT:
             (idx, sc, pr), n_cand, reasons = pl.choose_items(
-                self._inputs, row, ev.time, personalized, state, fvs, wts, self.scorer
+                self._inputs, row, ev.time, personalized, state, fvs, wts, self.scorer, ev
             )
         else:
             if pend == SEGMENT and seg is not None and seg.chosen is not None:
@@ -409,6 +422,21 @@ class Engine(Durable):
         self.catalog.item_index(op.item, where="inventory")  # validate before anything moves
         self.journal.run(op, lambda: self.placements_.set_inventory(op.item, op.inventory))
 
+    def set_ranker(self, placement: str, model: str | Path) -> dict[str, Any]:
+        """Serve the model directory ``model`` on ``placement`` from the next decision on (a hot
+        swap, logged with the model's text). A model that fails to load or was trained on other
+        features raises :class:`~decisioner.errors.ModelError` and the current one keeps serving."""
+        self.placements_.ranker(placement)  # validate before anything moves
+        served = load_served(model)
+        with self.journal.lock:
+            return self._swap(RankerOp(placement, served.text, served.source, served.version), served)
+
+    def _swap(self, op: RankerOp, served: ServedModel | None = None) -> dict[str, Any]:
+        ranker = self.placements_.ranker(op.placement)
+        new = served if served is not None else served_of(op)
+        self.journal.run(op, lambda: ranker.swap(new))
+        return new.describe()
+
     # Privacy operations (see :mod:`decisioner.privacy`): ``actor`` says who asked (never an
     # identifier) and goes to the audit log with the time of the request.
     def forget(
@@ -496,6 +524,8 @@ class Engine(Durable):
                 return self._inventory(op)
             if isinstance(op, ExportOp):
                 return self.journal.run(op, lambda: privacy.audit_export(self.stores, op))
+            if isinstance(op, RankerOp):
+                return self._swap(op)
             if isinstance(op, AttributesOp):
                 return self._load(op.event, self.tracker.validate(op.event, hashed=True, load=True), op)
             return self._admin(op)

@@ -39,6 +39,7 @@ __all__ = [
     "ExportOp",
     "InventoryOp",
     "AttributesOp",
+    "RankerOp",
     "decode_record",
     "read_records",
     "recover_records",
@@ -126,8 +127,20 @@ class AttributesOp(msgspec.Struct, tag="attributes", tag_field="op", array_like=
     event: BehaviourEvent
 
 
+class RankerOp(msgspec.Struct, tag="ranker", tag_field="op", array_like=True, frozen=True):
+    """A hot swap of ``placement``'s learned ranker: the model's text as served (recovery
+    serves this model even if its directory changed since), where it came from and its
+    feature-schema version."""
+
+    placement: str
+    text: str
+    source: str
+    version: int
+
+
 Operation = (
     TrackOp | DecideOp | ObserveOp | ForgetOp | UnlinkOp | SplitOp | ExpireOp | ExportOp | InventoryOp | AttributesOp
+    | RankerOp
 )
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import numpy as np
 
@@ -48,9 +48,12 @@ from .consent.store import CHANNEL, PURPOSE, cell
 from .errors import UnknownPlacementError
 from .profiles import ProfileStore
 from .rules import compile_rules
-from .schemas import Reason
+from .schemas import Event, Reason
 from .scoring import AffinityScorer
 from .snapshot import ComponentState
+
+if TYPE_CHECKING:
+    from .ranking.stage import Ranker
 
 __all__ = ["Allocator", "Placement", "PlacementState", "Placements", "PRIOR_CLICKS", "PRIOR_TRIALS"]
 
@@ -167,6 +170,9 @@ class Placement:
     plc: tuple[np.ndarray, ...] = ()
     out: tuple[np.ndarray, ...] = ()
     counts: np.ndarray = field(default_factory=lambda: np.zeros(D.N_COUNTS, dtype=np.int64))
+    #: recommendation: the learned re-ranker over the affinity top-N (the base's and its ranked
+    #: variants' one shared :class:`~decisioner.ranking.stage.Ranker`), or None
+    ranker: Ranker | None = None
 
     @cached_property
     def channel(self) -> int:
@@ -228,30 +234,36 @@ class Placement:
         fvs: np.ndarray,
         wts: np.ndarray,
         scorer: AffinityScorer,
+        event: Event | None = None,
     ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], int, list[Reason]]:
         """A recommendation decision in one kernel call (:func:`~decisioner._kernels.decide.decide_slate`):
         the event's interest update (``fvs``, ``wts``), scoring, pool, slate and click-through
         update. Returns (items, scores, propensities), the candidates and the reasons; the
-        arrays are views of this placement's output buffers, valid until its next decision."""
+        arrays are views of this placement's output buffers, valid until its next decision.
+
+        With a :attr:`ranker` (and personalization consent) the kernel stops at the affinity
+        top ``retrieve``, the ranker scores them (features of ``row`` at ``now``, the context of
+        ``event``: its channel, device and hour) and
+        :func:`~decisioner._kernels.decide.slate_ranked` explores over the model's order: the
+        slots' scores are the model's raw scores."""
         pop, work = scorer.popularity_, inp.work
-        self.params[D.P_INV_MAX] = pop.inv_max()
+        params, ranker = self.params, self.ranker if personalized else None  # no profiling: no ranker
+        params[D.P_INV_MAX] = pop.inv_max()
+        params[D.P_RETRIEVE] = ranker.retrieve if ranker is not None else 0
         n = D.decide_slate(
-            inp.prof(),
-            row,
-            now,
-            int(personalized),
-            fvs,
-            wts,
-            inp.half_lives,
-            inp.cat,
-            pop.acc_,
-            self.plc,
-            self.params,
-            state,
-            work,
-            self.out,
-            self.counts,
+            inp.prof(), row, now, int(personalized), fvs, wts, inp.half_lives, inp.cat, pop.acc_, self.plc, params,
+            state, work, self.out, self.counts,
         )
+        ranked: list[Reason] = []
+        if ranker is not None:
+            m = int(self.counts[D.C_POOL])
+            if m:
+                pool = work[1][:m]
+                ch, dev = (event.channel, event.device) if event is not None else (self.spec.channel, None)
+                y = ranker.score(row, now, pool, ranker.featurizer.context(ch, dev, now))
+                n = D.slate_ranked(y, pool, self.plc, params, state, ranker.rwork, work[5], self.out, self.counts)
+                s = ranker.served_
+                ranked = [Reason(kind="ranker", detail=f"{s.source} {s.fingerprint[:12]} over the top {m}")]
         n_cand, n_live = int(self.counts[D.C_CANDIDATES]), int(self.counts[D.C_LIVE])
         reasons: list[Reason] = []
         if n_live:
@@ -268,6 +280,7 @@ class Placement:
             fallback = Reason(kind="fallback", detail="no eligible item: the most popular in stock")
             return (idx, sc, np.ones(idx.shape[0], dtype=np.float64)), 0, [*reasons, fallback]
         reasons.extend(self.rule_reasons)
+        reasons.extend(ranked)
         reasons.append(Reason(kind="policy", detail=self.policy_name))
         out_idx, out_score, out_prop = self.out
         return (out_idx[:n], out_score[:n], out_prop[:n]), n_cand, reasons
@@ -352,6 +365,7 @@ class Placements:
         self.feedback_weight = feedback_weight
         self.states: list[PlacementState | None] = []
         self._by_name: dict[str, Placement] = {}
+        self.rankers: dict[str, Ranker] = {}
         in_stock = catalog.in_stock()
         for i, spec in enumerate(config.placements):
             state = None
@@ -412,15 +426,37 @@ class Placements:
         self.catalog.set_inventory(item_id, inventory)
         self.set_stock(self.catalog.in_stock())
 
+    def attach_rankers(self, rankers: dict[str, Ranker]) -> None:
+        """Give each named recommendation placement its re-ranker: the base and the variants
+        that rank (not a uniform one, not the holdout nor the segment fallback)."""
+        self.rankers = rankers
+        for name, r in rankers.items():
+            pl = self._by_name[name]
+            for v in [pl, *(pl.variants or [])]:
+                if v.slate is not None and v.slate.mode != D.MODE_UNIFORM:
+                    v.ranker = r
+
+    def ranker(self, name: str) -> Ranker:
+        """The re-ranker of placement ``name`` (``UnknownPlacementError`` if it has none)."""
+        r = self.rankers.get(self.get(name).spec.name)
+        if r is None:
+            raise UnknownPlacementError(
+                f"Expected a placement with a `ranker` in {sorted(self.rankers)!r}, got {name!r} - at `placement`"
+            )
+        return r
+
     # ------------------------------------------------------------------ state
     def to_state(self) -> dict[str, ComponentState]:
-        """One component per shared state and per allocator (each exported once)."""
+        """One component per shared state, per allocator (each exported once) and per re-ranker
+        (its model's text: recovery serves the model that was served)."""
         out: dict[str, ComponentState] = {}
         for i, st in enumerate(self.states):
             if st is not None:
                 out[f"placement-state:{self.config.placements[i].name}"] = st.to_state()
         for name, pl in self.every():
             out[f"allocator:{name}"] = pl.allocator.to_state()
+        for name, r in self.rankers.items():
+            out[f"ranker:{name}"] = r.to_state()
         return out
 
     def load_state(self, states: dict[str, ComponentState]) -> None:
@@ -429,6 +465,9 @@ class Placements:
                 st.load_state(states[f"placement-state:{self.config.placements[i].name}"])
         for name, pl in self.every():
             pl.allocator.load_state(states[f"allocator:{name}"])
+        for name, r in self.rankers.items():
+            if f"ranker:{name}" in states:  # a snapshot from before the ranker: the configured model
+                r.load_state(states[f"ranker:{name}"])
 
     # ------------------------------------------------------------------ compile
     def _compile(

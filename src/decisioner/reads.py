@@ -75,7 +75,8 @@ def recommend(engine: Engine, ids: Mapping[str, str], *, placement: str, now: in
             # interest yet, and the profile store may not have grown to its row: none is read
             held = row if row < prof.n_rows else -1
             personalized = held >= 0 and bool(engine.consent.grid_of(row) >> _cell_of(pl) & 1)
-            k = pl.spec.slots
+            ranker = pl.ranker if personalized else None
+            k = pl.spec.slots if ranker is None else ranker.retrieve  # the ranker re-ranks a retrieval
             out = D.new_out(k)
             params = pl.params.copy()  # the writer sets its own P_INV_MAX: readers keep theirs
             params[D.P_INV_MAX] = pop.inv_max()
@@ -94,9 +95,14 @@ def recommend(engine: Engine, ids: Mapping[str, str], *, placement: str, now: in
                 out,
                 np.zeros(D.N_COUNTS, dtype=np.int64),
             )
+            items, scores = out[0][:m], out[1][:m]
+            if ranker is not None:  # the greedy decision's order: model score, ties to the retrieval's
+                scores = ranker.score_with(held, now, items, ranker.featurizer.context(pl.spec.channel, None, now))
+                order = np.argsort(-scores, kind="stable")[: pl.spec.slots]
+                items, scores = items[order], scores[order]
             slots = [
-                SlotChoice(content=pl.contents[int(out[0][j])], score=float(out[1][j]), propensity=1.0)
-                for j in range(m)
+                SlotChoice(content=pl.contents[int(i)], score=float(x), propensity=1.0)
+                for i, x in zip(items.tolist(), scores.tolist())
             ]
     return Decision(
         decision_id="",

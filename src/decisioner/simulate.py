@@ -21,15 +21,17 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 import numpy as np
 
 from .catalog import Catalog
-from .config import EngineConfig, PlacementSpec, PolicySpec, PopularSpec, RandomSpec, load_config
+from .config import EngineConfig, PlacementSpec, PolicySpec, PopularSpec, RandomSpec, RankerSpec, load_config
 from .datasets.synthetic import World, load_world
 from .engine import Engine
+from .errors import ConfigError
+from .ranking.stage import load_served
 from .replay import latency_summary
 from .schemas import Click, Outcome, Purchase, decode_event
 
@@ -42,6 +44,8 @@ POLICIES: dict[str, tuple[PolicySpec | None, PolicySpec | None]] = {
     "random": (RandomSpec(), RandomSpec()),
     "popular": (PopularSpec(), RandomSpec()),
 }
+#: the engine's own policies with a learned ranker (``simulate(model=...)``) re-ranking its retrieval
+RANKER: Final = "ranker"
 
 
 @dataclass
@@ -57,6 +61,10 @@ class PolicyResult:
     campaign_clicks: int = 0
     latencies_us: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    #: per recommendation decision, in order: the event it was made at and its clicks (every
+    #: policy decides at the same events, so two policies pair decision by decision)
+    decided_at: list[int] = field(default_factory=list)
+    clicks_at: list[int] = field(default_factory=list)
 
     @property
     def ctr(self) -> float:
@@ -76,6 +84,8 @@ class SimulationResult:
     people: int
     items: int
     seed: int
+    #: the person of each event (pairs decisions by person for the interval)
+    persons: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     def to_dict(self) -> dict[str, Any]:
         ctr = {name: round(r.ctr, 6) for name, r in self.policies.items()}
@@ -93,6 +103,9 @@ class SimulationResult:
             "impressions": {n: r.impressions for n, r in self.policies.items()},
             "clicks": {n: r.clicks for n, r in self.policies.items()},
         }
+        ranked = self.policies.get(RANKER)
+        if ranked is not None and "engine" in self.policies:
+            out["ranker_vs_engine"] = paired_ctr_difference(ranked, self.policies["engine"], self.persons)
         eng = self.policies.get("engine")
         if eng is not None:
             for base in ("random", "popular"):
@@ -103,11 +116,44 @@ class SimulationResult:
         return out
 
 
-def _override(cfg: EngineConfig, rec: PolicySpec | None, camp: PolicySpec | None) -> EngineConfig:
+def paired_ctr_difference(a: PolicyResult, b: PolicyResult, persons: np.ndarray) -> dict[str, Any]:
+    """Click-through of ``a`` minus ``b`` over the same decisions, with a 95% interval.
+
+    Both ran over the same events with the same response draws, so decision ``j`` of each is
+    at the same event: the difference is paired. Decisions of one person are correlated (the
+    loop carries her state), so the standard error is cluster-robust by person: the ratio
+    estimator ``sum(clicks_a - clicks_b) / impressions`` with per-person residual sums.
+    """
+    assert a.decided_at == b.decided_at, "two runs over the same events decide at the same events"
+    diff = np.asarray(a.clicks_at, dtype=np.float64) - np.asarray(b.clicks_at, dtype=np.float64)
+    n = diff.shape[0]
+    imp = (a.impressions + b.impressions) / 2.0
+    if n == 0 or imp == 0:
+        return {"difference": 0.0, "low": 0.0, "high": 0.0, "decisions": n}
+    per_decision = imp / n
+    est = float(diff.sum() / imp)
+    who = persons[np.asarray(a.decided_at, dtype=np.int64)]
+    _, cluster = np.unique(who, return_inverse=True)
+    resid = np.bincount(cluster, weights=diff - est * per_decision)
+    se = float(np.sqrt(np.sum(resid * resid)) / imp)
+    return {
+        "difference": round(est, 6), "low": round(est - 1.96 * se, 6), "high": round(est + 1.96 * se, 6),
+        "relative": round(a.ctr / b.ctr, 4) if b.ctr > 0 else None, "decisions": n,
+        "people": int(cluster.max()) + 1,
+    }
+
+
+def _override(
+    cfg: EngineConfig, rec: PolicySpec | None, camp: PolicySpec | None, model: str | None = None
+) -> EngineConfig:
     placements: list[PlacementSpec] = []
     for p in cfg.placements:
         new = rec if p.kind == "recommendation" else camp
-        placements.append(p if new is None else msgspec.structs.replace(p, policy=new))
+        if new is not None:  # a baseline ranks nothing
+            p = msgspec.structs.replace(p, policy=new, ranker=None)
+        if model is not None and p.kind == "recommendation":
+            p = msgspec.structs.replace(p, ranker=RankerSpec(model=model))
+        placements.append(p)
     return msgspec.structs.replace(cfg, placements=placements)
 
 
@@ -130,6 +176,7 @@ class _Shared:
     rec_name: str | None
     camp_name: str | None
     seed: int
+    model: str | None = None
 
 
 _SHARED: _Shared | None = None
@@ -138,8 +185,8 @@ _SHARED: _Shared | None = None
 def _run_policy(name: str, progress: Callable[[str, int, int], None] | None = None) -> PolicyResult:
     sh = _SHARED
     assert sh is not None
-    rec_over, camp_over = POLICIES[name]
-    cfg = _override(sh.config, rec_over, camp_over)
+    rec_over, camp_over = POLICIES.get(name, (None, None))
+    cfg = _override(sh.config, rec_over, camp_over, sh.model if name == RANKER else None)
     engine = Engine(cfg, Catalog(sh.world.items, cfg.catalog), seed=sh.seed)
     return _run(
         engine, sh.world, sh.events, sh.persons, sh.u_click, sh.u_buy, sh.rec_name, sh.camp_name, name, progress
@@ -154,6 +201,7 @@ def simulate(
     max_events: int | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     workers: int | None = None,
+    model: str | Path | None = None,
 ) -> SimulationResult:
     """Run every policy closed-loop over the world's event stream.
 
@@ -172,7 +220,17 @@ def simulate(
     workers
         Processes to run policies in (default: one per policy, at most one per core). Each
         policy's run is the same whichever process it runs in, so results do not depend on it.
+    model
+        A model directory (``decisioner train``'s ``models/NAME``): adds the policy ``ranker``,
+        the engine's own with this model re-ranking the recommendation placement's top 100,
+        and its click-through difference to ``engine`` with a 95% interval.
     """
+    if model is not None:
+        load_served(model)  # a bad model fails here, before any run
+        if RANKER not in policies:
+            policies = (*policies, RANKER)
+    elif RANKER in policies:
+        raise ConfigError("expected a model directory for the policy `ranker`, got none - at `model`")
     global _SHARED
     w = world if isinstance(world, World) else load_world(world)
     base_cfg = load_config(w.config_path) if w.config_path is not None else _config_of(w)
@@ -184,7 +242,10 @@ def simulate(
     rng = np.random.default_rng(seed)
     u_click = rng.random((len(decoded), rec_slots))
     u_buy = rng.random((len(decoded), rec_slots))
-    _SHARED = _Shared(w, base_cfg, decoded, persons, u_click, u_buy, rec_name, camp_name, seed)
+    _SHARED = _Shared(
+        w, base_cfg, decoded, persons, u_click, u_buy, rec_name, camp_name, seed,
+        None if model is None else str(model),
+    )
     gc.collect()
     gc.freeze()  # the loaded world is long-lived: keep it out of every later collection
     try:
@@ -208,7 +269,7 @@ def simulate(
     finally:
         _SHARED = None
         gc.unfreeze()
-    return SimulationResult(results, len(decoded), int(w.spec.n_people), len(w.items), seed)
+    return SimulationResult(results, len(decoded), int(w.spec.n_people), len(w.items), seed, persons)
 
 
 def _config_of(w: World) -> EngineConfig:
@@ -240,12 +301,15 @@ def _run(
             res.decisions += 1
             k = len(d.slots)
             res.impressions += k
+            res.decided_at.append(j)
             if k == 0:
+                res.clicks_at.append(0)
                 continue
             person = int(persons[j])
             items = np.array([index[s.content] for s in d.slots], dtype=np.int64)
             p_click = response.click_prob(person, items, np.arange(k))
             clicked = np.flatnonzero(u_click[j, :k] < p_click)
+            res.clicks_at.append(int(clicked.shape[0]))
             if clicked.shape[0]:
                 p_buy = response.purchase_prob(person, items[clicked])
                 for c, pb in zip(clicked, p_buy):

@@ -50,7 +50,7 @@ KERNELS: tuple[Any, ...] = (
     bandit.posterior_top_k, bandit.arm_select, bandit.arm_stats_update,
     linear.linear_update, linear.linear_scores, linear.linucb_select,
     rng.rng_fill_uniform, rng.rng_fill_beta,
-    decide.decide_slate, decide.recommend_rows,
+    decide.decide_slate, decide.recommend_rows, decide.slate_ranked,
     segments.segment_eval, segments.affinity_share,
     activity.activity_record, activity.activity_count, activity.activity_merge,
     features.featurize, trees.predict_rows, trees.predict_row,
@@ -188,6 +188,9 @@ def warm_up(*, admin: bool = False) -> float:
     decide.decide_slate(prof, 0, 2, 1, np.array([1], np.int32), np.array([1.0]), hl, cat, np.zeros(2), plc, params,
                         state, dwork, dout, counts)
     decide.recommend_one(prof, 0, 2, 1, hl, cat, np.zeros(2), plc, params, 1, dwork, dout, counts)
+    rwork = (np.empty(2, np.int64), np.empty(2, np.int64), np.empty(2, np.int64), np.empty(2))
+    decide.slate_ranked(np.array([0.5, 1.0]), np.array([1, 0], np.int64), plc, params, state, rwork, np.empty(2),
+                        dout, counts)
     decide.recommend_batch(prof, np.array([0, -1], np.int64), np.array([2, 2], np.int64), np.ones(2, np.uint8), hl, cat,
                            np.zeros(2), plc, params, 1, (np.empty((2, 1), np.int64), np.empty((2, 1)), np.empty((2, 1))),
                            np.zeros((2, decide.N_COUNTS), np.int64))

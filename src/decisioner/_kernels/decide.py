@@ -100,7 +100,8 @@ P_PARAM = 7  # epsilon (epsilon-greedy) or temperature (softmax)
 P_POOL = 8  # exploration pool (``SlatePolicy.pool``: 0 greedy, -1 uniform)
 P_SLOTS = 9  # slots to fill
 P_EXCLUDE_PURCHASED = 10  # 1: the row's recent purchases score -inf
-N_PARAMS = 11
+P_RETRIEVE = 11  # > 0: a learned ranker re-ranks; decide_slate stops at the top P_RETRIEVE pool
+N_PARAMS = 12
 
 #: ``counts`` indices
 C_FILLED = 0
@@ -603,6 +604,10 @@ def decide_slate(
     5. The slate by ``params[P_MODE]``, drawing from ``state`` (uint64[1]), as ``rank_slate``.
     6. ``trials`` and ``extra`` of the chosen items updated.
 
+    With ``params[P_RETRIEVE]`` > 0 (a learned ranker) it stops after 3: the greedy top
+    ``P_RETRIEVE`` into ``work[1]``/``work[2]``, their count in ``counts[C_POOL]``; the caller
+    scores them with its model and :func:`slate_ranked` does 4-6 over its order.
+
     Writes ``out`` and ``counts``; returns the slots filled.
 
     Assumes: 0 <= row < P; upd_fvs < n_fv; hl > 0; work and out sized as in the module
@@ -627,12 +632,53 @@ def decide_slate(
     score_row(prof, row, now, personalized, hl, cat, acc, plc, params, work, counts)
     mode = int(params[P_MODE])
     n_slots = int(params[P_SLOTS])
+    retrieve = int(params[P_RETRIEVE])
+    if retrieve > 0:  # retrieval for a learned ranker: slate_ranked goes on from the pool
+        counts[C_POOL] = select_pool(scores, MODE_GREEDY, retrieve, pool, pool_scores, work[6], counts)
+        counts[C_FILLED] = 0
+        return 0
     m = select_pool(scores, mode, max(int(params[P_POOL]), n_slots), pool, pool_scores, work[6], counts)
     filled = _slate(pool, pool_scores, m, n_slots, mode, params[P_PARAM], state, weights, out_idx, out_score, out_prop)
     _feedback(out_idx, filled, extra, boost, trials, clicks,
               params[P_FEEDBACK_W], params[P_PRIOR_CLICKS], params[P_PRIOR_TRIALS])
     counts[C_FILLED] = filled
     counts[C_POOL] = m
+    return filled
+
+
+@kernel(nrt=False)
+def slate_ranked(
+    y: np.ndarray, pool: np.ndarray, plc: Arrays, params: np.ndarray, state: np.ndarray, rwork: Arrays,
+    weights: np.ndarray, out: Arrays, counts: np.ndarray,
+) -> int:
+    """Phases 4-6 of :func:`decide_slate` over a learned ranker's order: ``pool`` int64[m] the
+    retrieved items, ``y`` float64[m] the model's scores of them. The policy's pool is the top
+    ``max(P_POOL, P_SLOTS)`` by ``y`` (ties to the retrieval order), best first; then the slate
+    (propensities exact given that order, as :func:`decide_slate`'s) and the click-through
+    update of the shown items. ``rwork = (pos int64[m], cand int64[m], items int64[m],
+    scores float64[m])`` is scratch; ``weights`` float64[>= m]. Sets ``counts[C_FILLED]``
+    (``C_CANDIDATES`` stays the retrieval's) and returns it.
+
+    Assumes: y finite; m <= each scratch's length; as :func:`decide_slate`. No allocation.
+    O(m log k + slots * k).
+    """
+    pos, cand, items, sc = rwork
+    mask, extra, boost, trials, clicks = plc
+    out_idx, out_score, out_prop = out
+    mode = int(params[P_MODE])
+    n_slots = int(params[P_SLOTS])
+    k = max(int(params[P_POOL]), n_slots)
+    kept = counts[C_CANDIDATES]
+    size = _heap_select(y, k, pos, cand, counts)
+    counts[C_CANDIDATES] = kept
+    _heap_sort(pos, size, y)
+    for j in range(size):
+        items[j] = pool[pos[j]]
+        sc[j] = y[pos[j]]
+    filled = _slate(items, sc, size, n_slots, mode, params[P_PARAM], state, weights, out_idx, out_score, out_prop)
+    _feedback(out_idx, filled, extra, boost, trials, clicks,
+              params[P_FEEDBACK_W], params[P_PRIOR_CLICKS], params[P_PRIOR_TRIALS])
+    counts[C_FILLED] = filled
     return filled
 
 

@@ -32,7 +32,7 @@ from .identity import DEFAULT_EMAIL_PATTERNS as DEFAULT_EMAIL_PATTERNS
 from .identity import DEFAULT_PHONE_PATTERNS as DEFAULT_PHONE_PATTERNS
 from .identity import PHONE_REGIONS as PHONE_REGIONS
 from .outcomes import OutcomesSpec
-from .placements import Boost, ExperienceSpec, FilterSpec, PlacementSpec, SegmentRule
+from .placements import Boost, ExperienceSpec, FilterSpec, PlacementSpec, RankerSpec, SegmentRule
 from .policies import (
     ARM_POLICIES,
     EpsilonGreedySpec,
@@ -78,6 +78,7 @@ __all__ = [
     "FilterSpec",
     "ExperienceSpec",
     "PlacementSpec",
+    "RankerSpec",
     "LimitsSpec",
     "OutcomesSpec",
     "DecisionLogSpec",

@@ -9,9 +9,9 @@ from msgspec import Meta, Struct
 
 from ..consent import CHANNELS, PURPOSES
 from ._spec import SPEC, check
-from .policies import EpsilonGreedySpec, PolicySpec, ThompsonSpec, check_policy
+from .policies import EpsilonGreedySpec, PolicySpec, RandomSpec, ThompsonSpec, check_policy
 
-__all__ = ["Boost", "FilterSpec", "ExperienceSpec", "PlacementSpec", "SegmentRule"]
+__all__ = ["Boost", "FilterSpec", "ExperienceSpec", "PlacementSpec", "RankerSpec", "SegmentRule"]
 
 
 class Boost(Struct, **SPEC):
@@ -50,6 +50,16 @@ class SegmentRule(Struct, **SPEC):
     experience: Annotated[str, Meta(min_length=1, max_length=256)]
 
 
+class RankerSpec(Struct, **SPEC):
+    """A learned re-ranker on a recommendation placement: the affinity scorer retrieves the top
+    ``retrieve`` candidates, the compiled model (``decisioner train``'s ``models/NAME``) orders
+    them, then the placement's policy explores over the re-ranked list (propensities exact)."""
+
+    #: a model directory (``model.txt`` + ``features.json``), relative to the working directory
+    model: Annotated[str, Meta(min_length=1, max_length=4096)]
+    retrieve: Annotated[int, Meta(ge=1, le=100_000)] = 100
+
+
 class PlacementSpec(Struct, **SPEC):
     """A placement: ranks catalog items into ``slots`` (recommendation) or picks one of its
     ``experiences`` (campaign)."""
@@ -75,12 +85,15 @@ class PlacementSpec(Struct, **SPEC):
     segment: str | None = None
     #: campaign only: rule-based experiences by segment, first match wins, before the policy
     rules: list[SegmentRule] = []
+    #: recommendation only: a learned re-ranker over the affinity top-N (see :class:`RankerSpec`)
+    ranker: RankerSpec | None = None
 
     def __post_init__(self) -> None:
         at = f" (placement {self.name!r})"
         if self.kind == "campaign":
             check(len(self.experiences) >= 1, f"expected at least one experience, got 0{at}")
             check(self.slots == 1, f"expected `slots` = 1 for a campaign, got {self.slots}{at}")
+            check(self.ranker is None, f"expected no `ranker` on a campaign (recommendations only){at}")
             ids = [e.id for e in self.experiences]
             check(len(set(ids)) == len(ids), f"expected unique experience ids, got {ids!r}{at}")
             check(
@@ -94,6 +107,15 @@ class PlacementSpec(Struct, **SPEC):
             check(not self.rules, f"expected no `rules` on a recommendation placement (campaigns only){at}")
             check(not self.experiences, f"expected no experiences on a recommendation placement{at}")
             check(self.default is None, f"expected no `default` on a recommendation placement{at}")
+            if self.ranker is not None:
+                check(
+                    not isinstance(self.policy_spec, RandomSpec),
+                    f"expected a ranked policy (greedy, epsilon_greedy, softmax) with a `ranker`, got random{at}",
+                )
+                check(
+                    self.ranker.retrieve >= self.slots,
+                    f"expected `ranker.retrieve` >= slots ({self.slots}), got {self.ranker.retrieve}{at}",
+                )
         check_policy(self.kind, self.policy, at)
         check(self.channel in CHANNELS, f"expected a consent channel in {list(CHANNELS)}, got {self.channel!r}{at}")
         others = [p for p in PURPOSES if p not in ("personalization", "analytics")]

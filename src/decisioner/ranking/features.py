@@ -35,6 +35,7 @@ attributes are deployment-specific and a segment flag costs a predicate per cand
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any, Final
 
@@ -152,6 +153,14 @@ class Featurizer:
         """The featurizer of an :class:`~decisioner.engine.Engine` (its profiles, catalog, scorer
         and half-lives)."""
         return cls(engine.profiles, engine.catalog, engine.scorer, half_lives=engine.half_lives_)
+
+    def reader(self) -> Featurizer:
+        """A featurizer over the same stores with scratch of its own, for a reader beside the
+        writer (:meth:`fill` is one call at a time per featurizer)."""
+        twin = copy.copy(self)
+        twin._work = (np.zeros_like(self._work[0]), np.zeros_like(self._work[1]))
+        twin._params = np.zeros_like(self._params)
+        return twin
 
     @property
     def n_features(self) -> int:
