@@ -53,7 +53,8 @@ KERNELS: tuple[Any, ...] = (
     decide.decide_slate, decide.recommend_rows,
     segments.segment_eval, segments.affinity_share,
     activity.activity_record, activity.activity_count, activity.activity_merge,
-    features.featurize, trees.predict_rows, trees.predict_rows_qs, trees.predict_row,
+    features.featurize, trees.predict_rows, trees.predict_rows_qs,
+    trees.predict_rows_qs8, trees.predict_row,
 )
 
 #: kernels off the request path (privacy and admin operations, bulk loading, tests):
@@ -130,7 +131,9 @@ def _warm_trees() -> None:
     )
     X = np.array([[0.0, 1.0], [1.0, np.nan]])
     out = np.empty(2)
-    model.predict_into(X, 2, out)  # QuickScorer (every tree <= 64 leaves)
+    model.predict_into(X, 2, out)  # scalar QuickScorer (every tree <= 64 leaves, a few rows)
+    wide = np.repeat(X, trees.QS_LANES // 2, axis=0)
+    model.predict_into(wide, wide.shape[0], np.empty(wide.shape[0]))  # vector QuickScorer (>= 8 rows)
     trees.predict_rows(model.bundle, X, 2, out)  # the walk: models with a wider tree
     trees.predict_row(model.bundle, X, 0)
 

@@ -188,7 +188,8 @@ def walk(model: RankerModel, X: np.ndarray) -> np.ndarray:
 
 
 def test_quickscorer_equals_the_walk_on_every_split_kind() -> None:
-    """QuickScorer (the default for trees of <= 64 leaves) gives the walk's scores bit for bit on
+    """QuickScorer, scalar and vector (the default for trees of <= 64 leaves), gives the walk's
+    scores bit for bit on
     random models with every split kind, so its exception nodes (categorical, missing Zero, NaN
     sent against the feature's ``nan_as``) are exercised, and on the reference."""
     rng = np.random.default_rng(11)
@@ -198,10 +199,13 @@ def test_quickscorer_equals_the_walk_on_every_split_kind() -> None:
     model = RankerModel.from_text(text)
     assert model._qs is not None and model._qs[5].shape[0] > 0  # some exception nodes
     X = hostile_rows(rng, size(3000, 120), n_features)
-    out = np.full(X.shape[0] + 1, NAN)
-    K.predict_rows_qs(model.bundle, model._qs, X, X.shape[0], out)
-    assert np.array_equal(out[:-1], walk(model, X))
-    assert np.isnan(out[-1])  # nothing past n
+    want = walk(model, X)
+    for kern in (K.predict_rows_qs, K.predict_rows_qs8):
+        for n in (X.shape[0], 1, K.QS_LANES - 1, K.QS_LANES + 3):  # full vector blocks and a partial one
+            out = np.full(X.shape[0] + 1, NAN)
+            kern(model.bundle, model._qs, X, n, out)
+            assert np.array_equal(out[:n], want[:n])
+            assert np.isnan(out[n:]).all()  # nothing past n
     ref_trees, average = ref.lgb_text_trees(text)
     assert out[:8].tolist() == [ref.lgb_predict_ref(ref_trees, average, row) for row in X[:8]]
 

@@ -49,6 +49,8 @@ import numpy as np
 
 from ._jit import helper, kernel
 
+QS_LANES = 8  # rows per block of predict_rows_qs8: one 512-bit vector of uint64 masks
+
 #: ``kind`` bits (the low four are LightGBM's ``decision_type`` bits)
 K_CATEGORICAL = 1
 K_DEFAULT_LEFT = 2
@@ -241,3 +243,98 @@ def predict_rows_qs(model: Arrays, qs: Arrays, X: np.ndarray, n: int, out: np.nd
         for t in range(n_trees):
             total += l_val[np.uint64(l_off[t]) + np.uint64(trailing_zeros(v[t]))]
         out[r] = total
+
+
+def _and_lanes_py(v: np.ndarray, o: int, xb: np.ndarray, xo: int, t: float, keep: int) -> None:
+    for r in range(QS_LANES):
+        if xb[xo + r] > t:
+            v[o + r] &= keep
+
+
+def _and_lanes_typer(typingctx: Any, v: Any, o: Any, xb: Any, xo: Any, t: Any, keep: Any) -> Any:
+    from numba.core import types
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        from llvmlite import ir
+
+        va = context.make_array(sig.args[0])(context, builder, args[0])
+        xa = context.make_array(sig.args[2])(context, builder, args[2])
+        i64, f64 = ir.IntType(64), ir.DoubleType()
+        vt, xt = ir.VectorType(i64, QS_LANES), ir.VectorType(f64, QS_LANES)
+        vp = builder.bitcast(builder.gep(va.data, [args[1]]), vt.as_pointer())
+        xp = builder.bitcast(builder.gep(xa.data, [args[3]]), xt.as_pointer())
+        xs = builder.load(xp, align=8)
+        vs = builder.load(vp, align=8)
+        zero = ir.Constant(ir.VectorType(ir.IntType(32), QS_LANES), [0] * QS_LANES)
+        first = ir.Constant(ir.IntType(32), 0)
+
+        def broadcast(vec_t: Any, value: Any) -> Any:
+            undef = ir.Constant(vec_t, ir.Undefined)
+            return builder.shuffle_vector(builder.insert_element(undef, value, first), undef, zero)
+
+        tb = broadcast(xt, args[4])
+        kb = broadcast(vt, args[5])
+        cond = builder.fcmp_ordered(">", xs, tb)
+        sel = builder.select(cond, kb, ir.Constant(vt, [-1] * QS_LANES))
+        builder.store(builder.and_(vs, sel), vp, align=8)
+        return context.get_dummy_value()
+
+    return types.void(v, o, xb, xo, t, keep), codegen
+
+
+def _and_lanes_jit() -> Any:
+    from numba.extending import intrinsic
+
+    return intrinsic(_and_lanes_typer)
+
+
+#: ``and_lanes(v, o, xb, xo, t, keep)``: for r < QS_LANES, ``v[o + r] &= keep`` where ``xb[xo + r] > t``
+#: (one vector compare, select and AND; uint64 ``o``, ``xo``)
+and_lanes: Any = _and_lanes_py if getattr(numba.config, "DISABLE_JIT", False) else _and_lanes_jit()
+
+
+@kernel
+def predict_rows_qs8(model: Arrays, qs: Arrays, X: np.ndarray, n: int, out: np.ndarray) -> None:
+    """:func:`predict_rows_qs` on blocks of :data:`QS_LANES` rows, a node's test and mask update
+    one vector operation for the block (V-QuickScorer). Same ``qs``, same results bit for bit."""
+    root, feat, thr, child, kind, leaf, cat_bound, cat_bits = model
+    bound, q_thr, q_tree, q_keep, nan_as, e_node, e_tree, e_keep, l_off, l_val = qs
+    n_trees = root.shape[0]
+    n_feat = nan_as.shape[0]
+    B = QS_LANES
+    v = np.empty(n_trees * B, np.uint64)
+    xb = np.empty(n_feat * B, np.float64)
+    for b0 in range(0, n, B):
+        nb = min(B, n - b0)
+        for k in range(n_trees * B):
+            v[k] = _ALL
+        for f in range(n_feat):
+            top = -np.inf
+            for r in range(B):
+                x = -np.inf  # a lane past the rows: never false
+                if r < nb:
+                    x = X[b0 + r, f]
+                    if x != x:
+                        x = nan_as[f]
+                    elif -ZERO_THRESHOLD <= x <= ZERO_THRESHOLD:
+                        x = 0.0
+                xb[f * B + r] = x
+                top = max(top, x)
+            xo = np.uint64(f * B)
+            i = np.uint64(bound[f])
+            end = np.uint64(bound[f + 1])
+            while i < end and q_thr[i] < top:
+                and_lanes(v, np.uint64(q_tree[i]) * np.uint64(B), xb, xo, q_thr[i], q_keep[i])
+                i += np.uint64(1)
+        for j in range(e_node.shape[0]):
+            node = int(e_node[j])
+            right = child[2 * node + 1]
+            for r in range(nb):
+                if _slow_step(node, X[b0 + r, feat[node]], thr, child, kind, cat_bound, cat_bits) == right:
+                    v[np.uint64(e_tree[j]) * np.uint64(B) + np.uint64(r)] &= e_keep[j]
+        for r in range(nb):
+            out[b0 + r] = 0.0
+        for t in range(n_trees):
+            base = np.uint64(l_off[t])
+            for r in range(nb):
+                out[b0 + r] += l_val[base + np.uint64(trailing_zeros(v[t * B + r]))]
