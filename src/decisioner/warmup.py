@@ -53,7 +53,8 @@ KERNELS: tuple[Any, ...] = (
     decide.decide_slate, decide.recommend_rows, decide.slate_ranked,
     segments.segment_eval, segments.affinity_share,
     activity.activity_record, activity.activity_count, activity.activity_merge,
-    features.featurize, trees.predict_rows, trees.predict_row,
+    features.featurize, trees.predict_rows, trees.predict_rows_qs,
+    trees.predict_rows_qs8, trees.predict_row,
 )
 
 #: kernels off the request path (privacy and admin operations, bulk loading, tests):
@@ -116,7 +117,8 @@ def _warm_admin() -> None:
 
 
 def _warm_trees() -> None:
-    """The tree kernels on a tiny compiled model (numerical and categorical splits)."""
+    """The tree kernels (QuickScorer and the walk) on a tiny compiled model (numerical and categorical
+    splits)."""
     from .ranking.model import RankerModel
 
     model = RankerModel.from_text(
@@ -129,7 +131,10 @@ def _warm_trees() -> None:
     )
     X = np.array([[0.0, 1.0], [1.0, np.nan]])
     out = np.empty(2)
-    model.predict_into(X, 2, out)
+    model.predict_into(X, 2, out)  # scalar QuickScorer (every tree <= 64 leaves, a few rows)
+    wide = np.repeat(X, trees.QS_LANES // 2, axis=0)
+    model.predict_into(wide, wide.shape[0], np.empty(wide.shape[0]))  # vector QuickScorer (>= 8 rows)
+    trees.predict_rows(model.bundle, X, 2, out)  # the walk: models with a wider tree
     trees.predict_row(model.bundle, X, 0)
 
 

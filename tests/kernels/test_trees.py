@@ -179,3 +179,67 @@ def test_blocks_and_single_rows_agree() -> None:
         model.predict_into(X, n, out)
         assert out[:n].tolist() == alone[:n]
         assert np.isnan(out[n:]).all()
+
+
+def walk(model: RankerModel, X: np.ndarray) -> np.ndarray:
+    out = np.empty(X.shape[0])
+    K.predict_rows(model.bundle, np.ascontiguousarray(X), X.shape[0], out)
+    return out
+
+
+def test_quickscorer_equals_the_walk_on_every_split_kind() -> None:
+    """QuickScorer, scalar and vector (the default for trees of <= 64 leaves), gives the walk's
+    scores bit for bit on
+    random models with every split kind, so its exception nodes (categorical, missing Zero, NaN
+    sent against the feature's ``nan_as``) are exercised, and on the reference."""
+    rng = np.random.default_rng(11)
+    n_features = 5
+    trees = [random_tree(rng, n_features, int(rng.integers(1, 65))) for _ in range(size(30, 6))]
+    text = model_text(trees, n_features)
+    model = RankerModel.from_text(text)
+    assert model._qs is not None and model._qs[5].shape[0] > 0  # some exception nodes
+    X = hostile_rows(rng, size(3000, 120), n_features)
+    want = walk(model, X)
+    for kern in (K.predict_rows_qs, K.predict_rows_qs8):
+        for n in (X.shape[0], 1, K.QS_LANES - 1, K.QS_LANES + 3):  # full vector blocks and a partial one
+            out = np.full(X.shape[0] + 1, NAN)
+            kern(model.bundle, model._qs, X, n, out)
+            assert np.array_equal(out[:n], want[:n])
+            assert np.isnan(out[n:]).all()  # nothing past n
+    ref_trees, average = ref.lgb_text_trees(text)
+    assert out[:8].tolist() == [ref.lgb_predict_ref(ref_trees, average, row) for row in X[:8]]
+
+
+@pytest.mark.parametrize(("decision_type", "threshold", "nan_as"), [
+    (0, 0.5, 0.0),  # missing None: NaN compares as zero
+    (2 | 8, -0.5, -INF),  # missing NaN, default left: below every threshold
+    (8, 0.5, INF),  # missing NaN, default right: above every finite threshold
+])
+def test_quickscorer_compares_nan_where_lightgbm_sends_it(decision_type: int, threshold: float, nan_as: float) -> None:
+    tree = dict(STUMP, decision_type=[decision_type], threshold=[threshold])
+    model = RankerModel.from_text(model_text([tree, tree], 1))
+    assert model._qs is not None
+    assert model._qs[4].tolist() == [nan_as] and model._qs[5].shape[0] == 0  # no exception node
+    X = np.array([[NAN], [0.0], [1e-36], [0.5], [0.6], [INF], [-INF]])
+    assert np.array_equal(model.predict(X), walk(model, X))
+
+
+def test_nan_default_right_at_an_infinite_threshold_is_an_exception() -> None:
+    """``x > inf`` never holds, so a NaN sent right at an infinite threshold cannot be compared as
+    +inf: the node is decided by LightGBM's rules row by row."""
+    trees = [dict(STUMP, decision_type=[8], threshold=[INF]), dict(STUMP, decision_type=[8], threshold=[0.5])]
+    model = RankerModel.from_text(model_text(trees, 1))
+    assert model._qs is not None and model._qs[5].tolist() == [0]
+    X = np.array([[NAN], [0.0], [INF], [1e300]])
+    assert model.predict(X).tolist() == [2.0, -2.0, 0.0, 0.0]  # x <= inf goes left at the first tree
+
+
+def test_trees_wider_than_64_leaves_use_the_walk() -> None:
+    rng = np.random.default_rng(5)
+    trees = [random_tree(rng, 3, 65), random_tree(rng, 3, 8)]
+    text = model_text(trees, 3)
+    model = RankerModel.from_text(text)
+    assert model._qs is None
+    X = hostile_rows(rng, 40, 3)
+    ref_trees, average = ref.lgb_text_trees(text)
+    assert model.predict(X).tolist() == [ref.lgb_predict_ref(ref_trees, average, row) for row in X]

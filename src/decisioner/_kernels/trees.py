@@ -35,14 +35,21 @@ Speed: node arrays are flat, children interleaved (one cache line holds both), t
 float64 so no conversion; the common numerical split is one compare and a branch-free child
 load. ``predict_rows`` walks rows in blocks of :data:`BLOCK` through each tree (tree-major
 within a block) so the walks of a block overlap in the CPU instead of waiting on each other's
-loads, and a tree's nodes stay in cache for the whole block.
+loads, and a tree's nodes stay in cache for the whole block. ``predict_rows_qs`` (QuickScorer, below) is
+the batch path for models whose trees have at most 64 leaves (about 2.5x faster than the walk on
+the issue-13 shape); the walk stays the reference and the path for wider trees.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import numba
 import numpy as np
 
 from ._jit import helper, kernel
+
+QS_LANES = 8  # rows per block of predict_rows_qs8: one 512-bit vector of uint64 masks
 
 #: ``kind`` bits (the low four are LightGBM's ``decision_type`` bits)
 K_CATEGORICAL = 1
@@ -148,3 +155,186 @@ def predict_row(model: Arrays, X: np.ndarray, r: int) -> float:
     Assumes: as :func:`predict_one`. O(trees x depth).
     """
     return predict_one(model, X, r)
+
+
+# ---------------------------------------------------------------------- QuickScorer
+
+#: the widest tree ``predict_rows_qs`` takes (one uint64 leaf mask per tree and row)
+QS_MAX_LEAVES = 64
+_ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def _trailing_zeros_py(v: int) -> int:
+    """Index of the lowest set bit of ``v`` (> 0)."""
+    v = int(v)
+    return (v & -v).bit_length() - 1
+
+
+def _trailing_zeros_jit() -> Any:
+    from numba.cpython.unsafe.numbers import trailing_zeros  # llvm.cttz
+
+    return trailing_zeros
+
+
+#: ``trailing_zeros(v)`` inside a kernel: the index of the lowest set bit of a uint64 ``v`` > 0
+trailing_zeros: Any = _trailing_zeros_py if getattr(numba.config, "DISABLE_JIT", False) else _trailing_zeros_jit()
+
+
+@kernel
+def predict_rows_qs(model: Arrays, qs: Arrays, X: np.ndarray, n: int, out: np.ndarray) -> None:
+    """Raw scores of rows ``0..n-1`` of ``X`` into ``out[:n]`` by QuickScorer (Lucchese et al., 2015).
+
+    Equal to :func:`predict_rows` bit for bit (same leaves, added in tree order from 0.0), for a
+    model whose trees have at most :data:`QS_MAX_LEAVES` leaves. Each tree's leaves are numbered
+    left to right; a row starts with every leaf of every tree possible (a mask of ones per tree)
+    and each node the row does not go left at (a "false" node) clears the leaves of its left
+    subtree; the row's leaf in a tree is then the lowest bit left (the leftmost leaf no false node
+    excluded, which is the exit leaf). Nodes are visited feature by feature in increasing
+    threshold order, so a row's scan of a feature stops at the first threshold it does not exceed:
+    no walk, no unpredictable branch per node.
+
+    ``qs`` (built by :mod:`decisioner.ranking.model`, Q scanned nodes, E exception nodes, F
+    features, T trees):
+
+    * ``bound`` int32[F + 1]: the scanned nodes of feature ``f`` are ``bound[f]:bound[f + 1]``,
+      sorted by threshold.
+    * ``q_thr`` float64[Q], ``q_tree`` int32[Q], ``q_keep`` uint64[Q]: threshold, tree and the
+      leaves (bits) a scanned node keeps when it is false (all but its left subtree's).
+    * ``nan_as`` float64[F]: what a NaN input of feature ``f`` is compared as (0.0, -inf or +inf),
+      chosen so that every scanned node of ``f`` sends NaN the way LightGBM does. Tiny inputs
+      (``|x| <= kZeroThreshold``) are compared as 0.0, as LightGBM reads them.
+    * ``e_node`` int32[E], ``e_tree`` int32[E], ``e_keep`` uint64[E]: the exception nodes
+      (categorical, missing type Zero, or NaN going where ``nan_as`` would not send it), decided
+      by LightGBM's full rules (``_slow_step`` on ``model``) for each row.
+    * ``l_off`` int32[T], ``l_val`` float64[L]: leaf values of tree ``t`` left to right from
+      ``l_off[t]``.
+
+    A false node costs one compare and one AND into its tree's mask: about 3,000 of the 6,000
+    nodes of the issue-13 model (200 trees, 31 leaves) per row, against about 1,450 dependent
+    node loads and branches of a walk. Allocates one mask per tree per call.
+    Assumes: a valid bundle and its ``qs`` (every tree <= 64 leaves), F columns,
+    ``n <= X.shape[0]``, ``n <= out.shape[0]``. O(n x nodes) worst case, far less in practice.
+    """
+    root, feat, thr, child, kind, leaf, cat_bound, cat_bits = model
+    bound, q_thr, q_tree, q_keep, nan_as, e_node, e_tree, e_keep, l_off, l_val = qs
+    n_trees = root.shape[0]
+    n_feat = nan_as.shape[0]
+    v = np.empty(n_trees, np.uint64)
+    for r in range(n):
+        for t in range(n_trees):
+            v[t] = _ALL
+        for f in range(n_feat):
+            x = X[r, f]
+            if x != x:
+                x = nan_as[f]
+            elif -ZERO_THRESHOLD <= x <= ZERO_THRESHOLD:
+                x = 0.0
+            # unsigned indices: no negative-index wraparound code in the loop
+            i = np.uint64(bound[f])
+            end = np.uint64(bound[f + 1])
+            while i < end and q_thr[i] < x:  # the false nodes of f: clear their left subtrees
+                v[np.uint64(q_tree[i])] &= q_keep[i]
+                i += np.uint64(1)
+        for j in range(e_node.shape[0]):
+            node = int(e_node[j])
+            if _slow_step(node, X[r, feat[node]], thr, child, kind, cat_bound, cat_bits) == child[2 * node + 1]:
+                v[np.uint64(e_tree[j])] &= e_keep[j]
+        total = 0.0
+        for t in range(n_trees):
+            total += l_val[np.uint64(l_off[t]) + np.uint64(trailing_zeros(v[t]))]
+        out[r] = total
+
+
+def _and_lanes_py(v: np.ndarray, o: int, xb: np.ndarray, xo: int, t: float, keep: int) -> None:
+    for r in range(QS_LANES):
+        if xb[xo + r] > t:
+            v[o + r] &= keep
+
+
+def _and_lanes_typer(typingctx: Any, v: Any, o: Any, xb: Any, xo: Any, t: Any, keep: Any) -> Any:
+    from numba.core import types
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        from llvmlite import ir
+
+        va = context.make_array(sig.args[0])(context, builder, args[0])
+        xa = context.make_array(sig.args[2])(context, builder, args[2])
+        i64, f64 = ir.IntType(64), ir.DoubleType()
+        vt, xt = ir.VectorType(i64, QS_LANES), ir.VectorType(f64, QS_LANES)
+        vp = builder.bitcast(builder.gep(va.data, [args[1]]), vt.as_pointer())
+        xp = builder.bitcast(builder.gep(xa.data, [args[3]]), xt.as_pointer())
+        xs = builder.load(xp, align=8)
+        vs = builder.load(vp, align=8)
+        zero = ir.Constant(ir.VectorType(ir.IntType(32), QS_LANES), [0] * QS_LANES)
+        first = ir.Constant(ir.IntType(32), 0)
+
+        def broadcast(vec_t: Any, value: Any) -> Any:
+            undef = ir.Constant(vec_t, ir.Undefined)
+            return builder.shuffle_vector(builder.insert_element(undef, value, first), undef, zero)
+
+        tb = broadcast(xt, args[4])
+        kb = broadcast(vt, args[5])
+        cond = builder.fcmp_ordered(">", xs, tb)
+        sel = builder.select(cond, kb, ir.Constant(vt, [-1] * QS_LANES))
+        builder.store(builder.and_(vs, sel), vp, align=8)
+        return context.get_dummy_value()
+
+    return types.void(v, o, xb, xo, t, keep), codegen
+
+
+def _and_lanes_jit() -> Any:
+    from numba.extending import intrinsic
+
+    return intrinsic(_and_lanes_typer)
+
+
+#: ``and_lanes(v, o, xb, xo, t, keep)``: for r < QS_LANES, ``v[o + r] &= keep`` where ``xb[xo + r] > t``
+#: (one vector compare, select and AND; uint64 ``o``, ``xo``)
+and_lanes: Any = _and_lanes_py if getattr(numba.config, "DISABLE_JIT", False) else _and_lanes_jit()
+
+
+@kernel
+def predict_rows_qs8(model: Arrays, qs: Arrays, X: np.ndarray, n: int, out: np.ndarray) -> None:
+    """:func:`predict_rows_qs` on blocks of :data:`QS_LANES` rows, a node's test and mask update
+    one vector operation for the block (V-QuickScorer). Same ``qs``, same results bit for bit."""
+    root, feat, thr, child, kind, leaf, cat_bound, cat_bits = model
+    bound, q_thr, q_tree, q_keep, nan_as, e_node, e_tree, e_keep, l_off, l_val = qs
+    n_trees = root.shape[0]
+    n_feat = nan_as.shape[0]
+    B = QS_LANES
+    v = np.empty(n_trees * B, np.uint64)
+    xb = np.empty(n_feat * B, np.float64)
+    for b0 in range(0, n, B):
+        nb = min(B, n - b0)
+        for k in range(n_trees * B):
+            v[k] = _ALL
+        for f in range(n_feat):
+            top = -np.inf
+            for r in range(B):
+                x = -np.inf  # a lane past the rows: never false
+                if r < nb:
+                    x = X[b0 + r, f]
+                    if x != x:
+                        x = nan_as[f]
+                    elif -ZERO_THRESHOLD <= x <= ZERO_THRESHOLD:
+                        x = 0.0
+                xb[f * B + r] = x
+                top = max(top, x)
+            xo = np.uint64(f * B)
+            i = np.uint64(bound[f])
+            end = np.uint64(bound[f + 1])
+            while i < end and q_thr[i] < top:
+                and_lanes(v, np.uint64(q_tree[i]) * np.uint64(B), xb, xo, q_thr[i], q_keep[i])
+                i += np.uint64(1)
+        for j in range(e_node.shape[0]):
+            node = int(e_node[j])
+            right = child[2 * node + 1]
+            for r in range(nb):
+                if _slow_step(node, X[b0 + r, feat[node]], thr, child, kind, cat_bound, cat_bits) == right:
+                    v[np.uint64(e_tree[j]) * np.uint64(B) + np.uint64(r)] &= e_keep[j]
+        for r in range(nb):
+            out[b0 + r] = 0.0
+        for t in range(n_trees):
+            base = np.uint64(l_off[t])
+            for r in range(nb):
+                out[b0 + r] += l_val[base + np.uint64(trailing_zeros(v[t * B + r]))]

@@ -182,6 +182,76 @@ def _bundle(trees: Sequence[_Tree]) -> tuple[np.ndarray, ...]:
     return root, feat, thr, child, kind, leaf, cat_bound, cat_bits
 
 
+def _quickscorer(bundle: tuple[np.ndarray, ...], n_features: int) -> tuple[np.ndarray, ...] | None:
+    """The ``qs`` arrays of :func:`decisioner._kernels.trees.predict_rows_qs` for a bundle, or
+    None when a tree has more than :data:`~decisioner._kernels.trees.QS_MAX_LEAVES` leaves (the
+    walk scores those models)."""
+    root, feat, thr, child, kind, leaf = bundle[:6]
+    n_trees = root.shape[0]
+    l_off = np.empty(n_trees, np.int32)
+    l_val = np.empty(leaf.shape[0], np.float64)
+    node_tree = np.empty(feat.shape[0], np.int32)
+    clear = np.zeros(feat.shape[0], np.uint64)
+    children = child.tolist()
+    pos = 0
+    for t in range(n_trees):
+        l_off[t] = pos
+        start = int(root[t])
+        if start < 0:
+            l_val[pos] = leaf[~start]
+            pos += 1
+            continue
+        # in-order walk: leaves numbered left to right; a node's left subtree holds leaves [first, mid)
+        first: dict[int, int] = {}
+        count = 0
+        stack: list[tuple[int, int]] = [(start, 0)]
+        while stack:
+            node, state = stack.pop()
+            if node < 0:
+                l_val[pos + count] = leaf[~node]
+                count += 1
+                continue
+            if state == 0:
+                first[node] = count
+                stack.append((node, 1))
+                stack.append((children[2 * node], 0))
+            else:
+                node_tree[node] = t
+                width = count - first[node]
+                if count > K.QS_MAX_LEAVES:  # a leaf past bit 63
+                    return None
+                clear[node] = np.uint64(((1 << width) - 1) << first[node])
+                stack.append((children[2 * node + 1], 0))
+        if count > K.QS_MAX_LEAVES:
+            return None
+        pos += count
+    categorical = (kind & K.K_CATEGORICAL) != 0
+    zero_missing = (kind & K.K_MISSING_ZERO) != 0
+    nan_type = (kind & K.K_MISSING_NAN) != 0
+    # where LightGBM sends a NaN: missing type None compares it as 0.0, NaN goes the default side
+    nan_right = np.where(nan_type, (kind & K.K_DEFAULT_LEFT) == 0, thr < 0.0)
+    plain = ~categorical & ~zero_missing
+    nan_as = np.zeros(n_features, np.float64)
+    scanned = np.zeros(feat.shape[0], np.bool_)
+    for f in range(n_features):
+        nodes = plain & (feat == f)
+        best, best_ok = 0.0, None
+        for cand in (0.0, -math.inf, math.inf):
+            ok = nodes & ((cand > thr) == nan_right)
+            if best_ok is None or ok.sum() > best_ok.sum():
+                best, best_ok = cand, ok
+        nan_as[f] = best
+        assert best_ok is not None
+        scanned |= best_ok
+    idx = np.flatnonzero(scanned)
+    idx = idx[np.lexsort((thr[idx], feat[idx]))]
+    bound = np.searchsorted(feat[idx], np.arange(n_features + 1)).astype(np.int32)
+    exc = np.flatnonzero(~scanned)
+    keep = ~clear
+    return (bound, np.ascontiguousarray(thr[idx]), node_tree[idx], keep[idx], nan_as, exc.astype(np.int32),
+            node_tree[exc], keep[exc], l_off, l_val)
+
+
 class RankerModel:
     """A LightGBM model compiled to flat arrays, scored by one numba kernel for every model.
 
@@ -228,6 +298,7 @@ class RankerModel:
         self.fingerprint = fingerprint
         self.source = source
         self.average_output = average_output
+        self._qs = _quickscorer(bundle, len(feature_names))
 
     @property
     def n_trees(self) -> int:
@@ -323,7 +394,7 @@ class RankerModel:
                 f"Expected a 2-D feature matrix with {self.n_features} columns, got shape {arr.shape} - at `X`"
             )
         out = np.empty(arr.shape[0], np.float64)
-        K.predict_rows(self.bundle, arr, arr.shape[0], out)
+        self._score(arr, arr.shape[0], out)
         return out
 
     def predict_into(self, X: np.ndarray, n: int, out: np.ndarray) -> None:
@@ -355,7 +426,15 @@ class RankerModel:
         if not isinstance(out, np.ndarray) or out.dtype != np.float64 or out.ndim != 1 or out.shape[0] < n:
             got = f"{out.dtype}{out.shape}" if isinstance(out, np.ndarray) else type(out).__name__
             raise SchemaError(f"Expected a float64 vector of >= {n} values, got {got} - at `out`")
-        K.predict_rows(self.bundle, X, n, out)
+        self._score(X, n, out)
+
+    def _score(self, X: np.ndarray, n: int, out: np.ndarray) -> None:
+        if self._qs is None:  # a tree wider than 64 leaves: the walk
+            K.predict_rows(self.bundle, X, n, out)
+        elif n >= K.QS_LANES:  # vector QuickScorer: 8 rows a node test (about 8x the walk on 1,000 rows)
+            K.predict_rows_qs8(self.bundle, self._qs, X, n, out)
+        else:  # a few rows: scalar QuickScorer (a vector block would be mostly empty lanes)
+            K.predict_rows_qs(self.bundle, self._qs, X, n, out)
 
 
 # ---------------------------------------------------------------------- LightGBM text format
