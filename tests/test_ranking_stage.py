@@ -296,3 +296,27 @@ def test_config_checks(models: tuple[Path, Path], tmp_path: Path) -> None:
         config(a, retrieve=2)
     with pytest.raises(ModelError, match="Expected a model directory"):
         engine(tmp_path / "absent")
+
+
+def test_check_engine_holds_with_a_ranker(models: tuple[Path, Path]) -> None:
+    from decisioner.checks import check_engine
+
+    e = engine(models[0], policy={"kind": "epsilon_greedy", "epsilon": 0.2, "pool": 6})
+    for ev in history(80):
+        e.track(ev)
+    e.set_ranker("home", models[1])
+    check_engine(e, [("home" if j % 3 else None, view(j, f"c{j % 12}", item=f"i{j % N_ITEMS}")) for j in range(30)])
+
+
+def test_cli_model_shows_a_servable_model_and_refuses_others(
+    models: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from decisioner.cli import main
+
+    assert main(["model", str(models[0]), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["servable"] and out["trees"] == 30 and out["features"] == len(FEATURE_NAMES)
+    assert out["schema_version"] == SCHEMA_VERSION and len(out["fingerprint"]) == 64
+    other = write_model(tmp_path / "other", seed=4, names=("x", *FEATURE_NAMES[1:]))
+    assert main(["model", str(other)]) == 1
+    assert f"Expected feature 0 to be '{FEATURE_NAMES[0]}', got 'x'" in capsys.readouterr().err

@@ -568,6 +568,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], dict[str, Any] | tuple[dict[
     **dict.fromkeys(cli_world.COMMANDS, cli_world.run),
     "privacy": cli_privacy.run,
     "train": cli_train.run,
+    "model": cli_train.run_model,
 }
 
 
@@ -596,7 +597,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_log(out, args.target)
     elif args.command == "privacy":
         cli_privacy.print_human(args, out)
-    elif args.command == "train":
+    elif args.command in ("train", "model"):
         cli_train.print_human(out)
     else:
         _print_human(args.command, out)

@@ -1,6 +1,10 @@
 """``decisioner train --world DIR | --log FILE --out models/NAME``: train the learned ranker
 from a world's events or an engine's event log (see :mod:`decisioner.ranking.train`), report
-held-out NDCG@10 and AUC against the affinity scorer, and write the model directory."""
+held-out NDCG@10 and AUC against the affinity scorer, and write the model directory.
+
+``decisioner model DIR``: load a model directory as the engine would serve it (compiled, its
+feature schema checked against this release's) and show what it is, its held-out metrics and
+where it came from; a model the engine would refuse exits 1 with the reason."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["add_parser", "run", "print_human"]
+__all__ = ["add_parser", "run", "run_model", "print_human"]
 
 
 def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -26,6 +30,25 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     sp.add_argument("--negatives", type=int, default=10, help="random catalog items added per query (default 10)")
     sp.add_argument("--train-fraction", type=float, default=0.8, help="share of the time span trained on")
     sp.add_argument("--hash-key-env", default=None, help="with --log: the environment variable of the secret")
+    sp = sub.add_parser("model", help="check a model directory as the engine would serve it; show its metrics")
+    common(sp)
+    sp.add_argument("dir", help="a model directory (model.txt + features.json)")
+
+
+def run_model(args: argparse.Namespace) -> dict[str, Any]:
+    """Carry out ``model``: the served model's description, metrics and provenance."""
+    import json
+    from pathlib import Path
+
+    from .ranking.stage import load_served
+
+    served = load_served(args.dir)
+    out: dict[str, Any] = {"servable": True, **served.describe()}
+    for name in ("metrics", "provenance"):
+        f = Path(args.dir) / f"{name}.json"
+        if f.is_file():
+            out[name] = json.loads(f.read_text(encoding="utf-8"))
+    return out
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -52,6 +75,13 @@ def _fmt(c: dict[str, Any]) -> str:
 
 def print_human(out: dict[str, Any]) -> None:
     """A short table for a terminal."""
+    if "servable" in out:
+        print(f"servable: {out['source']} ({out['objective']}, {out['trees']} trees, {out['features']} features, "
+              f"schema {out['schema_version']}, fingerprint {out['fingerprint'][:16]})")
+        for name in ("ndcg@10", "auc"):
+            if name in out.get("metrics", {}):
+                print(f"  {name:<18}{_fmt(out['metrics'][name])}")
+        return
     q = out["queries"]
     print(f"trained {out['trees']} trees ({out['objective']}) on {q['train']} queries; held out {q['held_out']} "
           f"after {out['split_time']}; wrote {out['out']}")
