@@ -80,6 +80,28 @@ class RWLock:
             self._writer = me
             self._depth = 1
 
+    def try_acquire(self) -> bool:
+        """Take the exclusive side if that needs no waiting: no writer holds or awaits it and no
+        reader is inside (or this thread already holds it). Returns whether it was taken; never
+        blocks beyond the condition's short critical section (an event loop thread can call it)."""
+        me = threading.get_ident()
+        with self._cond:
+            if self._writer == me:
+                self._depth += 1
+                return True
+            if self._writer is not None or self._waiting or self._active:
+                return False
+            self._gate = True
+            if self._active:  # a reader slipped in before the gate closed: leave it be
+                self._gate = False
+                self._cond.notify_all()
+                return False
+            self._next_ticket += 1
+            self._serving += 1
+            self._writer = me
+            self._depth = 1
+            return True
+
     def release(self) -> None:
         with self._cond:
             if self._writer != threading.get_ident():

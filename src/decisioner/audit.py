@@ -23,6 +23,7 @@ import numpy as np
 
 from . import arguments
 from .errors import SchemaError
+from .schemas import Result
 from .snapshot import ComponentState
 
 __all__ = ["AuditEntry", "AuditLog", "actor", "now_ms"]
@@ -56,7 +57,7 @@ def now_ms() -> int:
     return _time.time_ns() // 1_000_000
 
 
-class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
+class AuditEntry(Result, frozen=True, kw_only=True):
     """One privacy operation.
 
     ``at`` is when it was asked (epoch ms, wall clock); ``op`` one of ``forget``, ``unlink``,

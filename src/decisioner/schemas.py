@@ -16,6 +16,7 @@ import codecs
 import math
 import numbers
 import threading
+from collections.abc import Iterator
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
@@ -45,6 +46,7 @@ __all__ = [
     "Opinion",
     "BehaviourEvent",
     "Outcome",
+    "Result",
     "SlotChoice",
     "Reason",
     "Decision",
@@ -52,6 +54,7 @@ __all__ = [
     "decode_events",
     "decode_outcome",
     "encode",
+    "to_builtins",
 ]
 
 SCHEMA_VERSION: Final = 3
@@ -335,7 +338,53 @@ class Outcome(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
         _check_number(self.value, 0.0, 1e12, "value")
 
 
-class SlotChoice(Struct, frozen=True, kw_only=True):
+class Result(Struct, frozen=True):
+    """Base of every public result (:class:`Decision`, its slots and reasons, reports): JSON-ready.
+
+    A result encodes directly with msgspec (``msgspec.json.encode(decision)``, what
+    :class:`decisioner.adapters.web.JSONResponse` does), and offers the three forms a user reaches
+    for without knowing msgspec:
+
+    - ``to_dict()``: plain ``dict``/``list``/``str``/number values, nested results included, for
+      ``json.dumps(decision.to_dict())``, templates or a DataFrame row; the standard library's
+      ``json.dumps(decision)`` cannot encode a class it does not know, so pass it
+      ``default=decisioner.schemas.to_builtins`` when a result sits inside other data;
+    - ``to_json()``: the JSON text (``str``) by msgspec's encoder (NaN and infinities become
+      ``null``, as JSON has no spelling for them);
+    - ``dict(result)``: the fields as ``(name, value)`` pairs, one level deep, as pydantic models
+      iterate; frameworks that fall back on ``dict(obj)`` (FastAPI's ``jsonable_encoder``) thereby
+      return a result from a route without conversion.
+
+    >>> r = Reason(kind="affinity", detail="category=shoes", weight=0.5)
+    >>> r.to_dict()
+    {'kind': 'affinity', 'detail': 'category=shoes', 'weight': 0.5}
+    >>> r.to_json()
+    '{"kind":"affinity","detail":"category=shoes","weight":0.5}'
+    >>> import json; json.dumps({"why": [r]}, default=to_builtins)
+    '{"why": [{"kind": "affinity", "detail": "category=shoes", "weight": 0.5}]}'
+    """
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as plain builtins (nested results too), ready for ``json.dumps``."""
+        out: dict[str, Any] = msgspec.to_builtins(self)
+        return out
+
+    def to_json(self) -> str:
+        """The result as JSON text."""
+        return _encoder.encode(self).decode()
+
+    def __iter__(self) -> Iterator[tuple[str, Any]]:
+        for name in self.__struct_fields__:
+            yield name, getattr(self, name)
+
+
+def to_builtins(obj: Any) -> Any:
+    """Any result (or data holding results) as plain builtins: the ``default`` hook of
+    ``json.dumps`` (``json.dumps(data, default=to_builtins)``)."""
+    return msgspec.to_builtins(obj)
+
+
+class SlotChoice(Result, frozen=True, kw_only=True):
     """The content chosen for one slot, with its score and the propensity of that choice."""
 
     content: str
@@ -343,7 +392,7 @@ class SlotChoice(Struct, frozen=True, kw_only=True):
     propensity: float
 
 
-class Reason(Struct, frozen=True, kw_only=True):
+class Reason(Result, frozen=True, kw_only=True):
     """Why a decision came out as it did: an affinity, a rule or the policy."""
 
     kind: str
@@ -351,7 +400,7 @@ class Reason(Struct, frozen=True, kw_only=True):
     weight: float = 0.0
 
 
-class Decision(Struct, frozen=True, kw_only=True):
+class Decision(Result, frozen=True, kw_only=True):
     """What the engine chose for one placement, with everything needed to replay it."""
 
     decision_id: str

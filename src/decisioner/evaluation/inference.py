@@ -40,6 +40,7 @@ import msgspec
 import numpy as np
 
 from ..errors import ConfigError
+from ..schemas import Result
 
 __all__ = [
     "BayesResult",
@@ -64,7 +65,7 @@ __all__ = [
 ]
 
 
-class BayesResult(msgspec.Struct, frozen=True):
+class BayesResult(Result, frozen=True):
     """Probability that the variant is best on the metric, and its expected loss."""
 
     metric: str
@@ -73,7 +74,7 @@ class BayesResult(msgspec.Struct, frozen=True):
     expected_loss: float
 
 
-class SRMResult(msgspec.Struct, frozen=True):
+class SRMResult(Result, frozen=True):
     """Sample-ratio-mismatch check: observed and expected units, chi-square and p-value."""
 
     observed: list[int]
@@ -84,7 +85,7 @@ class SRMResult(msgspec.Struct, frozen=True):
     threshold: float
 
 
-class IPWLift(msgspec.Struct, frozen=True):
+class IPWLift(Result, frozen=True):
     """Inverse-propensity-weighted (self-normalised) means of two arms under the logging policy's
     randomisation, their difference and its normal confidence interval."""
 

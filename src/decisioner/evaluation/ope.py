@@ -30,6 +30,7 @@ import msgspec
 import numpy as np
 
 from ..errors import ConfigError
+from ..schemas import Result
 
 __all__ = [
     "ESTIMATORS",
@@ -96,7 +97,7 @@ class BanditLog:
         )
 
 
-class OPEResult(msgspec.Struct, frozen=True):
+class OPEResult(Result, frozen=True):
     """One estimator's estimate of the evaluation policy's value and its bootstrap interval."""
 
     estimator: str

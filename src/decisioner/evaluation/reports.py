@@ -20,6 +20,7 @@ import msgspec
 import numpy as np
 
 from ..errors import ConfigError
+from ..schemas import Result
 from .inference import (
     BayesResult,
     IPWLift,
@@ -42,7 +43,7 @@ __all__ = [
 ]
 
 
-class VariantSummary(msgspec.Struct, frozen=True):
+class VariantSummary(Result, frozen=True):
     """Per-variant counts: units exposed, units converted, conversion rate, total value, value
     per unit and its standard deviation."""
 
@@ -55,7 +56,7 @@ class VariantSummary(msgspec.Struct, frozen=True):
     value_sd: float
 
 
-class Comparison(msgspec.Struct, frozen=True):
+class Comparison(Result, frozen=True):
     """One treatment against the control on one metric.
 
     ``abs_*``: difference of means and its interval; ``rel_*``: relative lift
@@ -85,7 +86,7 @@ class Comparison(msgspec.Struct, frozen=True):
     seq_high: float
 
 
-class ExperimentReport(msgspec.Struct, frozen=True):
+class ExperimentReport(Result, frozen=True):
     """Everything ``experiment_report`` computes, ready to encode as JSON."""
 
     experiment: str
