@@ -184,4 +184,18 @@ def test_clear_and_sizes() -> None:
     st.clear(0)
     assert as_dict(st, 0, T0) == {} and st.purchased(0).tolist() == [-1, -1]
     # 4 slots x (4 + 4 bytes) + t 8 + purchases 2x4 + pos 4 + last_seen 8 + events 8 + 8 recent x (4 + 8)
-    assert st.nbytes_per_profile() == 32 + 8 + 8 + 4 + 8 + 8 + 96
+    # + 8 touchpoints x (8 + 1 + 1 + 4) + their ring position 2
+    assert st.nbytes_per_profile() == 32 + 8 + 8 + 4 + 8 + 8 + 96 + 112 + 2
+
+
+def test_the_journey_keeps_the_newest_touchpoints_through_merges() -> None:
+    st = ProfileStore(slots=2, capacity=2, journey_slots=3)
+    for j, (t, kind, ch, item) in enumerate([(T0 + 5, 1, 0, 7), (T0 + 1, 2, 1, -1), (T0 + 9, 3, 2, 4)]):
+        st.add_touch(j % 2, t, kind, ch, item)
+    assert st.journey(0) == [(T0 + 9, 3, 2, 4), (T0 + 5, 1, 0, 7)]
+    st.add_touch(1, T0 + 3, 4, 0, 1)
+    st.merge(0, 1, np.ones(8))
+    assert st.journey(0) == [(T0 + 9, 3, 2, 4), (T0 + 5, 1, 0, 7), (T0 + 3, 4, 0, 1)]  # T0 + 1 is the oldest: gone
+    assert st.journey(1) == []
+    st.clear(0)
+    assert st.journey(0) == []

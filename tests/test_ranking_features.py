@@ -84,7 +84,8 @@ def test_state_written_before_recent_items_loads_with_none() -> None:
     fresh.load_state((old, meta))
     assert fresh.recent_item_.shape == (2, 8) and (fresh.recent_item_ == -1).all() and not fresh.recent_t_.any()
     with pytest.raises(NotReadyError, match=re.escape(
-        "expected profile state with 2 slots, 8 purchases and 4 recent items, got 2, 8 and 8 - at `profiles`"
+        "expected profile state with 2 slots, 8 purchases, 4 recent items and 8 touchpoints, got 2, 8, 8 and 8 - at "
+        "`profiles`"
     )):
         ProfileStore(slots=2, recent_slots=4).load_state(st.to_state())
 

@@ -4,7 +4,9 @@ engine has tracked every event of it (``decisioner generate`` writes the world).
 * ``tiers``: people per engagement tier, with the value per tier against the average;
 * ``pulse``: how each region feels about each topic (the opinion events);
 * ``audience --segment EXPR [--by A] [--by2 B] [--members] [--csv]``: a segment's size, breakdown
-  and cross-tab over every profile.
+  and cross-tab over every profile;
+* ``agent --id TYPE=VALUE [--channel C] [--placement P] [--text]``: one person's agent context
+  (:mod:`decisioner.agents`), with next-best actions from ``P``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 __all__ = ["COMMANDS", "UsageError", "add_parser", "run", "print_human"]
 
 #: the commands this module carries out
-COMMANDS = ("tiers", "pulse", "audience")
+COMMANDS = ("tiers", "pulse", "audience", "agent")
 
 
 class UsageError(Exception):
@@ -41,6 +43,15 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     sp.add_argument("--now", type=int, default=None, help="evaluation time, epoch ms (default: the newest event's)")
     sp.add_argument("--members", action="store_true", help="also list the members' person ids")
     sp.add_argument("--csv", action="store_true", help="print the breakdown (or the member ids) as CSV")
+    sp = sub.add_parser("agent", help="one person's context for an agent (interests, journey, consent, actions)")
+    common(sp)
+    sp.add_argument("--world", required=True, help="a world directory (`decisioner generate`)")
+    sp.add_argument("--max-events", type=int, default=None)
+    sp.add_argument("--id", required=True, action="append", help="an identifier TYPE=VALUE (repeatable)")
+    sp.add_argument("--channel", default="phone", help="the agent's consent channel (default phone)")
+    sp.add_argument("--placement", default=None, help="a placement to decide next-best actions on")
+    sp.add_argument("--now", type=int, default=None, help="epoch ms (default: the newest event's)")
+    sp.add_argument("--text", action="store_true", help="the compact plain-text form for an AI agent")
 
 
 def _tracked_world(world: str, seed: int, max_events: int | None) -> tuple[Any, int, float]:
@@ -69,6 +80,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.command == "pulse":
         return {"now": now, "cells": engine.pulse(), "events": engine.events_, "seconds": round(secs, 3)}
     at = args.now if args.now is not None else now
+    if args.command == "agent":
+        ids = {}
+        for pair in args.id:
+            kind, sep, value = pair.partition("=")
+            if not sep or not kind or not value:
+                raise UsageError(f"expected --id TYPE=VALUE, got {pair!r}")
+            ids[kind] = value
+        ctx = engine.agent_context(ids, now=at, channel=args.channel, placement=args.placement)
+        return {**ctx.to_dict(), "text": ctx.to_text()}
     out: dict[str, Any] = engine.audience(args.segment, now=at, by=args.by, by2=args.by2)
     if args.members:
         out["members"] = engine.audience_members(args.segment, now=at).tolist()
@@ -89,6 +109,8 @@ def print_human(args: argparse.Namespace, out: dict[str, Any]) -> None:
 
         print(f"opinions by region x topic at {out['now']} ({out['events']} events tracked in {out['seconds']:.1f} s)")
         print(format_table(out["cells"]))
+    elif args.command == "agent":
+        print(out["text"])
     elif args.csv:
         from .segments.audiences import breakdown_csv
 

@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from . import arguments, privacy, reads
+from . import agents, arguments, privacy, reads
 from ._kernels.rng import seed_state
 from .activity import ActivityStore
 from .allocation.experiments import HOLDOUT, NOT_ENROLLED, SEGMENT, ExperimentRuntime
@@ -421,6 +421,34 @@ class Engine(Durable):
     def _inventory(self, op: InventoryOp) -> None:
         self.catalog.item_index(op.item, where="inventory")  # validate before anything moves
         self.journal.run(op, lambda: self.placements_.set_inventory(op.item, op.inventory))
+
+    # Agents (see :mod:`decisioner.agents`): context, feedback, explanations
+    def agent_context(self, ids: dict[str, str], *, now: int, channel: str = "phone", placement: str | None = None,
+                      top: int = 10) -> agents.AgentContext:
+        """The person's context for an agent on ``channel``; see :func:`decisioner.agents.agent_context`."""
+        return agents.agent_context(self, ids, now=now, channel=channel, placement=placement, top=top)
+
+    def feedback(self, decision_id: str, *, ids: dict[str, str], content: str, reaction: str, time: int,
+                 value: float | None = None, channel: str = "phone") -> dict[str, Any]:
+        """An agent's reaction to an action; see :func:`decisioner.agents.feedback`."""
+        return agents.feedback(self, decision_id, ids=ids, content=content, reaction=reaction, time=time,
+                               value=value, channel=channel)
+
+    def explain(self, decision_id: str) -> dict[str, Any]:
+        """A past decision as logged; see :func:`decisioner.agents.explain`."""
+        return agents.explain(self, decision_id)
+
+    def apply_feedback(self, outcome: Any | None, event: Any) -> dict[str, Any]:
+        """Join ``outcome`` (if any) and track ``event`` under one hold of the writer lock; both
+        are checked first, and a refused outcome leaves the event untracked."""
+        ev = decode_event(event, max_bytes=self.config.limits.max_payload_bytes)
+        checked = self.tracker.validate(ev)
+        out = decode_outcome(outcome) if outcome is not None else None
+        with self.journal.lock:
+            if out is not None:
+                self._observe(out, ObserveOp(out))
+            row = self._track(ev, checked, TrackOp(self._hashed(ev, checked.keys)))
+        return {"rewarded": out is not None, "event": str(type(ev).__struct_config__.tag), "profile": row}
 
     def set_ranker(self, placement: str, model: str | Path) -> dict[str, Any]:
         """Serve the model directory ``model`` on ``placement`` from the next decision on (a hot

@@ -46,12 +46,14 @@ from .activity import ActivityStore
 from .attributes import AttributeStore
 from .audit import AuditLog, now_ms
 from .audit import actor as audit_actor
+from .consent import CHANNELS
 from .engagement import EngagementStore
 from .errors import SchemaError
 from .identity import IdentityGraph
 from .identity.graph import UnmergeResult
 from .journal import ExpireOp, ExportOp, ForgetOp, SplitOp, UnlinkOp
 from .profiles import ProfileStore
+from .schemas import EVENT_TYPES
 
 if TYPE_CHECKING:
     from .allocation.experiments import ExperimentRuntime
@@ -362,6 +364,10 @@ def export(stores: PersonStores, ids: Mapping[str, str], *, now: int | None = No
         "interests": [(cat.fv_names[int(f)], float(s)) for f, s in zip(fids, scores)],
         "purchased": [cat.ids[int(i)] for i in prof.purchased_[row].tolist() if i >= 0],
         "recent_items": [(cat.ids[i], t) for i, t in prof.recent(row)],
+        "journey": [
+            {"time": t, "event": EVENT_TYPES[k], "channel": CHANNELS[c], "item": cat.ids[i] if i >= 0 else None}
+            for t, k, c, i in prof.journey(row)
+        ],
         "consent": stores.consent.grid(row),
         "consent_history": stores.consent.history_of(members),
         "last_seen": int(prof.last_seen_[row]),

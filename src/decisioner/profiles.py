@@ -69,6 +69,7 @@ class ProfileStore:
         purchased_slots: int = 8,
         capacity: int = 1024,
         recent_slots: int = 8,
+        journey_slots: int = 8,
     ) -> None:
         self.slots = slots
         self.purchased_slots = purchased_slots
@@ -84,19 +85,32 @@ class ProfileStore:
         self.events_ = np.zeros(cap, dtype=np.int64)
         self.recent_item_ = np.full((cap, max(1, recent_slots)), -1, dtype=np.int32)
         self.recent_t_ = np.zeros((cap, max(1, recent_slots)), dtype=np.int64)
+        self.journey_slots = journey_slots
+        j = max(1, journey_slots)
+        self.journey_t_ = np.zeros((cap, j), dtype=np.int64)  # 0: an empty slot
+        self.journey_kind_ = np.zeros((cap, j), dtype=np.int8)  # event type code (schemas.EVENT_TYPES)
+        self.journey_channel_ = np.zeros((cap, j), dtype=np.int8)  # consent channel index
+        self.journey_item_ = np.full((cap, j), -1, dtype=np.int32)
+        self.journey_pos_ = np.zeros(cap, dtype=np.int16)  # the slot the next touchpoint takes
         self._out_fid = np.empty(slots, dtype=np.int32)
         self._out_score = np.empty(slots, dtype=np.float64)
 
     _ARRAYS: Final = (
         "fid_", "score_", "t_", "purchased_", "purchased_pos_", "last_seen_", "events_", "recent_item_", "recent_t_",
+        "journey_t_", "journey_kind_", "journey_channel_", "journey_item_", "journey_pos_",
     )
     #: arrays a snapshot written before they existed lacks (filled as for a new profile)
-    _ADDED: Final = ("recent_item_", "recent_t_")
+    _ADDED: Final = (
+        "recent_item_", "recent_t_", "journey_t_", "journey_kind_", "journey_channel_", "journey_item_",
+        "journey_pos_",
+    )
+    _FILL: Final = {"fid_": -1, "purchased_": -1, "recent_item_": -1, "journey_item_": -1}
 
     @classmethod
     def from_spec(cls, spec: ProfileSpec) -> ProfileStore:
         """A store with the slots and purchase slots of ``spec``."""
-        return cls(slots=spec.slots, purchased_slots=spec.purchased_slots, recent_slots=spec.recent_slots)
+        return cls(slots=spec.slots, purchased_slots=spec.purchased_slots, recent_slots=spec.recent_slots,
+                   journey_slots=spec.journey_slots)
 
     @property
     def n_rows(self) -> int:
@@ -111,7 +125,7 @@ class ProfileStore:
             cap *= 2
         for name in self._ARRAYS:
             old = getattr(self, name)
-            fill = {"fid_": -1, "purchased_": -1, "recent_item_": -1}.get(name, 0)
+            fill = self._FILL.get(name, 0)
             new = np.full((cap, *old.shape[1:]), fill, dtype=old.dtype)
             new[: old.shape[0]] = old
             setattr(self, name, new)
@@ -127,6 +141,11 @@ class ProfileStore:
         self.events_[row] = 0
         self.recent_item_[row] = -1
         self.recent_t_[row] = 0
+        self.journey_t_[row] = 0
+        self.journey_kind_[row] = 0
+        self.journey_channel_[row] = 0
+        self.journey_item_[row] = -1
+        self.journey_pos_[row] = 0
 
     def update(self, row: int, fvs: np.ndarray, weights: np.ndarray, now: int, half_lives: np.ndarray) -> None:
         """Add decayed interest in facet values ``fvs`` (int32) with ``weights`` (float64)."""
@@ -180,6 +199,43 @@ class ProfileStore:
             items[k] = item
             times[k] = now
 
+    def add_touch(self, row: int, now: int, kind: int, channel: int, item: int) -> None:
+        """Remember a touchpoint of the person (event type code ``kind`` on consent channel
+        ``channel`` at ``now``, about ``item`` or -1) in the row's ring of the last
+        ``journey_slots``; the oldest goes."""
+        if self.journey_slots == 0:
+            return
+        k = int(self.journey_pos_[row])
+        self.journey_t_[row, k] = now
+        self.journey_kind_[row, k] = kind
+        self.journey_channel_[row, k] = channel
+        self.journey_item_[row, k] = item
+        self.journey_pos_[row] = (k + 1) % self.journey_slots
+
+    def journey(self, row: int) -> list[tuple[int, int, int, int]]:
+        """The row's touchpoints ``(time, kind, channel, item)``, newest first (ties: the later
+        recorded first)."""
+        if self.journey_slots == 0:
+            return []
+        n = self.journey_slots
+        k = int(self.journey_pos_[row])
+        order = [(k - 1 - j) % n for j in range(n)]  # newest recorded first
+        t, kd, ch, it = (a[row].tolist() for a in (self.journey_t_, self.journey_kind_, self.journey_channel_,
+                                                    self.journey_item_))
+        out = [(t[j], kd[j], ch[j], it[j]) for j in order if t[j] != 0]
+        return sorted(out, key=lambda x: -x[0])
+
+    def _merge_journey(self, dst: int, src: int) -> None:
+        both = self.journey(dst) + self.journey(src)
+        keep = sorted(both, key=lambda x: x[0])[-self.journey_slots:] if self.journey_slots else []
+        self.journey_t_[dst] = 0
+        self.journey_kind_[dst] = 0
+        self.journey_channel_[dst] = 0
+        self.journey_item_[dst] = -1
+        self.journey_pos_[dst] = 0
+        for t, kd, ch, it in keep:  # oldest first, so the ring's order is time order
+            self.add_touch(dst, t, kd, ch, it)
+
     def recent(self, row: int) -> list[tuple[int, int]]:
         """The recently touched items of ``row`` with their latest event time, newest first."""
         pairs = [(int(i), int(t)) for i, t in zip(self.recent_item_[row].tolist(), self.recent_t_[row].tolist())
@@ -202,12 +258,14 @@ class ProfileStore:
         self.events_[dst] += self.events_[src]
         for item, t in self.recent(src):
             self.add_recent(dst, item, t)
+        self._merge_journey(dst, src)
         self.clear(src)
 
     def to_state(self) -> ComponentState:
         """Every row's arrays (the state a snapshot holds), and the shape parameters."""
         return {n.rstrip("_"): getattr(self, n) for n in self._ARRAYS}, {
             "slots": self.slots, "purchased_slots": self.purchased_slots, "recent_slots": self.recent_slots,
+            "journey_slots": self.journey_slots,
         }
 
     def load_state(self, state: ComponentState) -> None:
@@ -221,20 +279,21 @@ class ProfileStore:
         """
         arrays, meta = state
         recent = meta.get("recent_slots", self.recent_slots)  # absent: written before recent items existed
-        if (meta.get("slots"), meta.get("purchased_slots"), recent) != (
-            self.slots, self.purchased_slots, self.recent_slots
+        journey = meta.get("journey_slots", self.journey_slots)  # absent: written before the journey
+        if (meta.get("slots"), meta.get("purchased_slots"), recent, journey) != (
+            self.slots, self.purchased_slots, self.recent_slots, self.journey_slots
         ):
             raise NotReadyError(
-                f"expected profile state with {self.slots} slots, {self.purchased_slots} purchases and "
-                f"{self.recent_slots} recent items, got {meta.get('slots')}, {meta.get('purchased_slots')} and "
-                f"{recent} - at `profiles`"
+                f"expected profile state with {self.slots} slots, {self.purchased_slots} purchases, "
+                f"{self.recent_slots} recent items and {self.journey_slots} touchpoints, got {meta.get('slots')}, "
+                f"{meta.get('purchased_slots')}, {recent} and {journey} - at `profiles`"
             )
         rows = int(np.asarray(arrays["t"]).shape[0])
         for n in self._ARRAYS:
             old = getattr(self, n)
             key = n.rstrip("_")
             if key not in arrays and n in self._ADDED:
-                new = np.full((rows, *old.shape[1:]), -1 if n == "recent_item_" else 0, dtype=old.dtype)
+                new = np.full((rows, *old.shape[1:]), self._FILL.get(n, 0), dtype=old.dtype)
             else:
                 new = np.array(arrays[key], dtype=old.dtype)
             setattr(self, n, new)

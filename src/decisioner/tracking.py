@@ -26,6 +26,9 @@ from .profiles import idle_rows
 from .schemas import EVENT_TYPES, Event, Identify, Opinion, Purchase
 from .scoring import ENGAGEMENTS, AffinityScorer
 
+#: event type code of each tag (the profile journey's ``kind``)
+_KIND: Final = {t: i for i, t in enumerate(EVENT_TYPES)}
+
 if TYPE_CHECKING:
     from .privacy import PersonStores
     from .pulse import Pulse
@@ -268,6 +271,13 @@ class Tracker:
             self._engage(row, event, etype, channel)
         if self.activity is not None and self.activity.active and not (res.anonymous or res.suppressed):
             self._record_activity(row, etype, now, channel, event.channel)
+        if prof.journey_slots and not (load or res.anonymous or res.suppressed):
+            # the journey an agent sees is profiling too: personalization consent on the channel
+            if channel < 0:
+                channel = self.consent.channel_of(event.channel)
+            if int(self.consent.allow_[row]) >> cell(_PERSONALIZATION, channel) & 1:
+                where = self.consent.channel_of(event.channel)  # the event's own channel, not a placement's
+                prof.add_touch(row, now, _KIND[etype], where, items[0] if items else -1)
         prof.touch(row, now)
         self.events_ += 1
         return row, fvs, wts

@@ -54,7 +54,7 @@ KERNELS: tuple[Any, ...] = (
     segments.segment_eval, segments.affinity_share,
     activity.activity_record, activity.activity_count, activity.activity_merge,
     features.featurize, trees.predict_rows, trees.predict_rows_qs,
-    trees.predict_rows_qs8, trees.predict_row,
+    trees.predict_rows_qs8, trees.predict_rows_qs16, trees.predict_row,
 )
 
 #: kernels off the request path (privacy and admin operations, bulk loading, tests):
@@ -133,7 +133,9 @@ def _warm_trees() -> None:
     out = np.empty(2)
     model.predict_into(X, 2, out)  # scalar QuickScorer (every tree <= 64 leaves, a few rows)
     wide = np.repeat(X, trees.QS_LANES // 2, axis=0)
-    model.predict_into(wide, wide.shape[0], np.empty(wide.shape[0]))  # vector QuickScorer (>= 8 rows)
+    model.predict_into(wide, wide.shape[0], np.empty(wide.shape[0]))  # 16-row QuickScorer (>= 8 rows, <= 32 leaves)
+    assert model._qs is not None
+    trees.predict_rows_qs8(model.bundle, model._qs, wide, wide.shape[0], np.empty(wide.shape[0]))  # 33-64 leaves
     trees.predict_rows(model.bundle, X, 2, out)  # the walk: models with a wider tree
     trees.predict_row(model.bundle, X, 0)
 

@@ -210,6 +210,34 @@ def test_quickscorer_equals_the_walk_on_every_split_kind() -> None:
     assert out[:8].tolist() == [ref.lgb_predict_ref(ref_trees, average, row) for row in X[:8]]
 
 
+def test_quickscorer16_equals_the_walk_on_every_split_kind() -> None:
+    """The uint32 / 16-row QuickScorer (the default when every tree has <= 32 leaves) gives the
+    walk's scores bit for bit on random models with every split kind, for full and partial blocks,
+    writing nothing past ``n``; a tree of 32 leaves uses the mask's top bit."""
+    rng = np.random.default_rng(12)
+    n_features = 5
+    trees = [random_tree(rng, n_features, int(rng.integers(1, 33))) for _ in range(size(30, 6))]
+    trees.append(random_tree(rng, n_features, 32))
+    model = RankerModel.from_text(model_text(trees, n_features))
+    assert model._qs16 is not None and model._qs16[3].shape[0] > 0  # some exception nodes
+    X = hostile_rows(rng, size(3000, 120), n_features)
+    want = walk(model, X)
+    for n in (X.shape[0], 1, K.QS16_LANES - 1, K.QS16_LANES, K.QS16_LANES + 3):
+        out = np.full(X.shape[0] + 1, NAN)
+        K.predict_rows_qs16(model.bundle, model._qs16, X, n, out)
+        assert np.array_equal(out[:n], want[:n])
+        assert np.isnan(out[n:]).all()
+    assert np.array_equal(model.predict(X), want)
+
+
+def test_a_tree_of_33_leaves_leaves_the_16_row_quickscorer() -> None:
+    rng = np.random.default_rng(13)
+    model = RankerModel.from_text(model_text([random_tree(rng, 3, 33), random_tree(rng, 3, 8)], 3))
+    assert model._qs is not None and model._qs16 is None
+    X = hostile_rows(rng, 100, 3)
+    assert np.array_equal(model.predict(X), walk(model, X))
+
+
 @pytest.mark.parametrize(("decision_type", "threshold", "nan_as"), [
     (0, 0.5, 0.0),  # missing None: NaN compares as zero
     (2 | 8, -0.5, -INF),  # missing NaN, default left: below every threshold

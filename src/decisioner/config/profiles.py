@@ -21,6 +21,9 @@ class ProfileSpec(Struct, **SPEC):
     #: recently touched items remembered per profile with their latest event time (recency
     #: features of the learned ranker); 0: none
     recent_slots: Annotated[int, Meta(ge=0, le=256)] = 8
+    #: touchpoints remembered per profile (time, event type, consent channel, item), for an
+    #: agent's view of the recent journey; 0 keeps none
+    journey_slots: Annotated[int, Meta(ge=0, le=256)] = 8
     half_life_days: Annotated[float, Meta(gt=0.0, le=36500.0)] = 14.0
     facet_half_life_days: dict[str, Annotated[float, Meta(gt=0.0, le=36500.0)]] = {}
     event_weights: dict[str, Annotated[float, Meta(ge=0.0, le=1000.0)]] = {}
