@@ -23,6 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from .agents import AgentContext
 from .engine import Engine
 from .schemas import Decision
 
@@ -99,6 +100,24 @@ class AsyncEngine:
     async def recommend(self, ids: dict[str, str], *, placement: str, now: int) -> Decision:
         """Awaitable :meth:`Engine.recommend` (read-only; handed-off reads run in parallel)."""
         return await self._run(self.engine.recommend, ids, placement=placement, now=now)
+
+    async def agent_context(
+        self, ids: dict[str, str], *, now: int, channel: str = "phone", placement: str | None = None, top: int = 10
+    ) -> AgentContext:
+        """Awaitable :meth:`Engine.agent_context` (with ``placement``, a decision like any other)."""
+        return await self._run(self.engine.agent_context, ids, now=now, channel=channel, placement=placement, top=top)
+
+    async def feedback(
+        self, decision_id: str, *, ids: dict[str, str], content: str, reaction: str, time: int,
+        value: float | None = None, channel: str = "phone",
+    ) -> dict[str, Any]:
+        """Awaitable :meth:`Engine.feedback`."""
+        return await self._run(self.engine.feedback, decision_id, ids=ids, content=content, reaction=reaction,
+                               time=time, value=value, channel=channel)
+
+    async def explain(self, decision_id: str) -> dict[str, Any]:
+        """Awaitable :meth:`Engine.explain`."""
+        return await self._run(self.engine.explain, decision_id)
 
     def close(self) -> None:
         """Wait for running calls and stop the worker threads."""

@@ -71,9 +71,9 @@ class AuditEntry(Result, frozen=True, kw_only=True):
     at: int
     actor: str
     op: str
-    persons: list[int] = []
-    keys: list[str] = []
-    removed: dict[str, int] = {}
+    persons: list[int] = []  # noqa: RUF012 (a msgspec Struct: defaults are copied)
+    keys: list[str] = []  # noqa: RUF012
+    removed: dict[str, int] = {}  # noqa: RUF012
 
 
 class AuditLog:

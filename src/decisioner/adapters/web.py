@@ -69,7 +69,7 @@ def status_of(exc: DecisionerError) -> int:
     404
     """
     for cls in type(exc).__mro__:
-        status = STATUS.get(cls)  # type: ignore[call-overload]
+        status = STATUS.get(cls)
         if status is not None:
             return status
     return 400

@@ -36,7 +36,6 @@ import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
-import msgspec
 import numpy as np
 
 from ..errors import ConfigError

@@ -16,7 +16,6 @@ import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
-import msgspec
 import numpy as np
 
 from ..errors import ConfigError
@@ -97,7 +96,7 @@ class ExperimentReport(Result, frozen=True):
     comparisons: list[Comparison]
     bayes: list[BayesResult]
     srm: SRMResult
-    ipw: list[IPWLift] = []
+    ipw: list[IPWLift] = []  # noqa: RUF012 (a msgspec Struct: defaults are copied)
 
 
 # --------------------------------------------------------------------------- summaries
