@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import cli_privacy, cli_train, cli_world
+from . import cli_mcp, cli_privacy, cli_train, cli_world
 from .cli_world import UsageError
 from .errors import DecisionerError, SchemaError
 
@@ -550,6 +550,7 @@ def _parser() -> argparse.ArgumentParser:
     lp.add_argument("target", help="an event log file, or a durable directory (its events.log and snapshot)")
     cli_privacy.add_parser(sub, common)
     cli_train.add_parser(sub, common)
+    cli_mcp.add_parser(sub, common)
     return p
 
 
@@ -569,6 +570,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], dict[str, Any] | tuple[dict[
     "privacy": cli_privacy.run,
     "train": cli_train.run,
     "model": cli_train.run_model,
+    "mcp": cli_mcp.run,
 }
 
 
@@ -589,6 +591,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     out, code = res if isinstance(res, tuple) else (res, 0)
+    if args.command == "mcp":  # stdout carried the protocol
+        return code
     if args.json:
         print(json.dumps(out))
     elif args.command in cli_world.COMMANDS:
