@@ -36,15 +36,17 @@ def _session(aeng: AsyncEngine, reqs: list[dict[str, Any]]) -> Callable[[], Any]
 @pytest.mark.benchmark(group="async-decide")
 @pytest.mark.parametrize("loop_name", list(LOOPS))
 def test_async_decide_inline_vs_handoff(benchmark: Any, state: BenchState, smoke: bool, loop_name: str) -> None:
-    """Each round runs one batch synchronously, one inline and one handed off (fresh requests
-    each), so drift of a shared machine hits the three alike; pytest-benchmark times the inline
-    batches, ``extra_info`` has the median microseconds per decide of each mode."""
+    """Each round runs one batch synchronously, one by ``engine.decide`` called straight from a
+    coroutine (raw inline: what the loop would pay without AsyncEngine), one through AsyncEngine
+    inline and one handed off (fresh requests each), so drift of a shared machine hits them alike;
+    pytest-benchmark times the AsyncEngine inline batches, ``extra_info`` has the median and best
+    microseconds per decide of each mode."""
     rounds = 1 if smoke else 15
     loop = LOOPS[loop_name]()
     inline = AsyncEngine(state.engine, inline=True, max_workers=2)
     handoff = AsyncEngine(state.engine, inline=False, max_workers=2)
     eng = state.engine
-    times: dict[str, list[float]] = {"sync": [], "handoff": []}
+    times: dict[str, list[float]] = {"sync": [], "raw": [], "handoff": []}
 
     def timed(fn: Callable[[], Any]) -> float:
         t0 = time.perf_counter()
@@ -55,8 +57,14 @@ def test_async_decide_inline_vs_handoff(benchmark: Any, state: BenchState, smoke
         for r in state.requests(BATCH, seed=1):
             eng.decide(r, placement="home")
 
+    async def raw_session(reqs: list[dict[str, Any]]) -> None:
+        for r in reqs:  # the engine called straight from a coroutine: no lock probe, no yield
+            eng.decide(r, placement="home")
+
     def round_() -> None:
         times["sync"].append(timed(sync_batch))
+        raw = state.requests(BATCH, seed=4)
+        times["raw"].append(timed(lambda: loop.run_until_complete(raw_session(raw))))
         reqs = state.requests(BATCH, seed=2)
         times["handoff"].append(timed(lambda: loop.run_until_complete(_session(handoff, reqs)())))
 
@@ -66,7 +74,7 @@ def test_async_decide_inline_vs_handoff(benchmark: Any, state: BenchState, smoke
     try:
         round_()  # untimed: threads started, loop primed
         inline_batch(state.requests(BATCH, seed=3))
-        times = {"sync": [], "handoff": []}
+        times = {"sync": [], "raw": [], "handoff": []}
         per_inline: list[float] = []
 
         def setup() -> tuple[tuple[list[dict[str, Any]]], dict[str, Any]]:
@@ -85,9 +93,11 @@ def test_async_decide_inline_vs_handoff(benchmark: Any, state: BenchState, smoke
         benchmark.extra_info.update({
             "decides_per_batch": BATCH,
             "sync_us_per_decide": median_us(times["sync"]),
+            "raw_inline_us_per_decide": median_us(times["raw"]),
             "inline_us_per_decide": median_us(per_inline),
             "handoff_us_per_decide": median_us(times["handoff"]),
             "sync_min_us": round(min(times["sync"]) / BATCH * 1e6, 2),
+            "raw_inline_min_us": round(min(times["raw"]) / BATCH * 1e6, 2),
             "inline_min_us": round(min(per_inline) / BATCH * 1e6, 2),
             "handoff_min_us": round(min(times["handoff"]) / BATCH * 1e6, 2),
             "inline_calls": inline.inline_calls_,

@@ -63,10 +63,10 @@ class RWLock:
     # ------------------------------------------------------------------ exclusive side
     def acquire(self) -> None:
         me = threading.get_ident()
+        if self._writer == me:  # re-entry: only this thread sets or clears its own ident here
+            self._depth += 1
+            return
         with self._cond:
-            if self._writer == me:
-                self._depth += 1
-                return
             ticket = self._next_ticket
             self._next_ticket += 1
             self._waiting += 1
@@ -85,10 +85,10 @@ class RWLock:
         reader is inside (or this thread already holds it). Returns whether it was taken; never
         blocks beyond the condition's short critical section (an event loop thread can call it)."""
         me = threading.get_ident()
+        if self._writer == me:
+            self._depth += 1
+            return True
         with self._cond:
-            if self._writer == me:
-                self._depth += 1
-                return True
             if self._writer is not None or self._waiting or self._active:
                 return False
             self._gate = True
@@ -103,6 +103,9 @@ class RWLock:
             return True
 
     def release(self) -> None:
+        if self._depth > 1 and self._writer == threading.get_ident():  # leaving a re-entry: no one waits on it
+            self._depth -= 1
+            return
         with self._cond:
             if self._writer != threading.get_ident():
                 raise RuntimeError("release of a write lock this thread does not hold")
