@@ -60,6 +60,9 @@ class Receiver:
                 receiver.gate.wait()
                 n = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(n)
+                if len(body) < n:  # the sender went away mid-request (killed): nothing to answer
+                    self.close_connection = True
+                    return None
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 with receiver.lock:
                     receiver.requests.append((self.command, self.path, headers, body))

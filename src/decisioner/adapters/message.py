@@ -82,7 +82,8 @@ def make_message(route: str, payload: Any, *, message_id: str | None = None, key
         body = _json.encode(payload)
     except (TypeError, ValueError, OverflowError) as e:
         raise ConfigError(
-            f"Expected a JSON-encodable payload, got a {type(payload).__name__} that is not ({e}) - at `{where}.payload`"
+            f"Expected a JSON-encodable payload, got a {type(payload).__name__} that is not ({e}) "
+            f"- at `{where}.payload`"
         ) from None
     created = int(time.time() * 1000) if created_ms is None else int(created_ms)
     return Message(id=mid, route=route, key=key, created_ms=created, body=body)
