@@ -57,3 +57,32 @@ def test_train_bad_input(small_world: str, tmp_path: Path, capsys: pytest.Captur
     assert main(["train", *[a.format(**fmt) for a in args], "--out", str(out)]) == code
     assert capsys.readouterr().err.startswith(message)
     assert not out.exists()
+
+
+def test_train_from_an_engines_event_log(
+    small_world: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--log``: a durable directory's event log (its snapshot gives config and catalog; the
+    secret comes from the environment) trains like the world it recorded."""
+    import re
+
+    from decisioner import Engine
+
+    key = re.search(r'hash_key = "([0-9a-f]+)"', (Path(small_world) / "config.toml").read_text())
+    assert key is not None
+    e = Engine.from_world(small_world)
+    e.durable(tmp_path / "d")
+    for line in (Path(small_world) / "events.jsonl").read_text().splitlines()[:12000]:
+        e.track(json.loads(line))
+    e.detach_log()
+    monkeypatch.setenv("TRAIN_TEST_KEY", key.group(1))
+    out = tmp_path / "m"
+    assert main(["train", "--log", str(tmp_path / "d" / "events.log"), "--hash-key-env", "TRAIN_TEST_KEY",
+                 "--out", str(out), "--trees", "5", "--candidates", "20", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["queries"]["train"] > 0 and rep["provenance"]["source"]["kind"] == "log"
+    assert (out / "model.txt").is_file()
+    # the same events from the world give the same queries
+    assert main(["train", "--world", small_world, "--max-events", "12000", "--out", str(tmp_path / "w"),
+                 "--trees", "5", "--candidates", "20", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["queries"] == rep["queries"]

@@ -201,9 +201,9 @@ def test_one_signature_per_kernel_after_warm_up() -> None:
         "b = {k.__name__: [str(s) for s in k.signatures] for k in KERNELS}\n"
         "print(json.dumps([a, b]))\n"
     )
-    from decisioner.warmup import ADMIN
+    from decisioner.warmup import ADMIN, RANKER
 
-    admin = {k.__name__ for k in ADMIN}
+    admin = {k.__name__ for k in ADMIN + RANKER}
     sigs, sigs_all = json.loads(out)
     wrong = {name: s for name, s in sigs.items() if len(s) != (0 if name in admin else 1)}
     assert not wrong, f"expected one signature per request-path kernel and none for {sorted(admin)}, got {wrong}"

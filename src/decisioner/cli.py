@@ -59,7 +59,7 @@ def _latency_table(title: str, lat: dict[str, Any]) -> str:
 def _cmd_warmup(args: argparse.Namespace) -> dict[str, Any]:
     from .warmup import warm_up
 
-    secs = warm_up(admin=args.all)
+    secs = warm_up(admin=args.all, ranker=args.ranker)
     return {"warm_up_s": round(secs, 3)}
 
 
@@ -465,6 +465,7 @@ def _parser() -> argparse.ArgumentParser:
     common(sp)
     sp.add_argument("--all", action="store_true",
                     help="also the admin kernels (forget, unlink, split, expire), e.g. to fill a cache at build time")
+    sp.add_argument("--ranker", action="store_true", help="also the learned ranker's kernels")
     sp = sub.add_parser("generate", help="write a seeded synthetic world")
     common(sp)
     sp.add_argument("--people", type=int, default=20_000)

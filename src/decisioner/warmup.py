@@ -37,7 +37,7 @@ import numpy as np
 from ._kernels import activity, affinity, bandit, decide, features, graph, linear, rng, segments, topk, trees
 from .identity.normalise import warm_up_phones
 
-__all__ = ["ADMIN", "KERNELS", "warm_up"]
+__all__ = ["ADMIN", "KERNELS", "RANKER", "warm_up", "warm_ranker"]
 
 #: every public kernel (dispatchers), for warm-up and the one-signature check
 KERNELS: tuple[Any, ...] = (
@@ -63,6 +63,31 @@ ADMIN: tuple[Any, ...] = (
     graph.graph_link_many, graph.graph_recompute, graph.graph_expired, graph.graph_find_nodes, graph.graph_find_root,
     graph.graph_edges_of, rng.rng_fill_uniform, rng.rng_fill_beta, affinity.score_items,
 )
+
+
+#: the learned ranker's kernels (features, compiled trees, the ranked slate): ``warm_up()`` leaves
+#: them cold unless ``ranker=True`` (or ``admin=True``); an engine with a ranker configured warms
+#: them when it is built (:func:`warm_ranker`), so a deployment without one pays nothing for them
+RANKER: tuple[Any, ...] = (
+    decide.slate_ranked, features.featurize, trees.predict_rows, trees.predict_rows_qs, trees.predict_rows_qs8,
+    trees.predict_rows_qs16, trees.predict_row,
+)
+
+
+def warm_ranker() -> float:
+    """Compile or load the :data:`RANKER` kernels; returns the seconds it took."""
+    t0 = time.perf_counter()
+    plc = (np.ones(2, np.uint8), np.zeros(2), np.zeros(2), np.zeros(2), np.zeros(2))
+    params = np.zeros(decide.N_PARAMS)
+    params[[decide.P_AFFINITY_W, decide.P_SLOTS, decide.P_PRIOR_TRIALS]] = 1.0
+    dout, counts = decide.new_out(1), np.zeros(decide.N_COUNTS, np.int64)
+    rwork = (np.empty(2, np.int64), np.empty(2, np.int64), np.empty(2, np.int64), np.empty(2))
+    decide.slate_ranked(np.array([0.5, 1.0]), np.array([1, 0], np.int64), plc, params, rng.seed_state(0), rwork,
+                        np.empty(2), dout, counts)
+    _warm_features()
+    # a two-leaf tree with a categorical split, the bundle's dtypes (ranking/model.py)
+    _warm_trees()
+    return time.perf_counter() - t0
 
 
 def _warm_identity() -> None:
@@ -140,9 +165,10 @@ def _warm_trees() -> None:
     trees.predict_row(model.bundle, X, 0)
 
 
-def warm_up(*, admin: bool = False) -> float:
-    """Compile or load every request-path kernel (and the :data:`ADMIN` ones with ``admin``);
-    returns the seconds it took.
+def warm_up(*, admin: bool = False, ranker: bool = False) -> float:
+    """Compile or load every request-path kernel (the :data:`RANKER` ones with ``ranker``, and
+    every kernel, :data:`ADMIN` and :data:`RANKER` included, with ``admin``); returns the
+    seconds it took.
 
     Examples
     --------
@@ -195,9 +221,6 @@ def warm_up(*, admin: bool = False) -> float:
     decide.decide_slate(prof, 0, 2, 1, np.array([1], np.int32), np.array([1.0]), hl, cat, np.zeros(2), plc, params,
                         state, dwork, dout, counts)
     decide.recommend_one(prof, 0, 2, 1, hl, cat, np.zeros(2), plc, params, 1, dwork, dout, counts)
-    rwork = (np.empty(2, np.int64), np.empty(2, np.int64), np.empty(2, np.int64), np.empty(2))
-    decide.slate_ranked(np.array([0.5, 1.0]), np.array([1, 0], np.int64), plc, params, state, rwork, np.empty(2),
-                        dout, counts)
     decide.recommend_batch(prof, np.array([0, -1], np.int64), np.array([2, 2], np.int64), np.ones(2, np.uint8), hl, cat,
                            np.zeros(2), plc, params, 1, (np.empty((2, 1), np.int64), np.empty((2, 1)), np.empty((2, 1))),
                            np.zeros((2, decide.N_COUNTS), np.int64))
@@ -210,9 +233,8 @@ def warm_up(*, admin: bool = False) -> float:
     activity.activity_record(last, ring, head, 0, 0, 5, 2)
     activity.activity_count(ring, head, 0, 2, 1, np.empty(2))
     activity.activity_merge(last, ring, head, 0, 1)
-    _warm_features()
-    # learned ranker (ranking/model.py): a two-leaf tree with a categorical split, the bundle's dtypes
-    _warm_trees()
+    if ranker or admin:
+        warm_ranker()
     return time.perf_counter() - t0
 
 

@@ -186,7 +186,9 @@ def rankers_of(config: Any, engine: Any) -> dict[str, Ranker]:
     specs = [p for p in config.placements if p.ranker is not None]
     if not specs:
         return {}
+    from ..warmup import warm_ranker
     from .features import Featurizer
 
+    warm_ranker()  # compiled (or loaded) now, not in the first decision
     featurizer = Featurizer.of(engine)
     return {p.name: Ranker(p.ranker, featurizer, load_served(p.ranker.model)) for p in specs}
