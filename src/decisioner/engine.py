@@ -448,7 +448,8 @@ class Engine(Durable):
             if out is not None:
                 self._observe(out, ObserveOp(out))
             row = self._track(ev, checked, TrackOp(self._hashed(ev, checked.keys)))
-        return {"rewarded": out is not None, "event": str(type(ev).__struct_config__.tag), "profile": row}
+        return {"rewarded": out is not None, "event": str(type(ev).__struct_config__.tag),
+                "person": self.people.person_of(row)}
 
     def set_ranker(self, placement: str, model: str | Path) -> dict[str, Any]:
         """Serve the model directory ``model`` on ``placement`` from the next decision on (a hot

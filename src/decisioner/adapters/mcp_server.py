@@ -102,7 +102,7 @@ class PersonContextOut(TypedDict):
 class FeedbackOut(TypedDict, total=False):
     rewarded: bool
     event: str
-    profile: int
+    person: int
 
 
 class SlotOut(TypedDict, total=False):
