@@ -64,6 +64,7 @@ values or source names that look like an email address or a phone number are ref
 from __future__ import annotations
 
 import re
+from array import array
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
@@ -159,12 +160,12 @@ class AttributeStore:
             self._spec[a, :K.SPEC_COLUMNS] = _RULE[s.rule], lo, k
         self._prio = prio
         self._ranked = 0  # source codes whose ranks are in _spec
-        #: per name: (attribute index, vocabulary bound or -1 when not a category) for set
-        self._index = {n: (a, s.vocabulary_bound if s.type == "category" else -1)
-                       for a, (n, s) in enumerate(self.specs.items())}
-        #: per name: (spec, type code 0 category / 1 number / 2 timestamp) for check
-        self._kind = {n: (s, ("category", "number", "timestamp").index(s.type)) for n, s in self.specs.items()}
-        self._req = np.empty(2 * max(1, n_attrs), np.float64)
+        self._n_attrs = n_attrs
+        # an event's values for the kernel: written through the array.array (a third of numpy's
+        # cost per item), read by the kernel through the ndarray over the same memory
+        self._req_buf = array("d", bytes(16 * max(1, n_attrs)))
+        self._req = np.frombuffer(self._req_buf, dtype=np.float64)
+        self._lookups()
         # one row of each matrix as it is when nothing is set
         self._value_fill = np.array([-1.0 if s.type == "category" else 0.0 for s in self.specs.values()])
         self._stamp_fill = np.zeros(n_attrs + 3 * n_slots, np.int64)
@@ -182,6 +183,16 @@ class AttributeStore:
                                    f"{n}/slot_source": -1})
         self.arrays_: dict[str, np.ndarray] = {}
         self._views()
+
+    def _lookups(self) -> None:
+        """The per-name tables of :meth:`check` and :meth:`set` (one dict lookup a value)."""
+        #: per name: (attribute index as float, vocabulary codes or None, vocabulary bound) for set
+        self._index = {n: (float(a), self._codes.get(n), s.vocabulary_bound)
+                       for a, (n, s) in enumerate(self.specs.items())}
+        #: per name: (type code 0 category / 1 number / 2 timestamp, from_events, codes (empty if not a
+        #: category), spec) for check
+        self._kind = {n: (("category", "number", "timestamp").index(s.type), s.from_events, self._codes.get(n, {}), s)
+                      for n, s in self.specs.items()}
 
     def _views(self) -> None:
         """``arrays_``: each attribute's columns as views into the matrices."""
@@ -249,13 +260,13 @@ class AttributeStore:
                 if load:
                     raise SchemaError(f"Expected a declared attribute in {self.names!r}, got {name!r} - at `{where}`")
                 continue
-            spec, kind = hit
-            if not (load or spec.from_events):
+            kind, from_events, codes, spec = hit
+            if not (from_events or load):
                 continue
             # the common cases first, each exactly what the checks below accept unchanged
             cls = v.__class__
             if kind == 0:
-                if cls is str and v in self._codes[name]:
+                if cls is str and v in codes:
                     out.append((name, v))  # a value already held: checked when it first came
                     continue
             elif kind == 1:
@@ -321,13 +332,16 @@ class AttributeStore:
             self._source_codes[source] = src
         if self._prio and self._ranked != len(self.sources_):
             self._rank_sources()
-        req = self._req if len(pairs) <= len(self.names) else np.empty(2 * len(pairs), np.float64)
+        if len(pairs) <= self._n_attrs:
+            buf, req = self._req_buf, self._req
+        else:  # more pairs than attributes (a caller's own list): a buffer of their size
+            buf = array("d", bytes(16 * len(pairs)))
+            req = np.frombuffer(buf, dtype=np.float64)
         n = 0
         index = self._index
         for name, v in pairs:
-            a, bound = index[name]
-            if bound >= 0:
-                codes = self._codes[name]
+            af, codes, bound = index[name]
+            if codes is not None:
                 code = codes.get(v, -1)
                 if code < 0:
                     if len(codes) >= bound:
@@ -337,8 +351,8 @@ class AttributeStore:
                     codes[v] = code
                     self.vocab_[name].append(v)
                 v = code
-            req[n] = a
-            req[n + 1] = v
+            buf[n] = af
+            buf[n + 1] = v
             n += 2
         if n:
             K.attributes_set(self._value, self._stamp, self._source, self._spec, req, n // 2, int(row), src, int(time))
@@ -447,6 +461,7 @@ class AttributeStore:
                 view[...] = np.asarray(arrays[key])
         self.vocab_ = {n: list(meta["vocab"][n]) for n in self.vocab_}
         self._codes = {n: {v: i for i, v in enumerate(vals)} for n, vals in self.vocab_.items()}
+        self._lookups()
         self.sources_ = list(meta["sources"])
         self._source_codes = {s: i for i, s in enumerate(self.sources_)}
         self._ranked = 0

@@ -209,7 +209,7 @@ def attributes_merge(
         if spec[a, 0] != RULE_MOST_FREQUENT:
             s = source[src, a]
             if s >= 0:
-                _offer(value, stamp, source, spec, dst, a, value[src, a], int(s), stamp[src, a], False)
+                _offer(value, stamp, source, spec, dst, a, value[src, a], int(np.int64(s)), stamp[src, a], False)
             continue
         lo = spec[a, 1]
         k = spec[a, 2]
