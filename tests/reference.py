@@ -1363,3 +1363,79 @@ def lgb_predict_ref(trees: list[dict[str, list[float]]], average: bool, row: Seq
             node = _lgb_decision(tree, node, x[int(tree["split_feature"][node])])
         total += tree["leaf_value"][~node]
     return total  # average_output too: LightGBM 4.7's raw score of a random forest is the sum
+
+
+# --------------------------------------------------------------------------- attributes (attributes.py)
+
+AttrHeld = tuple[float, int, int]  # value, source code, event time
+AttrSlot = list[int]  # value code, count, newest sighting's time, its source code
+
+
+def attribute_offer_ref(held: AttrHeld | None, rule: str, v: float, src: int, t: int, rank: dict[int, int],
+                        worst: int, later_wins: bool) -> AttrHeld:
+    """One attribute (any rule but ``most_frequent``) after ``v`` from ``src`` at ``t`` is
+    offered, as the rules of :mod:`decisioner.attributes` read; ``rank``: source code -> its
+    place in ``sources`` (``worst`` when unlisted)."""
+    if held is None:
+        return (v, src, t)
+    hv, hs, ht = held
+    newer = t > ht or (later_wins and t == ht)
+    if rule == "sum":
+        return (hv + v, src, t) if t >= ht else (hv + v, hs, ht)
+    take = {
+        "most_recent": newer,
+        "first_seen": t < ht,
+        "source_priority": rank.get(src, worst) < rank.get(hs, worst)
+        or (rank.get(src, worst) == rank.get(hs, worst) and newer),
+        "min": v < hv or (v == hv and t < ht),
+        "max": v > hv or (v == hv and t < ht),
+    }[rule]
+    return (v, src, t) if take else held
+
+
+def attribute_lead_ref(slots: list[AttrSlot | None]) -> AttrHeld | None:
+    """The value of a ``most_frequent`` attribute: the counted value with the highest count,
+    then the newest sighting, then the lowest code (None when nothing is counted)."""
+    used = [s for s in slots if s is not None]
+    if not used:
+        return None
+    best = sorted(used, key=lambda s: (-s[1], -s[2], s[0]))[0]
+    return (float(best[0]), best[3], best[2])
+
+
+def attribute_count_ref(slots: list[AttrSlot | None], code: int, src: int, t: int) -> list[AttrSlot | None]:
+    """Space-saving: the slots after one sighting of ``code`` (a held value counts up and keeps
+    its newest sighting; else the first free slot; else the lowest count, the oldest among equals,
+    the first of those, is replaced and its count inherited)."""
+    out = [None if s is None else list(s) for s in slots]
+    for s in out:
+        if s is not None and s[0] == code:
+            s[1] += 1
+            if t >= s[2]:
+                s[2], s[3] = t, src
+            return out
+    if None in out:
+        out[out.index(None)] = [code, 1, t, src]
+        return out
+    order = sorted(range(len(out)), key=lambda i: (out[i][1], out[i][2], i))  # type: ignore[index]
+    victim = order[0]
+    out[victim] = [code, out[victim][1] + 1, t, src]  # type: ignore[index]
+    return out
+
+
+def attribute_merge_counts_ref(dst: list[AttrSlot | None], src: list[AttrSlot | None]) -> list[AttrSlot | None]:
+    """Two rows' slots merged: counts of equal values added (the newer sighting kept, the
+    survivor's at equal times), the strongest ``len(dst)`` kept in order, the rest free."""
+    merged: dict[int, AttrSlot] = {}
+    for s in [*dst, *src]:
+        if s is None:
+            continue
+        if s[0] not in merged:
+            merged[s[0]] = list(s)
+        else:
+            m = merged[s[0]]
+            m[1] += s[1]
+            if s[2] > m[2]:
+                m[2], m[3] = s[2], s[3]
+    best = sorted(merged.values(), key=lambda s: (-s[1], -s[2], s[0]))[: len(dst)]
+    return [*best, *[None] * (len(dst) - len(best))]

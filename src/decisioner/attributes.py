@@ -3,13 +3,18 @@
 Each attribute declared in ``[attributes.<name>]`` (:mod:`decisioner.config.attributes`) is a
 few columns keyed by profile row, grown by doubling with the other row-keyed stores:
 
-* ``<name>/value``: float64 (number), int64 epoch ms (timestamp) or an int32 code into the
-  attribute's vocabulary (category; ``-1``: none);
-* ``<name>/source`` (int16 code into the store's source names; ``-1``: the attribute is not
-  set) and ``<name>/time`` (int64 epoch ms): the provenance of the value, the source and event
-  time it came from;
+* ``<name>/value``: the number, the epoch ms (timestamp) or the code into the attribute's
+  vocabulary (category; ``-1``: none);
+* ``<name>/source`` (code into the store's source names; ``-1``: the attribute is not set) and
+  ``<name>/time`` (epoch ms): the provenance of the value, the source and event time it came from;
 * for ``most_frequent``, ``slots`` counted values per row: ``<name>/slot_code``,
   ``slot_count``, ``slot_time`` and ``slot_source`` (the newest sighting of each value).
+
+In memory the columns are views (:attr:`AttributeStore.arrays_`) into three row-major matrices,
+so one row's attributes share a few cache lines and one kernel call offers all of an event's
+values (layout in :mod:`decisioner._kernels.attributes`; values are float64 there, exact for
+codes and times). Snapshots hold one array per column with the dtype of its type: float64
+(number), int64 (timestamp, times, counts), int32 (category and slot codes), int16 (sources).
 
 **Event time decides, never arrival order.** A value is *offered* to a row with its source
 and time, and the attribute's rule decides whether it is kept:
@@ -59,11 +64,13 @@ values or source names that look like an email address or a phone number are ref
 from __future__ import annotations
 
 import re
+from array import array
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
+from ._kernels import attributes as K
 from .errors import NotReadyError, SchemaError
 from .snapshot import ComponentState
 
@@ -78,6 +85,10 @@ _EMAIL: Final = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _PHONE: Final = re.compile(r"\+?[\d\s().\-/]+")
 _DIGIT: Final = re.compile(r"\d")
 _MIN_TIME, _MAX_TIME = 946_684_800_000, 4_102_444_800_000  # as decisioner.schemas: 2000-2100
+_RULE: Final = {
+    "most_recent": K.RULE_MOST_RECENT, "first_seen": K.RULE_FIRST_SEEN, "source_priority": K.RULE_SOURCE_PRIORITY,
+    "min": K.RULE_MIN, "max": K.RULE_MAX, "sum": K.RULE_SUM, "most_frequent": K.RULE_MOST_FREQUENT,
+}
 
 
 def identifier_kind(text: str) -> str | None:
@@ -118,6 +129,8 @@ class AttributeStore:
         Initial number of rows.
 
     ``dropped_`` counts, by attribute, the values dropped for the vocabulary or source bound.
+    ``arrays_`` holds each attribute's columns by ``<name>/<column>`` as views into the store's
+    row-major matrices (see :mod:`decisioner._kernels.attributes`; values are float64, exact).
     """
 
     def __init__(self, specs: Mapping[str, AttributeSpec], *, capacity: int = 1024) -> None:
@@ -130,36 +143,75 @@ class AttributeStore:
         self._codes: dict[str, dict[str, int]] = {n: {} for n in self.vocab_}
         self.sources_: list[str] = []
         self._source_codes: dict[str, int] = {}
+        self._checked_sources: set[str] = set()  # source names check_source let through
         self.dropped_: dict[str, int] = {n: 0 for n in self.names}
         self._rank = {n: {src: i for i, src in enumerate(s.sources)} for n, s in self.specs.items()}
-        self._fill: dict[str, int | float] = {}
-        #: each attribute's column keys in arrays_ (built once: the hot path formats no string)
-        self._key: dict[str, dict[str, str]] = {
-            n: {c: f"{n}/{c}" for c in ("value", "source", "time", *(f"slot_{x}" for x in ("code", "count", "time",
-                                                                                            "source")))}
-            for n in self.specs
-        }
-        self.arrays_: dict[str, np.ndarray] = {}
-        cap = max(1, capacity)
+        # declarations as the kernels read them (module docstring of decisioner._kernels.attributes)
+        n_attrs = len(self.names)
+        self._slots: dict[str, tuple[int, int]] = {}  # most_frequent: name -> (first slot, slots)
         for n, s in self.specs.items():
-            vdt = {"category": np.int32, "number": np.float64, "timestamp": np.int64}[s.type]
-            self._column(f"{n}/value", (cap,), vdt, -1 if s.type == "category" else 0)
-            self._column(f"{n}/source", (cap,), np.int16, -1)
-            self._column(f"{n}/time", (cap,), np.int64, 0)
             if s.rule == "most_frequent":
-                k = s.n_slots
-                self._column(f"{n}/slot_code", (cap, k), np.int32, -1)
-                self._column(f"{n}/slot_count", (cap, k), np.int64, 0)
-                self._column(f"{n}/slot_time", (cap, k), np.int64, 0)
-                self._column(f"{n}/slot_source", (cap, k), np.int16, -1)
+                self._slots[n] = (sum(k for _, k in self._slots.values()), s.n_slots)
+        n_slots = sum(k for _, k in self._slots.values())
+        prio = [a for a, s in enumerate(self.specs.values()) if s.rule == "source_priority"]
+        self._spec = np.zeros((n_attrs, K.SPEC_COLUMNS + (MAX_SOURCES if prio else 0)), np.int64)
+        for a, (n, s) in enumerate(self.specs.items()):
+            lo, k = self._slots.get(n, (0, 0))
+            self._spec[a, :K.SPEC_COLUMNS] = _RULE[s.rule], lo, k
+        self._prio = prio
+        self._ranked = 0  # source codes whose ranks are in _spec
+        self._n_attrs = n_attrs
+        # an event's values for the kernel: written through the array.array (a third of numpy's
+        # cost per item), read by the kernel through the ndarray over the same memory
+        self._req_buf = array("d", bytes(16 * max(1, n_attrs)))
+        self._req = np.frombuffer(self._req_buf, dtype=np.float64)
+        self._lookups()
+        # one row of each matrix as it is when nothing is set
+        self._value_fill = np.array([-1.0 if s.type == "category" else 0.0 for s in self.specs.values()])
+        self._stamp_fill = np.zeros(n_attrs + 3 * n_slots, np.int64)
+        self._stamp_fill[n_attrs::3] = -1
+        self._source_fill = np.full(n_attrs + n_slots, -1, np.int16)
+        cap = max(1, capacity) if self.active else 0
+        self._value = np.tile(self._value_fill, (cap, 1))
+        self._stamp = np.tile(self._stamp_fill, (cap, 1))
+        self._source = np.tile(self._source_fill, (cap, 1))
+        self._fill: dict[str, int | float] = {}
+        for n, s in self.specs.items():
+            self._fill.update({f"{n}/value": -1 if s.type == "category" else 0, f"{n}/source": -1, f"{n}/time": 0})
+            if n in self._slots:
+                self._fill.update({f"{n}/slot_code": -1, f"{n}/slot_count": 0, f"{n}/slot_time": 0,
+                                   f"{n}/slot_source": -1})
+        self.arrays_: dict[str, np.ndarray] = {}
+        self._views()
 
-    def _column(self, key: str, shape: tuple[int, ...], dtype: Any, fill: int | float) -> None:
-        self._fill[key] = fill
-        self.arrays_[key] = np.full(shape, fill, dtype=dtype)
+    def _lookups(self) -> None:
+        """The per-name tables of :meth:`check` and :meth:`set` (one dict lookup a value)."""
+        #: per name: (attribute index as float, vocabulary codes or None, vocabulary bound) for set
+        self._index = {n: (float(a), self._codes.get(n), s.vocabulary_bound)
+                       for a, (n, s) in enumerate(self.specs.items())}
+        #: per name: (type code 0 category / 1 number / 2 timestamp, from_events, codes (empty if not a
+        #: category), spec) for check
+        self._kind = {n: (("category", "number", "timestamp").index(s.type), s.from_events, self._codes.get(n, {}), s)
+                      for n, s in self.specs.items()}
+
+    def _views(self) -> None:
+        """``arrays_``: each attribute's columns as views into the matrices."""
+        n_attrs = len(self.names)
+        v, st, sr = self._value, self._stamp, self._source
+        out: dict[str, np.ndarray] = {}
+        for a, n in enumerate(self.names):
+            out[f"{n}/value"], out[f"{n}/source"], out[f"{n}/time"] = v[:, a], sr[:, a], st[:, a]
+            if n in self._slots:
+                lo, k = self._slots[n]
+                c0, c1 = n_attrs + 3 * lo, n_attrs + 3 * (lo + k)
+                out[f"{n}/slot_code"], out[f"{n}/slot_count"] = st[:, c0:c1:3], st[:, c0 + 1:c1:3]
+                out[f"{n}/slot_time"] = st[:, c0 + 2:c1:3]
+                out[f"{n}/slot_source"] = sr[:, n_attrs + lo:n_attrs + lo + k]
+        self.arrays_ = out
 
     @property
     def n_rows(self) -> int:
-        return int(next(iter(self.arrays_.values())).shape[0]) if self.arrays_ else 0
+        return int(self._value.shape[0])
 
     # ------------------------------------------------------------------ rows
     def ensure(self, n_rows: int) -> None:
@@ -171,18 +223,22 @@ class AttributeStore:
             return
         while cap < n_rows:
             cap *= 2
-        for key, old in self.arrays_.items():
-            new = np.full((cap, *old.shape[1:]), self._fill[key], dtype=old.dtype)
+        for attr, fill in (("_value", self._value_fill), ("_stamp", self._stamp_fill), ("_source", self._source_fill)):
+            old = getattr(self, attr)
+            new = np.empty((cap, old.shape[1]), old.dtype)
             new[: old.shape[0]] = old
-            self.arrays_[key] = new
+            new[old.shape[0]:] = fill
+            setattr(self, attr, new)
+        self._views()
 
     def clear(self, rows: int | np.ndarray | list[int]) -> None:
         """Unset every attribute of a row (or an int array of rows): erasure, eviction, a new
         profile, the anonymous scratch row."""
         if not self.active:
             return
-        for key, a in self.arrays_.items():
-            a[rows] = self._fill[key]
+        self._value[rows] = self._value_fill
+        self._stamp[rows] = self._stamp_fill
+        self._source[rows] = self._source_fill
 
     # ------------------------------------------------------------------ setting
     def check(self, values: Mapping[str, Any], *, load: bool = True, where: str = "$.attrs") -> list[tuple[str, Any]]:
@@ -197,16 +253,28 @@ class AttributeStore:
             A value of the wrong type, an identifier, or (``load``) an undeclared name.
         """
         out: list[tuple[str, Any]] = []
+        kinds = self._kind
         for name, v in values.items():
-            spec = self.specs.get(name)
-            if spec is None:
+            hit = kinds.get(name)
+            if hit is None:
                 if load:
                     raise SchemaError(f"Expected a declared attribute in {self.names!r}, got {name!r} - at `{where}`")
                 continue
-            if not (load or spec.from_events):
+            kind, from_events, codes, spec = hit
+            if not (from_events or load):
                 continue
-            if spec.type == "category" and v.__class__ is str and v in self._codes[name]:
-                out.append((name, v))  # a value already held: checked when it first came
+            # the common cases first, each exactly what the checks below accept unchanged
+            cls = v.__class__
+            if kind == 0:
+                if cls is str and v in codes:
+                    out.append((name, v))  # a value already held: checked when it first came
+                    continue
+            elif kind == 1:
+                if cls is float and -1e15 <= v <= 1e15:
+                    out.append((name, v))
+                    continue
+            elif cls is int and _MIN_TIME <= v <= _MAX_TIME:
+                out.append((name, v))
                 continue
             at = f"{where}.{name}"
             if isinstance(v, bool):
@@ -243,7 +311,11 @@ class AttributeStore:
         SchemaError
             If ``source`` looks like an email address or a phone number.
         """
+        if source in self._checked_sources:  # let through before: the check depends on the text only
+            return
         _not_identifier(source, where)
+        if len(self._checked_sources) < MAX_SOURCES:
+            self._checked_sources.add(source)
 
     def set(self, row: int, pairs: list[tuple[str, Any]], *, source: str, time: int) -> None:
         """Offer checked values (:meth:`check`) from ``source`` at event ``time`` to ``row``."""
@@ -258,134 +330,48 @@ class AttributeStore:
             src = len(self.sources_)
             self.sources_.append(source)
             self._source_codes[source] = src
+        if self._prio and self._ranked != len(self.sources_):
+            self._rank_sources()
+        if len(pairs) <= self._n_attrs:
+            buf, req = self._req_buf, self._req
+        else:  # more pairs than attributes (a caller's own list): a buffer of their size
+            buf = array("d", bytes(16 * len(pairs)))
+            req = np.frombuffer(buf, dtype=np.float64)
+        n = 0
+        index = self._index
         for name, v in pairs:
-            spec = self.specs[name]
-            if spec.type == "category":
-                codes = self._codes[name]
+            af, codes, bound = index[name]
+            if codes is not None:
                 code = codes.get(v, -1)
                 if code < 0:
-                    if len(codes) >= spec.vocabulary_bound:
+                    if len(codes) >= bound:
                         self.dropped_[name] += 1
                         continue
                     code = len(codes)
                     codes[v] = code
                     self.vocab_[name].append(v)
                 v = code
-            if spec.rule == "most_frequent":
-                self._count(name, row, v, 1, src, time)
-            else:
-                self._offer(name, spec.rule, row, v, src, time, later_wins=True)
+            buf[n] = af
+            buf[n + 1] = v
+            n += 2
+        if n:
+            K.attributes_set(self._value, self._stamp, self._source, self._spec, req, n // 2, int(row), src, int(time))
 
-    def _offer(self, name: str, rule: str, row: int, v: Any, src: int, t: int, *, later_wins: bool) -> None:
-        a = self.arrays_
-        k = self._key[name]
-        val, srcs, times = a[k["value"]], a[k["source"]], a[k["time"]]
-        held = int(srcs[row])
-        if held < 0:
-            val[row], srcs[row], times[row] = v, src, t
-            return
-        ht = int(times[row])
-        newer = t > ht or (later_wins and t == ht)
-        if rule == "most_recent":
-            take = newer
-        elif rule == "first_seen":
-            take = t < ht
-        elif rule == "source_priority":
-            rank = self._rank[name]
-            worst = len(rank)
-            mine, theirs = rank.get(self.sources_[src], worst), rank.get(self.sources_[held], worst)
-            take = mine < theirs or (mine == theirs and newer)
-        elif rule == "sum":
-            val[row] += v
-            take = False
-            if t >= ht:
-                srcs[row], times[row] = src, t
-        else:
-            hv = val[row]
-            better = v < hv if rule == "min" else v > hv
-            take = better or (v == hv and t < ht)
-        if take:
-            val[row], srcs[row], times[row] = v, src, t
-
-    def _count(self, name: str, row: int, code: int, count: int, src: int, t: int) -> None:
-        # a handful of slots: Python lists and scalar reads beat numpy calls on arrays this small
-        a = self.arrays_
-        k = self._key[name]
-        codes, counts, times, sources = a[k["slot_code"]], a[k["slot_count"]], a[k["slot_time"]], a[k["slot_source"]]
-        sc = codes[row].tolist()
-        if code in sc:
-            j = sc.index(code)
-            counts[row, j] += count
-            if t >= times[row, j]:
-                times[row, j], sources[row, j] = t, src
-            lead = int(a[k["value"]][row])
-            if lead == code:  # still the most frequent: its newest sighting may have moved
-                a[k["time"]][row], a[k["source"]][row] = times[row, j], sources[row, j]
-                return
-            if lead in sc:  # the counted value overtakes the leader, or not (the order of _lead)
-                jl = sc.index(lead)
-                mine = (-int(counts[row, j]), -int(times[row, j]), code)
-                if mine < (-int(counts[row, jl]), -int(times[row, jl]), lead):
-                    a[k["value"]][row], a[k["time"]][row], a[k["source"]][row] = code, times[row, j], sources[row, j]
-                return
-        else:
-            if -1 in sc:
-                j, base = sc.index(-1), 0
-            else:
-                sn, st = counts[row].tolist(), times[row].tolist()
-                j = min(range(len(sc)), key=lambda i: (sn[i], st[i]))  # the lowest count, the oldest among equals
-                base = sn[j]
-            codes[row, j], counts[row, j], times[row, j], sources[row, j] = code, base + count, t, src
-            sc[j] = code
-        self._lead(name, row, sc, counts[row].tolist(), times[row].tolist())
-
-    def _lead(self, name: str, row: int, sc: list[int], sn: list[int], st: list[int]) -> None:
-        """Set the value of a ``most_frequent`` row from its slots (``sc``, ``sn``, ``st``: its
-        codes, counts and times as lists)."""
-        j = min(range(len(sc)), key=lambda i: (sc[i] < 0, -sn[i], -st[i], sc[i]))  # most, newest, lowest code
-        if sc[j] >= 0:
-            a = self.arrays_
-            k = self._key[name]
-            a[k["value"]][row], a[k["time"]][row] = sc[j], st[j]
-            a[k["source"]][row] = a[k["slot_source"]][row, j]
-
-    def _merge_counts(self, name: str, dst: int, src: int) -> None:
-        """Add the counts of equal values of two rows and keep the strongest ``slots`` (no count
-        is inherited: both rows' counts are known)."""
-        a = self.arrays_
-        cols = [a[f"{name}/slot_{c}"] for c in ("code", "count", "time", "source")]
-        seen: dict[int, list[int]] = {}
-        for row in (dst, src):
-            for code, n, t, s in zip(*(c[row].tolist() for c in cols)):
-                if code < 0:
-                    continue
-                held = seen.get(code)
-                if held is None:
-                    seen[code] = [n, t, s]
-                else:
-                    held[0] += n
-                    if t > held[1]:
-                        held[1], held[2] = t, s
-        best = sorted(seen.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))[: cols[0].shape[1]]
-        for c, fill in zip(cols, (-1, 0, 0, -1)):
-            c[dst] = fill
-        for j, (code, (n, t, s)) in enumerate(best):
-            cols[0][dst, j], cols[1][dst, j], cols[2][dst, j], cols[3][dst, j] = code, n, t, s
-        self._lead(name, dst, *(c[dst].tolist() for c in cols[:3]))
+    def _rank_sources(self) -> None:
+        """Rank the source codes registered since the last call, for ``source_priority``."""
+        worst = {a: len(self.specs[self.names[a]].sources) for a in self._prio}
+        for code in range(self._ranked, len(self.sources_)):
+            for a in self._prio:
+                self._spec[a, K.SPEC_COLUMNS + code] = self._rank[self.names[a]].get(self.sources_[code], worst[a])
+        self._ranked = len(self.sources_)
 
     def merge(self, dst: int, src: int) -> None:
         """Reconcile row ``src`` into row ``dst`` by each attribute's rule; ``src`` is cleared."""
         if not self.active:
             return
-        a = self.arrays_
-        for name, spec in self.specs.items():
-            if spec.rule == "most_frequent":
-                self._merge_counts(name, dst, src)
-                continue
-            s = int(a[f"{name}/source"][src])
-            if s >= 0:
-                v = a[f"{name}/value"][src].item()
-                self._offer(name, spec.rule, dst, v, s, int(a[f"{name}/time"][src]), later_wins=False)
+        if self._prio and self._ranked != len(self.sources_):
+            self._rank_sources()
+        K.attributes_merge(self._value, self._stamp, self._source, self._spec, int(dst), int(src))
         self.clear(src)
 
     # ------------------------------------------------------------------ reading
@@ -400,11 +386,11 @@ class AttributeStore:
         out: dict[str, tuple[Any, str, int]] = {}
         if not self.active or not 0 <= row < self.n_rows:
             return out
-        a = self.arrays_
-        for name in self.names:
-            s = int(a[f"{name}/source"][row])
+        srcs, vals, times = self._source[row].tolist(), self._value[row].tolist(), self._stamp[row].tolist()
+        for a, name in enumerate(self.names):
+            s = srcs[a]
             if s >= 0:
-                out[name] = (self._decode(name, a[f"{name}/value"][row]), self.sources_[s], int(a[f"{name}/time"][row]))
+                out[name] = (self._decode(name, vals[a]), self.sources_[s], times[a])
         return out
 
     def export(self, row: int) -> dict[str, dict[str, Any]]:
@@ -429,10 +415,24 @@ class AttributeStore:
     def _shape(self) -> dict[str, Any]:
         return {n: [s.type, s.rule, s.n_slots if s.rule == "most_frequent" else 0] for n, s in self.specs.items()}
 
+    def _dtypes(self) -> dict[str, Any]:
+        """The persisted dtype of each column (the format of the per-attribute columns)."""
+        out: dict[str, Any] = {}
+        for n, s in self.specs.items():
+            out[f"{n}/value"] = {"category": np.int32, "number": np.float64, "timestamp": np.int64}[s.type]
+            out[f"{n}/source"], out[f"{n}/time"] = np.int16, np.int64
+            if n in self._slots:
+                out[f"{n}/slot_code"], out[f"{n}/slot_count"] = np.int32, np.int64
+                out[f"{n}/slot_time"], out[f"{n}/slot_source"] = np.int64, np.int16
+        return out
+
     def to_state(self) -> ComponentState:
-        """Every column (keyed ``<name>/<column>``), the vocabularies, the source names, the
-        dropped counts and the declarations they were written for."""
-        return dict(self.arrays_), {
+        """Every column (keyed ``<name>/<column>``, one contiguous array each with the dtype of
+        its type: int32 category codes, float64 numbers, int64 times, int16 source codes), the
+        vocabularies, the source names, the dropped counts and the declarations they were
+        written for."""
+        arrays = {k: np.ascontiguousarray(self.arrays_[k], dtype=dt) for k, dt in self._dtypes().items()}
+        return arrays, {
             "attributes": self._shape(), "vocab": {n: list(v) for n, v in self.vocab_.items()},
             "sources": list(self.sources_), "dropped": dict(self.dropped_),
         }
@@ -451,13 +451,25 @@ class AttributeStore:
             raise NotReadyError(
                 f"expected attribute state for {self._shape()!r}, got {meta.get('attributes')!r} - at `attributes`"
             )
-        for key, old in self.arrays_.items():
-            self.arrays_[key] = np.array(arrays[key], dtype=old.dtype)
+        if self.active:
+            rows = int(np.shape(arrays[f"{self.names[0]}/value"])[0])
+            self._value = np.tile(self._value_fill, (rows, 1))
+            self._stamp = np.tile(self._stamp_fill, (rows, 1))
+            self._source = np.tile(self._source_fill, (rows, 1))
+            self._views()
+            for key, view in self.arrays_.items():
+                view[...] = np.asarray(arrays[key])
         self.vocab_ = {n: list(meta["vocab"][n]) for n in self.vocab_}
         self._codes = {n: {v: i for i, v in enumerate(vals)} for n, vals in self.vocab_.items()}
+        self._lookups()
         self.sources_ = list(meta["sources"])
         self._source_codes = {s: i for i, s in enumerate(self.sources_)}
+        self._ranked = 0
+        if self._prio:
+            self._rank_sources()
         self.dropped_ = {n: int(meta["dropped"][n]) for n in self.names}
 
     def nbytes_per_profile(self) -> int:
-        return int(sum(a[0:1].nbytes for a in self.arrays_.values()))
+        if not self.active:
+            return 0
+        return int(sum(a[0:1].nbytes for a in (self._value, self._stamp, self._source)))

@@ -34,7 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from ._kernels import activity, affinity, bandit, decide, features, graph, linear, rng, segments, topk, trees
+from ._kernels import (
+    activity, affinity, attributes, bandit, decide, features, graph, linear, rng, segments, topk, trees,
+)
 from .identity.normalise import warm_up_phones
 
 __all__ = ["ADMIN", "KERNELS", "RANKER", "warm_up", "warm_ranker"]
@@ -53,6 +55,7 @@ KERNELS: tuple[Any, ...] = (
     decide.decide_slate, decide.recommend_rows, decide.slate_ranked,
     segments.segment_eval, segments.affinity_share,
     activity.activity_record, activity.activity_count, activity.activity_merge,
+    attributes.attributes_set, attributes.attributes_merge,
     features.featurize, trees.predict_rows, trees.predict_rows_qs,
     trees.predict_rows_qs8, trees.predict_rows_qs16, trees.predict_row,
 )
@@ -139,6 +142,21 @@ def _warm_admin() -> None:
     affinity.score_items(np.array([0, 1, 2, 2], np.int64), np.array([0, 1], np.int32), np.ones(2, np.float32),
                          np.array([0, 1], np.int32), np.ones(2), 2, 1.0, np.zeros(2), 0.5, np.zeros(2),
                          np.ones(2, np.uint8), np.empty(0, np.int32), out)
+
+
+def _warm_attributes() -> None:
+    """The attribute kernels through :class:`~decisioner.attributes.AttributeStore` (its dtypes):
+    an event's values by every rule kind, then a merge."""
+    from .attributes import AttributeStore
+    from .config import AttributeSpec
+
+    store = AttributeStore({"c": AttributeSpec(type="category", rule="most_frequent", slots=1),
+                            "n": AttributeSpec(type="number", rule="source_priority", sources=("crm",)),
+                            "t": AttributeSpec(type="timestamp", rule="max")}, capacity=2)
+    values = {"c": "a", "n": 1.0, "t": 1_700_000_000_000}
+    store.set(0, store.check(values), source="crm", time=1_700_000_000_000)
+    store.set(1, store.check(values), source="web", time=1_700_000_000_001)
+    store.merge(0, 1)
 
 
 def _warm_trees() -> None:
@@ -233,6 +251,7 @@ def warm_up(*, admin: bool = False, ranker: bool = False) -> float:
     activity.activity_record(last, ring, head, 0, 0, 5, 2)
     activity.activity_count(ring, head, 0, 2, 1, np.empty(2))
     activity.activity_merge(last, ring, head, 0, 1)
+    _warm_attributes()
     if ranker or admin:
         warm_ranker()
     return time.perf_counter() - t0
