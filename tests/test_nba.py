@@ -380,3 +380,19 @@ def test_the_event_log_replays_affinity_decisions(tmp_path: Any) -> None:
             outs.append((d.decision_id, d.slots, d.reasons))
         assert outs[0] == outs[1]
         assert any(r.kind == "affinity" for r in outs[0][2])
+
+
+def test_recommend_previews_with_the_affinity_and_the_gates() -> None:
+    # "vip" (first, about shoes too) is for buyers only: ties go to the first experience
+    exps = [{"id": "vip", "facets": {"category": "shoes"}, "segment": "buyers"}, *EXPERIENCES]
+    e = engine({"experiences": exps, "affinity_weight": 1.0}, segments={"buyers": 'count("purchase", days=30) >= 1'},
+               activity={"types": ["purchase"]})
+    likes(e, "ada@x.org", "hats", T0)
+    d = e.recommend({"email": "ada@x.org"}, placement="nba", now=T0 + 10)
+    assert d.slots[0].content == "hats" and d.personalized and d.decision_id == ""
+    assert d.slots[0].score == pytest.approx(0.5 + 1.0)  # the prior mean and the affinity
+    assert e.recommend({"email": "new@x.org"}, placement="nba", now=T0 + 10).slots[0].content == "shoes"
+    likes(e, "cy@x.org", "shoes", T0)
+    assert e.recommend({"email": "cy@x.org"}, placement="nba", now=T0 + 30).slots[0].content == "shoes"
+    e.track({"type": "purchase", "time": T0 + 20, "ids": {"email": "bo@x.org"}, "item": "i0"})
+    assert e.recommend({"email": "bo@x.org"}, placement="nba", now=T0 + 30).slots[0].content == "vip"
