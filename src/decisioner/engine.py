@@ -241,7 +241,10 @@ class Engine(Durable):
             pl, code = self._allocation(base, row, unit, enrol=seg is None or seg.enrol)
         if seg is not None and seg.chosen is not None and code != HOLDOUT:
             pl, code, pend = base, NOT_ENROLLED, SEGMENT
-        context = pl.context(ev.attrs if personalized else {})
+        affinity = None  # the person's affinity of each experience (campaign, personalized)
+        if personalized and pl.kind == "campaign" and pl.uses_affinity:
+            affinity = pl.affinities(*self.profiles.read(row, ev.time, self.half_lives_))
+        context = pl.context(ev.attrs if personalized else {}, None if affinity is None else affinity[0])
         refused = base.requires & ~allowed
         if refused:
             if fvs.shape[0]:  # the event's interest update, which the kernel would have applied
@@ -257,7 +260,13 @@ class Engine(Durable):
             if pend == SEGMENT and seg is not None and seg.chosen is not None:
                 chosen, n_cand, reasons = seg.chosen, seg.n_cand, []
             else:
-                chosen, n_cand, reasons = pl.choose_arm(ev.time, state, context, personalized=personalized)
+                chosen, n_cand, reasons = pl.choose_arm(
+                    ev.time, state, context, personalized=personalized,
+                    allowed=seg.allowed if seg is not None else None, affinity=affinity, names=self.catalog.fv_names,
+                )
+                gate = target.gate_reason(chosen[0][0]) if target is not None and chosen else None
+                if gate is not None:
+                    reasons.append(gate)
             idx = np.array([c for c, _, _ in chosen], dtype=np.int64)
             sc = np.array([x for _, x, _ in chosen], dtype=np.float64)
             pr = np.array([p for _, _, p in chosen], dtype=np.float64)
@@ -296,7 +305,9 @@ class Engine(Durable):
         return Decision(
             decision_id=decision_id, placement=pl.spec.name, time=ev.time, profile=row, person=person,
             policy=pl.policy_name, policy_version=1, slots=slots, candidates=n_cand,
-            personalized=personalized and pl.kind == "recommendation" and pl.affinity_weight != 0.0,
+            personalized=personalized and (
+                pl.affinity_weight != 0.0 if pl.kind == "recommendation" else affinity is not None
+            ),
             reasons=reasons, latency_us=(_time.perf_counter_ns() - t0) / 1000.0, variant=variant,
         )
 

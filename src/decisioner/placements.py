@@ -35,6 +35,7 @@ from .allocation import Policy, SlatePolicy, make_policy
 from .allocation.experiments import HOLDOUT, NOT_ENROLLED, SEGMENT
 from .catalog import Catalog
 from .config import (
+    AFFINITY_FEATURE,
     EngineConfig,
     GaussianThompsonSpec,
     LinTSSpec,
@@ -45,7 +46,7 @@ from .config import (
     RandomSpec,
 )
 from .consent.store import CHANNEL, PURPOSE, cell
-from .errors import UnknownPlacementError
+from .errors import ConfigError, UnknownPlacementError
 from .profiles import ProfileStore
 from .rules import compile_rules
 from .schemas import Event, Reason
@@ -173,6 +174,15 @@ class Placement:
     #: recommendation: the learned re-ranker over the affinity top-N (the base's and its ranked
     #: variants' one shared :class:`~decisioner.ranking.stage.Ranker`), or None
     ranker: Ranker | None = None
+    #: campaign: the experiences' facet values as flat pairs (experience int64, facet value
+    #: int32), ordered by experience (see :meth:`affinities`)
+    exp_of: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    exp_fv: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
+    #: campaign: per context feature after the intercept, the experience whose affinity it
+    #: reads (``affinity:<id>``), -1 for an event attribute
+    feature_exp: tuple[int, ...] = ()
+    #: campaign: ``w`` of ``score + w * affinity`` (``spec.affinity_weight``)
+    bonus_weight: float = 0.0
 
     @cached_property
     def channel(self) -> int:
@@ -212,14 +222,51 @@ class Placement:
         """uint8 mask of the campaign experiences live at ``now``."""
         return ((self.exp_start <= now) & (now < self.exp_end)).astype(np.uint8)
 
-    def context(self, attrs: dict[str, Any]) -> np.ndarray | None:
+    @property
+    def uses_affinity(self) -> bool:
+        """Whether a decision reads the person's affinities (a weight or an ``affinity:`` feature,
+        over experiences that have facets)."""
+        return self.exp_fv.shape[0] > 0 and (self.bonus_weight != 0.0 or any(e >= 0 for e in self.feature_exp))
+
+    def affinities(self, fids: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each experience's affinity for a person with live interests ``fids`` (int32) /
+        ``scores`` (float64): the sum of the person's shares of interest (scores normalised to
+        sum 1, as the item scorer's affinity term) in the experience's facet values.
+        Returns (affinity float64[experiences], share per pair of :attr:`exp_fv` float64)."""
+        m = len(self.contents)
+        total = float(scores.sum()) if scores.shape[0] else 0.0
+        if not total > 0.0 or self.exp_fv.shape[0] == 0:
+            return np.zeros(m, dtype=np.float64), np.zeros(self.exp_fv.shape[0], dtype=np.float64)
+        order = np.argsort(fids, kind="stable")
+        sf = fids[order]
+        at = np.minimum(np.searchsorted(sf, self.exp_fv), sf.shape[0] - 1)
+        share = np.where(sf[at] == self.exp_fv, scores[order][at] / total, 0.0)
+        return np.bincount(self.exp_of, weights=share, minlength=m).astype(np.float64), share
+
+    def affinity_reason(self, arm: int, share: np.ndarray, names: list[str]) -> Reason | None:
+        """The facet value of experience ``arm`` that carried most of its affinity (``affinity``
+        reason, weight: the person's share of interest in it), or None when it has none."""
+        at = np.flatnonzero(self.exp_of == arm)
+        if at.shape[0] == 0:
+            return None
+        best = int(at[np.argmax(share[at])])
+        if not share[best] > 0.0:
+            return None
+        return Reason(kind="affinity", detail=names[int(self.exp_fv[best])], weight=float(share[best]))
+
+    def context(self, attrs: dict[str, Any], affinity: np.ndarray | None = None) -> np.ndarray | None:
         """A contextual policy's features: 1, then each named numeric event attribute (0 when
-        absent or not a number); ``None`` for a policy without context."""
+        absent or not a number), or for a feature ``affinity:<id>`` the person's affinity of
+        that experience (0 without ``affinity``); ``None`` for a policy without context."""
         if self.features is None:
             return None
         x = np.empty(1 + len(self.features), dtype=np.float64)
         x[0] = 1.0
         for i, f in enumerate(self.features):
+            e = self.feature_exp[i] if self.feature_exp else -1
+            if e >= 0:
+                x[i + 1] = float(affinity[e]) if affinity is not None else 0.0
+                continue
             v = attrs.get(f)
             x[i + 1] = float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else 0.0
         return x
@@ -286,13 +333,22 @@ class Placement:
         return (out_idx[:n], out_score[:n], out_prop[:n]), n_cand, reasons
 
     def choose_arm(
-        self, now: int, state: np.ndarray, context: np.ndarray | None, *, personalized: bool = True
+        self, now: int, state: np.ndarray, context: np.ndarray | None, *, personalized: bool = True,
+        allowed: np.ndarray | None = None, affinity: tuple[np.ndarray, np.ndarray] | None = None,
+        names: list[str] | None = None,
     ) -> tuple[list[tuple[int, float, float]], int, list[Reason]]:
         """A campaign decision: ``[(experience, score, propensity)]``, candidates, reasons.
         Without personalization consent the live ``default`` experience is shown if there is
         one (reason ``consent``); otherwise the policy chooses as for anyone (``context`` is
-        then built from no attribute of the person)."""
+        then built from no attribute of the person).
+
+        ``allowed`` (uint8 per experience) removes experiences the person may not see (their
+        ``segment``); ``affinity`` (:meth:`affinities`' pair) adds ``bonus_weight * affinity``
+        to the policy's per-arm score, and names the facet value (``names``: the catalog's
+        facet value names) that carried the chosen experience's affinity."""
         eligible = self.eligible_experiences(now)
+        if allowed is not None:
+            eligible &= allowed
         n_cand = int(eligible.sum())
         if not personalized and self.default >= 0 and eligible[self.default]:
             return (
@@ -315,10 +371,17 @@ class Placement:
             fixed = self.fixed if eligible[self.fixed] else int(np.argmax(eligible))
             return [(fixed, 0.0, 1.0)], n_cand, reasons
         if self.bandit is not None:
-            c = self.bandit.select_one(eligible, state=state, context=context)
+            bonus = None
+            if affinity is not None and self.bonus_weight != 0.0:
+                bonus = self.bonus_weight * affinity[0]
+            c = self.bandit.select_one(eligible, state=state, context=context, bonus=bonus)
             if c.arm < 0:
                 return [], n_cand, reasons
             self.bandit.expose(c.arm, context=context)
+            if affinity is not None and names is not None:
+                why = self.affinity_reason(c.arm, affinity[1], names)
+                if why is not None:
+                    reasons.insert(0, why)
             return [(c.arm, c.score, c.propensity)], n_cand, reasons
         assert self.slate is not None
         scores = np.where(eligible == 1, 0.0, -np.inf)
@@ -498,6 +561,8 @@ class Placements:
             )
             exp_end = np.array([e.end if e.end is not None else 2**62 for e in spec.experiences], dtype=np.int64)
             default = contents.index(spec.default) if spec.default is not None else -1
+            exp_of, exp_fv = self._experience_facets(spec)
+            feature_exp = tuple(self._feature_experience(f, contents, spec.name) for f in features or ())
         aff_w = prior_w = None
         if isinstance(pol, PopularSpec):
             aff_w, prior_w = 0.0, 1.0
@@ -519,6 +584,9 @@ class Placements:
             features=features,
             default=default,
         )
+        if spec.kind == "campaign":
+            pl.exp_of, pl.exp_fv, pl.feature_exp = exp_of, exp_fv, feature_exp
+            pl.bonus_weight = float(spec.affinity_weight)
         if state is not None and slate is not None:
             sc = self.config.scoring
             p = pl.params
@@ -532,6 +600,46 @@ class Placements:
             pl.plc = (state.mask, state.extra, state.boost, state.trials, state.clicks)
             pl.out = D.new_out(spec.slots)
         return pl
+
+    @staticmethod
+    def _feature_experience(feature: str, contents: list[str], placement: str) -> int:
+        """The experience an ``affinity:<id>`` feature reads (-1: an event attribute)."""
+        if not feature.startswith(AFFINITY_FEATURE):
+            return -1
+        got = feature[len(AFFINITY_FEATURE):]
+        if got not in contents:
+            raise ConfigError(
+                f"expected `affinity:` and an experience id in {contents!r}, got {feature!r} - at "
+                f"`placements.{placement}.policy.features`"
+            )
+        return contents.index(got)
+
+    def _experience_facets(self, spec: PlacementSpec) -> tuple[np.ndarray, np.ndarray]:
+        """Each experience's ``facets`` as catalog facet values: flat (experience, facet value)
+        pairs ordered by experience.
+
+        Raises
+        ------
+        ConfigError
+            If a facet is not a catalog facet or a value occurs on no catalog item.
+        """
+        cat = self.catalog
+        exp_of: list[int] = []
+        exp_fv: list[int] = []
+        for e_i, e in enumerate(spec.experiences):
+            at = f"placements.{spec.name}.experiences[{e_i}].facets"
+            for facet, value in e.facets.items():
+                if facet not in cat.facet_names:
+                    raise ConfigError(f"expected a catalog facet in {cat.facet_names!r}, got {facet!r} - at `{at}`")
+                fv = cat.fv_index.get(f"{facet}={value}")
+                if fv is None:
+                    raise ConfigError(
+                        f"expected a value of facet `{facet}` that a catalog item has, got {value!r} - at "
+                        f"`{at}.{facet}`"
+                    )
+                exp_of.append(e_i)
+                exp_fv.append(fv)
+        return np.array(exp_of, dtype=np.int64), np.array(exp_fv, dtype=np.int32)
 
     def _compile_experiments(self) -> None:
         """One placement per experiment variant with a policy of its own (the base otherwise),

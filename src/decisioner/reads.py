@@ -2,7 +2,8 @@
 
 ``recommend`` tracks nothing, explores nothing and logs nothing (agent consoles, previews):
 the best-scored items of a recommendation placement, or the campaign experience with the best
-posterior mean. It takes the shared side of the engine's lock, so reads run their GIL-free
+posterior mean (plus the person's weighted affinity with ``affinity_weight``, among the
+experiences the person's segments allow). It takes the shared side of the engine's lock, so reads run their GIL-free
 kernels side by side. Results have an empty ``decision_id`` and propensity 1. ``interests``
 reads a person's strongest interests, ``attributes`` their attributes with provenance.
 """
@@ -63,12 +64,24 @@ def recommend(engine: Engine, ids: Mapping[str, str], *, placement: str, now: in
         elif pl.kind == "campaign":
             eligible = pl.eligible_experiences(now).astype(bool)
             means = pl.bandit.means() if pl.bandit is not None else np.zeros(len(pl.contents))
+            known = 0 <= row < engine.profiles.n_rows
+            target = engine.segments_.target(pl.index)
+            gate = target.allowed(row, now) if target is not None and known else None
+            if gate is not None:  # experiences gated by a segment the person is not in
+                eligible &= gate.astype(bool)
+            elif target is not None and target.experiences:  # an unknown person is in no segment
+                eligible[[e for e, _, _ in target.experiences]] = False
+            personalized = known and pl.uses_affinity and pl.bonus_weight != 0.0 and bool(
+                engine.consent.grid_of(row) >> _cell_of(pl) & 1
+            )
+            if personalized:  # the posterior mean plus the person's weighted affinity, as decide scores it
+                aff, _ = pl.affinities(*engine.profiles.read_copy(row, now, engine.half_lives_))
+                means = means + pl.bonus_weight * aff
             means = np.where(eligible, means, -np.inf)
             best = int(np.argmax(means)) if eligible.any() else -1
             slots = (
                 [] if best < 0 else [SlotChoice(content=pl.contents[best], score=float(means[best]), propensity=1.0)]
             )
-            personalized = False
         else:
             prof, pop = engine.profiles, engine.scorer.popularity_
             # a profile loaded in bulk (link_many) and read before its first event holds no

@@ -140,16 +140,21 @@ class Policy(ABC):
         return np.zeros(self.n_arms)
 
     def select_one(
-        self, eligible: Any = None, *, state: np.ndarray | None = None, context: Any = None
+        self, eligible: Any = None, *, state: np.ndarray | None = None, context: Any = None,
+        bonus: np.ndarray | None = None,
     ) -> Choice:
         """Choose one arm among ``eligible`` (mask of ``n_arms``; ``None``: all).
 
         Returns ``Choice(-1, 0.0)`` when no arm is eligible. During burn-in, arms below
         ``burn_in`` exposures are drawn uniformly (propensity ``1 / their number``).
         ``state`` is an explicit RNG state (``_kernels.rng.seed_state``); by default the
-        policy's own stream advances.
+        policy's own stream advances. ``bonus`` (float64[n_arms], finite) is added to each
+        arm's score for this selection only (a person's affinity to each arm, weighted); the
+        propensity is that of the rule with the bonus. ``None`` is the policy unchanged.
         """
         el = self._eligible(eligible)
+        if bonus is not None:
+            bonus = self._bonus(bonus)
         st = self._state if state is None else state
         if self.burn_in > 0:
             cold = el.astype(bool) & (self.counts < self.burn_in)
@@ -160,7 +165,13 @@ class Policy(ABC):
                 return Choice(int(arm), float(prop))
         if el is not self._all and not el.any():
             return Choice(-1, 0.0)
-        return self._select(el, st, context)
+        return self._select(el, st, context, bonus)
+
+    def _bonus(self, bonus: Any) -> np.ndarray:
+        b = np.ascontiguousarray(bonus, dtype=np.float64)
+        if b.shape != (self.n_arms,) or not math.isfinite(np.add.reduce(b)):
+            raise ConfigError(f"expected a finite bonus of shape ({self.n_arms},), got shape {b.shape!r} - at `bonus`")
+        return b
 
     def select_many(self, n: int, eligible: Any = None, *, context: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """``n`` selections from the current state (no learning in between): arms (int64) and
@@ -241,15 +252,19 @@ class Policy(ABC):
 
     # ------------------------------------------------------------------ to implement
     @abstractmethod
-    def _select(self, eligible: np.ndarray, state: np.ndarray, context: Any) -> Choice: ...
+    def _select(self, eligible: np.ndarray, state: np.ndarray, context: Any, bonus: np.ndarray | None) -> Choice:
+        """One selection among ``eligible`` (not empty) with ``bonus`` added to the scores
+        (``None``: none)."""
 
     @abstractmethod
     def _learn(self, arm: int, dn: float, reward: float, previous: float, context: Any) -> None: ...
 
     @abstractmethod
-    def action_distribution(self, eligible: Any = None, *, context: Any = None) -> np.ndarray:
+    def action_distribution(
+        self, eligible: Any = None, *, context: Any = None, bonus: np.ndarray | None = None
+    ) -> np.ndarray:
         """Probability of each arm at the next selection (float64[n_arms], sums to 1 over the
-        eligible arms)."""
+        eligible arms), with ``bonus`` added to the arms' scores as in :meth:`select_one`."""
 
     def means(self) -> np.ndarray:
         """Current estimate of each arm's mean reward."""

@@ -33,8 +33,8 @@ class _MeanPolicy(Policy):
     def means(self) -> np.ndarray:
         return self.stats_.means()
 
-    def _select(self, eligible: np.ndarray, state: np.ndarray, context: Any) -> Choice:
-        m = self.means()
+    def _select(self, eligible: np.ndarray, state: np.ndarray, context: Any, bonus: np.ndarray | None) -> Choice:
+        m = self.means() if bonus is None else self.means() + bonus  # the rule over shifted means: exact
         arm, prop = B.arm_select(self.mode, self.param, m, self.stats_.counts_, eligible, state)
         return Choice(int(arm), float(prop), float(m[arm]))
 
@@ -47,13 +47,16 @@ class _MeanPolicy(Policy):
     def _learn(self, arm: int, dn: float, reward: float, previous: float, context: Any) -> None:
         self.stats_.add(arm, dn, reward, 0.0)
 
-    def action_distribution(self, eligible: Any = None, *, context: Any = None) -> np.ndarray:
+    def action_distribution(
+        self, eligible: Any = None, *, context: Any = None, bonus: np.ndarray | None = None
+    ) -> np.ndarray:
         el = self._eligible(eligible).astype(bool)
         out = np.zeros(self.n_arms)
         k = int(el.sum())
         if k == 0:
             return out
-        m = np.where(el, self.means(), -np.inf)
+        means = self.means() if bonus is None else self.means() + self._bonus(bonus)
+        m = np.where(el, means, -np.inf)
         best = int(np.argmax(m))  # first maximum: the kernels' tie rule
         if self.mode == B.MODE_GREEDY:
             out[best] = 1.0

@@ -108,16 +108,31 @@ class LinUCB(_Linear):
     ) -> None:
         super().__init__(n_arms, n_features, spec, seed=seed)
 
-    def _select(self, eligible: np.ndarray, state: np.ndarray, context: Any) -> Choice:
+    def _select(self, eligible: np.ndarray, state: np.ndarray, context: Any, bonus: np.ndarray | None) -> Choice:
         x = self._context(context)
+        if bonus is not None:
+            return self._select_shifted(eligible, x, bonus)
         arm, score = K.linucb_select(self.inv_, self.theta_, x, eligible, float(self.spec.alpha))
         return Choice(int(arm), 1.0, float(score))
 
-    def action_distribution(self, eligible: Any = None, *, context: Any = None) -> np.ndarray:
+    def _select_shifted(self, eligible: np.ndarray, x: np.ndarray, bonus: np.ndarray) -> Choice:
+        """The highest ``theta . x + alpha sd + bonus`` (ties: the lower index, as the kernel)."""
+        K.linear_scores(self.inv_, self.theta_, x, eligible, self._mean, self._sd)
+        s = np.where(eligible != 0, self._mean + float(self.spec.alpha) * self._sd + bonus, -np.inf)
+        arm = int(np.argmax(s))
+        return Choice(arm, 1.0, float(s[arm]))
+
+    def action_distribution(
+        self, eligible: Any = None, *, context: Any = None, bonus: np.ndarray | None = None
+    ) -> np.ndarray:
         el = self._eligible(eligible)
         out = np.zeros(self.n_arms)
         if el.any():
-            arm, _ = K.linucb_select(self.inv_, self.theta_, self._context(context), el, float(self.spec.alpha))
+            x = self._context(context)
+            if bonus is not None:
+                arm = self._select_shifted(el, x, self._bonus(bonus)).arm
+            else:
+                arm, _ = K.linucb_select(self.inv_, self.theta_, x, el, float(self.spec.alpha))
             out[arm] = 1.0
         return out
 
@@ -151,10 +166,10 @@ class LinTS(_Linear):
     def __init__(self, n_arms: int, n_features: int, spec: LinTSSpec = LinTSSpec(), *, seed: int | None = None) -> None:
         super().__init__(n_arms, n_features, spec, seed=seed)
 
-    def _distribution(self, el: np.ndarray, context: Any) -> np.ndarray:
+    def _distribution(self, el: np.ndarray, context: Any, bonus: np.ndarray | None = None) -> np.ndarray:
         x = self._context(context)
         K.linear_scores(self.inv_, self.theta_, x, el, self._mean, self._sd)
-        mean = np.where(el == 1, self._mean, 0.0)
+        mean = np.where(el == 1, self._mean if bonus is None else self._mean + bonus, 0.0)
         sd = np.maximum(self.spec.v * self._sd, 1e-12)
         out = np.empty((self.n_arms, 1), dtype=np.float64)
         coarse = 16 if self.n_arms <= 32 else 48
@@ -163,11 +178,14 @@ class LinTS(_Linear):
         dist: np.ndarray = w / w.sum()
         return dist
 
-    def _select(self, eligible: np.ndarray, state: np.ndarray, context: Any) -> Choice:
-        w = self._distribution(eligible, context)
+    def _select(self, eligible: np.ndarray, state: np.ndarray, context: Any, bonus: np.ndarray | None) -> Choice:
+        w = self._distribution(eligible, context, bonus)
         arm = int(B.categorical_select(np.cumsum(w), state))
-        return Choice(arm, float(w[arm]), float(self._mean[arm]))
+        return Choice(arm, float(w[arm]), float(self._mean[arm] + (0.0 if bonus is None else bonus[arm])))
 
-    def action_distribution(self, eligible: Any = None, *, context: Any = None) -> np.ndarray:
+    def action_distribution(
+        self, eligible: Any = None, *, context: Any = None, bonus: np.ndarray | None = None
+    ) -> np.ndarray:
         el = self._eligible(eligible)
-        return self._distribution(el, context) if el.any() else np.zeros(self.n_arms)
+        b = None if bonus is None else self._bonus(bonus)
+        return self._distribution(el, context, b) if el.any() else np.zeros(self.n_arms)

@@ -11,6 +11,12 @@ is repeated only when the posterior has changed ``batch_size`` times (1: every s
 the latest evidence). A refresh costs tens of microseconds for a handful of arms and about
 15 ms for 1,000, so large arm sets should use batched updates (``batch_size`` in the hundreds
 or more), as production Thompson samplers do.
+
+With a per-arm ``bonus`` (a person's weighted affinity to each experience) the rule is
+``argmax_k X_k + bonus_k``; its probabilities are integrated per selection over normal
+posteriors (Gaussian family: exact; Beta family: the moment-matched normal of each Beta
+posterior, see ``_shifted``), from the same posterior snapshot as the cached table, and the
+arm is drawn from them: the propensity is the exact probability of the choice made.
 """
 
 from __future__ import annotations
@@ -30,6 +36,13 @@ __all__ = ["BernoulliThompson", "GaussianThompson"]
 _Z = 12.0
 _MAX_GRID = 16_384
 _TOL = 1e-4
+
+
+def _varies(bonus: np.ndarray, eligible: np.ndarray) -> bool:
+    """Whether ``bonus`` differs between eligible arms (a constant shift changes no argmax: the
+    Beta integration stays exact then)."""
+    b = bonus[eligible != 0]
+    return bool(b.shape[0] > 1 and b.min() != b.max())
 
 
 def _coarse(n_arms: int) -> int:
@@ -126,21 +139,53 @@ class _ProbabilityMatching(Policy):
         self.error_ = float(meta["error"])
         self.refreshes_ = int(meta["refreshes"])
 
-    def _select(self, eligible: np.ndarray, state: np.ndarray, context: Any) -> Choice:
+    def _select(self, eligible: np.ndarray, state: np.ndarray, context: Any, bonus: np.ndarray | None) -> Choice:
         if self._stale(eligible):
             self.refresh(eligible)
+        if bonus is not None and _varies(bonus, eligible):
+            win = self._shifted(eligible, bonus)
+            arm = int(B.categorical_select(np.cumsum(win), state))
+            return Choice(arm, float(win[arm]), float(self._mean_of(arm) + bonus[arm]))
         arm = int(B.categorical_select(self._cum, state))
         return Choice(arm, float(self._win[arm]), float(self._mean_of(arm)))
+
+    def _shifted(self, eligible: np.ndarray, bonus: np.ndarray) -> np.ndarray:
+        """P(arm k has the highest ``X_k + bonus_k``) for the current posterior snapshot, where
+        ``X_k`` is the posterior draw: normal for the Gaussian family (exact), and for Beta
+        posteriors their moment-matched normal (same mean and variance). The arm is drawn from
+        these probabilities, so the logged propensity is exactly that of the choice made."""
+        assert self._snap is not None
+        p1, p2 = self._snap
+        if self.family == B.FAMILY_BETA:
+            n = p1 + p2
+            mean = p1 / n
+            sd = np.sqrt(p1 * p2 / (n * n * (n + 1.0)))
+        else:
+            mean, sd = p1, p2
+        mean = np.ascontiguousarray(mean + bonus)
+        sd = np.ascontiguousarray(np.maximum(sd, 1e-12))
+        out = np.empty((self.n_arms, 1), dtype=np.float64)
+        B.rank_probabilities(B.FAMILY_NORMAL, mean, sd, eligible, 1, _Z, _coarse(self.n_arms), _MAX_GRID, _TOL, out)
+        w = out[:, 0] * eligible
+        total = w.sum()
+        if not total > 0.0:
+            w, total = eligible.astype(np.float64), float(eligible.sum())
+        win: np.ndarray = w / total
+        return win
 
     def _mean_of(self, arm: int) -> float:
         assert self._snap is not None
         p1, p2 = self._snap
         return float(p1[arm] / (p1[arm] + p2[arm])) if self.family == B.FAMILY_BETA else float(p1[arm])
 
-    def action_distribution(self, eligible: Any = None, *, context: Any = None) -> np.ndarray:
+    def action_distribution(
+        self, eligible: Any = None, *, context: Any = None, bonus: np.ndarray | None = None
+    ) -> np.ndarray:
         el = self._eligible(eligible)
         if self._stale(el):
             self.refresh(el)
+        if bonus is not None and _varies(self._bonus(bonus), el):
+            return self._shifted(el, self._bonus(bonus))
         return self._win.copy()
 
     def rank_distribution(self, k: int, eligible: Any = None) -> np.ndarray:

@@ -48,9 +48,10 @@ class UCB1(Policy):
     def means(self) -> np.ndarray:
         return self.stats_.means()
 
-    def _select(self, eligible: np.ndarray, state: np.ndarray, context: Any) -> Choice:
-        arm, prop = B.arm_select(B.MODE_UCB1, self.spec.c, self.means(), self.stats_.counts_, eligible, state)
-        return Choice(int(arm), float(prop), float(self.means()[arm]))
+    def _select(self, eligible: np.ndarray, state: np.ndarray, context: Any, bonus: np.ndarray | None) -> Choice:
+        m = self.means() if bonus is None else self.means() + bonus
+        arm, prop = B.arm_select(B.MODE_UCB1, self.spec.c, m, self.stats_.counts_, eligible, state)
+        return Choice(int(arm), float(prop), float(m[arm]))
 
     def _export(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         return self.stats_.to_arrays("stats."), {}
@@ -61,10 +62,13 @@ class UCB1(Policy):
     def _learn(self, arm: int, dn: float, reward: float, previous: float, context: Any) -> None:
         self.stats_.add(arm, dn, reward, 0.0)
 
-    def action_distribution(self, eligible: Any = None, *, context: Any = None) -> np.ndarray:
+    def action_distribution(
+        self, eligible: Any = None, *, context: Any = None, bonus: np.ndarray | None = None
+    ) -> np.ndarray:
         el = self._eligible(eligible)
         out = np.zeros(self.n_arms)
         if el.any():
-            arm, _ = B.arm_select(B.MODE_UCB1, self.spec.c, self.means(), self.stats_.counts_, el, self._state.copy())
+            m = self.means() if bonus is None else self.means() + self._bonus(bonus)
+            arm, _ = B.arm_select(B.MODE_UCB1, self.spec.c, m, self.stats_.counts_, el, self._state.copy())
             out[arm] = 1.0
         return out

@@ -32,7 +32,7 @@ from .identity import DEFAULT_EMAIL_PATTERNS as DEFAULT_EMAIL_PATTERNS
 from .identity import DEFAULT_PHONE_PATTERNS as DEFAULT_PHONE_PATTERNS
 from .identity import PHONE_REGIONS as PHONE_REGIONS
 from .outcomes import OutcomesSpec
-from .placements import Boost, ExperienceSpec, FilterSpec, PlacementSpec, RankerSpec, SegmentRule
+from .placements import AFFINITY_FEATURE, Boost, ExperienceSpec, FilterSpec, PlacementSpec, RankerSpec, SegmentRule
 from .policies import (
     ARM_POLICIES,
     EpsilonGreedySpec,
@@ -51,6 +51,7 @@ from .profiles import DEFAULT_EVENT_WEIGHTS as DEFAULT_EVENT_WEIGHTS
 from .profiles import ProfileSpec
 
 __all__ = [
+    "AFFINITY_FEATURE",
     "IdentitySpec",
     "IdentifierSpec",
     "DEFAULT_IDENTIFIERS",

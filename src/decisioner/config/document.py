@@ -83,6 +83,9 @@ class EngineConfig(Struct, **SPEC):
         named = [(p.segment, f"placement {p.name!r}") for p in self.placements]
         named += [(r.segment, f"a rule of placement {p.name!r}") for p in self.placements for r in p.rules]
         named += [(e.audience, f"experiment {e.name!r}") for e in self.experiments]
+        named += [
+            (x.segment, f"experience {x.id!r} of placement {p.name!r}") for p in self.placements for x in p.experiences
+        ]
         for seg, where in named:
             check(seg is None or seg in self.segments, f"expected a segment in {known!r}, got {seg!r} ({where})")
 

@@ -3,7 +3,8 @@ placement (experiences, default), each with its policy and fallback."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import math
+from typing import Annotated, Final, Literal
 
 from msgspec import Meta, Struct
 
@@ -11,7 +12,10 @@ from ..consent import CHANNELS, PURPOSES
 from ._spec import SPEC, check
 from .policies import EpsilonGreedySpec, PolicySpec, RandomSpec, ThompsonSpec, check_policy
 
-__all__ = ["Boost", "FilterSpec", "ExperienceSpec", "PlacementSpec", "RankerSpec", "SegmentRule"]
+__all__ = ["AFFINITY_FEATURE", "Boost", "FilterSpec", "ExperienceSpec", "PlacementSpec", "RankerSpec", "SegmentRule"]
+
+#: prefix of a contextual policy's feature that reads the person's affinity of an experience
+AFFINITY_FEATURE: Final = "affinity:"
 
 
 class Boost(Struct, **SPEC):
@@ -34,12 +38,21 @@ class FilterSpec(Struct, **SPEC):
 
 
 class ExperienceSpec(Struct, **SPEC):
-    """One experience (offer, message, banner) of a campaign placement."""
+    """One experience (offer, message, banner, next-best action) of a campaign placement.
+
+    ``facets`` (catalog facet -> value, e.g. ``{"category": "shoes"}``) describe what it is
+    about: the person's share of interest in those facet values is the experience's
+    *affinity*, which the placement's ``affinity_weight`` adds to the policy's score and which
+    contextual policies read as feature ``affinity:<id>``. ``segment`` makes it eligible only
+    for members of that named segment (``[segments]``).
+    """
 
     id: Annotated[str, Meta(min_length=1, max_length=256)]
     start: int | None = None
     end: int | None = None
     facets: dict[str, str] = {}
+    #: eligibility: only members of this named segment may be shown the experience
+    segment: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
 
 
 class SegmentRule(Struct, **SPEC):
@@ -87,6 +100,9 @@ class PlacementSpec(Struct, **SPEC):
     rules: list[SegmentRule] = []
     #: recommendation only: a learned re-ranker over the affinity top-N (see :class:`RankerSpec`)
     ranker: RankerSpec | None = None
+    #: campaign only: ``w`` in the per-arm score ``policy score + w * affinity`` (the person's
+    #: share of interest in an experience's ``facets``); 0 leaves the policy as it is
+    affinity_weight: Annotated[float, Meta(ge=0.0, le=1e6)] = 0.0
 
     def __post_init__(self) -> None:
         at = f" (placement {self.name!r})"
@@ -103,10 +119,26 @@ class PlacementSpec(Struct, **SPEC):
             for r in self.rules:
                 got = r.experience
                 check(got in ids, f"expected a rule's `experience` to be one of {ids!r}, got {got!r}{at}")
+            if self.default is not None:
+                gated = self.experiences[ids.index(self.default)].segment
+                check(gated is None, f"expected the `default` experience without a `segment`, got {gated!r}{at}")
+            check(
+                math.isfinite(self.affinity_weight),
+                f"expected a finite `affinity_weight`, got {self.affinity_weight!r}{at}",
+            )
+            for f in getattr(self.policy, "features", ()):
+                if f.startswith(AFFINITY_FEATURE):
+                    got = f[len(AFFINITY_FEATURE):]
+                    check(got in ids, f"expected `affinity:` and an experience id in {ids!r}, got {f!r}{at}")
         else:
             check(not self.rules, f"expected no `rules` on a recommendation placement (campaigns only){at}")
             check(not self.experiences, f"expected no experiences on a recommendation placement{at}")
             check(self.default is None, f"expected no `default` on a recommendation placement{at}")
+            check(
+                self.affinity_weight == 0.0,
+                f"expected no `affinity_weight` on a recommendation placement (`scoring.affinity_weight` "
+                f"weighs items), got {self.affinity_weight!r}{at}",
+            )
             if self.ranker is not None:
                 check(
                     not isinstance(self.policy_spec, RandomSpec),

@@ -9,7 +9,10 @@ event is applied (so its counts and attributes are seen):
    propensity 1, and is not enrolled in the placement's experiment;
 2. **rules** (campaign ``rules``): the first rule whose segment holds the person and whose
    experience is live is shown, before the policy and the experiment, propensity 1;
-3. **experiment audience** (``audience`` on the experiment): only members are enrolled; others
+3. **experience eligibility** (``segment`` on a campaign experience): only members may be shown
+   it; the rules and the policy choose among the experiences the person may see, and a
+   decision showing a gated experience names its segment (``kind="segment"``);
+4. **experiment audience** (``audience`` on the experiment): only members are enrolled; others
    get the placement as it is, unassigned (the global holdout still applies to everyone).
 
 A decision served by 1 or 2 is logged as not enrolled, and an outcome joined to it rewards no
@@ -20,7 +23,7 @@ segments (its people keep the default content).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 import numpy as np
@@ -49,6 +52,8 @@ class Check:
     chosen: Chosen | None
     n_cand: int
     reasons: list[Reason]
+    #: uint8 per experience: 1 where the person may see it (None: no experience is gated)
+    allowed: np.ndarray | None = None
 
 
 @dataclass
@@ -59,6 +64,25 @@ class Target:
     segment: tuple[str, CompiledSegment] | None
     rules: list[tuple[str, CompiledSegment, int]]
     audience: tuple[str, CompiledSegment] | None
+    #: gated experiences: (experience, segment name, compiled segment)
+    experiences: list[tuple[int, str, CompiledSegment]] = field(default_factory=list)
+
+    def allowed(self, row: int, now: int) -> np.ndarray | None:
+        """uint8 per experience: 1 unless its segment does not hold the person (None: no gate)."""
+        if not self.experiences:
+            return None
+        out = np.ones(len(self.placement.contents), dtype=np.uint8)
+        for e, _, seg in self.experiences:
+            if not seg.test(row, now):
+                out[e] = 0
+        return out
+
+    def gate_reason(self, experience: int) -> Reason | None:
+        """``segment`` reason of a gated experience that was shown (None: not gated)."""
+        for e, name, _ in self.experiences:
+            if e == experience:
+                return Reason(kind="segment", detail=f"{name}: eligible for {self.placement.contents[e]}")
+        return None
 
     def check(self, row: int, now: int, scorer: AffinityScorer) -> Check:
         reasons: list[Reason] = []
@@ -69,19 +93,22 @@ class Target:
                 return Check(False, self._fallback(now, scorer), 0,
                              [Reason(kind="segment", detail=f"not in {name}: fallback")])
             reasons.append(Reason(kind="segment", detail=name))
+        allowed = self.allowed(row, now)
         if self.rules:
             live = pl.eligible_experiences(now)
+            if allowed is not None:
+                live &= allowed
             for name, seg, exp in self.rules:
                 if live[exp] and seg.test(row, now):
                     reasons.append(Reason(kind="segment", detail=f"{name}: {pl.contents[exp]}"))
-                    return Check(False, [(exp, 0.0, 1.0)], int(live.sum()), reasons)
+                    return Check(False, [(exp, 0.0, 1.0)], int(live.sum()), reasons, allowed)
         enrol = True
         if self.audience is not None:
             name, seg = self.audience
             enrol = seg.test(row, now)
             if enrol:
                 reasons.append(Reason(kind="segment", detail=name))
-        return Check(enrol, None, 0, reasons)
+        return Check(enrol, None, 0, reasons, allowed)
 
     def _fallback(self, now: int, scorer: AffinityScorer) -> Chosen:
         pl = self.placement
@@ -118,13 +145,15 @@ class SegmentRuntime:
         for spec in config.placements:
             pl = placements.get(spec.name)
             aud = audience.get(spec.name)
-            if spec.segment is None and not spec.rules and aud is None:
+            gated = [(e_i, x.segment) for e_i, x in enumerate(spec.experiences) if x.segment is not None]
+            if spec.segment is None and not spec.rules and aud is None and not gated:
                 continue
             self.targets[pl.index] = Target(
                 pl,
                 (spec.segment, self.named[spec.segment]) if spec.segment is not None else None,
                 [(r.segment, self.named[r.segment], pl.contents.index(r.experience)) for r in spec.rules],
                 (aud, self.named[aud]) if aud is not None else None,
+                [(e_i, name, self.named[name]) for e_i, name in gated],
             )
 
     def target(self, placement: int) -> Target | None:
