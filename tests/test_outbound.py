@@ -254,3 +254,18 @@ def test_config_errors_say_what_and_where() -> None:
     ):
         with pytest.raises(ConfigError, match=re.escape(msg)):
             load_config_dict(_config(**outbound))
+
+
+def test_expose_many_is_expose_of_each() -> None:
+    from decisioner.allocation import BernoulliThompson
+    from decisioner.config import ThompsonSpec
+
+    arms = np.array([2, 0, 2, 1, 2], dtype=np.int64)
+    for spec in (ThompsonSpec(), ThompsonSpec(window=3)):
+        one, many = BernoulliThompson(3, spec, seed=1), BernoulliThompson(3, spec, seed=1)
+        for a in arms.tolist():
+            one.expose(a)
+        many.expose_many(arms)
+        a1, m1 = one.to_state()
+        a2, m2 = many.to_state()
+        assert m1 == m2 and all((a1[k] == a2[k]).all() for k in a1)

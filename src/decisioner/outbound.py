@@ -495,9 +495,7 @@ def _send(engine: Engine, pl: Placement, channel: str, now: int, persons: np.nda
             arms[drawn], props[drawn], scores[drawn] = a, p[a], means[a]
     # state moves from here on: exposures, the decision log, pending outcomes, the send history
     if pl.bandit is not None and drawn.any():
-        expose = pl.bandit.expose
-        for arm in arms[drawn].tolist():
-            expose(arm, context=context)
+        pl.bandit.expose_many(arms[drawn], context=context)
     analytics = (g_allow >> np.uint64(cell(_ANALYTICS, ch))) & np.uint64(1) == 1
     logged = np.flatnonzero(analytics)
     handles = np.full(k, -1, dtype=np.int64)
@@ -510,10 +508,11 @@ def _send(engine: Engine, pl: Placement, channel: str, now: int, persons: np.nda
     ctx = None if context is None else context.tolist()
     inst = engine.instance
     ids = [f"{inst}-{s}" for s in seqs.tolist()]
-    add = engine.pending_.add
     idx = pl.index
-    for did, h, arm in zip(ids, handles.tolist(), arms.tolist()):
-        add(did, Pending(idx, h, 1, NOT_ENROLLED, 0.0, ctx, now, contents=() if h >= 0 else (arm,)))
+    engine.pending_.add_many(
+        [(did, Pending(idx, h, 1, NOT_ENROLLED, 0.0, ctx, now, 0, () if h >= 0 else (arm,)))
+         for did, h, arm in zip(ids, handles.tolist(), arms.tolist())], now,
+    )
     engine.sends_.record(g_rows, ci, now)
     engine.seq_ += k
     contents = pl.contents
