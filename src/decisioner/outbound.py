@@ -42,8 +42,10 @@ eviction (cleared), the access export (``sends``) and snapshots (component ``out
 
 from __future__ import annotations
 
+import gc
 import time as _time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Final
@@ -190,7 +192,7 @@ class SendHistory:
         return int(self.sends_.nbytes)
 
 
-class Message(Result, frozen=True, kw_only=True):
+class Message(Result, frozen=True, kw_only=True, gc=False):
     """One outbound message: the person, its decision id, the experience and its propensity."""
 
     person: int
@@ -201,7 +203,7 @@ class Message(Result, frozen=True, kw_only=True):
     personalized: bool = True
 
 
-class Skipped(Result, frozen=True, kw_only=True):
+class Skipped(Result, frozen=True, kw_only=True, gc=False):
     """A member of the audience who was not sent a message, and why (``consent``, ``cap``,
     ``quiet``, ``no_content``)."""
 
@@ -438,7 +440,8 @@ def outbound(engine: Engine, audience: Any, *, placement: str, channel: str, now
         else:
             persons, rows = resolve(engine, listed)
         op = OutboundOp(pl.spec.name, channel, now, persons.tolist())
-        batch = engine.journal.run(op, lambda: _send(engine, pl, channel, now, persons, rows))
+        with _gc_paused():
+            batch = engine.journal.run(op, lambda: _send(engine, pl, channel, now, persons, rows))
     return _with_seconds(batch, _time.perf_counter() - t0)
 
 
@@ -447,6 +450,20 @@ def apply_op(engine: Engine, op: OutboundOp) -> OutboundBatch:
     pl = check_placement(engine, op.placement)
     persons, rows = resolve(engine, np.array(op.persons, dtype=np.int64))
     return engine.journal.run(op, lambda: _send(engine, pl, op.channel, op.now, persons, rows))
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while a batch builds its hundreds of thousands of small acyclic
+    objects (decision ids, pending entries, messages): otherwise each allocation burst rescans
+    every live container, over half of a 50,000-person batch. Nothing leaks: none holds a cycle."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _with_seconds(batch: OutboundBatch, seconds: float) -> OutboundBatch:
