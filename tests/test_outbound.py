@@ -269,3 +269,25 @@ def test_expose_many_is_expose_of_each() -> None:
         a1, m1 = one.to_state()
         a2, m2 = many.to_state()
         assert m1 == m2 and all((a1[k] == a2[k]).all() for k in a1)
+
+
+def test_cli_outbound_on_a_generated_world(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from decisioner.cli import main
+
+    assert main(["generate", "--people", "150", "--items", "40", "--out", str(tmp_path / "w"), "--json"]) == 0
+    capsys.readouterr()
+    args = ["outbound", "--world", str(tmp_path / "w"), "--segment", 'consent("marketing", "email")',
+            "--placement", "email_hero", "--channel", "email"]
+    assert main([*args, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    c = out["counts"]
+    assert c["audience"] > 0 and c["sent"] == len(out["sent"]) and c["consent"] == 0  # the segment asks for it
+    assert c["sent"] + c["cap"] + c["quiet"] + c["no_content"] == c["audience"]
+    assert all(0.0 < m["propensity"] <= 1.0 and m["decision_id"].startswith("d-") for m in out["sent"])
+    assert main(args) == 0
+    assert capsys.readouterr().out.startswith(f"outbound email from email_hero (thompson) at {out['time']}: "
+                                              f"{c['sent']} of {c['audience']} sent; skipped: 0 consent")
+    assert main([*args[:-4], "--placement", "home_recs", "--channel", "email"]) == 1
+    assert capsys.readouterr().err.startswith("error: Expected a campaign placement, got 'home_recs'")
