@@ -215,7 +215,8 @@ def test_snapshot_and_log_round_trips_give_identical_next_choices(tmp_path: Path
 
 def test_a_rejected_call_changes_nothing(tmp_path: Path) -> None:
     cfg = _config()
-    cfg["experiments"] = [{"name": "x", "placement": "promo", "variants": [{"name": "v1"}, {"name": "v2"}]}]
+    cfg["segments"] = {"all": 'consent("analytics")'}
+    cfg["placements"][0]["segment"] = "all"
     cfg["placements"].append({"name": "promo2", "kind": "campaign", "experiences": [{"id": "z"}]})
     eng = _engine(cfg)
     people = _people(eng, 3)
@@ -224,7 +225,8 @@ def test_a_rejected_call_changes_nothing(tmp_path: Path) -> None:
     bad: list[tuple[Any, dict[str, Any], type[Exception], str]] = [
         (people, {"placement": "nope"}, UnknownPlacementError, "got 'nope' - at `placement`"),
         (people, {"placement": "home"}, SchemaError, "Expected a campaign placement, got 'home' (a recommendation)"),
-        (people, {"placement": "promo"}, SchemaError, "got 'promo' with an experiment - at `placement`"),
+        (people, {"placement": "promo"}, SchemaError, "Expected a campaign placement without a segment or segment "
+                                                      "rules (outbound batches do not target them), got 'promo'"),
         (people, {"channel": "fax"}, SchemaError, "Expected a channel in ['email', 'sms', 'push'], got 'fax'"),
         (people, {"now": 5}, SchemaError, "Expected `now` in"),
         ([people[0], -1], {}, SchemaError, "Expected a person id >= 0, got -1 - at `audience[1]`"),
@@ -291,3 +293,30 @@ def test_cli_outbound_on_a_generated_world(tmp_path: Path, capsys: pytest.Captur
                                               f"{c['sent']} of {c['audience']} sent; skipped: 0 consent")
     assert main([*args[:-4], "--placement", "home_recs", "--channel", "email"]) == 1
     assert capsys.readouterr().err.startswith("error: Expected a campaign placement, got 'home_recs'")
+
+
+def test_experiments_and_the_holdout_allocate_like_decide() -> None:
+    cfg = _config()
+    cfg["holdout"] = {"fraction": 0.3}
+    cfg["experiments"] = [{"name": "x", "placement": "promo",
+                           "variants": [{"name": "same"}, {"name": "ucb", "policy": {"kind": "ucb1"}}]}]
+    eng = _engine(cfg)
+    people = _people(eng, 400)
+    batch = eng.outbound(people, placement="promo", channel="email", now=T0)
+    variants = [m.variant for m in batch.sent]
+    assert set(variants) == {"holdout", "same", "ucb"} and 60 < variants.count("holdout") < 180
+    assert all(m.content == "a" and m.propensity == 1.0 for m in batch.sent if m.variant == "holdout")
+    log = eng.decision_log
+    codes = {"holdout": -2, "same": 0, "ucb": 1}
+    assert log.column("variant").tolist() == [codes[v] for v in variants]
+    assert log.column("experiment").tolist() == [-1 if v == "holdout" else 0 for v in variants]
+    pl = eng.placement("promo")
+    assert pl.variants is not None and pl.variants[1].bandit is not None
+    assert pl.variants[1].bandit.counts.sum() == variants.count("ucb")  # the variant's own policy learnt
+    assert eng.experiments_.exposures.to_arrays()["variant"].tolist().count(-2) == variants.count("holdout")
+    again = eng.outbound(people, placement="promo", channel="email", now=T0 + 3 * DAY)
+    assert [m.variant for m in again.sent] == variants  # sticky
+    d = eng.decide({"type": "view", "time": T0 + 4 * DAY, "ids": {"crm_id": "p5"}}, placement="promo")
+    assert d.variant == variants[5]
+    m = again.sent[3]
+    eng.observe({"decision_id": m.decision_id, "kind": "click", "time": T0 + 3 * DAY + 1, "content": m.content})

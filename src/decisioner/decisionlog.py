@@ -233,7 +233,8 @@ class DecisionLog:
 
     def append_many(
         self, *, seqs: np.ndarray, time: int, persons: np.ndarray, placement: int, contents: np.ndarray,
-        scores: np.ndarray, propensities: np.ndarray, candidates: int,
+        scores: np.ndarray, propensities: np.ndarray, candidates: int, experiments: np.ndarray | None = None,
+        variants: np.ndarray | None = None,
     ) -> np.ndarray:
         """Append one-slot decisions in bulk (an outbound batch): row ``i`` is decision
         ``seqs[i]`` of ``persons[i]``, exactly as :meth:`append` would write it one by one
@@ -258,8 +259,8 @@ class DecisionLog:
             c["score"][start:end] = scores[part]
             c["propensity"][start:end] = propensities[part]
             c["candidates"][start:end] = candidates
-            c["experiment"][start:end] = -1
-            c["variant"][start:end] = -1
+            c["experiment"][start:end] = -1 if experiments is None else experiments[part]
+            c["variant"][start:end] = -1 if variants is None else variants[part]
             handles[part] = (self._base + ci) * self.chunk_rows + np.arange(start, end)
             self._fill[ci] = end
             self._n += k

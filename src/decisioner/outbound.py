@@ -36,8 +36,11 @@ round trip gives identical next choices. The send history is a row-keyed store t
 merges (the newest sends of both people), splits (the new pieces start empty), erasure and
 eviction (cleared), the access export (``sends``) and snapshots (component ``outbound``).
 
-**Limits.** Placements with an experiment, the global holdout or segment rules are refused
-(their allocation needs an identifier per person that a batch does not carry yet).
+**Experiments and the holdout.** A person in the global holdout gets the holdout's content, one
+in an experiment on the placement its variant's choice (a variant with its own policy draws from
+that policy), logged with the experiment and variant as ``decide`` logs them; the assignment is
+the sticky one of the person's profile, made at the first one from the person's smallest
+identifier key. Placements that target a segment (``segment`` or segment ``rules``) are refused.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 
 from . import arguments
-from .allocation.experiments import NOT_ENROLLED
+from .allocation.experiments import _UNASSIGNED, HOLDOUT, NOT_ENROLLED
 from .config import DAY_MS
 from .config.outbound import OUTBOUND_CHANNELS, OutboundSpec, minutes_of_day
 from .consent.store import CHANNEL, PURPOSE, cell
@@ -201,6 +204,8 @@ class Message(Result, frozen=True, kw_only=True, gc=False):
     propensity: float
     score: float = 0.0
     personalized: bool = True
+    #: the experiment variant (or ``holdout``) the person is in; None: no experiment
+    variant: str | None = None
 
 
 class Skipped(Result, frozen=True, kw_only=True, gc=False):
@@ -236,12 +241,10 @@ def check_placement(engine: Engine, name: str) -> Placement:
     pl = engine.placement(name)
     if pl.kind != "campaign":
         raise SchemaError(f"Expected a campaign placement, got {name!r} (a {pl.kind}) - at `placement`")
-    why = ("an experiment" if pl.experiment >= 0 else "the global holdout" if pl.holdout is not None
-           else "segment rules" if engine.segments_.target(pl.index) is not None else None)
-    if why is not None:
+    if engine.segments_.target(pl.index) is not None:
         raise SchemaError(
-            f"Expected a campaign placement without experiments, holdout or segment rules (outbound batches do not "
-            f"allocate them), got {name!r} with {why} - at `placement`"
+            f"Expected a campaign placement without a segment or segment rules (outbound batches do not target "
+            f"them), got {name!r} - at `placement`"
         )
     return pl
 
@@ -466,6 +469,49 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _assign(engine: Engine, base: Placement, rows: np.ndarray) -> np.ndarray:
+    """The experiment assignment code of each row (a variant, ``HOLDOUT`` or ``NOT_ENROLLED``),
+    stored at a person's first one; the unit of a first assignment is the smallest identifier
+    key of the person."""
+    rt = engine.experiments_
+    rt.ensure(int(rows.max()) + 1)
+    g = engine.identity
+    e_i = rt.by_placement[base.index]
+    out = np.empty(rows.shape[0], dtype=np.int64)
+    for j, r in enumerate(rows.tolist()):
+        unit = ""
+        if (rt.holdout is not None and rt.holdout_[r] < 0) or (e_i >= 0 and rt.assign_[e_i, r] == _UNASSIGNED):
+            mem = g.members(r)
+            unit = f"{int(g.nodes_['key'][mem].min()):016x}" if mem.shape[0] else ""
+        out[j] = rt.assign(base.index, r, unit)
+    return out
+
+
+def _choose(
+    pl: Placement, eligible: np.ndarray, personal: np.ndarray, seqs: np.ndarray, seed: int,
+    context: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What :meth:`Placement.choose_arm` gives each person, batched: experiences, propensities,
+    scores, and which were drawn by the policy (to be exposed)."""
+    k = seqs.shape[0]
+    arms = np.full(k, pl.default, dtype=np.int64)
+    props = np.ones(k, dtype=np.float64)
+    scores = np.zeros(k, dtype=np.float64)
+    drawn = np.zeros(k, dtype=bool)
+    if not eligible.any():  # the default as fallback (the caller skipped everyone otherwise)
+        return arms, props, scores, drawn
+    rest = personal | (not (pl.default >= 0 and bool(eligible[pl.default])))  # else: the default
+    if pl.fixed >= 0:
+        arms[rest] = pl.fixed if eligible[pl.fixed] else int(np.argmax(eligible))
+        return arms, props, scores, drawn
+    drawn = rest
+    if drawn.any():
+        p, means = distribution(pl, eligible, context)
+        a = draw(p, uniforms(seed, seqs[drawn]))
+        arms[drawn], props[drawn], scores[drawn] = a, p[a], means[a]
+    return arms, props, scores, drawn
+
+
 def _with_seconds(batch: OutboundBatch, seconds: float) -> OutboundBatch:
     return OutboundBatch(placement=batch.placement, channel=batch.channel, time=batch.time, policy=batch.policy,
                          sent=batch.sent, skipped=batch.skipped, counts=batch.counts, seconds=seconds)
@@ -491,7 +537,6 @@ def _send(engine: Engine, pl: Placement, channel: str, now: int, persons: np.nda
         reason[(reason == _SENT) & inq] = _QUIET
     eligible = pl.eligible_experiences(now)
     n_cand = int(eligible.sum())
-    live_default = pl.default >= 0 and bool(eligible[pl.default])
     if n_cand == 0 and not (pl.default >= 0 and pl.spec.fallback):
         reason[reason == _SENT] = _NO_CONTENT
     go = np.flatnonzero(reason == _SENT)
@@ -499,44 +544,54 @@ def _send(engine: Engine, pl: Placement, channel: str, now: int, persons: np.nda
     g_rows, g_allow = rows[go], allow[go]
     personal = (g_allow >> np.uint64(cell(_PERSONALIZATION, ch))) & np.uint64(1) == 1
     seqs = engine.seq_ + np.arange(k, dtype=np.int64)
+    # experiments and the holdout: each person's sticky assignment (stored at the first one)
+    codes = _assign(engine, pl, g_rows) if engine.experiments_.active and k else np.full(k, NOT_ENROLLED, np.int64)
     arms = np.full(k, pl.default, dtype=np.int64)
     props = np.ones(k, dtype=np.float64)
     scores = np.zeros(k, dtype=np.float64)
-    context = pl.context({})
-    drawn = np.zeros(k, dtype=bool)
-    if n_cand:
-        drawn = personal | (not live_default)
-        if drawn.any():
-            p, means = distribution(pl, eligible, context)
-            a = draw(p, uniforms(engine.seed, seqs[drawn]))
-            arms[drawn], props[drawn], scores[drawn] = a, p[a], means[a]
+    groups = []  # every draw comes from the state before the batch: exposures follow all draws
+    for code in np.unique(codes).tolist():
+        sel = np.flatnonzero(codes == code)
+        dpl = pl.assigned(code)[0]
+        context = dpl.context({})
+        a, pr, sc, drawn = _choose(dpl, eligible, personal[sel], seqs[sel], engine.seed, context)
+        arms[sel], props[sel], scores[sel] = a, pr, sc
+        groups.append((code, sel, dpl, context, drawn))
     # state moves from here on: exposures, the decision log, pending outcomes, the send history
-    if pl.bandit is not None and drawn.any():
-        pl.bandit.expose_many(arms[drawn], context=context)
+    for _, sel, dpl, context, drawn in groups:
+        if dpl.bandit is not None and dpl.fixed < 0 and drawn.any():
+            dpl.bandit.expose_many(arms[sel][drawn], context=context)
     analytics = (g_allow >> np.uint64(cell(_ANALYTICS, ch))) & np.uint64(1) == 1
     logged = np.flatnonzero(analytics)
     handles = np.full(k, -1, dtype=np.int64)
     g_persons = persons[go]
+    exp = np.where(codes == HOLDOUT, -1, pl.experiment if pl.experiment >= 0 else -1)
     if logged.shape[0]:
         handles[logged] = engine.decision_log.append_many(
             seqs=seqs[logged], time=now, persons=g_persons[logged], placement=pl.index, contents=arms[logged],
-            scores=scores[logged], propensities=props[logged], candidates=n_cand,
+            scores=scores[logged], propensities=props[logged], candidates=n_cand, experiments=exp[logged],
+            variants=codes[logged],
         )
-    ctx = None if context is None else context.tolist()
+        rt = engine.experiments_
+        for j in np.flatnonzero(analytics & (codes != NOT_ENROLLED)).tolist():
+            rt.exposures.append(int(seqs[j]), now, pl.experiment, int(codes[j]), int(g_persons[j]))
     inst = engine.instance
     ids = [f"{inst}-{s}" for s in seqs.tolist()]
     idx = pl.index
+    ctx_of = {code: None if c is None else c.tolist() for code, _, _, c, _ in groups}
     engine.pending_.add_many(
-        [(did, Pending(idx, h, 1, NOT_ENROLLED, 0.0, ctx, now, 0, () if h >= 0 else (arm,)))
-         for did, h, arm in zip(ids, handles.tolist(), arms.tolist())], now,
+        [(did, Pending(idx, h, 1, code, 0.0, ctx_of[code], now, 0, () if h >= 0 else (arm,)))
+         for did, h, arm, code in zip(ids, handles.tolist(), arms.tolist(), codes.tolist())], now,
     )
     engine.sends_.record(g_rows, ci, now)
     engine.seq_ += k
     contents = pl.contents
+    names = {code: None if code == NOT_ENROLLED else engine.experiments_.variant_name(pl.experiment, code)
+             for code, _, _, _, _ in groups}
     sent = [
-        Message(person=p, decision_id=d, content=contents[a], propensity=pr, score=s, personalized=z)
-        for p, d, a, pr, s, z in zip(g_persons.tolist(), ids, arms.tolist(), props.tolist(), scores.tolist(),
-                                     personal.tolist())
+        Message(person=p, decision_id=d, content=contents[a], propensity=pr, score=s, personalized=z, variant=names[v])
+        for p, d, a, pr, s, z, v in zip(g_persons.tolist(), ids, arms.tolist(), props.tolist(), scores.tolist(),
+                                        personal.tolist(), codes.tolist())
     ]
     out = np.flatnonzero(reason != _SENT)
     skipped = [Skipped(person=p, reason=REASONS[r]) for p, r in zip(persons[out].tolist(), reason[out].tolist())]
