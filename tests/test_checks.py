@@ -8,7 +8,7 @@ import pytest
 
 from decisioner import Engine
 from decisioner.catalog import Catalog
-from decisioner.checks import POLICY_SPECS, CheckError, check_engine, check_policy
+from decisioner.checks import POLICY_SPECS, CheckError, Outbound, check_engine, check_policy
 from decisioner.config import load_config_dict
 from decisioner.engagement import NO_TIER
 
@@ -73,6 +73,7 @@ def full_engine() -> Engine:
             {"name": "active", "max_recency_days": 0.002}, {"name": "buyer", "min_value": 1.0}, {"name": "gone"}]},
         "pulse": {"enabled": True, "max_topics": 2, "min_count": 1},  # the third topic is dropped
         "activity": {"types": ["view", "purchase"]},
+        "outbound": {"caps": {"email": {"max": 1, "days": 0.001}}},  # about 86 s: some capped, some not
         "segments": {"regular": 'count("view", days=1) >= 2 and engagement != "gone"',
                      "north": 'region == "r1" or segment("regular")'},
     })
@@ -122,5 +123,10 @@ def test_a_reopened_engine_continues_exactly_with_every_feature_on() -> None:
     assert eng.pulse_.dropped_ > 0 and eng.pulse_.opinions_ > 0
     assert {0, NO_TIER} <= set(eng.engagement_.tier_.tolist())  # active, and rows with no tier
     assert {0, 1, 2, NO_TIER} == set(eng.engagement_.tiers(T0 + 460_000).tolist())  # later, some lapsed
-    check_engine(eng, events(300, 200))
+    eng.outbound('consent("analytics")', placement="hero", channel="email", now=T0 + 250_000)
+    batches = [Outbound('consent("marketing")', "hero", "email", T0 + 300_000 + 40_000 * j) for j in range(5)]
+    check_engine(eng, [*events(300, 100), *batches[:3], *events(400, 100), *batches[3:]])
+    capped = eng.outbound('consent("marketing")', placement="hero", channel="email", now=T0 + 460_001)
+    later = eng.outbound('consent("marketing")', placement="hero", channel="email", now=T0 + 520_000)
+    assert capped.counts["cap"] > 0 and later.counts["sent"] > 0  # the batches sent, and caps counted them
     assert eng.experiments_.exposures.dropped_ > 0  # dropped by both engines while they went on

@@ -19,7 +19,7 @@ import copy
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -27,11 +27,20 @@ from ._kernels.rng import seed_state
 from .allocation import Policy, make_policy
 from .errors import DecisionerError
 
-__all__ = ["CheckError", "check_policy", "check_engine", "POLICY_SPECS"]
+__all__ = ["CheckError", "Outbound", "check_policy", "check_engine", "POLICY_SPECS"]
 
 
 class CheckError(DecisionerError, AssertionError):
     """A convention check failed; the message names the check and the difference."""
+
+
+class Outbound(NamedTuple):
+    """An outbound batch among :func:`check_engine`'s events (see ``Engine.outbound``)."""
+
+    audience: Any
+    placement: str
+    channel: str
+    now: int
 
 
 def _fail(check: str, subject: str, detail: str) -> CheckError:
@@ -141,7 +150,8 @@ def _same_state(a: dict[str, Any], b: dict[str, Any]) -> str | None:
 
 def check_engine(engine: Any, events: Sequence[tuple[str | None, Any]], *, hash_key: str | None = None) -> None:
     """A snapshot of ``engine`` reopened continues exactly like it over ``events``
-    (``(placement, event)``: a decide, or a track when the placement is ``None``), with equal
+    (``(placement, event)``: a decide, or a track when the placement is ``None``; an
+    :class:`Outbound` instead of a pair: an outbound batch), with equal
     decisions and equal state after; decoding the events mutates none of them.
 
     ``engine`` is advanced by the events. ``hash_key`` is the secret when the configuration
@@ -161,11 +171,15 @@ def check_engine(engine: Any, events: Sequence[tuple[str | None, Any]], *, hash_
     problem = _same_state(_engine_state(engine), _engine_state(restored))
     if problem:
         raise _fail("state-round-trip", "the engine", f"reopened state differs at once: {problem}")
-    for j, (placement, event) in enumerate(events):
+    for j, item in enumerate(events):
+        placement, event = (None, item) if isinstance(item, Outbound) else item
         before = copy.deepcopy(event)
-        outs = []
+        outs: list[Any] = []
         for eng in (engine, restored):
-            if placement is None:
+            if isinstance(event, Outbound):
+                b = eng.outbound(event.audience, placement=event.placement, channel=event.channel, now=event.now)
+                outs.append(([(m.person, m.decision_id, m.content, m.propensity) for m in b.sent], b.counts))
+            elif placement is None:
                 outs.append(eng.track(event))
             else:
                 d = eng.decide(event, placement=placement)

@@ -1,4 +1,4 @@
-"""``decisioner tiers | pulse | audience``: what a synthetic world's people look like once the
+"""``decisioner tiers | pulse | audience | agent | outbound``: what a synthetic world's people look like once the
 engine has tracked every event of it (``decisioner generate`` writes the world).
 
 * ``tiers``: people per engagement tier, with the value per tier against the average;
@@ -6,7 +6,11 @@ engine has tracked every event of it (``decisioner generate`` writes the world).
 * ``audience --segment EXPR [--by A] [--by2 B] [--members] [--csv]``: a segment's size, breakdown
   and cross-tab over every profile;
 * ``agent --id TYPE=VALUE [--channel C] [--placement P] [--text]``: one person's agent context
-  (:mod:`decisioner.agents`), with next-best actions from ``P``.
+  (:mod:`decisioner.agents`), with next-best actions from ``P``;
+* ``outbound --segment EXPR --placement P --channel email|sms|push [--now MS]``: the next message
+  per member of a segment on a channel (:mod:`decisioner.outbound`): consent, caps and quiet
+  hours of the world's configuration, a decision per message; counts, then the messages and the
+  people skipped with their reason (``--json``: every one).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 __all__ = ["COMMANDS", "UsageError", "add_parser", "run", "print_human"]
 
 #: the commands this module carries out
-COMMANDS = ("tiers", "pulse", "audience", "agent")
+COMMANDS = ("tiers", "pulse", "audience", "agent", "outbound")
 
 
 class UsageError(Exception):
@@ -52,6 +56,14 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     sp.add_argument("--placement", default=None, help="a placement to decide next-best actions on")
     sp.add_argument("--now", type=int, default=None, help="epoch ms (default: the newest event's)")
     sp.add_argument("--text", action="store_true", help="the compact plain-text form for an AI agent")
+    sp = sub.add_parser("outbound", help="the next message per member of a segment on email, sms or push")
+    common(sp)
+    sp.add_argument("--world", required=True, help="a world directory (`decisioner generate`)")
+    sp.add_argument("--max-events", type=int, default=None)
+    sp.add_argument("--segment", required=True, help="the audience: a segment expression or a name of [segments]")
+    sp.add_argument("--placement", required=True, help="a campaign placement")
+    sp.add_argument("--channel", required=True, choices=("email", "sms", "push"))
+    sp.add_argument("--now", type=int, default=None, help="send time, epoch ms (default: the newest event's)")
 
 
 def _tracked_world(world: str, seed: int, max_events: int | None) -> tuple[Any, int, float]:
@@ -89,6 +101,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ids[kind] = value
         ctx = engine.agent_context(ids, now=at, channel=args.channel, placement=args.placement)
         return {**ctx.to_dict(), "text": ctx.to_text()}
+    if args.command == "outbound":
+        batch = engine.outbound(args.segment, placement=args.placement, channel=args.channel, now=at)
+        return {**batch.to_dict(), "events": engine.events_}
     out: dict[str, Any] = engine.audience(args.segment, now=at, by=args.by, by2=args.by2)
     if args.members:
         out["members"] = engine.audience_members(args.segment, now=at).tolist()
@@ -111,6 +126,15 @@ def print_human(args: argparse.Namespace, out: dict[str, Any]) -> None:
         print(format_table(out["cells"]))
     elif args.command == "agent":
         print(out["text"])
+    elif args.command == "outbound":
+        c = out["counts"]
+        print(f"outbound {out['channel']} from {out['placement']} ({out['policy']}) at {out['time']}: "
+              f"{c['sent']} of {c['audience']} sent; skipped: " + ", ".join(
+                  f"{c[r]} {r}" for r in ("consent", "cap", "quiet", "no_content")) + f" ({out['seconds']:.3f} s)")
+        for m in out["sent"][:20]:
+            print(f"  person {m['person']:>8}  {m['decision_id']:<12} {m['content']:<24} p={m['propensity']:.3f}")
+        if len(out["sent"]) > 20:
+            print(f"  ... {len(out['sent']) - 20} more (--json: every one)")
     elif args.csv:
         from .segments.audiences import breakdown_csv
 

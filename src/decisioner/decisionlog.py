@@ -231,6 +231,42 @@ class DecisionLog:
         self._n += k
         return (self._base + ci) * self.chunk_rows + start
 
+    def append_many(
+        self, *, seqs: np.ndarray, time: int, persons: np.ndarray, placement: int, contents: np.ndarray,
+        scores: np.ndarray, propensities: np.ndarray, candidates: int, experiments: np.ndarray | None = None,
+        variants: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Append one-slot decisions in bulk (an outbound batch): row ``i`` is decision
+        ``seqs[i]`` of ``persons[i]``, exactly as :meth:`append` would write it one by one
+        (chunks fill and leave the window the same way). Returns the handles (int64)."""
+        n = int(seqs.shape[0])
+        handles = np.empty(n, dtype=np.int64)
+        done = 0
+        while done < n:
+            if not self._chunks or self._fill[-1] >= self.chunk_rows:
+                self._new_chunk()
+            ci = len(self._chunks) - 1
+            c = self._chunks[ci]
+            start = self._fill[ci]
+            k = min(n - done, self.chunk_rows - start)
+            end, part = start + k, slice(done, done + k)
+            c["seq"][start:end] = seqs[part]
+            c["time"][start:end] = time
+            c["person"][start:end] = persons[part]
+            c["placement"][start:end] = placement
+            c["slot"][start:end] = 0
+            c["content"][start:end] = contents[part]
+            c["score"][start:end] = scores[part]
+            c["propensity"][start:end] = propensities[part]
+            c["candidates"][start:end] = candidates
+            c["experiment"][start:end] = -1 if experiments is None else experiments[part]
+            c["variant"][start:end] = -1 if variants is None else variants[part]
+            handles[part] = (self._base + ci) * self.chunk_rows + np.arange(start, end)
+            self._fill[ci] = end
+            self._n += k
+            done += k
+        return handles
+
     def _locate(self, handle: int, n: int) -> tuple[int, int] | None:
         """(chunk in memory, offset) of the ``n`` rows at ``handle``; None if they left memory.
 

@@ -54,6 +54,7 @@ def engine_state(engine: Engine) -> dict[str, ComponentState]:
         "engagement": engine.engagement_.to_state(),
         "pulse": engine.pulse_.to_state(),
         "activity": engine.activity_.to_state(),
+        "outbound": engine.sends_.to_state(),
         **engine.placements_.to_state(),
     }
 
@@ -81,6 +82,8 @@ def load_engine_state(engine: Engine, states: dict[str, ComponentState]) -> None
         engine.pulse_.load_state(states["pulse"])
     if "activity" in states:  # written before activity was kept: every count starts empty
         engine.activity_.load_state(states["activity"])
+    if "outbound" in states:  # written before outbound messages: nobody was sent one
+        engine.sends_.load_state(states["outbound"])
     meta = states["engine"][1]
     engine.seq_ = int(meta["seq"])
     engine.tracker.events_, engine.tracker.evicted_ = int(meta["events"]), int(meta["evicted"])

@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from . import agents, arguments, privacy, reads
+from . import agents, arguments, outbound, privacy, reads
 from ._kernels.rng import seed_state
 from .activity import ActivityStore
 from .allocation.experiments import HOLDOUT, NOT_ENROLLED, SEGMENT, ExperimentRuntime
@@ -45,6 +45,7 @@ from .journal import (
     Journal,
     ObserveOp,
     Operation,
+    OutboundOp,
     RankerOp,
     Record,
     TrackOp,
@@ -120,6 +121,7 @@ class Engine(Durable):
         self.engagement_ = EngagementStore(config.engagement)
         self.pulse_ = Pulse(config.pulse)
         self.activity_ = ActivityStore(config.activity)
+        self.sends_ = outbound.SendHistory(config.outbound)
         self.scorer = AffinityScorer(catalog, config.scoring)
         self.half_lives_ = half_lives(config.profiles, catalog)
         self.placements_ = Placements(config, catalog, seed=seed, feedback_weight=feedback_weight)
@@ -137,6 +139,7 @@ class Engine(Durable):
             decision_log=self.decision_log, experiments=self.experiments_, catalog=catalog, half_lives=self.half_lives_,
             placements=self.placements_, instance=instance, attributes=self.attributes_, engagement=self.engagement_,
             idle_retention_ms=int(config.profiles.idle_retention_days * DAY_MS), activity=self.activity_,
+            sends=self.sends_,
         )
         self.tracker = Tracker(config, self.stores, self.scorer, pulse=self.pulse_)
         tiers: dict[str, CategorySource] = {}
@@ -433,6 +436,14 @@ class Engine(Durable):
         self.catalog.item_index(op.item, where="inventory")  # validate before anything moves
         self.journal.run(op, lambda: self.placements_.set_inventory(op.item, op.inventory))
 
+    # Outbound messages (see :mod:`decisioner.outbound`)
+    def outbound(self, audience: str | list[int] | np.ndarray, *, placement: str, channel: str,
+                 now: int) -> outbound.OutboundBatch:
+        """The next message per person of ``audience`` (a segment expression or person ids) on
+        ``channel`` from campaign ``placement`` at ``now``, with consent, frequency caps and quiet
+        hours; one logged operation. See :func:`decisioner.outbound.outbound`."""
+        return outbound.outbound(self, audience, placement=placement, channel=channel, now=now)
+
     # Agents (see :mod:`decisioner.agents`): context, feedback, explanations
     def agent_context(self, ids: dict[str, str], *, now: int, channel: str = "phone", placement: str | None = None,
                       top: int = 10) -> agents.AgentContext:
@@ -566,6 +577,8 @@ class Engine(Durable):
                 return self.journal.run(op, lambda: privacy.audit_export(self.stores, op))
             if isinstance(op, RankerOp):
                 return self._swap(op)
+            if isinstance(op, OutboundOp):
+                return outbound.apply_op(self, op)
             if isinstance(op, AttributesOp):
                 return self._load(op.event, self.tracker.validate(op.event, hashed=True, load=True), op)
             return self._admin(op)

@@ -40,6 +40,7 @@ __all__ = [
     "InventoryOp",
     "AttributesOp",
     "RankerOp",
+    "OutboundOp",
     "decode_record",
     "read_records",
     "recover_records",
@@ -138,9 +139,20 @@ class RankerOp(msgspec.Struct, tag="ranker", tag_field="op", array_like=True, fr
     version: int
 
 
+class OutboundOp(msgspec.Struct, tag="outbound", tag_field="op", array_like=True, frozen=True):
+    """An outbound batch on ``channel`` from campaign ``placement`` at event time ``now`` for the
+    audience ``persons`` (stable person ids, ascending, before the consent, cap and quiet-hour
+    filters: replay filters and draws again from the same state)."""
+
+    placement: str
+    channel: str
+    now: int
+    persons: list[int]
+
+
 Operation = (
     TrackOp | DecideOp | ObserveOp | ForgetOp | UnlinkOp | SplitOp | ExpireOp | ExportOp | InventoryOp | AttributesOp
-    | RankerOp
+    | RankerOp | OutboundOp
 )
 
 

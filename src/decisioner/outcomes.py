@@ -110,6 +110,12 @@ class PendingOutcomes:
         self._items[decision_id] = entry
         self._advance(entry.time)
 
+    def add_many(self, entries: list[tuple[str, Pending]], time: int) -> None:
+        """Remember new decisions of one event ``time`` at once (in order, the newest last):
+        what :meth:`add` of each would leave."""
+        self._items.update(entries)
+        self._advance(time)
+
     def get(self, decision_id: str) -> Pending | None:
         """The pending decision ``decision_id`` (``None`` if unknown or dropped; it may still be
         past its window, see :meth:`expired`)."""

@@ -16,8 +16,8 @@ writer lock, calls :func:`apply` and admits the operation to its journal.
   new, empty person. Tombstones are never evicted (they hold no profile); what bounds them and
   what each costs is in :mod:`decisioner.identity.unmerge`.
 * **export** lists everything held for one person: identifiers (type, key, last seen),
-  evidence links, profile state (interests, recent purchases, consent, activity, attributes with
-  their provenance), the decisions
+  evidence links, profile state (interests, recent purchases, consent, activity, outbound sends,
+  attributes with their provenance), the decisions
   logged for the person and every person merged into it (in memory and in the decision log's
   spill files), and experiment assignments.
   The consent grid with its history (every change: time, source, old and new value) and the
@@ -52,6 +52,7 @@ from .errors import SchemaError
 from .identity import IdentityGraph
 from .identity.graph import UnmergeResult
 from .journal import ExpireOp, ExportOp, ForgetOp, SplitOp, UnlinkOp
+from .outbound import SendHistory
 from .profiles import ProfileStore
 from .schemas import EVENT_TYPES
 
@@ -109,6 +110,8 @@ class PersonStores:
     idle_retention_ms: int = 0
     #: recency and frequency of counted event types (segments); None: not kept
     activity: ActivityStore | None = None
+    #: outbound send history (frequency caps); None: not kept
+    sends: SendHistory | None = None
 
 
 def _result(res: UnmergeResult, stores: PersonStores) -> dict[str, Any]:
@@ -306,7 +309,8 @@ def export(stores: PersonStores, ids: Mapping[str, str], *, now: int | None = No
         ``decisions``, ``experiments``, ``attributes`` (name -> value, source, time, rule, and
         the counted values of ``most_frequent``), ``engagement`` (the tier at ``now`` or the
         last event, its inputs and the spend held; None without engagement or a counted event),
-        ``activity`` (counted event type -> last time and counts per held bucket).
+        ``activity`` (counted event type -> last time and counts per held bucket), ``sends``
+        (outbound channel -> the held send times, newest first).
 
     Raises
     ------
@@ -377,4 +381,5 @@ def export(stores: PersonStores, ids: Mapping[str, str], *, now: int | None = No
         "attributes": stores.attributes.export(row),
         "engagement": stores.engagement.export(row, t),
         "activity": stores.activity.export(row) if stores.activity is not None else {},
+        "sends": stores.sends.export(row) if stores.sends is not None else {},
     }

@@ -6,7 +6,7 @@ identity linking with merge rules, a person id for a new profile, consent, decla
 (:mod:`decisioner.attributes`), decayed interests, popularity, recent purchases and activity,
 engagement (:mod:`decisioner.engagement`), the regional pulse of opinions (:mod:`decisioner.pulse`)
 and idle-first eviction past ``profiles.max_profiles``. It listens to the identity graph so
-that the row-keyed stores (profiles, attributes, people, experiment assignments) follow
+that the row-keyed stores (profiles, attributes, people, experiment assignments, outbound sends) follow
 merges, splits, erasures and the anonymous scratch row (engagement too), and erasure removes the person's
 records from the decision log and the exposures.
 """
@@ -89,6 +89,7 @@ class Tracker:
         self.pulse = pulse if pulse is not None and pulse.active else None
         self._region = f"{config.pulse.region_attribute}/value"
         self.activity = stores.activity
+        self.sends = stores.sends
         ps = config.profiles
         self._event_weight = {t: ps.event_weights.get(t, DEFAULT_EVENT_WEIGHTS[t]) for t in EVENT_TYPES}
         self.events_ = 0
@@ -116,6 +117,8 @@ class Tracker:
         self.engagement.ensure(n)
         if self.activity is not None:
             self.activity.ensure(n)
+        if self.sends is not None:
+            self.sends.ensure(n)
 
     def _on_merge(self, survivor: int, absorbed: np.ndarray) -> None:
         self.sync_rows()
@@ -129,6 +132,8 @@ class Tracker:
             self.engagement.merge(survivor, r)
             if self.activity is not None:
                 self.activity.merge(survivor, r)
+            if self.sends is not None:
+                self.sends.merge(survivor, r)
         self.identity.release_rows(absorbed)
 
     def _on_split(self, row: int, new_rows: np.ndarray) -> None:
@@ -141,6 +146,8 @@ class Tracker:
             self.engagement.clear(r)
             if self.activity is not None:
                 self.activity.clear(r)
+            if self.sends is not None:
+                self.sends.clear(r)
             self.experiments.clear([r])
             self.people.new(r)
 
@@ -164,6 +171,8 @@ class Tracker:
         self.engagement.clear(rows)
         if self.activity is not None:
             self.activity.clear(rows)
+        if self.sends is not None:
+            self.sends.clear(rows)
         self.experiments.clear(rows)
         self.identity.release_rows(rows)
 
@@ -175,6 +184,8 @@ class Tracker:
         self.engagement.clear(row)
         if self.activity is not None:
             self.activity.clear(row)
+        if self.sends is not None:
+            self.sends.clear(row)
         self.consent.deny_all(row)
         self.people.release([row])
 
@@ -229,6 +240,8 @@ class Tracker:
             self.engagement.clear(row)
             if self.activity is not None:
                 self.activity.clear(row)
+            if self.sends is not None:
+                self.sends.clear(row)
             self.experiments.clear([row])  # a recycled row must not inherit anyone's assignment
             self.people.new(row)
             cap = self.config.profiles.max_profiles

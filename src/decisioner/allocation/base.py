@@ -195,6 +195,12 @@ class Policy(ABC):
         ``update_one(..., exposed=True)``."""
         self._learn(self._check_arm(arm), 1.0, 0.0, 0.0, context)
 
+    def expose_many(self, arms: np.ndarray, *, context: Any = None) -> None:
+        """:meth:`expose` of each of ``arms`` (int64) in order, all with ``context`` (a batch of
+        choices made from one state, e.g. an outbound mailing)."""
+        for arm in arms.tolist():
+            self.expose(arm, context=context)
+
     def update_one(
         self, arm: int, reward: float, *, exposed: bool = False, previous: float = 0.0,
         context: Any = None,

@@ -28,6 +28,7 @@ import numpy as np
 
 from .._kernels import bandit as B
 from ..config import GaussianThompsonSpec, ThompsonSpec
+from ..errors import UnknownArmError
 from .base import ArmStats, Choice, Policy
 
 __all__ = ["BernoulliThompson", "GaussianThompson"]
@@ -267,6 +268,17 @@ class BernoulliThompson(_ProbabilityMatching):
         dr = after - before
         self.stats_.add(arm, dn, dr, dr)
         self._changes += 1
+
+    def expose_many(self, arms: np.ndarray, *, context: Any = None) -> None:
+        # without forgetting an exposure adds 1 to its arm's trials and nothing else: the counts
+        # of the batch added at once are the same sums (integers, exact in float64)
+        if self.stats_.discount != 1.0 or self.stats_.window or not arms.shape[0]:
+            super().expose_many(arms, context=context)
+            return
+        if int(arms.min()) < 0 or int(arms.max()) >= self.n_arms:
+            raise UnknownArmError(f"Expected arms in [0, {self.n_arms}), got {arms.min()}..{arms.max()}")
+        self.stats_.counts_ += np.bincount(arms, minlength=self.n_arms).astype(np.float64)
+        self._changes += int(arms.shape[0])
 
     @property
     def trials_(self) -> np.ndarray:

@@ -8,7 +8,8 @@ One module per part of the document: :mod:`.identity` (identifier rules, the has
 spec per policy, tagged by ``kind``), :mod:`.placements`, :mod:`.experiments` (variants,
 experiments, holdout), :mod:`.outcomes` (the attribution window), :mod:`.attributes` (typed
 profile attributes and their reconciliation rules), :mod:`.decisionlog` (the decision log's
-window in memory), :mod:`.engagement` (engagement tiers and the regional pulse) and
+window in memory), :mod:`.engagement` (engagement tiers and the regional pulse), :mod:`.outbound` (caps and quiet
+hours of outbound messages) and
 :mod:`.document` (:class:`EngineConfig`, limits, loading).
 Import specs from here: ``from decisioner.config import PlacementSpec``.
 
@@ -31,6 +32,7 @@ from .identity import DEFAULT_BLOCKED, DEFAULT_IDENTIFIERS, IdentifierSpec, Iden
 from .identity import DEFAULT_EMAIL_PATTERNS as DEFAULT_EMAIL_PATTERNS
 from .identity import DEFAULT_PHONE_PATTERNS as DEFAULT_PHONE_PATTERNS
 from .identity import PHONE_REGIONS as PHONE_REGIONS
+from .outbound import OUTBOUND_CHANNELS, CapSpec, OutboundSpec
 from .outcomes import OutcomesSpec
 from .placements import AFFINITY_FEATURE, Boost, ExperienceSpec, FilterSpec, PlacementSpec, RankerSpec, SegmentRule
 from .policies import (
@@ -89,6 +91,9 @@ __all__ = [
     "DEFAULT_TIERS",
     "PulseSpec",
     "ActivitySpec",
+    "OutboundSpec",
+    "CapSpec",
+    "OUTBOUND_CHANNELS",
     "SegmentRule",
     "EngineConfig",
     "load_config",

@@ -20,6 +20,7 @@ from .decisionlog import DecisionLogSpec
 from .engagement import EngagementSpec, PulseSpec
 from .experiments import ExperimentSpec, HoldoutSpec, check_experiments
 from .identity import IdentitySpec
+from .outbound import OutboundSpec
 from .outcomes import OutcomesSpec
 from .placements import PlacementSpec
 from .profiles import ProfileSpec
@@ -56,6 +57,7 @@ class EngineConfig(Struct, **SPEC):
     pulse: PulseSpec = PulseSpec()
     activity: ActivitySpec = ActivitySpec()
     segments: dict[str, str] = {}
+    outbound: OutboundSpec = OutboundSpec()
 
     def __post_init__(self) -> None:
         names = [p.name for p in self.placements]
@@ -75,6 +77,12 @@ class EngineConfig(Struct, **SPEC):
                 f"{self.pulse.region_attribute!r} for `pulse`",
             )
         self._check_segments()
+        tz = self.outbound.timezone_attribute
+        if tz is not None:
+            spec = self.attributes.get(tz)
+            check(spec is not None and spec.type == "category",
+                  f"expected `outbound.timezone_attribute` to name a declared `category` attribute, got {tz!r} "
+                  "for `outbound`")
 
     def _check_segments(self) -> None:
         """Segment syntax, and every segment a placement, rule or experiment names is declared."""
