@@ -186,18 +186,22 @@ class ProfileStore:
         later of the two if it is held, else it replaces the oldest slot (an empty one first)."""
         if self.recent_slots == 0:
             return
-        items, times = self.recent_item_[row], self.recent_t_[row]
-        hit = np.flatnonzero(items == item)
-        if hit.shape[0]:
-            k = int(hit[0])
-            if now > times[k]:
-                times[k] = now
+        # a handful of slots: Python lists beat numpy calls on arrays this small (it runs per event)
+        held = self.recent_item_[row].tolist()
+        t = self.recent_t_[row].tolist()
+        if item in held:
+            k = held.index(item)
+            if now > t[k]:
+                self.recent_t_[row, k] = now
             return
-        empty = np.flatnonzero(items < 0)
-        k = int(empty[0]) if empty.shape[0] else int(np.argmin(times))
-        if empty.shape[0] or now > times[k]:
-            items[k] = item
-            times[k] = now
+        if -1 in held:
+            k = held.index(-1)
+        else:
+            k = t.index(min(t))  # the oldest (the first of equals, as argmin)
+            if not now > t[k]:
+                return
+        self.recent_item_[row, k] = item
+        self.recent_t_[row, k] = now
 
     def add_touch(self, row: int, now: int, kind: int, channel: int, item: int) -> None:
         """Remember a touchpoint of the person (event type code ``kind`` on consent channel
