@@ -8,6 +8,7 @@ one item. ``t_ref`` is moved forward before the scale factor could overflow.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 
 import numpy as np
 
@@ -25,7 +26,30 @@ ENGAGEMENTS = frozenset({"click", "add_to_cart", "purchase"})
 DAY_MS = 86_400_000
 
 
-class Popularity:
+class _Decayed(ABC):
+    """Counts kept as ``acc * 2**(-(t - t_ref)/h)``: an update at ``now`` adds its weight times
+    :meth:`_weight`; ``t_ref`` moves forward (every count shrinking by the same factor,
+    :meth:`_shrink`) before ``2**x`` could overflow."""
+
+    half_life_ms: float
+    t_ref_: int
+
+    @abstractmethod
+    def _shrink(self, f: float) -> None:
+        """Scale every held count by ``f`` (each subclass its own arrays)."""
+
+    def _weight(self, now: int) -> float:
+        if self.t_ref_ == 0:
+            self.t_ref_ = now
+        x = (now - self.t_ref_) / self.half_life_ms
+        if x > 500.0:  # rebase before 2**x overflows; all counts shrink by the same factor
+            self._shrink(math.pow(2.0, -x))
+            self.t_ref_ = now
+            x = 0.0
+        return math.pow(2.0, x)
+
+
+class Popularity(_Decayed):
     """Decayed event counts per item (views, clicks, carts, purchases weighted).
 
     Parameters
@@ -43,17 +67,13 @@ class Popularity:
         self.t_ref_ = 0
         self.max_ = 0.0
 
+    def _shrink(self, f: float) -> None:
+        self.acc_ *= f
+        self.max_ *= f
+
     def add(self, item: int, weight: float, now: int) -> None:
         """Count ``weight`` for ``item`` at event time ``now`` (ms)."""
-        if self.t_ref_ == 0:
-            self.t_ref_ = now
-        x = (now - self.t_ref_) / self.half_life_ms
-        if x > 500.0:  # rebase before 2**x overflows; all counts shrink by the same factor
-            self.acc_ *= math.pow(2.0, -x)
-            self.max_ *= math.pow(2.0, -x)
-            self.t_ref_ = now
-            x = 0.0
-        v = self.acc_[item] + weight * math.pow(2.0, x)
+        v = self.acc_[item] + weight * self._weight(now)
         if v < 0.0:
             v = 0.0
         self.acc_[item] = v
@@ -81,7 +101,7 @@ class Popularity:
         return self.acc_ * self.inv_max()
 
 
-class ItemCounters:
+class ItemCounters(_Decayed):
     """Decayed interactions and engagements per item, for the ranking features' item click
     rate: ``counts_[i, 0]`` every interaction with item ``i`` (views, clicks, carts, purchases
     ...), ``counts_[i, 1]`` the engagements among them (:data:`ENGAGEMENTS`), both kept as
@@ -103,18 +123,13 @@ class ItemCounters:
         self.totals_ = np.zeros(2, dtype=np.float64)
         self.t_ref_ = 0
 
+    def _shrink(self, f: float) -> None:
+        self.counts_ *= f
+        self.totals_ *= f
+
     def add(self, item: int, engaged: bool, now: int) -> None:
         """Count one interaction (and an engagement if ``engaged``) with ``item`` at ``now`` (ms)."""
-        if self.t_ref_ == 0:
-            self.t_ref_ = now
-        x = (now - self.t_ref_) / self.half_life_ms
-        if x > 500.0:  # rebase before 2**x overflows
-            f = math.pow(2.0, -x)
-            self.counts_ *= f
-            self.totals_ *= f
-            self.t_ref_ = now
-            x = 0.0
-        w = math.pow(2.0, x)
+        w = self._weight(now)
         row = self.counts_[item]
         row[0] += w
         self.totals_[0] += w
