@@ -75,6 +75,25 @@ BLOCK = 16
 
 
 @helper(hot=True)
+def _load_lanes(X: np.ndarray, b0: int, nb: int, f: int, B: int, nan_as: np.ndarray, xb: np.ndarray) -> float:
+    """Feature ``f`` of rows ``b0 .. b0 + nb - 1`` into lanes ``xb[f * B : f * B + B]`` as the
+    scans compare them (NaN as the feature's ``nan_as``, a tiny value as 0, a lane past the rows
+    -inf: never false); returns the largest."""
+    top = -np.inf
+    for r in range(B):
+        x = -np.inf
+        if r < nb:
+            x = X[b0 + r, f]
+            if x != x:
+                x = nan_as[f]
+            elif -ZERO_THRESHOLD <= x <= ZERO_THRESHOLD:
+                x = 0.0
+        xb[f * B + r] = x
+        top = max(top, x)
+    return top
+
+
+@helper(hot=True)
 def _slow_step(node: int, x: float, thr: np.ndarray, child: np.ndarray, kind: np.ndarray, cat_bound: np.ndarray,
                cat_bits: np.ndarray) -> int:
     """The next node of ``node`` for the input ``x`` by LightGBM's full rules (module docstring)."""
@@ -311,17 +330,7 @@ def predict_rows_qs8(model: Arrays, qs: Arrays, X: np.ndarray, n: int, out: np.n
         for k in range(n_trees * B):
             v[k] = _ALL
         for f in range(n_feat):
-            top = -np.inf
-            for r in range(B):
-                x = -np.inf  # a lane past the rows: never false
-                if r < nb:
-                    x = X[b0 + r, f]
-                    if x != x:
-                        x = nan_as[f]
-                    elif -ZERO_THRESHOLD <= x <= ZERO_THRESHOLD:
-                        x = 0.0
-                xb[f * B + r] = x
-                top = max(top, x)
+            top = _load_lanes(X, b0, nb, f, B, nan_as, xb)
             xo = np.uint64(f * B)
             i = np.uint64(bound[f])
             end = np.uint64(bound[f + 1])
@@ -456,17 +465,7 @@ def predict_rows_qs16(model: Arrays, qs: Arrays, X: np.ndarray, n: int, out: np.
         for k in range(n_trees * B):
             v[k] = _ALL32
         for f in range(n_feat):
-            top = -np.inf
-            for r in range(B):
-                x = -np.inf  # a lane past the rows: never false
-                if r < nb:
-                    x = X[b0 + r, f]
-                    if x != x:
-                        x = nan_as[f]
-                    elif -ZERO_THRESHOLD <= x <= ZERO_THRESHOLD:
-                        x = 0.0
-                xb[f * B + r] = x
-                top = max(top, x)
+            top = _load_lanes(X, b0, nb, f, B, nan_as, xb)
             scan16(v, xb, np.uint64(f * B), rec, np.uint64(bound[f]), np.uint64(bound[f + 1]), top)
         for j in range(e_node.shape[0]):
             node = int(e_node[j])
