@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import msgspec
+import pytest
 
 from decisioner import Catalog, Engine, load_config_dict
 from decisioner.evaluation import experiment_report
@@ -56,3 +57,14 @@ def test_reports_are_results_too() -> None:
     parsed = json.loads(rep.to_json())
     assert parsed["variants"][1]["name"] == "b" and parsed["srm"]["flagged"] is False
     assert parsed == json.loads(json.dumps(rep, default=to_builtins)) == rep.to_dict()
+
+
+def test_the_web_encoder_refuses_what_json_cannot_hold_with_our_error() -> None:
+    import numpy as np
+
+    from decisioner.adapters.web import _encoder
+    from decisioner.errors import SchemaError
+
+    assert _encoder.encode({"n": np.int64(3), "a": np.arange(2)}) == b'{"n":3,"a":[0,1]}'
+    with pytest.raises(SchemaError, match="Expected JSON-encodable data in a response, got `object` - at `response`"):
+        _encoder.encode({"x": object()})

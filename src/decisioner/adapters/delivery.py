@@ -35,6 +35,7 @@ import os
 import random
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -218,7 +219,7 @@ class Result(msgspec.Struct, frozen=True):
 OK = Result("ok")
 
 
-class Route:
+class Route(ABC):
     """How one kind of message travels: the request for a batch, the fate of each message.
 
     Subclasses set :attr:`name` and :attr:`max_batch` and implement :meth:`request`; they
@@ -230,9 +231,9 @@ class Route:
     #: messages per request, at most
     max_batch: int = 1
 
+    @abstractmethod
     def request(self, batch: Sequence[Message], now_s: int) -> Request:
         """The request that carries ``batch`` (called again, with a fresh ``now_s``, per attempt)."""
-        raise NotImplementedError
 
     def results(
         self, batch: Sequence[Message], status: int, headers: Mapping[str, str], content: bytes

@@ -85,7 +85,7 @@ def _enc_hook(obj: Any) -> Any:
         return obj.item()
     if isinstance(obj, np.ndarray):
         return obj.tolist()
-    raise NotImplementedError(f"Expected JSON-encodable data, got `{type(obj).__name__}`")
+    raise SchemaError(f"Expected JSON-encodable data in a response, got `{type(obj).__name__}` - at `response`")
 
 
 _encoder: Final = msgspec.json.Encoder(enc_hook=_enc_hook)
