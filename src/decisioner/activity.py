@@ -42,6 +42,7 @@ import numpy as np
 from ._kernels import activity as K
 from .config import DAY_MS
 from .errors import NotReadyError
+from .rows import doubled, grown
 from .snapshot import ComponentState
 
 if TYPE_CHECKING:
@@ -83,16 +84,11 @@ class ActivityStore:
 
     def ensure(self, n_rows: int) -> None:
         """Grow (by doubling) so rows ``0 .. n_rows - 1`` exist."""
-        cap = self.head_.shape[0]
-        if n_rows <= cap or not self.active:
+        if n_rows <= self.head_.shape[0] or not self.active:
             return
-        while cap < n_rows:
-            cap *= 2
+        cap = doubled(self.head_.shape[0], n_rows)
         for name, fill in (("last_", 0), ("ring_", 0), ("head_", -1)):
-            old = getattr(self, name)
-            new = np.full((cap, *old.shape[1:]), fill, dtype=old.dtype)
-            new[: old.shape[0]] = old
-            setattr(self, name, new)
+            setattr(self, name, grown(getattr(self, name), cap, fill))
 
     def clear(self, rows: int | np.ndarray | list[int]) -> None:
         """Forget the activity of a row (or rows): erasure, eviction, a new profile."""

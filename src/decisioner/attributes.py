@@ -72,6 +72,7 @@ import numpy as np
 
 from ._kernels import attributes as K
 from .errors import NotReadyError, SchemaError
+from .rows import doubled, grown
 from .snapshot import ComponentState
 
 if TYPE_CHECKING:
@@ -218,17 +219,11 @@ class AttributeStore:
         """Grow (by doubling) so rows ``0 .. n_rows - 1`` exist."""
         if not self.active:
             return
-        cap = self.n_rows
-        if n_rows <= cap:
+        if n_rows <= self.n_rows:
             return
-        while cap < n_rows:
-            cap *= 2
+        cap = doubled(self.n_rows, n_rows)
         for attr, fill in (("_value", self._value_fill), ("_stamp", self._stamp_fill), ("_source", self._source_fill)):
-            old = getattr(self, attr)
-            new = np.empty((cap, old.shape[1]), old.dtype)
-            new[: old.shape[0]] = old
-            new[old.shape[0]:] = fill
-            setattr(self, attr, new)
+            setattr(self, attr, grown(getattr(self, attr), cap, fill))
         self._views()
 
     def clear(self, rows: int | np.ndarray | list[int]) -> None:

@@ -49,6 +49,7 @@ import numpy as np
 from . import arguments
 from .config import DAY_MS
 from .errors import NotReadyError
+from .rows import doubled, grown
 from .snapshot import ComponentState
 
 if TYPE_CHECKING:
@@ -105,16 +106,11 @@ class EngagementStore:
         """Grow (by doubling) so rows ``0 .. n_rows - 1`` exist."""
         if not self.active:
             return
-        cap = self.n_rows
-        if n_rows <= cap:
+        if n_rows <= self.n_rows:
             return
-        while cap < n_rows:
-            cap *= 2
+        cap = doubled(self.n_rows, n_rows)
         for name in self._ARRAYS:
-            old = getattr(self, name)
-            new = np.full(cap, NO_TIER if name == "tier_" else 0, dtype=old.dtype)
-            new[: old.shape[0]] = old
-            setattr(self, name, new)
+            setattr(self, name, grown(getattr(self, name), cap, NO_TIER if name == "tier_" else 0))
 
     def clear(self, rows: int | np.ndarray | list[int]) -> None:
         """Forget rows (erasure, eviction, a new profile, a split-off piece, the scratch row)."""

@@ -64,6 +64,7 @@ from .consent.store import CHANNEL, PURPOSE, cell
 from .errors import NotReadyError, SchemaError
 from .journal import OutboundOp
 from .outcomes import Pending
+from .rows import doubled, grown
 from .schemas import Result
 from .snapshot import ComponentState
 
@@ -115,14 +116,8 @@ class SendHistory:
 
     def ensure(self, n_rows: int) -> None:
         """Grow (by doubling) so rows ``0 .. n_rows - 1`` exist."""
-        cap = self.sends_.shape[0]
-        if n_rows <= cap or not self.active:
-            return
-        while cap < n_rows:
-            cap *= 2
-        new = np.full((cap, *self.sends_.shape[1:]), NEVER, dtype=np.int64)
-        new[: self.sends_.shape[0]] = self.sends_
-        self.sends_ = new
+        if n_rows > self.sends_.shape[0] and self.active:
+            self.sends_ = grown(self.sends_, doubled(self.sends_.shape[0], n_rows), NEVER)
 
     def clear(self, rows: int | np.ndarray | list[int]) -> None:
         """Forget the sends of a row (or rows): erasure, eviction, a new profile."""

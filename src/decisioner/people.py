@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .rows import doubled, grown
 from .snapshot import ComponentState
 
 __all__ = ["People", "NO_PERSON"]
@@ -49,14 +50,8 @@ class People:
 
     def ensure(self, n_rows: int) -> None:
         """Grow (doubling) so rows ``0 .. n_rows - 1`` exist."""
-        cap = self.person_.shape[0]
-        if n_rows <= cap:
-            return
-        while cap < n_rows:
-            cap *= 2
-        new = np.full(cap, NO_PERSON, dtype=np.int64)
-        new[: self.person_.shape[0]] = self.person_
-        self.person_ = new
+        if n_rows > self.person_.shape[0]:
+            self.person_ = grown(self.person_, doubled(self.person_.shape[0], n_rows), NO_PERSON)
 
     def new(self, row: int) -> int:
         """Give ``row`` a new person id and return it."""

@@ -17,6 +17,7 @@ import numpy as np
 from ._kernels import affinity as A
 from .config import DAY_MS
 from .errors import NotReadyError
+from .rows import doubled, grown
 from .snapshot import ComponentState
 
 if TYPE_CHECKING:
@@ -118,17 +119,11 @@ class ProfileStore:
 
     def ensure(self, n_rows: int) -> None:
         """Grow (by doubling) so rows ``0 .. n_rows - 1`` exist."""
-        cap = self.t_.shape[0]
-        if n_rows <= cap:
+        if n_rows <= self.t_.shape[0]:
             return
-        while cap < n_rows:
-            cap *= 2
+        cap = doubled(self.t_.shape[0], n_rows)
         for name in self._ARRAYS:
-            old = getattr(self, name)
-            fill = self._FILL.get(name, 0)
-            new = np.full((cap, *old.shape[1:]), fill, dtype=old.dtype)
-            new[: old.shape[0]] = old
-            setattr(self, name, new)
+            setattr(self, name, grown(getattr(self, name), cap, self._FILL.get(name, 0)))
 
     def clear(self, row: int | np.ndarray) -> None:
         """Reset a row (or an int array of rows, in one pass) to the state of a new profile."""

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 import numpy as np
 
 from ..errors import NotReadyError, SchemaError
+from ..rows import doubled, grown
 from ..snapshot import ComponentState
 from . import CHANNELS, PURPOSES
 
@@ -135,14 +136,8 @@ class ConsentStore:
     # ------------------------------------------------------------------ rows
     def ensure(self, n_rows: int) -> None:
         """Grow (by doubling) so rows ``0 .. n_rows - 1`` exist."""
-        cap = self.allow_.shape[0]
-        if n_rows <= cap:
-            return
-        while cap < n_rows:
-            cap *= 2
-        new = np.full(cap, self.default_, dtype=np.uint64)
-        new[: self.allow_.shape[0]] = self.allow_
-        self.allow_ = new
+        if n_rows > self.allow_.shape[0]:
+            self.allow_ = grown(self.allow_, doubled(self.allow_.shape[0], n_rows), self.default_)
 
     def clear(self, rows: int | np.ndarray | list[int]) -> None:
         """Give ``rows`` the default grid of a new person."""
