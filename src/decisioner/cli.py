@@ -10,14 +10,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import cli_mcp, cli_privacy, cli_train, cli_world
+from . import cli_log, cli_mcp, cli_privacy, cli_train, cli_world
 from .cli_world import UsageError
 from .errors import DecisionerError, SchemaError
 
@@ -315,45 +314,6 @@ def _cmd_profile(args: argparse.Namespace) -> dict[str, Any]:
     return {k: out[k] for k in keep}
 
 
-def _cmd_log(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
-    from .recovery import check_log, repair
-
-    if args.log_command == "check":
-        out = check_log(args.target)
-        return out, 0 if out["healthy"] else 1
-    return repair(args.target), 0
-
-
-def _print_log(out: dict[str, Any], target: str) -> None:
-    cmd = f"decisioner log repair {shlex.quote(target)}"
-    path, kind = out["path"], out["kind"]
-    if "healthy" not in out:  # repair
-        if out["created"]:
-            print(f"{path}: was missing; started an empty log (what was logged after the snapshot is lost)")
-        elif out["moved_to"] is None:
-            print(f"{path}: nothing to repair; {out['kept_records']} intact records")
-        else:
-            print(f"{path}: kept {out['kept_records']} intact records ({out['kept_bytes']} bytes); moved the "
-                  f"{out['moved_bytes']} bytes after them ({out['moved_intact_records']} intact records) to "
-                  f"{out['moved_to']}")
-    elif kind == "missing":
-        print(f"{path}: missing, but snapshot {out['snapshot']} expects it (what was logged after it is gone)")
-        print(f"  opening refuses; restore the file, or start an empty log with `{cmd}`")
-    elif kind == "none":
-        if out["exists"]:
-            print(f"{path}: healthy, {out['records']} records ({out['intact_bytes']} bytes)")
-        else:
-            print(f"{path}: no log, and no snapshot expects one")
-    else:
-        print(f"{path}: {'a torn write' if kind == 'torn_tail' else 'damaged'} at byte {out['damage_at']} "
-              f"({out['problem']}); {out['records']} intact records ({out['intact_bytes']} bytes) before it, "
-              f"{out['intact_records_after']} intact records ({out['intact_bytes_after']} of "
-              f"{out['bytes_after']} bytes) after it")
-        opening = "cuts the torn bytes with a warning" if kind == "torn_tail" else "refuses"
-        print(f"  opening {opening}; `{cmd}` keeps the {out['records']} records and moves the "
-              f"{out['bytes_after']} bytes after them into a file of their own")
-
-
 def _print_human(command: str, out: dict[str, Any]) -> None:
     if command == "simulate":
         print(f"closed-loop simulation: {out['events']} events, {out['people']} people, {out['items']} items, "
@@ -539,16 +499,7 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--hash-key-env", default=None,
                     help="environment variable holding the secret (default: the one the saved configuration names)")
     cli_world.add_parser(sub, common)
-    sp = sub.add_parser("log", help="check or repair an event log")
-    lsub = sp.add_subparsers(dest="log_command", required=True)
-    lp = lsub.add_parser("check", help="report damage in a log (exit 1 if any); changes nothing")
-    common(lp)
-    lp.add_argument("target", help="an event log file, or a durable directory (its events.log and snapshot)")
-    lp = lsub.add_parser(
-        "repair", help="keep a log's intact records in place, move the rest into <log>.damaged-<UTC time>"
-    )
-    common(lp)
-    lp.add_argument("target", help="an event log file, or a durable directory (its events.log and snapshot)")
+    cli_log.add_parser(sub, common)
     cli_privacy.add_parser(sub, common)
     cli_train.add_parser(sub, common)
     cli_mcp.add_parser(sub, common)
@@ -566,7 +517,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], dict[str, Any] | tuple[dict[
     "evaluate": _cmd_evaluate,
     "identity": _cmd_identity,
     "profile": _cmd_profile,
-    "log": _cmd_log,
+    "log": cli_log.run,
     **dict.fromkeys(cli_world.COMMANDS, cli_world.run),
     "privacy": cli_privacy.run,
     "train": cli_train.run,
@@ -599,7 +550,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command in cli_world.COMMANDS:
         cli_world.print_human(args, out)
     elif args.command == "log":
-        _print_log(out, args.target)
+        cli_log.print_human(out, args.target)
     elif args.command == "privacy":
         cli_privacy.print_human(args, out)
     elif args.command in ("train", "model"):
