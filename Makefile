@@ -24,7 +24,7 @@ UV_VERSION ?= 0.13.9
 # pyproject.toml change needs, and `make lock LOCK_FLAGS="-P msgspec"` moves one package.
 LOCK_FLAGS ?= --upgrade
 
-.PHONY: all venv demo test test-fast test-latest test-nojit lint lock bench typecheck clean
+.PHONY: all venv system demo test test-fast test-latest test-nojit lint lock bench typecheck clean
 
 all: test
 
@@ -39,6 +39,17 @@ $(STAMP): $(LOCK) pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# Servers and browsers the tests start themselves on 127.0.0.1 (redis-server for the shared
+# state backend, chromium for the HTML report), from Debian's packages, installed once when
+# missing (root, or sudo). `make demo` needs neither.
+SYSTEM_PACKAGES := redis-server:redis-server chromium:chromium
+system:
+	@missing=""; for pair in $(SYSTEM_PACKAGES); do command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  echo "installing$$missing"; $$sudo apt-get update -q && $$sudo apt-get install -y -q --no-install-recommends $$missing; \
+	fi
 
 demo: $(STAMP)
 	$(BIN)/decisioner warmup
@@ -57,7 +68,7 @@ define suite
 	$(1)/mypy
 endef
 
-test: $(STAMP)
+test: $(STAMP) system
 	$(call suite,$(BIN))
 
 lint: $(STAMP)
@@ -66,7 +77,7 @@ lint: $(STAMP)
 # Inner loop: warm cache in the work tree, stop at the first failure, skip slow tests, the
 # JIT-off run, doctests, benchmarks and mypy. `make test` is still what CI runs.
 test-fast: export NUMBA_CACHE_DIR := $(CURDIR)/.numba_cache
-test-fast: $(STAMP)
+test-fast: $(STAMP) system
 	$(BIN)/python -m pytest -q -x -m "not slow" -p no:cacheprovider tests
 
 test-nojit: $(STAMP)
