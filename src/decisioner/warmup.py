@@ -35,7 +35,18 @@ from typing import Any
 import numpy as np
 
 from ._kernels import (
-    activity, affinity, attributes, bandit, decide, features, graph, linear, rng, segments, topk, trees,
+    activity,
+    affinity,
+    attributes,
+    bandit,
+    decide,
+    features,
+    graph,
+    linear,
+    rng,
+    segments,
+    topk,
+    trees,
 )
 from .identity.normalise import warm_up_phones
 
@@ -239,9 +250,9 @@ def warm_up(*, admin: bool = False, ranker: bool = False) -> float:
     decide.decide_slate(prof, 0, 2, 1, np.array([1], np.int32), np.array([1.0]), hl, cat, np.zeros(2), plc, params,
                         state, dwork, dout, counts)
     decide.recommend_one(prof, 0, 2, 1, hl, cat, np.zeros(2), plc, params, 1, dwork, dout, counts)
+    batch_out = (np.empty((2, 1), np.int64), np.empty((2, 1)), np.empty((2, 1)))
     decide.recommend_batch(prof, np.array([0, -1], np.int64), np.array([2, 2], np.int64), np.ones(2, np.uint8), hl, cat,
-                           np.zeros(2), plc, params, 1, (np.empty((2, 1), np.int64), np.empty((2, 1)), np.empty((2, 1))),
-                           np.zeros((2, decide.N_COUNTS), np.int64))
+                           np.zeros(2), plc, params, 1, batch_out, np.zeros((2, decide.N_COUNTS), np.int64))
     # segments (segments/compile.py) and activity (activity.py): the dtypes of their stores
     prog = np.array([[segments.OP_CMP, 0, segments.CMP_GE, 0], [segments.OP_TRUE, 0, 0, 0],
                      [segments.OP_AND, 0, 0, 0]], np.int64)

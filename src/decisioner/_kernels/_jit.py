@@ -29,7 +29,8 @@ read-only installs set ``NUMBA_CACHE_DIR`` to a writable directory.
 
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar, cast, overload
+from collections.abc import Callable
+from typing import Any, TypeVar, cast, overload
 
 import numba
 from llvmlite import binding as llvm
@@ -181,7 +182,8 @@ def _typed_without_literals(disp: Any) -> Any:
     def get_call_template(args: Any, kws: Any) -> Any:
         return resolve(tuple(plain(a) for a in args), {k: plain(v) for k, v in kws.items()})
 
-    setattr(disp, "get_call_template", get_call_template)  # this dispatcher only
+    # this dispatcher only; setattr, as mypy refuses assigning to a method
+    setattr(disp, "get_call_template", get_call_template)  # noqa: B010
     return disp
 
 

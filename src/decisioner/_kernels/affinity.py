@@ -19,9 +19,7 @@ import math
 
 import numpy as np
 
-
 from ._jit import helper, kernel
-from .topk import top_k as _top_k
 
 MIN_SCORE = 1e-6
 
@@ -163,7 +161,9 @@ def affinity_merge(
 
 
 @helper(hot=True)
-def _base_scores(out: np.ndarray, prior: np.ndarray, prior_weight: float, extra: np.ndarray, eligible: np.ndarray) -> None:
+def _base_scores(
+    out: np.ndarray, prior: np.ndarray, prior_weight: float, extra: np.ndarray, eligible: np.ndarray
+) -> None:
     """Every item's prior term (``-inf`` where ineligible): the start of both scoring paths."""
     neg_inf = -np.inf
     for i in range(out.shape[0]):

@@ -6,8 +6,9 @@ the affinity read, scoring every item, the candidate pool, the slate (greedy / e
 softmax / uniform, the same RNG draws) and the click-through update of the shown items. The
 read path, the kernel ``recommend_rows`` (greedy top-k, no writes; ``recommend_one`` and
 ``recommend_batch`` call it from Python, the batch from several threads), runs the same
-scoring code, so a preview and a greedy decision score items identically. The caller keeps the popularity prior as raw counts ``acc`` and the scalar
-``1 / max count``: nothing catalog-sized is renormalised per event.
+scoring code, so a preview and a greedy decision score items identically. The caller keeps the
+popularity prior as raw counts ``acc`` and the scalar ``1 / max count``: nothing catalog-sized
+is renormalised per event.
 
 Bundles (tuples of arrays; numba types each as one argument)
 ------------------------------------------------------------
@@ -71,8 +72,8 @@ import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 import numba
+import numpy as np
 
 from ._jit import helper, kernel
 from .rng import rng_uniform
@@ -364,8 +365,9 @@ def _heap_select(scores: np.ndarray, k: int, heap: np.ndarray, cand: np.ndarray,
     the decision (about 60% of the kernel on 10,000 items). So on a large catalog a strided
     sample first gives a threshold ``tau`` that about ``3k`` items reach, one pass collects them
     into ``cand`` (int64[n], scratch) while counting, testing blocks of 64 items with vectorised
-    code (a quarter of a per-item branch's time), and the heap runs over those alone. Exact: when at least ``k`` items reach ``tau``, the ``k`` best all do; otherwise (a
-    sample that misled, ties, few candidates) the full heap pass runs."""
+    code (a quarter of a per-item branch's time), and the heap runs over those alone. Exact:
+    when at least ``k`` items reach ``tau``, the ``k`` best all do; otherwise (a sample that
+    misled, ties, few candidates) the full heap pass runs."""
     n = scores.shape[0]
     neg_inf = -np.inf
     stride = n // (_SAMPLE_PER_K * k) if k > 0 else 0
@@ -615,7 +617,7 @@ def decide_slate(
     O(m K + K^2 + n + touched postings + n log pool + slots * pool).
     """
     fid, score, t = prof[0], prof[1], prof[2]
-    mask, extra, boost, trials, clicks = plc
+    _mask, extra, boost, trials, clicks = plc
     scores, pool, pool_scores, weights = work[0], work[1], work[2], work[5]
     out_idx, out_score, out_prop = out
     if upd_fvs.shape[0] > 0:  # 1
@@ -663,7 +665,7 @@ def slate_ranked(
     O(m log k + slots * k).
     """
     pos, cand, items, sc = rwork
-    mask, extra, boost, trials, clicks = plc
+    _mask, extra, boost, trials, clicks = plc
     out_idx, out_score, out_prop = out
     mode = int(params[P_MODE])
     n_slots = int(params[P_SLOTS])
@@ -730,7 +732,7 @@ _pool: list[ThreadPoolExecutor] = []
 
 def _threads() -> int:
     """``NUMBA_NUM_THREADS`` (default: the cores), read without starting numba's thread pool."""
-    return int(getattr(numba.config, "NUMBA_NUM_THREADS"))
+    return int(getattr(numba.config, "NUMBA_NUM_THREADS"))  # noqa: B009 - set at import, untyped
 
 
 def _executor() -> ThreadPoolExecutor:
@@ -782,7 +784,8 @@ def recommend_batch(
     if parts == 1:
         run(0)
         return
-    if not getattr(recommend_rows, "signatures", True):  # the first call compiles (or loads) it: never in two threads at once
+    # the first call compiles (or loads) it: never in two threads at once
+    if not getattr(recommend_rows, "signatures", True):
         run(0)
         futures = [_executor().submit(run, j) for j in range(1, parts)]
     else:

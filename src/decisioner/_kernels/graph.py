@@ -938,7 +938,9 @@ def graph_members(nodes: np.ndarray, x: int, out: np.ndarray) -> int:
 
 
 @kernel(nrt=False)
-def graph_edges_of(nodes: np.ndarray, edges: np.ndarray, ev_head: np.ndarray, members: np.ndarray, out: np.ndarray) -> int:
+def graph_edges_of(
+    nodes: np.ndarray, edges: np.ndarray, ev_head: np.ndarray, members: np.ndarray, out: np.ndarray
+) -> int:
     """Indices of the live edges touching ``members`` into ``out`` (an edge between two members
     appears twice). Returns the count. Assumes ``out`` holds every such edge (the caller sizes it
     from the live edge count). O(sum of degrees)."""

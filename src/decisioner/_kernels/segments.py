@@ -67,7 +67,7 @@ def segment_eval(prog: np.ndarray, consts: np.ndarray, table: np.ndarray, vals: 
                 if cmp == CMP_EQ:
                     r = v == c
                 elif cmp == CMP_NE:
-                    r = not (v == c)
+                    r = v != c
                 elif cmp == CMP_LT:
                     r = v < c
                 elif cmp == CMP_LE:

@@ -21,12 +21,12 @@ def _worse(scores: np.ndarray, a: int, b: int) -> bool:
 def _sift_down(heap: np.ndarray, n: int, scores: np.ndarray, i: int) -> None:
     # min-heap on rank: heap[0] is the worst of the kept items
     while True:
-        l = 2 * i + 1
-        if l >= n:
+        lc = 2 * i + 1
+        if lc >= n:
             return
-        m = l
-        r = l + 1
-        if r < n and _worse(scores, heap[r], heap[l]):
+        m = lc
+        r = lc + 1
+        if r < n and _worse(scores, heap[r], heap[lc]):
             m = r
         if _worse(scores, heap[m], heap[i]):
             heap[i], heap[m] = heap[m], heap[i]

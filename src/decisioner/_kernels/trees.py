@@ -236,7 +236,7 @@ def predict_rows_qs(model: Arrays, qs: Arrays, X: np.ndarray, n: int, out: np.nd
     Assumes: a valid bundle and its ``qs`` (every tree <= 64 leaves), F columns,
     ``n <= X.shape[0]``, ``n <= out.shape[0]``. O(n x nodes) worst case, far less in practice.
     """
-    root, feat, thr, child, kind, leaf, cat_bound, cat_bits = model
+    root, feat, thr, child, kind, _leaf, cat_bound, cat_bits = model
     bound, q_thr, q_tree, q_keep, nan_as, e_node, e_tree, e_keep, l_off, l_val = qs
     n_trees = root.shape[0]
     n_feat = nan_as.shape[0]
@@ -318,7 +318,7 @@ and_lanes: Any = _and_lanes_py if getattr(numba.config, "DISABLE_JIT", False) el
 def predict_rows_qs8(model: Arrays, qs: Arrays, X: np.ndarray, n: int, out: np.ndarray) -> None:
     """:func:`predict_rows_qs` on blocks of :data:`QS_LANES` rows, a node's test and mask update
     one vector operation for the block (V-QuickScorer). Same ``qs``, same results bit for bit."""
-    root, feat, thr, child, kind, leaf, cat_bound, cat_bits = model
+    root, feat, thr, child, kind, _leaf, cat_bound, cat_bits = model
     bound, q_thr, q_tree, q_keep, nan_as, e_node, e_tree, e_keep, l_off, l_val = qs
     n_trees = root.shape[0]
     n_feat = nan_as.shape[0]
@@ -453,7 +453,7 @@ def predict_rows_qs16(model: Arrays, qs: Arrays, X: np.ndarray, n: int, out: np.
     Assumes: a valid bundle and its ``qs`` (every tree <= 32 leaves), F columns, ``n <= X.shape[0]``,
     ``n <= out.shape[0]``.
     """
-    root, feat, thr, child, kind, leaf, cat_bound, cat_bits = model
+    root, feat, thr, child, kind, _leaf, cat_bound, cat_bits = model
     bound, rec, nan_as, e_node, e_tree, e_keep, l_off, l_val = qs
     n_trees = root.shape[0]
     n_feat = nan_as.shape[0]
