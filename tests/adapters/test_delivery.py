@@ -23,7 +23,7 @@ from decisioner.adapters import (
     make_message,
     run,
 )
-from decisioner.adapters.delivery import retry_after_seconds
+from decisioner.adapters.routes import retry_after_seconds
 from decisioner.errors import ConfigError, LogLockedError, MissingDependencyError, NotReadyError
 
 from ._receiver import Answer, Receiver

@@ -29,8 +29,8 @@ import msgspec
 
 from ..errors import ConfigError
 from ._mapping import REACTIONS, check_api_names, iso_time, map_values, reaction_message_id
-from .delivery import OK, Request, Result, Route, secret_from
 from .message import Message, checked_id, make_message
+from .routes import OK, Request, Result, Route, secret_from
 
 __all__ = ["HubSpotConfig", "HubSpot", "event_uuid"]
 

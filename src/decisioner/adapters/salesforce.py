@@ -37,8 +37,8 @@ import msgspec
 
 from ..errors import ConfigError
 from ._mapping import API_NAME, REACTIONS, check_api_names, iso_time, map_values, reaction_message_id
-from .delivery import OK, Request, Result, Route, secret_from
 from .message import Message, checked_id, make_message
+from .routes import OK, Request, Result, Route, secret_from
 
 __all__ = ["SalesforceConfig", "Salesforce", "REACTIONS", "DEFAULT_REACTION_FIELDS", "reaction_message_id"]
 

@@ -39,8 +39,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..errors import ConfigError, DecisionerError
-from .delivery import Request, Route, secret_from
 from .message import Message, make_message
+from .routes import Request, Route, secret_from
 
 __all__ = [
     "WebhookSigner",
