@@ -79,3 +79,59 @@ def test_train_errors(queries, tmp_path: Path) -> None:  # type: ignore[no-untyp
                                                     "neither - at `train`")):
         train_from(out=tmp_path / "m")
     assert not (tmp_path / "m").exists()
+
+
+@pytest.fixture(scope="module")
+def engine_log(small_world: str, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A closed-loop run of the engine policy, made durable: its log holds every decision and
+    every click and conversion joined to one."""
+    from decisioner.simulate import simulate
+
+    d = tmp_path_factory.mktemp("simlog") / "engine"
+    res = simulate(small_world, seed=5, policies=("engine",), max_events=5000, durable=d, workers=1)
+    return d, res.policies["engine"]
+
+
+def test_exposure_queries_are_the_logged_slates_and_their_outcomes(  # type: ignore[no-untyped-def]
+    engine_log, small_world: str, tmp_path: Path,
+) -> None:
+    from decisioner.datasets.synthetic import load_world
+
+    d, run = engine_log
+    key = load_world(small_world).hash_key
+    rep = train_from(log=d / "events.log", out=tmp_path / "m", labels="exposures", hash_key=key, trees=10,
+                     train_fraction=0.5)
+    prov = rep["provenance"]
+    # every decision re-made as logged (the log's own seed), so every outcome joins its slate
+    assert prov["labels"] == "exposures"
+    assert prov["exposures"] == {"decisions": run.decisions, "clicks": run.clicks, "conversions": run.purchases}
+    assert prov["queries"] == run.decisions and rep["rows"]["train"] + rep["rows"]["held_out"] == run.impressions
+    assert run.clicks > 0 and rep["auc"]["queries"] > 0
+    assert json.loads((tmp_path / "m" / "provenance.json").read_text())["labels"] == "exposures"
+
+
+def test_exposure_labels_need_an_engine_log(tmp_path: Path, small_world: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(
+        "Expected `--log FILE` with `--labels exposures` (the engine's logged decisions and their outcomes), got a "
+        "world - at `--labels`"
+    )):
+        train_from(world=small_world, out=tmp_path / "m", labels="exposures")
+    with pytest.raises(ConfigError, match=re.escape(
+        "Expected `labels` in ['interactions', 'exposures'], got 'views' - at `--labels`"
+    )):
+        train_from(world=small_world, out=tmp_path / "m", labels="views")
+    assert not (tmp_path / "m").exists()
+
+
+def test_simulate_refuses_a_used_directory_for_the_engine_log(small_world: str, tmp_path: Path) -> None:
+    from decisioner.simulate import simulate
+
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "x").write_text("")
+    with pytest.raises(ConfigError, match=re.escape("Expected a new or empty directory for the engine log, got")):
+        simulate(small_world, policies=("engine",), max_events=10, durable=tmp_path / "used")
+    with pytest.raises(ConfigError, match=re.escape(
+        "Expected the policy `engine` with `durable`, got policies ['random'] - at `durable`"
+    )):
+        simulate(small_world, policies=("random",), max_events=10, durable=tmp_path / "new")
+    assert not (tmp_path / "new").exists()

@@ -81,7 +81,8 @@ def _cmd_simulate(args: argparse.Namespace) -> dict[str, Any]:
 
     warm_up()
     prog = _Progress(not args.json)
-    res = simulate(args.world, seed=args.seed, max_events=args.max_events, progress=prog, model=args.model)
+    res = simulate(args.world, seed=args.seed, max_events=args.max_events, progress=prog, model=args.model,
+                   durable=args.durable)
     return res.to_dict()
 
 
@@ -436,6 +437,8 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--world", required=True)
     sp.add_argument("--max-events", type=int, default=None)
     sp.add_argument("--model", default=None, help="a trained model directory: adds the policy `ranker`")
+    sp.add_argument("--durable", default=None, metavar="DIR",
+                    help="write the engine policy's log (decisions, outcomes, events) here, for `train --log`")
     sp = sub.add_parser("replay", help="open-loop replay of an event log with a latency report")
     common(sp)
     sp.add_argument("events")

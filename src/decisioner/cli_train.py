@@ -30,6 +30,8 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     sp.add_argument("--negatives", type=int, default=10, help="random catalog items added per query (default 10)")
     sp.add_argument("--train-fraction", type=float, default=0.8, help="share of the time span trained on")
     sp.add_argument("--hash-key-env", default=None, help="with --log: the environment variable of the secret")
+    sp.add_argument("--labels", default="interactions",
+                    help="interactions with items (default), or with --log the logged decisions' slates and outcomes")
     sp = sub.add_parser("model", help="check a model directory as the engine would serve it; show its metrics")
     common(sp)
     sp.add_argument("dir", help="a model directory (model.txt + features.json)")
@@ -61,7 +63,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return train_from(
         world=args.world, log=args.log, out=args.out, objective=args.objective, seed=args.seed,
         max_events=args.max_events, trees=args.trees, candidates=args.candidates, negatives=args.negatives,
-        train_fraction=args.train_fraction, hash_key=key,
+        train_fraction=args.train_fraction, hash_key=key, labels=args.labels,
     )
 
 

@@ -177,6 +177,7 @@ class _Shared:
     camp_name: str | None
     seed: int
     model: str | None = None
+    durable: str | None = None
 
 
 _SHARED: _Shared | None = None
@@ -188,9 +189,15 @@ def _run_policy(name: str, progress: Callable[[str, int, int], None] | None = No
     rec_over, camp_over = POLICIES.get(name, (None, None))
     cfg = _override(sh.config, rec_over, camp_over, sh.model if name == RANKER else None)
     engine = Engine(cfg, Catalog(sh.world.items, cfg.catalog), seed=sh.seed)
-    return _run(
-        engine, sh.world, sh.events, sh.persons, sh.u_click, sh.u_buy, sh.rec_name, sh.camp_name, name, progress
-    )
+    # the engine policy's run, in a durable directory: every decision, outcome and event in its log
+    log = engine.durable(sh.durable) if sh.durable is not None and name == "engine" else None
+    try:
+        return _run(
+            engine, sh.world, sh.events, sh.persons, sh.u_click, sh.u_buy, sh.rec_name, sh.camp_name, name, progress
+        )
+    finally:
+        if log is not None:
+            log.close()
 
 
 def simulate(
@@ -202,6 +209,7 @@ def simulate(
     progress: Callable[[str, int, int], None] | None = None,
     workers: int | None = None,
     model: str | Path | None = None,
+    durable: str | Path | None = None,
 ) -> SimulationResult:
     """Run every policy closed-loop over the world's event stream.
 
@@ -224,6 +232,11 @@ def simulate(
         A model directory (``decisioner train``'s ``models/NAME``): adds the policy ``ranker``,
         the engine's own with this model re-ranking the recommendation placement's top 100,
         and its click-through difference to ``engine`` with a 95% interval.
+    durable
+        A directory: the ``engine`` policy's engine is made durable there (a snapshot, then every
+        decision, outcome and event of the run in ``events.log``), the engine log that
+        ``decisioner train --log`` learns from (shown slates and their clicks). An existing
+        durable directory is refused.
     """
     if model is not None:
         load_served(model)  # a bad model fails here, before any run
@@ -231,6 +244,14 @@ def simulate(
             policies = (*policies, RANKER)
     elif RANKER in policies:
         raise ConfigError("expected a model directory for the policy `ranker`, got none - at `model`")
+    if durable is not None:
+        if "engine" not in policies:
+            raise ConfigError(
+                f"Expected the policy `engine` with `durable`, got policies {list(policies)} - at `durable`"
+            )
+        d = Path(durable)
+        if d.exists() and any(d.iterdir()):
+            raise ConfigError(f"Expected a new or empty directory for the engine log, got {str(d)!r} - at `durable`")
     global _SHARED
     w = world if isinstance(world, World) else load_world(world)
     base_cfg = load_config(w.config_path) if w.config_path is not None else _config_of(w)
@@ -244,7 +265,7 @@ def simulate(
     u_buy = rng.random((len(decoded), rec_slots))
     _SHARED = _Shared(
         w, base_cfg, decoded, persons, u_click, u_buy, rec_name, camp_name, seed,
-        None if model is None else str(model),
+        None if model is None else str(model), None if durable is None else str(durable),
     )
     gc.collect()
     gc.freeze()  # the loaded world is long-lived: keep it out of every later collection

@@ -9,6 +9,13 @@ Every other event is just applied. A query belongs to training when its event ti
 the split boundary (``train_fraction`` of the time span), else it is held out; features never
 see a later event, so no query sees the future.
 
+With ``labels="exposures"`` (an engine log only: :func:`log_events`) the queries are the
+engine's own decisions instead: each logged decision is re-made, and its shown slate, with the
+features as the decision left them, is a query whose labels come from the outcomes logged later
+for that decision id (a click 1, a conversion 2 under ``lambdarank``; shown and never clicked
+0). What people clicked among what they were shown is what a re-ranker must learn; organic
+interactions also reward what people find without being shown it.
+
 :func:`train` fits LightGBM on the training queries and reports on the held-out ones NDCG@10
 and AUC of the model and of the affinity-only scorer (the ``affinity_score`` feature), per
 query, with paired bootstrap 95% intervals (over queries, fixed seed) of each and of their
@@ -33,11 +40,15 @@ import numpy as np
 from ..errors import ConfigError, MissingDependencyError, NotReadyError
 from .features import FEATURE_NAMES, Featurizer, schema
 
-__all__ = ["INTERACTIONS", "OBJECTIVES", "Queries", "build_queries", "ndcg_at", "auc", "train", "write_model"]
+__all__ = ["INTERACTIONS", "LABELS", "OBJECTIVES", "Queries", "build_queries", "ndcg_at", "auc", "train", "write_model"]
 
 #: event types that make a query (an interaction with an item)
 INTERACTIONS: Final = frozenset({"click", "add_to_cart", "purchase"})
 OBJECTIVES: Final = ("lambdarank", "binary")
+#: where labels come from: interactions with items, or the outcomes of logged decisions
+LABELS: Final = ("interactions", "exposures")
+#: what :func:`log_events` marks: a logged decision (a key), an outcome (a pseudo event type)
+_DECIDE, _OUTCOME = "_decide", "_outcome"
 _SCORE_COL: Final = FEATURE_NAMES.index("affinity_score")
 
 
@@ -74,14 +85,16 @@ def _positives(ev: dict[str, Any], engine: Any) -> list[int]:
 
 def build_queries(
     engine: Any, events: Iterable[tuple[dict[str, Any], Any]], *, candidates: int = 50, negatives: int = 10,
-    graded: bool = True, seed: int = 0, max_events: int | None = None,
+    graded: bool = True, seed: int = 0, max_events: int | None = None, labels: str = "interactions",
 ) -> Queries:
     """Replay ``events`` through ``engine`` and build one query per interaction (see the module
     docstring). ``events`` yields ``(event dict, apply)`` pairs: ``apply()`` applies the event
     (``engine.track`` of it, or the logged record's ``apply_record``); the dict is read for the
     type, time, identifiers (``hashed`` ids when from a log: see :func:`log_events`), channel,
-    device and items.
+    device and items; with ``labels="exposures"`` only logged decisions make queries.
     """
+    if labels == "exposures":
+        return _exposure_queries(engine, events, graded=graded, max_events=max_events)
     fz = Featurizer.of(engine)
     scorer = engine.scorer
     n_items = engine.catalog.n_items
@@ -131,6 +144,56 @@ def build_queries(
     else:
         X, y, qid = np.empty((0, len(FEATURE_NAMES))), np.empty(0), np.empty(0, np.int64)
     return Queries(X, y, qid, np.asarray(times, dtype=np.int64), np.asarray(retrieved, dtype=bool),
+                   events=n_events, counts=counts)
+
+
+def _exposure_queries(
+    engine: Any, events: Iterable[tuple[dict[str, Any], Any]], *, graded: bool, max_events: int | None,
+) -> Queries:
+    fz = Featurizer.of(engine)
+    index = engine.catalog.index
+    buf = np.empty((64, len(FEATURE_NAMES)), dtype=np.float64)
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    times: list[int] = []
+    shown: dict[str, tuple[int, dict[int, int]]] = {}  # decision id -> (query, item -> its row)
+    counts = {"decisions": 0, "clicks": 0, "conversions": 0}
+    n_events = 0
+    for ev, apply in events:
+        if max_events is not None and n_events >= max_events:
+            break
+        n_events += 1
+        etype = ev.get("type")
+        if ev.get(_DECIDE):
+            d = apply()
+            items = [index[s.content] for s in d.slots if s.content in index]
+            if not items or d.profile < 0:
+                continue
+            now = int(ev["time"])
+            m = min(len(items), buf.shape[0])
+            arr = np.asarray(items[:m], dtype=np.int64)
+            fz.fill(d.profile, now, arr, m, fz.context(ev.get("channel") or "", ev.get("device"), now), buf)
+            shown[d.decision_id] = (len(xs), {it: i for i, it in enumerate(items[:m])})
+            xs.append(buf[:m].copy())
+            ys.append(np.zeros(m, dtype=np.float64))
+            times.append(now)
+            counts["decisions"] += 1
+            continue
+        apply()
+        if etype == _OUTCOME and ev["decision_id"] in shown:
+            q, rows = shown[ev["decision_id"]]
+            i = rows.get(index.get(ev["content"], -1))
+            if i is not None:
+                conv = ev["kind"] == "conversion"
+                counts["conversions" if conv else "clicks"] += 1
+                ys[q][i] = max(ys[q][i], 2.0 if conv and graded else 1.0)
+    if xs:
+        X = np.concatenate(xs)
+        y = np.concatenate(ys)
+        qid = np.repeat(np.arange(len(xs), dtype=np.int64), [x.shape[0] for x in xs])
+    else:
+        X, y, qid = np.empty((0, len(FEATURE_NAMES))), np.empty(0), np.empty(0, np.int64)
+    return Queries(X, y, qid, np.asarray(times, dtype=np.int64), np.ones(len(xs), dtype=bool),
                    events=n_events, counts=counts)
 
 
@@ -297,16 +360,21 @@ def world_events(engine: Any, events: list[dict[str, Any]]) -> Iterator[tuple[di
 def log_events(engine: Any, records: list[Any]) -> Iterator[tuple[dict[str, Any], Any]]:
     """An event log's records as event dicts (their profile row resolved from the hashed
     identifiers before the record applies) with ``engine.apply_record`` of each."""
-    from ..journal import DecideOp, TrackOp
+    from ..journal import DecideOp, ObserveOp, TrackOp
 
     for rec in records:
         op = rec.op
         ev: dict[str, Any] = {}
-        if isinstance(op, (TrackOp, DecideOp)):
+        if isinstance(op, ObserveOp):
+            o = op.outcome
+            ev = {"type": _OUTCOME, "decision_id": o.decision_id, "kind": o.kind, "content": o.content,
+                  "time": o.time}
+        elif isinstance(op, (TrackOp, DecideOp)):
             e = op.event
             ev = {"type": str(type(e).__struct_config__.tag), "time": e.time, "channel": e.channel,
                   "device": getattr(e, "device", None), "item": getattr(e, "item", None),
                   "items": list(getattr(e, "items", None) or [])}
+            ev[_DECIDE] = isinstance(op, DecideOp)
             if ev["type"] in INTERACTIONS:
                 keys, _ = engine.identity.keys_of_hashed(e.ids)
                 rows = engine.identity.resolve_keys(keys)
@@ -339,12 +407,13 @@ def write_model(out: Path, booster: Any, report: dict[str, Any], provenance: dic
 def train_from(
     *, world: str | Path | None = None, log: str | Path | None = None, out: str | Path, objective: str = "lambdarank",
     seed: int = 0, max_events: int | None = None, trees: int = 200, candidates: int = 50, negatives: int = 10,
-    train_fraction: float = 0.8, hash_key: str | None = None,
+    train_fraction: float = 0.8, hash_key: str | None = None, labels: str = "interactions",
 ) -> dict[str, Any]:
     """Replay a world (``world``: a directory of ``decisioner generate``) or an engine's event
     log (``log``: ``events.log`` of a durable directory, whose snapshot gives the configuration
     and catalog), train, and write the model directory ``out``; returns the report with the
-    provenance. Everything is checked before anything is written.
+    provenance. Everything is checked before anything is written. ``labels`` (see the module
+    docstring): ``interactions``, or ``exposures`` (an engine log's decisions and outcomes).
 
     Raises
     ------
@@ -357,6 +426,11 @@ def train_from(
     if (world is None) == (log is None):
         raise ConfigError("Expected exactly one of `--world DIR` or `--log FILE`, got "
                           f"{'both' if world is not None else 'neither'} - at `train`")
+    if labels not in LABELS:
+        raise ConfigError(f"Expected `labels` in {list(LABELS)}, got {labels!r} - at `--labels`")
+    if labels == "exposures" and log is None:
+        raise ConfigError("Expected `--log FILE` with `--labels exposures` (the engine's logged decisions and their "
+                          "outcomes), got a world - at `--labels`")
     for name, v, lo in (("trees", trees, 1), ("candidates", candidates, 1), ("negatives", negatives, 0)):
         if v < lo:
             raise ConfigError(f"Expected `{name}` >= {lo}, got {v} - at `--{name}`")
@@ -392,20 +466,22 @@ def train_from(
             raise NotReadyError(f"Expected records in the event log {str(lp)!r}, got none - at `--log`")
         r = read_engine_snapshot(lp.parent, hash_key=hash_key)
         warm_up()
-        engine = Engine(r.config, r.catalog, identity=r.identity, seed=seed)
+        h = r.header  # the logged engine's own seed and instance: its decisions are re-made as they were
+        engine = Engine(r.config, r.catalog, identity=r.identity, seed=h["seed"], instance=h["instance"],
+                        feedback_weight=h["feedback_weight"])
         engine.load_state(r.components)
         records = engine.journal.pending(records)
         stream = log_events(engine, records)
         digest_of = lp
     q = build_queries(engine, stream, candidates=candidates, negatives=negatives, graded=objective == "lambdarank",
-                      seed=seed, max_events=max_events)
+                      seed=seed, max_events=max_events, labels=labels)
     booster, report = train(q, objective=objective, seed=seed, trees=trees, train_fraction=train_fraction)
     lgb = _lightgbm()
     fz = Featurizer.of(engine)
     provenance = {
         "source": {"kind": "world" if world is not None else "log", "path": str(digest_of),
                    "blake2b": file_digest(digest_of)},
-        "events": q.events, "interactions": q.counts, "queries": q.n_queries,
+        "events": q.events, "labels": labels, labels: q.counts, "queries": q.n_queries,
         "time": {"first": int(q.qtime.min()), "last": int(q.qtime.max()), "split": report["split_time"],
                  "train_fraction": train_fraction},
         "seed": seed, "lightgbm": str(lgb.__version__), "params": params_for(objective, seed=seed, trees=trees),
