@@ -65,6 +65,8 @@ class PolicyResult:
     #: policy decides at the same events, so two policies pair decision by decision)
     decided_at: list[int] = field(default_factory=list)
     clicks_at: list[int] = field(default_factory=list)
+    #: what :func:`decisioner.decisionfile.write_decisions` wrote (``simulate(decision_log=...)``)
+    decision_log: dict[str, Any] | None = None
 
     @property
     def ctr(self) -> float:
@@ -113,6 +115,8 @@ class SimulationResult:
                 if b is not None:
                     out[f"lift_vs_{base}"] = round(eng.ctr / b.ctr, 4) if b.ctr > 0 else None
             out["latency_us"] = latency_summary(np.asarray(eng.latencies_us))
+            if eng.decision_log is not None:
+                out["decision_log"] = eng.decision_log
         return out
 
 
@@ -177,6 +181,7 @@ class _Shared:
     camp_name: str | None
     seed: int
     model: str | None = None
+    decision_log: str | None = None
 
 
 _SHARED: _Shared | None = None
@@ -188,9 +193,14 @@ def _run_policy(name: str, progress: Callable[[str, int, int], None] | None = No
     rec_over, camp_over = POLICIES.get(name, (None, None))
     cfg = _override(sh.config, rec_over, camp_over, sh.model if name == RANKER else None)
     engine = Engine(cfg, Catalog(sh.world.items, cfg.catalog), seed=sh.seed)
-    return _run(
+    res = _run(
         engine, sh.world, sh.events, sh.persons, sh.u_click, sh.u_buy, sh.rec_name, sh.camp_name, name, progress
     )
+    if sh.decision_log is not None and name == "engine":
+        from .decisionfile import write_decisions
+
+        res.decision_log = write_decisions(engine, sh.decision_log)
+    return res
 
 
 def simulate(
@@ -202,6 +212,7 @@ def simulate(
     progress: Callable[[str, int, int], None] | None = None,
     workers: int | None = None,
     model: str | Path | None = None,
+    decision_log: str | Path | None = None,
 ) -> SimulationResult:
     """Run every policy closed-loop over the world's event stream.
 
@@ -224,6 +235,9 @@ def simulate(
         A model directory (``decisioner train``'s ``models/NAME``): adds the policy ``ranker``,
         the engine's own with this model re-ranking the recommendation placement's top 100,
         and its click-through difference to ``engine`` with a 95% interval.
+    decision_log
+        Write the ``engine`` policy's decision log file here
+        (:mod:`decisioner.decisionfile`: what ``report`` and ``evaluate`` read), rewards joined.
     """
     if model is not None:
         load_served(model)  # a bad model fails here, before any run
@@ -231,6 +245,14 @@ def simulate(
             policies = (*policies, RANKER)
     elif RANKER in policies:
         raise ConfigError("expected a model directory for the policy `ranker`, got none - at `model`")
+    if decision_log is not None:
+        if "engine" not in policies:
+            raise ConfigError(
+                f"expected the policy `engine` for a decision log, got {list(policies)!r} - at `policies`"
+            )
+        if not Path(decision_log).absolute().parent.is_dir():
+            raise ConfigError(f"expected a decision log path in an existing directory, got {str(decision_log)!r} "
+                              "- at `decision_log`")
     global _SHARED
     w = world if isinstance(world, World) else load_world(world)
     base_cfg = load_config(w.config_path) if w.config_path is not None else _config_of(w)
@@ -244,7 +266,7 @@ def simulate(
     u_buy = rng.random((len(decoded), rec_slots))
     _SHARED = _Shared(
         w, base_cfg, decoded, persons, u_click, u_buy, rec_name, camp_name, seed,
-        None if model is None else str(model),
+        None if model is None else str(model), None if decision_log is None else str(decision_log),
     )
     gc.collect()
     gc.freeze()  # the loaded world is long-lived: keep it out of every later collection
