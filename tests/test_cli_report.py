@@ -209,3 +209,41 @@ def test_plan_gives_sample_size_and_mde(capsys: pytest.CaptureFixture[str]) -> N
     code, _, err = run(["plan", "--sd", "20"], capsys)
     assert code == 1 and err.strip() == (
         "error: expected exactly one of `mde` (gives the sample size) and `n1` (gives the mde), got neither")
+
+
+def test_every_deciding_command_can_write_the_decision_log(
+    experiment_world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``outbound --log`` and ``bench --log`` write the same file ``report`` and ``evaluate`` read."""
+    from decisioner.decisionfile import is_decision_log, read_records
+
+    out_log = tmp_path / "outbound.jsonl"
+    code, out, err = run(["outbound", "--world", str(experiment_world), "--max-events", "3000", "--segment",
+                          'consent("marketing", "email")', "--placement", "email_hero", "--channel", "email",
+                          "--log", str(out_log), "--json"], capsys)
+    assert code == 0, err
+    res = strict_loads(out)
+    recs = read_records(out_log)
+    assert is_decision_log(recs) and res["decision_log"]["rows"] == len(recs)
+    assert {r["placement"] for r in recs} >= {"email_hero"}
+    bench_log = tmp_path / "bench.jsonl"
+    code, out, err = run(["bench", "--profiles", "500", "--items", "100", "--decisions", "200", "--churn", "0",
+                          "--log", str(bench_log), "--json"], capsys)
+    assert code == 0, err
+    recs = read_records(bench_log)
+    assert is_decision_log(recs) and len({r["seq"] for r in recs}) == strict_loads(out)["decision_log"]["decisions"]
+
+
+def test_evaluate_reads_the_decision_log_file(
+    experiment_world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "d.jsonl"
+    code, _, err = run(["replay", str(experiment_world / "events.jsonl"), "--world", str(experiment_world),
+                        "--max-events", "1500", "--log", str(log), "--json"], capsys)
+    assert code == 0, err
+    code, _, err = run(["evaluate", "--log", str(log), "--policy", '{"kind": "greedy"}'], capsys)
+    assert code == 2 and err.strip() == "error: --placement: the log has placements ['email_hero', 'home_recs']; name one"
+    code, out, err = run(["evaluate", "--log", str(log), "--placement", "email_hero", "--policy", '{"kind": "greedy"}',
+                          "--boot", "50", "--json"], capsys)
+    assert code == 0, err
+    assert strict_loads(out)["arms"][0].startswith("promo-")

@@ -142,6 +142,10 @@ def _cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
     if args.consent_attributes:
         with_consent_and_attributes(state)
     report: dict[str, Any] = run_bench(state, n_decisions=args.decisions, seed=args.seed, churn=args.churn)
+    if args.log is not None:
+        from .decisionfile import write_decisions
+
+        report["decision_log"] = write_decisions(state.engine, args.log)
     return report
 
 
@@ -330,6 +334,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="requests carry three declared attributes and consent changes; 10%% refuse analytics")
     sp.add_argument("--model", default=None, help="a trained model directory re-ranking `home`'s retrieval")
     sp.add_argument("--retrieve", type=int, default=1000, help="candidates the model re-ranks (with --model)")
+    sp.add_argument("--log", default=None, help="write the decision log here (the file `report` reads)")
     sp = sub.add_parser("identity", help="identity resolution tools")
     isub = sp.add_subparsers(dest="identity_command", required=True)
     ip = isub.add_parser("evaluate", help="pairwise precision/recall/F1 against a synthetic world's true people")
