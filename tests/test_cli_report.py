@@ -247,3 +247,41 @@ def test_evaluate_reads_the_decision_log_file(
                           "--boot", "50", "--json"], capsys)
     assert code == 0, err
     assert strict_loads(out)["arms"][0].startswith("promo-")
+
+
+@pytest.mark.parametrize(("args", "code", "msg"), [
+    (["--weights", "a=x"], 2, "error: --weights expects NAME=WEIGHT,... or numbers, got 'a=x'"),
+    (["--cuped", "decisions", "--covariate", "{cov}"], 2, "error: --cuped and --covariate are two covariates; give one"),
+    (["--start", "5"], 2, "error: --holdout, --start and --cuped read a decision log; this file holds per-unit records"),
+    (["--ipw"], 2, "error: --ipw needs a `propensity` in every record"),
+    (["--covariate", "{bad}"], 1, "error: Expected `unit` (or `person`) and `value` in every covariate record, got "
+                                  "['unit', 'x'] - at record 1 of '{bad}'"),
+])
+def test_report_usage_errors_on_unit_records(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], code: int, msg: str
+) -> None:
+    path = unit_records(tmp_path, propensity=False)
+    cov, bad = tmp_path / "cov.csv", tmp_path / "bad.csv"
+    cov.write_text("unit,value\nu1,3\n", encoding="utf-8")
+    bad.write_text("unit,x\nu1,3\n", encoding="utf-8")
+    got, _, err = run(["report", str(path), *[a.format(cov=cov, bad=bad) for a in args]], capsys)
+    assert got == code and err.strip() == msg.format(bad=bad)
+
+
+def test_report_with_a_covariate_file_of_units(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Per-unit records and a covariate file keyed by unit: the pre-period value predicts the
+    outcome, so CUPED's interval is narrower."""
+    g = np.random.default_rng(3)
+    pre = g.gamma(2.0, 5.0, 2000)
+    rows, covs = ["unit,variant,reward"], ["unit,value"]
+    for i, x in enumerate(pre):
+        v = "treatment" if i % 2 else "control"
+        rows.append(f"u{i},{v},{max(0.0, x + g.normal(0, 3) + (1.0 if v == 'treatment' else 0.0)):.6f}")
+        covs.append(f"u{i},{x:.6f}")
+    (tmp_path / "u.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    (tmp_path / "pre.csv").write_text("\n".join(covs) + "\n", encoding="utf-8")
+    code, out, err = run(["report", str(tmp_path / "u.csv"), "--covariate", str(tmp_path / "pre.csv"), "--json"], capsys)
+    assert code == 0, err
+    value = next(c for c in strict_loads(out)["cuped"] if c["metric"] == "value")
+    assert value["covariate"] == "pre" and value["rho"] > 0.8 and value["variance_reduction"] > 0.6
+    assert value["abs_high"] - value["abs_low"] < 0.7 * (value["raw_high"] - value["raw_low"])

@@ -2,7 +2,11 @@
 
 Errors print one line ``error: ...`` (exit 2 for usage, 1 for bad data or config); tracebacks
 only with ``--debug``; ``log check`` also exits 1, after its report, when the log is damaged.
-``--json`` prints one JSON object on stdout; progress goes to stderr and only on a terminal.
+``--json`` prints one strict JSON object on stdout (:mod:`decisioner.cli_json`: NaN and
+infinities are ``null``); progress goes to stderr and only on a terminal. When the reader of
+stdout goes away (``... --json | head``) the command exits 141 without a traceback. ``simulate``,
+``replay``, ``bench`` and ``outbound`` take ``--log PATH``: the decision log file
+(:mod:`decisioner.decisionfile`) that ``report`` and ``evaluate`` read.
 """
 
 from __future__ import annotations
