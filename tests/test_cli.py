@@ -110,8 +110,8 @@ def test_replay_with_the_event_log_on(capsys: pytest.CaptureFixture[str], small_
 
     log = tmp_path / "events.log"
     out = run_json(capsys, "replay", str(Path(small_world) / "events.jsonl"), "--world", small_world,
-                   "--max-events", "800", "--log", str(log), "--flush", flush)
-    assert out["log"]["flush"] == flush and out["log"]["bytes"] == log.stat().st_size  # type: ignore[index]
+                   "--max-events", "800", "--event-log", str(log), "--flush", flush)
+    assert out["event_log"]["flush"] == flush and out["event_log"]["bytes"] == log.stat().st_size  # type: ignore[index]
     assert len(read_log(log).payloads) == 800
     recovered = Engine.from_world(small_world, seed=0)
     recovered.attach_log(log)

@@ -374,6 +374,7 @@ def test_hash_key_is_derived_from_the_seed() -> None:
         ({"n_items": 2.5}, "`n_items` must be an int in [1, 10000000], got 2.5 - at `WorldSpec`"),
         ({"shared_device_rate": 0.3}, "`shared_device_rate` must be in [0, 0.2], got 0.3 - at `WorldSpec`"),
         ({"placeholder_rate": -0.1}, "`placeholder_rate` must be in [0, 0.5], got -0.1 - at `WorldSpec`"),
+        ({"visit_shape": 0.0}, "`visit_shape` must be None or in (0, 100], got 0.0 - at `WorldSpec`"),
         # regression: a category without a brand crashed the catalog step
         ({"n_brands": 2, "n_categories": 3}, "expected `n_brands` >= `n_categories` (3), got 2 - at `WorldSpec`"),
     ],
@@ -381,6 +382,29 @@ def test_hash_key_is_derived_from_the_seed() -> None:
 def test_worldspec_validation(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         WorldSpec(**kwargs)  # type: ignore[arg-type]
+
+
+def test_visit_shape_gives_people_their_own_visit_rates(tmp_path: Path) -> None:
+    """``visit_shape``: sessions per person are negative binomial (same mean, variance 3 + 9 / k
+    instead of Poisson's 3), so a person's first half predicts the second; written and loaded
+    back, and absent from ``truth.json`` when unset (default worlds unchanged)."""
+    def halves(w: World) -> tuple[np.ndarray, np.ndarray]:
+        t = np.array([e["time"] for e in w.events])
+        views = np.array([e["type"] == "view" for e in w.events])
+        mid = w.spec.start_ms + w.spec.days * 43_200_000
+        n = w.spec.n_people
+        return (np.bincount(w.event_person[views & (t < mid)], minlength=n),
+                np.bincount(w.event_person[views & (t >= mid)], minlength=n))
+
+    flat = generate_world(WorldSpec(n_people=3000, n_items=200, seed=1))
+    nbd = generate_world(WorldSpec(n_people=3000, n_items=200, seed=1, visit_shape=1.0))
+    r_flat = np.corrcoef(*halves(flat))[0, 1]
+    r_nbd = np.corrcoef(*halves(nbd))[0, 1]
+    assert r_flat < 0.1 < 0.3 < r_nbd  # measured -0.11 (a fixed total split in two) and 0.39
+    write_world(nbd, tmp_path / "nbd")
+    assert load_world(tmp_path / "nbd").spec == nbd.spec
+    write_world(flat, tmp_path / "flat")
+    assert "visit_shape" not in msgspec.json.decode((tmp_path / "flat" / "truth.json").read_bytes())["spec"]
 
 
 def test_tiny_worlds_are_valid() -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import msgspec
 import numpy as np
 import pytest
 
@@ -87,7 +86,7 @@ def test_add_reward_by_handle() -> None:
     assert log.column("reward").sum() == 3.5 and log.column("reward")[-1] == 3.5
 
 
-def test_save_npz_and_write_jsonl(tmp_path: Path) -> None:
+def test_save_npz(tmp_path: Path) -> None:
     log = DecisionLog()
     append(log, 0, [1, 0], placement=0)
     append(log, 1, [1], placement=1)
@@ -97,12 +96,6 @@ def test_save_npz_and_write_jsonl(tmp_path: Path) -> None:
     with np.load(npz) as z:
         for name, col in log.to_dict().items():
             assert np.array_equal(z[name], col)
-    jl = tmp_path / "t3_log.jsonl"
-    log.write_jsonl(jl, placements=["home", "hero"], contents=[["a", "b"], ["x", "y"]])
-    rows = [msgspec.json.decode(line) for line in jl.read_bytes().splitlines()]
-    assert [(r["placement"], r["content"], r["slot"], r["reward"]) for r in rows] == [
-        ("home", "b", 0, 0.0), ("home", "a", 1, 0.0), ("hero", "y", 0, 1.0)]
-    assert set(rows[0]) == set(COLUMNS)
 
 
 # ---------------------------------------------------------------- the window in memory

@@ -15,6 +15,7 @@ from decisioner import Engine
 from decisioner.catalog import Catalog
 from decisioner.cli import main
 from decisioner.config import load_config_dict
+from decisioner.decisionfile import write_decisions
 from wording import Wrapped, full_match
 
 T0 = 1_700_000_000_000
@@ -79,15 +80,18 @@ def test_report_and_evaluate_the_engines_decision_log(tmp_path: Path, capsys: py
         if g.random() < rates[int(d.slots[0].content[1:])]:
             eng.observe({"decision_id": d.decision_id, "kind": "click", "time": T0 + t})
     log = tmp_path / "decisions.jsonl"
-    eng.decision_log.write_jsonl(log, placements=eng.placements, contents=[eng.placement(p).contents for p in eng.placements])
-    code, out, _ = run(["report", str(log), "--json", "--experiment", "0"], capsys)
+    write_decisions(eng, log)
+    code, out, _ = run(["report", str(log), "--json", "--experiment", "x"], capsys)
     assert code == 0
     rep = json.loads(out)
+    assert rep["experiment"] == "x" and rep["control"] == "control"
+    assert [v["name"] for v in rep["variants"]] == ["control", "bandit"]
     assert sum(v["units"] for v in rep["variants"]) == 300
     # the control's decisions alone: a uniform-random log to evaluate a candidate on
     recs = [json.loads(line) for line in log.read_text().splitlines()]
+    assert {(r["experiment"], r["variant"]) for r in recs} == {("x", "control"), ("x", "bandit")}
     control = tmp_path / "control.jsonl"
-    control.write_text("\n".join(json.dumps(r) for r in recs if r["variant"] == 0) + "\n")
+    control.write_text("\n".join(json.dumps(r) for r in recs if r["variant"] == "control") + "\n")
     code, out, _ = run(["evaluate", "--log", str(control), "--policy", '{"kind": "greedy"}', "--json", "--boot", "200"], capsys)
     assert code == 0
     res: dict[str, Any] = json.loads(out)

@@ -3,6 +3,7 @@ not depend on how many worker processes ran the policies; runs are reproducible.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,13 @@ def test_the_ranker_policy_needs_a_servable_model(small_world: str, tmp_path: Pa
         simulate(small_world, policies=("engine", "ranker"), max_events=10)
     with pytest.raises(ModelError, match="Expected a model directory"):
         simulate(small_world, max_events=10, model=str(tmp_path / "absent"))
+
+
+def test_decision_log_is_checked_before_any_run(small_world: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="^" + re.escape(
+            "expected the policy `engine` for a decision log, got ['random'] - at `policies`") + "$"):
+        simulate(small_world, policies=("random",), decision_log=tmp_path / "d.jsonl")
+    missing = tmp_path / "nope" / "d.jsonl"
+    with pytest.raises(ConfigError, match="^" + re.escape(
+            f"expected a decision log path in an existing directory, got {str(missing)!r} - at `decision_log`") + "$"):
+        simulate(small_world, decision_log=missing)

@@ -2,23 +2,25 @@
 
 Errors print one line ``error: ...`` (exit 2 for usage, 1 for bad data or config); tracebacks
 only with ``--debug``; ``log check`` also exits 1, after its report, when the log is damaged.
-``--json`` prints one JSON object on stdout; progress goes to stderr and only on a terminal.
+``--json`` prints one strict JSON object on stdout (:mod:`decisioner.cli_json`: NaN and
+infinities are ``null``); progress goes to stderr and only on a terminal. When the reader of
+stdout goes away (``... --json | head``) the command exits 141 without a traceback. ``simulate``,
+``replay``, ``bench`` and ``outbound`` take ``--log PATH``: the decision log file
+(:mod:`decisioner.decisionfile`) that ``report`` and ``evaluate`` read.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import cli_log, cli_mcp, cli_privacy, cli_train, cli_world
+from . import cli_json, cli_log, cli_mcp, cli_privacy, cli_report, cli_train, cli_world
 from .cli_world import UsageError
-from .errors import DecisionerError, SchemaError
+from .errors import DecisionerError
 
 __all__ = ["main"]
 
@@ -82,7 +84,7 @@ def _cmd_simulate(args: argparse.Namespace) -> dict[str, Any]:
     warm_up()
     prog = _Progress(not args.json)
     res = simulate(args.world, seed=args.seed, max_events=args.max_events, progress=prog, model=args.model,
-                   durable=args.durable)
+                   durable=args.durable, decision_log=args.log)
     return res.to_dict()
 
 
@@ -102,9 +104,9 @@ def _cmd_replay(args: argparse.Namespace) -> dict[str, Any]:
 
     warm_up()
     engine = _engine_from_args(args)
-    if args.log is not None:
-        Path(args.log).unlink(missing_ok=True)  # a benchmark run starts a fresh log
-        engine.attach_log(args.log, flush=args.flush, fsync=args.fsync)
+    if args.event_log is not None:
+        Path(args.event_log).unlink(missing_ok=True)  # a benchmark run starts a fresh log
+        engine.attach_log(args.event_log, flush=args.flush, fsync=args.fsync)
     prog = _Progress(not args.json)
     try:
         out = replay(
@@ -113,9 +115,13 @@ def _cmd_replay(args: argparse.Namespace) -> dict[str, Any]:
         )
     finally:
         engine.detach_log()
+    if args.event_log is not None:
+        out["event_log"] = {"path": args.event_log, "flush": args.flush, "fsync": args.fsync,
+                            "bytes": Path(args.event_log).stat().st_size}
     if args.log is not None:
-        out["log"] = {"path": args.log, "flush": args.flush, "fsync": args.fsync,
-                      "bytes": Path(args.log).stat().st_size}
+        from .decisionfile import write_decisions
+
+        out["decision_log"] = write_decisions(engine, args.log)
     return out
 
 
@@ -140,127 +146,11 @@ def _cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
     if args.consent_attributes:
         with_consent_and_attributes(state)
     report: dict[str, Any] = run_bench(state, n_decisions=args.decisions, seed=args.seed, churn=args.churn)
+    if args.log is not None:
+        from .decisionfile import write_decisions
+
+        report["decision_log"] = write_decisions(state.engine, args.log)
     return report
-
-
-def _read_records(path: str) -> list[dict[str, Any]]:
-    """Records of a JSON-lines (``.jsonl``/``.json``) or CSV file (numbers parsed)."""
-    import csv
-
-    import msgspec
-
-    p = Path(path)
-    text = p.read_bytes()
-    if p.suffix in (".jsonl", ".json", ".ndjson"):
-        out = []
-        for i, line in enumerate(text.splitlines()):
-            if line.strip():
-                try:
-                    rec = msgspec.json.decode(line)
-                except msgspec.DecodeError as exc:
-                    raise SchemaError(f"Invalid JSON: {exc} - at line {i + 1} of {str(p)!r}") from None
-                if not isinstance(rec, dict):
-                    raise SchemaError(f"Expected an object, got `{type(rec).__name__}` - at line {i + 1} of {str(p)!r}")
-                out.append(rec)
-        return out
-    rows = list(csv.DictReader(text.decode().splitlines()))
-    for r in rows:
-        for k, v in r.items():
-            with contextlib.suppress(ValueError):  # not a number: kept as text
-                r[k] = float(v) if v not in ("", None) and k not in ("variant", "unit") else v
-    return rows
-
-
-def _cmd_report(args: argparse.Namespace) -> dict[str, Any]:
-    import msgspec
-
-    from .evaluation.reports import experiment_report, units_from_records
-
-    records = _read_records(args.log)
-    if records and "experiment" in records[0]:  # the engine's decision log (write_jsonl)
-        want = args.experiment
-        records = [
-            r for r in records
-            if int(r.get("variant", -1)) >= 0 and int(r.get("slot", 0)) == 0
-            and (want is None or str(r["experiment"]) == want)
-        ]
-    raw_variant, converted, value, raw_names, raw_logged = units_from_records(records)
-    order = sorted(range(len(raw_names)), key=lambda i: raw_names[i])
-    remap = {old: new for new, old in enumerate(order)}
-    names = [raw_names[i] for i in order]
-    variant = [remap[int(v)] for v in raw_variant]
-    logged = None
-    if raw_logged is not None:
-        logged = ([remap[int(a)] for a in raw_logged[0]], raw_logged[1], raw_logged[2])
-    weights = None
-    if args.weights:
-        parts = [w.split("=") for w in args.weights.split(",")]
-        if all(len(x) == 2 for x in parts):
-            wmap = {k.strip(): float(v) for k, v in parts}
-            if set(wmap) != set(names):
-                raise _UsageError(f"--weights names {sorted(wmap)} do not match the variants {names}")
-            weights = [wmap[n] for n in names]
-        else:
-            weights = [float(x[0]) for x in parts]
-    control = args.control if args.control is not None else names[0]
-    if control not in names:
-        raise _UsageError(f"--control {control!r} is not a variant; variants: {names}")
-    rep = experiment_report(
-        variant, converted, value, names, experiment=args.experiment or Path(args.log).stem,
-        control=control, weights=weights, alpha=args.alpha, correction=args.correction,
-        seed=args.seed, logged=logged if args.ipw else None,
-    )
-    out: dict[str, Any] = msgspec.to_builtins(rep)
-    return out
-
-
-def _cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
-    import msgspec
-    import numpy as np
-
-    from .warmup import warm_up
-
-    warm_up()
-    if args.dataset is not None:
-        from .evaluation.obd_protocol import ope_benchmark
-
-        if args.log is not None or args.policy is not None:
-            raise _UsageError("--dataset runs the published protocol; it takes no --log or --policy")
-        return ope_benchmark(
-            campaign=args.campaign, behavior=args.behavior, evaluation=args.evaluation,
-            n_runs=args.runs, seed=args.seed if args.seed else 12345,
-        )
-    if args.log is None or args.policy is None:
-        raise _UsageError("evaluate needs --dataset obd, or both --log FILE and --policy SPEC")
-    from .config import PolicySpec
-    from .evaluation.ope import BanditLog, evaluate_policy
-
-    text = Path(args.policy).read_bytes() if Path(args.policy).is_file() else args.policy.encode()
-    try:
-        spec = msgspec.json.decode(text, type=PolicySpec)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise SchemaError(f"Invalid policy: {exc}") from None
-    records = _read_records(args.log)
-    if not records:
-        raise SchemaError(f"Expected decisions in {args.log!r}, got none")
-    if "slot" in records[0]:
-        records = [r for r in records if int(r["slot"]) == 0]
-    key = "content" if "content" in records[0] else "action"
-    names = sorted({str(r[key]) for r in records})
-    index = {n: i for i, n in enumerate(names)}
-    try:
-        log = BanditLog(
-            action=np.array([index[str(r[key])] for r in records], dtype=np.int64),
-            reward=np.array([float(r.get("reward", 0.0)) for r in records]),
-            pscore=np.array([float(r["propensity"]) for r in records]),
-            n_actions=len(names),
-            time=np.array([int(r.get("time", i)) for i, r in enumerate(records)], dtype=np.int64),
-        )
-    except KeyError as exc:
-        raise SchemaError(f"Expected `{exc.args[0]}` in every decision - at {args.log!r}") from None
-    out = evaluate_policy(log, spec, train_fraction=args.train_fraction, n_boot=args.boot, seed=args.seed)
-    out["arms"] = names
-    return out
 
 
 _UsageError = UsageError
@@ -361,17 +251,6 @@ def _print_human(command: str, out: dict[str, Any]) -> None:
                   f"{m['bytes_per_profile']} B/profile, {m['bytes_per_identifier']} B/identifier")
             print(_latency_table("new-person decide latency (eviction included)", ch["latency_us"]))
             print(_memory_line("memory after churn", m))
-    elif command == "report":
-        print(f"experiment {out['experiment']} (control {out['control']}, alpha {out['alpha']}, {out['correction']})")
-        print(f"  {'variant':<14}{'units':>9}{'conv':>8}{'rate':>9}{'value/unit':>12}")
-        for v in out["variants"]:
-            print(f"  {v['name']:<14}{v['units']:>9}{v['conversions']:>8}{v['rate']:>9.4f}{v['value_per_unit']:>12.4f}")
-        for c in out["comparisons"]:
-            print(f"  {c['metric']:<10} {c['variant']} vs {c['control']}: lift {c['abs_lift']:+.4g} "
-                  f"[{c['abs_low']:+.4g}, {c['abs_high']:+.4g}] rel {c['rel_lift']:+.2%} p {c['p_value']:.4g} "
-                  f"(adj {c['p_adjusted']:.4g}) always-valid p {c['seq_p_value']:.4g}")
-        srm = out["srm"]
-        print(f"  SRM: chi2 {srm['chi2']:.2f} p {srm['p_value']:.3g}{' FLAGGED' if srm['flagged'] else ''}")
     elif command == "profile":
         if not out["found"]:
             erased = [t for t, gone in out["erased"].items() if gone]
@@ -385,12 +264,6 @@ def _print_human(command: str, out: dict[str, Any]) -> None:
         granted = [p for p, ok in out["consent"].items() if ok]
         print(f"  consent: {', '.join(granted) or 'none'}")
         print("  interests: " + ", ".join(f"{fv} {s:.3g}" for fv, s in out["interests"][:5]))
-    elif command == "evaluate" and "relative_error" in out:
-        print(f"OPE on OBD {out['campaign']}: {out['behavior']} -> {out['evaluation']}, "
-              f"ground truth {out['ground_truth']:.5f}, {out['n_runs']} runs")
-        for e, r in out["relative_error"].items():
-            print(f"  {e:<10} estimate {out['estimates'][e]:.5f}  "
-                  f"relative error {r:.3f} +- {out['relative_error_std'][e]:.3f}")
     else:
         for k, v in out.items():
             print(f"{k}: {v}")
@@ -439,6 +312,8 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--model", default=None, help="a trained model directory: adds the policy `ranker`")
     sp.add_argument("--durable", default=None, metavar="DIR",
                     help="write the engine policy's log (decisions, outcomes, events) here, for `train --log`")
+    sp.add_argument("--log", default=None,
+                    help="write the engine policy's decision log here (the file `report` and `evaluate` read)")
     sp = sub.add_parser("replay", help="open-loop replay of an event log with a latency report")
     common(sp)
     sp.add_argument("events")
@@ -446,9 +321,10 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--config", default=None)
     sp.add_argument("--catalog", default=None)
     sp.add_argument("--max-events", type=int, default=None)
-    sp.add_argument("--log", default=None, help="write-ahead event log file (a fresh one per run)")
-    sp.add_argument("--flush", choices=("event", "interval"), default="event", help="log flush policy")
-    sp.add_argument("--fsync", action="store_true", help="force every log write to the device")
+    sp.add_argument("--log", default=None, help="write the decision log here (the file `report` and `evaluate` read)")
+    sp.add_argument("--event-log", default=None, help="write-ahead event log file (a fresh one per run)")
+    sp.add_argument("--flush", choices=("event", "interval"), default="event", help="event log flush policy")
+    sp.add_argument("--fsync", action="store_true", help="force every event log write to the device")
     sp = sub.add_parser("bench", help="decide latency on a state of the given size")
     common(sp)
     sp.add_argument("--profiles", type=int, default=1_000_000)
@@ -464,26 +340,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="requests carry three declared attributes and consent changes; 10%% refuse analytics")
     sp.add_argument("--model", default=None, help="a trained model directory re-ranking `home`'s retrieval")
     sp.add_argument("--retrieve", type=int, default=1000, help="candidates the model re-ranks (with --model)")
-    sp = sub.add_parser("report", help="experiment report (lift, tests, SRM) from a decision or unit log")
-    common(sp)
-    sp.add_argument("log", help="JSONL or CSV records with `variant`, optional `unit`, `reward`, `propensity`")
-    sp.add_argument("--control", default=None, help="control variant (default: first name in order)")
-    sp.add_argument("--weights", default=None, help="intended split, e.g. a=0.5,b=0.5")
-    sp.add_argument("--alpha", type=float, default=0.05)
-    sp.add_argument("--correction", choices=["holm", "bh", "none"], default="holm")
-    sp.add_argument("--experiment", default=None, help="experiment (index in an engine decision log)")
-    sp.add_argument("--ipw", action="store_true", help="add IPW lift from the records' propensities")
-    sp = sub.add_parser("evaluate", help="off-policy evaluation of a candidate policy against a log")
-    common(sp)
-    sp.add_argument("--dataset", choices=["obd"], default=None, help="run the published OPE protocol")
-    sp.add_argument("--campaign", choices=["all", "men", "women"], default="all")
-    sp.add_argument("--behavior", choices=["random", "bts"], default="random")
-    sp.add_argument("--evaluation", choices=["random", "bts"], default="bts")
-    sp.add_argument("--runs", type=int, default=30, help="bootstrap runs of the OBD protocol")
-    sp.add_argument("--log", default=None, help="decision log (JSONL or CSV: content, reward, propensity, time)")
-    sp.add_argument("--policy", default=None, help="candidate policy spec: JSON text or a JSON file")
-    sp.add_argument("--train-fraction", type=float, default=0.5)
-    sp.add_argument("--boot", type=int, default=1000, help="bootstrap resamples of the intervals")
+    sp.add_argument("--log", default=None, help="write the decision log here (the file `report` reads)")
     sp = sub.add_parser("identity", help="identity resolution tools")
     isub = sp.add_subparsers(dest="identity_command", required=True)
     ip = isub.add_parser("evaluate", help="pairwise precision/recall/F1 against a synthetic world's true people")
@@ -502,6 +359,7 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--hash-key-env", default=None,
                     help="environment variable holding the secret (default: the one the saved configuration names)")
     cli_world.add_parser(sub, common)
+    cli_report.add_parser(sub, common)
     cli_log.add_parser(sub, common)
     cli_privacy.add_parser(sub, common)
     cli_train.add_parser(sub, common)
@@ -516,8 +374,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], dict[str, Any] | tuple[dict[
     "simulate": _cmd_simulate,
     "replay": _cmd_replay,
     "bench": _cmd_bench,
-    "report": _cmd_report,
-    "evaluate": _cmd_evaluate,
+    **dict.fromkeys(cli_report.COMMANDS, cli_report.run),
     "identity": _cmd_identity,
     "profile": _cmd_profile,
     "log": cli_log.run,
@@ -530,9 +387,19 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], dict[str, Any] | tuple[dict[
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``decisioner`` console script; returns the exit code."""
+    """Entry point of the ``decisioner`` console script; returns the exit code
+    (:data:`~decisioner.cli_json.EXIT_BROKEN_PIPE` when the reader of stdout went away)."""
     parser = _parser()
     args = parser.parse_args(argv)
+    try:
+        code = _run(args)
+        sys.stdout.flush()  # inside the guard: a closed pipe fails here, not at the interpreter's exit
+    except BrokenPipeError:
+        return cli_json.quiet_broken_pipe()
+    return code
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         res = _COMMANDS[args.command](args)
     except _UsageError as exc:
@@ -549,7 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "mcp":  # stdout carried the protocol
         return code
     if args.json:
-        print(json.dumps(out))
+        print(cli_json.dumps(out))
     elif args.command in cli_world.COMMANDS:
         cli_world.print_human(args, out)
     elif args.command == "log":
@@ -558,6 +425,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cli_privacy.print_human(args, out)
     elif args.command in ("train", "model"):
         cli_train.print_human(out)
+    elif args.command in cli_report.COMMANDS:
+        cli_report.print_human(args.command, out)
     else:
         _print_human(args.command, out)
     return code

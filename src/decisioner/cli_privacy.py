@@ -19,10 +19,10 @@ never written anywhere.
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable
 from typing import Any
 
+from . import cli_json
 from .errors import SchemaError
 
 __all__ = ["add_parser", "run", "print_human"]
@@ -127,4 +127,4 @@ def print_human(args: argparse.Namespace, out: dict[str, Any]) -> None:
         for purpose, channels in out.items():
             print(f"{purpose:16s} " + " ".join(f"{c}={'yes' if ok else 'no'}" for c, ok in channels.items()))
         return
-    print(json.dumps(out, indent=2))
+    print(cli_json.dumps(out, indent=2))

@@ -64,6 +64,7 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     sp.add_argument("--placement", required=True, help="a campaign placement")
     sp.add_argument("--channel", required=True, choices=("email", "sms", "push"))
     sp.add_argument("--now", type=int, default=None, help="send time, epoch ms (default: the newest event's)")
+    sp.add_argument("--log", default=None, help="write the decision log here (the file `report` reads)")
 
 
 def _tracked_world(world: str, seed: int, max_events: int | None) -> tuple[Any, int, float]:
@@ -103,7 +104,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         return {**ctx.to_dict(), "text": ctx.to_text()}
     if args.command == "outbound":
         batch = engine.outbound(args.segment, placement=args.placement, channel=args.channel, now=at)
-        return {**batch.to_dict(), "events": engine.events_}
+        out_b: dict[str, Any] = {**batch.to_dict(), "events": engine.events_}
+        if args.log is not None:
+            from .decisionfile import write_decisions
+
+            out_b["decision_log"] = write_decisions(engine, args.log)
+        return out_b
     out: dict[str, Any] = engine.audience(args.segment, now=at, by=args.by, by2=args.by2)
     if args.members:
         out["members"] = engine.audience_members(args.segment, now=at).tolist()

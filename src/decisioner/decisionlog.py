@@ -23,13 +23,14 @@ reading its rows raises :class:`~decisioner.errors.UnknownDecisionError`; neithe
 another row.
 
 **Readers** (:meth:`~DecisionLog.column`, :meth:`~DecisionLog.to_dict`, the experiment reports
-and off-policy evaluation of :mod:`decisioner.evaluation.engine_log`, ``write_jsonl``) see the
-rows in memory. Privacy covers the spilled rows too: :meth:`~DecisionLog.erase` rewrites every
-spill file that holds an erased person (the rows stay, their ``person`` becomes -1, as in
-memory) and :meth:`~DecisionLog.rows_of` (the access export) reads them, so records about a
-person disappear with their erasure wherever they are. Both read the ``person`` column of every
-spill file (8 bytes a row; about 0.5 MiB a 65,536-row chunk), and only the files that hold the
-person in full.
+and off-policy evaluation of :mod:`decisioner.evaluation.engine_log`, and the decision log file
+of :func:`decisioner.decisionfile.write_decisions`) see the rows in memory. Privacy covers the
+spilled rows too: :meth:`~DecisionLog.erase` rewrites every spill file that holds an erased
+person (the rows stay, their ``person`` becomes -1, as in memory) and
+:meth:`~DecisionLog.rows_of` (the access export) reads them, so records about a person disappear
+with their erasure wherever they are. Both read the ``person`` column of every spill file
+(8 bytes a row; about 0.5 MiB a 65,536-row chunk), and only the files that hold the person in
+full.
 
 **Spill files** (format :data:`SPILL_FORMAT`): one NumPy ``.npz`` archive per chunk,
 ``<spill_dir>/decisions-<chunk:012d>.npz`` (no pickle: ``np.load(path, allow_pickle=False)``),
@@ -54,7 +55,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-import msgspec
 import numpy as np
 
 from .errors import ConfigError, DecisionerWarning, NotReadyError, UnknownDecisionError
@@ -513,22 +513,6 @@ class DecisionLog:
     def save_npz(self, path: str | Path) -> None:
         """Write the rows in memory as one ``.npz`` of columns."""
         np.savez(str(path), **self.to_dict())  # type: ignore[arg-type]
-
-    def write_jsonl(self, path: str | Path, *, placements: list[str], contents: list[list[str]]) -> None:
-        """Write one JSON object per row in memory, with names instead of indices."""
-        enc = msgspec.json.Encoder()
-        d = self.to_dict()
-        with open(path, "wb") as fh:
-            for i in range(self._n):
-                p = int(d["placement"][i])
-                fh.write(enc.encode({
-                    "seq": int(d["seq"][i]), "time": int(d["time"][i]), "person": int(d["person"][i]),
-                    "placement": placements[p], "slot": int(d["slot"][i]),
-                    "content": contents[p][int(d["content"][i])], "score": float(d["score"][i]),
-                    "propensity": float(d["propensity"][i]), "candidates": int(d["candidates"][i]),
-                    "reward": float(d["reward"][i]),
-                    "experiment": int(d["experiment"][i]), "variant": int(d["variant"][i]),
-                }) + b"\n")
 
 
 def _load_spill(path: str | Path, names: Iterable[str]) -> tuple[int, dict[str, np.ndarray]]:

@@ -65,6 +65,8 @@ class PolicyResult:
     #: policy decides at the same events, so two policies pair decision by decision)
     decided_at: list[int] = field(default_factory=list)
     clicks_at: list[int] = field(default_factory=list)
+    #: what :func:`decisioner.decisionfile.write_decisions` wrote (``simulate(decision_log=...)``)
+    decision_log: dict[str, Any] | None = None
 
     @property
     def ctr(self) -> float:
@@ -113,6 +115,8 @@ class SimulationResult:
                 if b is not None:
                     out[f"lift_vs_{base}"] = round(eng.ctr / b.ctr, 4) if b.ctr > 0 else None
             out["latency_us"] = latency_summary(np.asarray(eng.latencies_us))
+            if eng.decision_log is not None:
+                out["decision_log"] = eng.decision_log
         return out
 
 
@@ -178,6 +182,7 @@ class _Shared:
     seed: int
     model: str | None = None
     durable: str | None = None
+    decision_log: str | None = None
 
 
 _SHARED: _Shared | None = None
@@ -192,12 +197,17 @@ def _run_policy(name: str, progress: Callable[[str, int, int], None] | None = No
     # the engine policy's run, in a durable directory: every decision, outcome and event in its log
     log = engine.durable(sh.durable) if sh.durable is not None and name == "engine" else None
     try:
-        return _run(
+        res = _run(
             engine, sh.world, sh.events, sh.persons, sh.u_click, sh.u_buy, sh.rec_name, sh.camp_name, name, progress
         )
     finally:
         if log is not None:
             log.close()
+    if sh.decision_log is not None and name == "engine":
+        from .decisionfile import write_decisions
+
+        res.decision_log = write_decisions(engine, sh.decision_log)
+    return res
 
 
 def simulate(
@@ -210,6 +220,7 @@ def simulate(
     workers: int | None = None,
     model: str | Path | None = None,
     durable: str | Path | None = None,
+    decision_log: str | Path | None = None,
 ) -> SimulationResult:
     """Run every policy closed-loop over the world's event stream.
 
@@ -237,6 +248,9 @@ def simulate(
         decision, outcome and event of the run in ``events.log``), the engine log that
         ``decisioner train --log`` learns from (shown slates and their clicks). An existing
         durable directory is refused.
+    decision_log
+        Write the ``engine`` policy's decision log file here
+        (:mod:`decisioner.decisionfile`: what ``report`` and ``evaluate`` read), rewards joined.
     """
     if model is not None:
         load_served(model)  # a bad model fails here, before any run
@@ -252,6 +266,14 @@ def simulate(
         d = Path(durable)
         if d.exists() and any(d.iterdir()):
             raise ConfigError(f"Expected a new or empty directory for the engine log, got {str(d)!r} - at `durable`")
+    if decision_log is not None:
+        if "engine" not in policies:
+            raise ConfigError(
+                f"expected the policy `engine` for a decision log, got {list(policies)!r} - at `policies`"
+            )
+        if not Path(decision_log).absolute().parent.is_dir():
+            raise ConfigError(f"expected a decision log path in an existing directory, got {str(decision_log)!r} "
+                              "- at `decision_log`")
     global _SHARED
     w = world if isinstance(world, World) else load_world(world)
     base_cfg = load_config(w.config_path) if w.config_path is not None else _config_of(w)
@@ -266,6 +288,7 @@ def simulate(
     _SHARED = _Shared(
         w, base_cfg, decoded, persons, u_click, u_buy, rec_name, camp_name, seed,
         None if model is None else str(model), None if durable is None else str(durable),
+        None if decision_log is None else str(decision_log),
     )
     gc.collect()
     gc.freeze()  # the loaded world is long-lived: keep it out of every later collection

@@ -296,8 +296,10 @@ def always_valid(diff: Any, var: Any, tau2: Any, alpha: float = 0.05) -> tuple[A
     d = np.asarray(diff, dtype=np.float64)
     v = np.asarray(var, dtype=np.float64)
     t2 = np.asarray(tau2, dtype=np.float64)
-    log_lam = 0.5 * np.log(v / (v + t2)) + t2 * d * d / (2.0 * v * (v + t2))
-    p = np.minimum(1.0, np.exp(-log_lam))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # a metric without variance
+        log_lam = 0.5 * np.log(v / (v + t2)) + t2 * d * d / (2.0 * v * (v + t2))
+        p = np.minimum(1.0, np.exp(-log_lam))
+    p = np.where(np.isnan(p), 1.0, p)  # 0/0: no difference and no variance, no evidence
     half = np.sqrt(v * (v + t2) / t2 * (2.0 * math.log(1.0 / alpha) + np.log((v + t2) / v)))
     if p.ndim == 0:
         return float(p), float(d - half), float(d + half)
@@ -465,7 +467,7 @@ def ipw_lift(
             raise ConfigError(f"expected decisions for arm {k}, got none - at `arms`")
         mu = float((w * r).sum() / sw)
         psi = w * (r - mu) / (sw / n)
-        ess = sw**2 / float((w * w).sum())
+        ess = float(sw**2 / (w * w).sum())  # a float: a numpy scalar in a result broke JSON encoding
         return mu, psi, ess
 
     mu_t, psi_t, ess_t = part(treatment)

@@ -5,7 +5,10 @@ multiple-testing corrections, probability to be best, sample-ratio check, IPW li
 
 The unit of analysis is the unit of assignment (a profile): each unit contributes its variant,
 whether it converted (any positive outcome) and its total value. Two metrics are reported:
-``conversion`` (share of units that converted) and ``value`` (value per unit).
+``conversion`` (share of units that converted) and ``value`` (value per unit). Optionally
+(:mod:`.adjust`): ``value`` CUPED-adjusted by a pre-period covariate, ``value`` winsorised at a
+percentile, and ratio metrics (a numerator and a denominator per unit, e.g. value per decision)
+by the delta method.
 
 Reports over an engine's own decision log are in :mod:`.engine_log`.
 """
@@ -20,6 +23,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..schemas import Result
+from .adjust import CupedComparison, RatioComparison, cuped, ratio_comparison, winsorize_cap
 from .inference import (
     BayesResult,
     IPWLift,
@@ -97,6 +101,13 @@ class ExperimentReport(Result, frozen=True):
     bayes: list[BayesResult]
     srm: SRMResult
     ipw: list[IPWLift] = []  # noqa: RUF012 (a msgspec Struct: defaults are copied)
+    cuped: list[CupedComparison] = []  # noqa: RUF012
+    ratios: list[RatioComparison] = []  # noqa: RUF012
+    winsorized: list[Comparison] = []  # noqa: RUF012
+    #: the cap of ``winsorized`` (``None`` without winsorising) and its percentile
+    winsor_cap: float | None = None
+    winsor_percentile: float | None = None
+    units_capped: int = 0
 
 
 # --------------------------------------------------------------------------- summaries
@@ -132,7 +143,8 @@ def experiment_report(
     control: int | str = 0, weights: Sequence[float] | None = None, alpha: float = 0.05,
     correction: Literal["holm", "bh", "none"] = "holm", tau: float | None = None,
     srm_threshold: float = 0.001, draws: int = 100_000, seed: int = 0,
-    logged: tuple[Any, Any, Any] | None = None,
+    logged: tuple[Any, Any, Any] | None = None, covariate: Any = None, covariate_name: str = "pre_period",
+    winsorize: float | None = None, ratios: dict[str, tuple[Any, Any]] | None = None,
 ) -> ExperimentReport:
     """The full report of an experiment from per-unit arrays.
 
@@ -168,6 +180,17 @@ def experiment_report(
     logged
         Optional per-decision ``(arm, reward, propensity)`` arrays of bandit-collected data:
         adds the IPW lift of each treatment over the control.
+    covariate
+        Optional pre-period covariate of each unit: adds ``conversion`` and ``value``
+        CUPED-adjusted by it.
+    covariate_name
+        Name of the covariate in the report.
+    winsorize
+        Optional percentile in (0, 100]: adds ``value`` capped at that percentile of the
+        positive values (pooled).
+    ratios
+        Optional ratio metrics ``{name: (numerator, denominator)}`` of per-unit arrays, e.g.
+        ``{"value_per_decision": (value, decisions)}``, by the delta method.
 
     Returns
     -------
@@ -199,9 +222,17 @@ def experiment_report(
     if not isinstance(c, (int, np.integer)) or not 0 <= c < k:
         raise ConfigError(f"expected `control` to be one of {list(names)!r}, got {control!r}")
     c = int(c)
+    cov = None
+    if covariate is not None:
+        cov = np.asarray(covariate, dtype=np.float64)
+        if cov.shape != val.shape:
+            raise ConfigError(f"expected one covariate value per unit, got {cov.shape!r} for {val.shape!r}")
+    cap = None if winsorize is None else winsorize_cap(val, winsorize)
     summaries = summarize(var_, conv, val, names)
     sc = summaries[c]
     comps: list[dict[str, Any]] = []
+    comps_w = _value_comparisons(var_, np.minimum(val, cap), names, c, alpha, tau, "value_winsorized") \
+        if cap is not None else []
     for metric in ("conversion", "value"):
         for t in range(k):
             if t == c:
@@ -219,14 +250,16 @@ def experiment_report(
                                st.value_sd**2, st.units, alpha=alpha, tau2=t2)
                 test = "welch_t"
             comps.append({"metric": metric, "variant": st.name, "control": sc.name, "test": test, **r})
-    for metric in ("conversion", "value"):
-        idx = [i for i, x in enumerate(comps) if x["metric"] == metric]
-        adj = adjust_pvalues([comps[i]["p_value"] for i in idx], correction)
-        for i, pa in zip(idx, adj):
-            comps[i]["p_adjusted"] = pa
-            comps[i]["significant"] = bool(pa < alpha)
+    for group in (comps, comps_w):
+        for metric in ("conversion", "value", "value_winsorized"):
+            idx = [i for i, x in enumerate(group) if x["metric"] == metric]
+            adj = adjust_pvalues([group[i]["p_value"] for i in idx], correction)
+            for i, pa in zip(idx, adj):
+                group[i]["p_adjusted"] = pa
+                group[i]["significant"] = bool(pa < alpha)
     fields = set(Comparison.__struct_fields__)
     comparisons = [Comparison(**{f: x[f] for f in fields}) for x in comps]
+    winsorized = [Comparison(**{f: x[f] for f in fields}) for x in comps_w]
     # Bayesian summaries
     g = np.random.default_rng(seed)
     succ = np.array([s.conversions for s in summaries], dtype=np.float64)
@@ -244,10 +277,37 @@ def experiment_report(
         for t in range(k):
             if t != c and (la == t).any() and (la == c).any():
                 ipw.append(ipw_lift(la, lr, lp, t, c, names=names, alpha=alpha))
+    cup: list[CupedComparison] = []
+    if cov is not None:
+        for metric, y in (("conversion", conv), ("value", val)):
+            cup += cuped(var_, y, cov, names, c, alpha=alpha, metric=metric, covariate=covariate_name)
+    rat: list[RatioComparison] = []
+    for name, (num, den) in (ratios or {}).items():
+        rat += ratio_comparison(var_, num, den, names, c, metric=name, alpha=alpha)
     return ExperimentReport(
         experiment=experiment, control=names[c], alpha=alpha, correction=correction,
-        variants=summaries, comparisons=comparisons, bayes=bayes, srm=srm, ipw=ipw,
+        variants=summaries, comparisons=comparisons, bayes=bayes, srm=srm, ipw=ipw, cuped=cup, ratios=rat,
+        winsorized=winsorized, winsor_cap=cap if cap is None or math.isfinite(cap) else None,
+        winsor_percentile=winsorize, units_capped=0 if cap is None else int((val > cap).sum()),
     )
+
+
+def _value_comparisons(
+    var_: np.ndarray, val: np.ndarray, names: Sequence[str], c: int, alpha: float, tau: float | None, metric: str,
+) -> list[dict[str, Any]]:
+    """Welch's t of each treatment's per-unit ``val`` against the control's."""
+    out: list[dict[str, Any]] = []
+    mc = var_ == c
+    for t, name in enumerate(names):
+        mt = var_ == t
+        if t == c or not mc.any() or not mt.any():
+            continue
+        vc, vt = val[mc], val[mt]
+        r = welch_test(float(vc.mean()), float(vc.var(ddof=1)) if vc.size > 1 else 0.0, int(vc.size),
+                       float(vt.mean()), float(vt.var(ddof=1)) if vt.size > 1 else 0.0, int(vt.size), alpha=alpha,
+                       tau2=None if tau is None else tau**2)
+        out.append({"metric": metric, "variant": name, "control": names[c], "test": "welch_t", **r})
+    return out
 
 
 def units_from_records(

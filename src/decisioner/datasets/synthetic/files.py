@@ -161,7 +161,8 @@ def write_world(world: World, out_dir: str | Path) -> Path:
     meta = {
         "format": "decisioner-synthetic-world",
         "version": FORMAT_VERSION,
-        "spec": asdict(world.spec),
+        # `visit_shape` only when set: default worlds stay byte-identical to those written before it
+        "spec": {k: v for k, v in asdict(world.spec).items() if not (k == "visit_shape" and v is None)},
         "n_people": world.spec.n_people,
         "n_items": len(world.items),
         "n_events": len(world.events),

@@ -61,7 +61,11 @@ def draw_sessions(spec: WorldSpec, *, people: People, n_campaigns: int, rng: np.
     N = spec.n_people
     n_exp = n_campaigns
     rs = rng
-    n_sess = 1 + rs.poisson(3.0, size=N)
+    if spec.visit_shape is None:
+        n_sess = 1 + rs.poisson(3.0, size=N)
+    else:  # a rate per person (NBD); drawn only when asked, so default worlds keep their draws
+        k = float(spec.visit_shape)
+        n_sess = 1 + rs.poisson(3.0 * rs.gamma(k, 1.0 / k, size=N))
     S = int(n_sess.sum())
     sp = np.repeat(np.arange(N), n_sess)
     slot = (rs.random(S) * people.n_slots[sp]).astype(np.int64)

@@ -50,6 +50,13 @@ class WorldSpec:
         ``"null"`` (shared junk values that must not merge identities).
     start_ms
         Epoch milliseconds of the first day.
+    visit_shape
+        ``None`` (default): every person's sessions are ``1 + Poisson(3)``, at one rate for all,
+        so how much a person visited in one part of the period says little about the rest.
+        A number ``k``: each person's rate is ``3 Gamma(k, 1 / k)`` (mean 3, variance ``9 / k``),
+        so sessions are negative binomial, Ehrenberg's NBD model of repeat visits: some people
+        are regulars, most drop by. It gives a world whose pre-period predicts the period after
+        it (what CUPED needs; :mod:`decisioner.evaluation.adjust`).
 
     Raises
     ------
@@ -68,6 +75,7 @@ class WorldSpec:
     shared_device_rate: float = 0.03
     placeholder_rate: float = 0.0
     start_ms: int = 1_700_000_000_000
+    visit_shape: float | None = None
 
     def __post_init__(self) -> None:
         ints = (
@@ -85,6 +93,9 @@ class WorldSpec:
             r = getattr(self, name)
             if not isinstance(r, (int, float)) or isinstance(r, bool) or not 0.0 <= r <= hi_r:
                 raise ConfigError(f"`{name}` must be in [0, {hi_r}], got {r!r} - at `WorldSpec`")
+        k = self.visit_shape
+        if k is not None and (not isinstance(k, (int, float)) or isinstance(k, bool) or not 0.0 < k <= 100.0):
+            raise ConfigError(f"`visit_shape` must be None or in (0, 100], got {k!r} - at `WorldSpec`")
         if self.n_brands < self.n_categories:  # every category needs a brand that sells in it
             raise ConfigError(
                 f"expected `n_brands` >= `n_categories` ({self.n_categories}), got {self.n_brands} - at `WorldSpec`"
