@@ -339,6 +339,85 @@ class RedisIdentity:
             if int(cursor) == 0:
                 return out
 
+    def persons(self) -> dict[int, tuple[int, int, list[int], list[int]]]:
+        """Every person id -> (size, flags, per-slot counts, member keys). For checks and tests
+        (reads the whole graph with ``HSCAN``)."""
+        nslots = len(self.keys.rules.slot_of) if self.keys.rules.on else 0
+        nslots = int(self.state.execute("HGET", self._names[5], "nslots") or nslots)
+        head = 8 + 2 * nslots
+        out: dict[int, tuple[int, int, list[int], list[int]]] = {}
+        cursor = 0
+        while True:
+            cursor, page = self.state.execute("HSCAN", self._names[1], cursor, "COUNT", 1000)
+            for k, v in _pairs(page):
+                size, flags = struct.unpack_from("<ii", v)
+                counts = list(struct.unpack_from(f"<{nslots}H", v, 8))
+                body = v[head:]
+                out[int(k)] = (size, flags, counts,
+                               [int.from_bytes(body[i : i + 8], "little") for i in range(0, len(body), 8)])
+            if int(cursor) == 0:
+                return out
+
+    def check(self) -> list[str]:
+        """Check the graph's invariants on the server; returns what is wrong (empty: nothing).
+
+        Every live identifier belongs to exactly one person, whose record lists it; every
+        listed member is live and points back; sizes and per-type counts match the members and
+        obey the limits and the size cap; the two ends of every do-not-link pair are in two
+        persons; the ``identifiers`` and ``profiles`` counters match. Reads the whole graph:
+        for tests and maintenance, not for the request path.
+        """
+        problems: list[str] = []
+        nodes = self.nodes()
+        persons = self.persons()
+        rules = self.keys.rules
+        cap = self.spec.max_identifiers if rules.on else 0
+        slot_of_node: dict[int, int] = {}
+        cursor = 0
+        while True:
+            cursor, page = self.state.execute("HSCAN", self._names[0], cursor, "COUNT", 1000)
+            for k, v in _pairs(page):
+                slot_of_node[int.from_bytes(k, "little")] = NODE_FORMAT.unpack(v)[5]
+            if int(cursor) == 0:
+                break
+        seen: dict[int, int] = {}
+        for pid, (size, _flags, counts, members) in persons.items():
+            if size != len(members):
+                problems.append(f"person {pid}: size {size} but {len(members)} members")
+            if cap and size > cap:
+                problems.append(f"person {pid}: {size} identifiers over the size cap {cap}")
+            got = [0] * len(counts)
+            for k in members:
+                if k in seen:
+                    problems.append(f"key {k:016x} in persons {seen[k]} and {pid}")
+                seen[k] = pid
+                pid_k, st = nodes.get(k, (0, -1))
+                if st != _LIVE or pid_k != pid:
+                    problems.append(f"key {k:016x} listed in person {pid} but its node says {pid_k} (state {st})")
+                s = slot_of_node.get(k, -1)
+                if 0 <= s < len(got):
+                    got[s] += 1
+            if got != counts:
+                problems.append(f"person {pid}: counts {counts} but members give {got}")
+            for s, n in enumerate(got):
+                if rules.on and n > rules.slot_limits[s]:
+                    problems.append(f"person {pid}: {n} identifiers of limit slot {s} over {rules.slot_limits[s]}")
+        for k, (pid, st) in nodes.items():
+            if st == _LIVE and seen.get(k) != pid:
+                problems.append(f"live key {k:016x} of person {pid} not in its member list")
+        for k, partners in _pairs(self.state.execute("HGETALL", self._names[3])):
+            a = int.from_bytes(k, "little")
+            for i in range(0, len(partners), 8):
+                b = int.from_bytes(partners[i : i + 8], "little")
+                if nodes.get(a, (0, 0))[0] == nodes.get(b, (-1, 0))[0]:
+                    problems.append(f"do-not-link pair {a:016x} {b:016x} in one person")
+        m = self.metrics()
+        n_live = sum(1 for _, st in nodes.values() if st == _LIVE)
+        if m["identifiers"] != n_live or m["profiles"] != len(persons):
+            problems.append(f"counters say {m['identifiers']} identifiers and {m['profiles']} persons, the graph holds "
+                            f"{n_live} and {len(persons)}")
+        return problems
+
     def partition(self) -> set[frozenset[int]]:
         """The current persons as sets of keys (for checks and tests)."""
         comps: dict[int, set[int]] = {}
