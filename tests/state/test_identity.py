@@ -148,3 +148,25 @@ def test_check_finds_a_broken_graph(redis_server: RedisServer, key_prefix: str) 
     r.state.execute("HSET", r.state.idg_key("p"), b, raw)  # and listed twice
     assert any("in persons" in p for p in r.check())
     r.clear()
+
+
+def test_link_many_pipelines_the_same_links(redis_server: RedisServer, key_prefix: str) -> None:
+    spec, key, events = _world_stream()
+    ok = []
+    r = RedisIdentity(RedisState.from_url(redis_server.url, key_prefix=key_prefix), key, spec=spec)
+    for ev in events[:800]:
+        try:
+            r.keys.keys_of(ev["ids"])
+        except SchemaError:
+            continue
+        ok.append(ev)
+    g = IdentityGraph(key, spec=spec)
+    g.add_listener(lambda s, a: g.release_rows(a))
+    expected = [g.link_one(ev["ids"], time=ev["time"]) for ev in ok]
+    got = r.link_many([ev["ids"] for ev in ok], times=[ev["time"] for ev in ok])
+    assert [(a.status, len(a.absorbed)) for a in expected] == [(b.status, len(b.absorbed)) for b in got]
+    _same_graph(g, r)
+    with pytest.raises(SchemaError, match=re.escape("Expected at least one identifier, got none - at `$[1].ids`")):
+        r.link_many([{"cookie": "new-one"}, {}])
+    assert r.resolve_one({"cookie": "new-one"}) == -1  # checked before anything was sent
+    r.clear()

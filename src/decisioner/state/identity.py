@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
 import msgspec
@@ -55,7 +55,7 @@ from ..errors import SchemaError
 from ..identity.keys import IdentityKeys
 from .connection import RedisState
 
-__all__ = ["RedisIdentity", "RedisLinkResult", "NODE_FORMAT"]
+__all__ = ["RedisIdentity", "RedisLinkResult", "RedisUnmergeResult", "NODE_FORMAT"]
 
 #: a node record on the server (see the module docstring)
 NODE_FORMAT: Final = struct.Struct("<IqqibbB")
@@ -106,6 +106,11 @@ def _pairs(reply: Any) -> list[tuple[bytes, bytes]]:
     if isinstance(reply, dict):
         return list(reply.items())
     return list(zip(reply[::2], reply[1::2]))
+
+
+def _link_result(out: Any) -> RedisLinkResult:
+    person, status = int(out[0]), int(out[1])
+    return RedisLinkResult(person if person > 0 else -1, tuple(int(x) for x in out[2:]), bool(status & S_NEW), status)
 
 
 def _kb(k: int) -> bytes:
@@ -217,6 +222,47 @@ class RedisIdentity:
                   consent: Mapping[str, object] | None = None) -> RedisLinkResult:
         """Link the pre-hashed keys (uint64[2, m]: keys, tag words) of one event, whose type
         names are ``types``; see :meth:`link_one`."""
+        args = self._link_args(keys, types, time, source, consent)
+        return _link_result(self.state.fcall("dcs1_idg_link", self._names, args))
+
+    def link_many(self, events: Sequence[Mapping[str, str]], *, times: Sequence[int] | None = None,
+                  source: str | None = None) -> list[RedisLinkResult]:
+        """Link many events (type -> value each) in one round trip (a pipeline); each event is
+        still one atomic function call, applied in order, so the result equals calling
+        :meth:`link_one` on each. Every event is checked before anything is sent.
+
+        Raises
+        ------
+        SchemaError
+            If an event has no identifier or a malformed one (nothing is sent then).
+        StateUnavailable
+            If Redis cannot be reached (a prefix of the events may have been linked: sending
+            them again changes no partition).
+        """
+        if times is not None and len(times) != len(events):
+            raise SchemaError(f"Expected {len(events)} `times`, got {len(times)} - at `times`")
+        calls = []
+        for i, ids in enumerate(events):
+            if len(ids) == 0:
+                raise SchemaError(f"Expected at least one identifier, got none - at `$[{i}].ids`")
+            keys, _ = self.keys.keys_of(ids)
+            calls.append((keys, list(ids), None if times is None else int(times[i])))
+        args = [self._link_args(k, t, when, source, None) for k, t, when in calls]
+        if not self._ready:
+            self._setup()
+        self.state.fcall("dcs1_version", [], [], readonly=True)  # loads the library when needed
+        names = self._names
+
+        def run() -> list[Any]:
+            pipe = self.state.client.pipeline(transaction=False)
+            for a in args:
+                pipe.execute_command("FCALL", "dcs1_idg_link", len(names), *names, *a)
+            return list(pipe.execute())
+
+        return [_link_result(out) for out in self.state.run(run, "dcs1_idg_link pipeline")]
+
+    def _link_args(self, keys: np.ndarray, types: list[str], time: int | None, source: str | None,
+                   consent: Mapping[str, object] | None) -> list[Any]:
         m = keys.shape[1]
         if m == 0 or len(types) != m:
             raise SchemaError(f"Expected {max(m, 1)} identifier types for {m} keys, got {len(types)} - at `types`")
@@ -230,10 +276,7 @@ class RedisIdentity:
             args += [_kb(k0[j]), k1[j] & 0xFFFFFFFF, "1" if (k1[j] >> 32) & 1 else "0", codes[j], prio, slot]
         if not self._ready:
             self._setup()
-        out = self.state.fcall("dcs1_idg_link", self._names, args)
-        person, status = int(out[0]), int(out[1])
-        return RedisLinkResult(person if person > 0 else -1, tuple(int(x) for x in out[2:]),
-                               bool(status & S_NEW), status)
+        return args
 
     # ------------------------------------------------------------------ resolving
     def resolve_keys(self, keys: np.ndarray) -> np.ndarray:
