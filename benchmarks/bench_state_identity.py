@@ -23,7 +23,7 @@ from decisioner.state import RedisState
 from decisioner.state.identity import RedisIdentity
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from redis_servers import RedisServer  # noqa: E402
+from redis_servers import RedisServer
 
 SECRET = b"b" * 16
 SMOKE_IDS = 2_000
@@ -100,7 +100,7 @@ def test_redis_memory_per_identifier(benchmark: Any, loaded: tuple[RedisIdentity
 @pytest.mark.benchmark(group="state-identity")
 def test_redis_lookup(benchmark: Any, loaded: tuple[RedisIdentity, dict[str, Any]], smoke: bool) -> None:
     """One pre-hashed key resolved (one HMGET round trip on loopback)."""
-    ids, figures = loaded
+    ids, _ = loaded
     keys, _ = ids.keys.keys_of({"cookie": "ck-000000007"})
     out = benchmark.pedantic(ids.resolve_keys, args=(keys,), rounds=1 if smoke else 2_000, warmup_rounds=1)
     if benchmark.stats:
@@ -111,7 +111,7 @@ def test_redis_lookup(benchmark: Any, loaded: tuple[RedisIdentity, dict[str, Any
 @pytest.mark.benchmark(group="state-identity")
 def test_redis_lookup_batch(benchmark: Any, loaded: tuple[RedisIdentity, dict[str, Any]], smoke: bool) -> None:
     """100 pre-hashed keys in one HMGET."""
-    ids, figures = loaded
+    ids, _ = loaded
     keys = np.concatenate([ids.keys.keys_of({"cookie": f"ck-{i:09d}"})[0] for i in range(100)], axis=1)
     out = benchmark.pedantic(ids.resolve_keys, args=(keys,), rounds=1 if smoke else 500, warmup_rounds=1)
     if benchmark.stats:

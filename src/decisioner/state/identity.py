@@ -419,8 +419,8 @@ class RedisIdentity:
         cursor = 0
         while True:
             cursor, page = self.state.execute("HSCAN", self._names[0], cursor, "COUNT", 1000)
-            for k, v in _pairs(page):
-                slot_of_node[int.from_bytes(k, "little")] = NODE_FORMAT.unpack(v)[5]
+            for kb, v in _pairs(page):
+                slot_of_node[int.from_bytes(kb, "little")] = NODE_FORMAT.unpack(v)[5]
             if int(cursor) == 0:
                 break
         seen: dict[int, int] = {}
@@ -448,8 +448,8 @@ class RedisIdentity:
         for k, (pid, st) in nodes.items():
             if st == _LIVE and seen.get(k) != pid:
                 problems.append(f"live key {k:016x} of person {pid} not in its member list")
-        for k, partners in _pairs(self.state.execute("HGETALL", self._names[3])):
-            a = int.from_bytes(k, "little")
+        for kb, partners in _pairs(self.state.execute("HGETALL", self._names[3])):
+            a = int.from_bytes(kb, "little")
             for i in range(0, len(partners), 8):
                 b = int.from_bytes(partners[i : i + 8], "little")
                 if nodes.get(a, (0, 0))[0] == nodes.get(b, (-1, 0))[0]:
