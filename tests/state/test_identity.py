@@ -150,10 +150,14 @@ def test_check_finds_a_broken_graph(redis_server: RedisServer, key_prefix: str) 
     r.clear()
 
 
-def test_link_many_pipelines_the_same_links(redis_server: RedisServer, key_prefix: str) -> None:
+@pytest.mark.parametrize("where", ["server", "cluster"])
+def test_link_many_pipelines_the_same_links(
+    where: str, redis_server: RedisServer, redis_cluster: RedisCluster, key_prefix: str,
+) -> None:
     spec, key, events = _world_stream()
     ok = []
-    r = RedisIdentity(RedisState.from_url(redis_server.url, key_prefix=key_prefix), key, spec=spec)
+    url = redis_server.url if where == "server" else redis_cluster.url
+    r = RedisIdentity(RedisState.from_url(url, key_prefix=key_prefix, cluster=where == "cluster"), key, spec=spec)
     for ev in events[:800]:
         try:
             r.keys.keys_of(ev["ids"])
