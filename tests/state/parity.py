@@ -14,7 +14,7 @@ from decisioner.datasets.synthetic import WorldSpec, generate_world
 from decisioner.errors import SchemaError
 from decisioner.hashing import resolve_key
 from decisioner.identity import IdentityGraph
-from decisioner.state.identity import RedisIdentity
+from decisioner.state.identity import RedisIdentity, partition_digest
 
 __all__ = ["world_stream", "link_both", "same_graph"]
 
@@ -42,6 +42,7 @@ def link_both(g: IdentityGraph, r: RedisIdentity, ev: dict[str, Any], **kw: Any)
 def same_graph(g: IdentityGraph, r: RedisIdentity) -> None:
     part = r.partition()
     assert part == g.partition()
+    assert partition_digest(part) == partition_digest(g.partition())
     assert r.metrics()["profiles"] == len(part)
     mg, mr = g.metrics(), r.metrics()
     for name in ("identifiers", "profiles", "tombstones", "evidence_edges", "do_not_link_pairs", "merges", "events",

@@ -55,7 +55,7 @@ from ..errors import SchemaError
 from ..identity.keys import IdentityKeys
 from .connection import RedisState
 
-__all__ = ["RedisIdentity", "RedisLinkResult", "RedisUnmergeResult", "NODE_FORMAT"]
+__all__ = ["RedisIdentity", "RedisLinkResult", "RedisUnmergeResult", "NODE_FORMAT", "partition_digest"]
 
 #: a node record on the server (see the module docstring)
 NODE_FORMAT: Final = struct.Struct("<IqqibbB")
@@ -106,6 +106,21 @@ def _pairs(reply: Any) -> list[tuple[bytes, bytes]]:
     if isinstance(reply, dict):
         return list(reply.items())
     return list(zip(reply[::2], reply[1::2]))
+
+
+def partition_digest(partition: set[frozenset[int]]) -> str:
+    """A digest of a partition of identifier keys into people (``partition()`` of either
+    backend), independent of row numbers, person ids and order: equal for the embedded graph
+    and the Redis graph when they hold the same people.
+
+    >>> partition_digest({frozenset({3, 1}), frozenset({2})}) == partition_digest({frozenset({2}), frozenset({1, 3})})
+    True
+    """
+    h = hashlib.blake2b(digest_size=16)
+    for comp in sorted(sorted(c) for c in partition):
+        h.update(len(comp).to_bytes(8, "little"))  # length-prefixed: unambiguous
+        h.update(np.asarray(comp, dtype=np.uint64).tobytes())
+    return h.hexdigest()
 
 
 def _link_result(out: Any) -> RedisLinkResult:
