@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from decisioner.config import IdentitySpec
-from decisioner.errors import ConfigError, SchemaError
+from decisioner.errors import ConfigError, SchemaError, StateUnavailable
 from decisioner.identity import IdentityGraph
 from decisioner.state import RedisState
 from decisioner.state.identity import RedisIdentity
@@ -191,3 +191,15 @@ def test_bucket_count_is_fixed_by_the_graph(redis_server: RedisServer, key_prefi
         RedisIdentity(st, KEY, buckets=3)
     first.clear()
     assert list(st.client.scan_iter(match=f"{{{key_prefix}:idg}}*")) == []
+
+
+def test_a_graph_lost_on_the_server_is_an_error_not_a_fresh_start(redis_server: RedisServer, key_prefix: str) -> None:
+    st = RedisState.from_url(redis_server.url, key_prefix=key_prefix)
+    r = RedisIdentity(st, KEY)
+    r.link_one({"cookie": "a"})
+    for name in st.client.scan_iter(match=f"{{{key_prefix}:idg}}*"):
+        st.execute("DEL", name)  # as a restart without persistence would leave it
+    with pytest.raises(StateUnavailable, match=re.escape(
+            "expected the identity graph on the server, got none (a server that restarted without persistence")):
+        r.link_one({"cookie": "a"})
+    assert r.resolve_one({"cookie": "a"}) == -1

@@ -35,7 +35,8 @@ local function begin(keys)
   NC, ND, AC, AD, PC, PD, CNT = {}, {}, {}, {}, {}, {}, {}
   local raw = redis.call('HMGET', KG, 'rules', 'cap', 'nslots', 'limits', 'nb')
   if not raw[1] then
-    return redis.error_reply('DCSCONFIG expected an identity graph set up by dcs1_idg_setup, got none - at `state`')
+    return redis.error_reply('DCSGONE expected the identity graph on the server, got none (a server that ' ..
+      'restarted without persistence, or was flushed?) - at `state`')
   end
   CFG = {rules = raw[1] == '1', cap = tonumber(raw[2]), nslots = tonumber(raw[3]), lim = {}}
   NB = tonumber(raw[5])

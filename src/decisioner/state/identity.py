@@ -183,6 +183,7 @@ class RedisIdentity:
         self.buckets = buckets
         self._names = [state.idg_key(p) for p in _PARTS]
         self._codes: dict[tuple[str, str], int] = {}
+        self._rules: dict[str, tuple[int, int]] = {}
         self._ready = False
         self._nb = buckets
 
@@ -243,9 +244,12 @@ class RedisIdentity:
         return [self._codes[(kind, n)] for n in names]
 
     def _rule_args(self, id_type: str) -> tuple[int, int]:
-        r = self.keys.rules
-        rule = r.rule_for(id_type)
-        return rule.priority, (r.slot_of.get(id_type, -1) if r.on else -1)
+        """(priority, limit slot) of a type, compiled once per type."""
+        got = self._rules.get(id_type)
+        if got is None:
+            r = self.keys.rules
+            got = self._rules[id_type] = (r.rule_for(id_type).priority, r.slot_of.get(id_type, -1) if r.on else -1)
+        return got
 
     # ------------------------------------------------------------------ linking
     def link_one(self, ids: Mapping[str, str], *, time: int | None = None, source: str | None = None,
