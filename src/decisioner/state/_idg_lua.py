@@ -276,7 +276,8 @@ local function idg_codes(keys, args)
     local name = args[i]
     local code = redis.call('HGET', keys[6], kind .. ':' .. name)
     if not code then
-      local n = redis.call('HINCRBY', keys[6], 'n' .. kind, 1) - 1
+      -- source 0 is "no source", as in the embedded graph: named sources start at 1
+      local n = redis.call('HINCRBY', keys[6], 'n' .. kind, 1) - ((kind == 't') and 1 or 0)
       if n >= cap then
         redis.call('HINCRBY', keys[6], 'n' .. kind, -1)
         return redis.error_reply('DCSSCHEMA expected at most ' .. cap .. ' names of kind ' .. kind ..

@@ -67,6 +67,9 @@ __all__ = ["RedisIdentity", "RedisLinkResult", "RedisUnmergeResult", "NODE_FORMA
 
 #: a node record on the server (see the module docstring)
 NODE_FORMAT: Final = struct.Struct("<IqqibbB")
+#: one end of an evidence edge: other key, sequence, time ms, source, 0 when this end is `a`
+_EDGE: Final = struct.Struct("<8sqqhB")
+_EPOCH_MS, _MINUTE_MS = 946_684_800_000, 60_000
 _LIVE, _BLOCKED, _TOMB = 0, 1, 2
 _PARTS: Final = ("n", "p", "a", "d", "c", "g")
 _REFUSALS: Final = ("blocked", "tombstoned", "collision", "unique", "limit", "size_cap", "do_not_link")
@@ -432,6 +435,59 @@ class RedisIdentity:
         head = 8 + 2 * len(self.keys.rules.slot_of)
         body = v[head:]
         return [int.from_bytes(body[i : i + 8], "little") for i in range(0, len(body), 8)]
+
+    def _type_names(self, kind: str = "t") -> dict[int, str]:
+        raw = _pairs(self.state.execute("HGETALL", self._names[5]))
+        tag = f"{kind}#".encode()
+        return {int(k[2:]): v.decode() for k, v in raw if k.startswith(tag)}
+
+    def identifiers_of(self, person: int) -> list[dict[str, Any]]:
+        """What the graph holds for a person: per identifier its type, key (hex: the raw value
+        is never stored), check tag and last-seen time (epoch ms, minute resolution), as
+        :meth:`~decisioner.identity.IdentityGraph.identifiers_of` gives them."""
+        members = self.members(person)
+        if not members:
+            return []
+        vals = self.state.fcall("dcs1_idg_lookup", self._names, [_kb(k) for k in members], readonly=True)
+        names = self._type_names()
+        out = []
+        for k, v in zip(members, vals):
+            tag, _pid, _born, seen, typ, _slot, _st = NODE_FORMAT.unpack(v)
+            out.append({"type": names.get(typ, str(typ)), "key": f"{k:016x}", "tag": f"{tag:08x}",
+                        "last_seen": _EPOCH_MS + seen * _MINUTE_MS if seen else None})
+        return out
+
+    def evidence_of(self, person: int) -> list[dict[str, Any]]:
+        """Every evidence edge touching a person's identifiers, oldest first: both keys and
+        types, first event time, source, and whether the link is inside the person (else it
+        was refused), as :meth:`~decisioner.identity.IdentityGraph.evidence_of` gives them."""
+        members = self.members(person)
+        if not members:
+            return []
+        inside = set(members)
+        types, sources = self._type_names("t"), self._type_names("s")
+        blobs = self.state.run(lambda: self._adjacency(members), "HGET adjacency")
+        edges: dict[int, tuple[int, int, int, int]] = {}
+        for k, got in zip(members, blobs):
+            blob = got or b""
+            for i in range(0, len(blob), _EDGE.size):
+                other, seq, t, src, end = _EDGE.unpack_from(blob, i)
+                o = int.from_bytes(other, "little")
+                edges[seq] = (k, o, t, src) if end == 0 else (o, k, t, src)
+        keys = sorted({x for a, b, _, _ in edges.values() for x in (a, b)})
+        recs = self.state.fcall("dcs1_idg_lookup", self._names, [_kb(k) for k in keys], readonly=True)
+        type_of = {k: NODE_FORMAT.unpack(v)[4] for k, v in zip(keys, recs) if v is not None}
+        return [{
+            "a_type": types.get(type_of.get(a, -1), ""), "a_key": f"{a:016x}",
+            "b_type": types.get(type_of.get(b, -1), ""), "b_key": f"{b:016x}",
+            "time": t, "source": sources.get(src, ""), "linked": a in inside and b in inside,
+        } for _, (a, b, t, src) in sorted(edges.items())]
+
+    def _adjacency(self, members: list[int]) -> list[bytes | None]:
+        pipe = self.state.client.pipeline(transaction=False)
+        for k in members:
+            pipe.execute_command("HGET", f"{self._names[2]}:{(k & 0xFFFF) % self._nb}", _kb(k))
+        return list(pipe.execute())
 
     def nodes(self) -> dict[int, tuple[int, int]]:
         """Every stored key -> (person, state): live (0), blocked (1), tombstone (2). For checks
