@@ -19,6 +19,10 @@ survivor's, :attr:`RedisLinkResult.absorbed`); an unmerge gives new ids to the p
 not keep the person. Events with no usable identifier resolve to no person (``-1``), where the
 embedded graph uses its scratch row.
 
+**Not on Redis yet**: time-to-live expiry, eviction, run-time blocking, ``split`` and evidence
+compaction of the embedded graph (:mod:`decisioner.identity.unmerge`); linking, resolving,
+erasure, readmission and ``unlink`` are.
+
 **Layout on the server** (all keys under the hash tag ``{<prefix>:idg}``; persisted format,
 :data:`~decisioner.state.functions.VERSION` 1):
 
