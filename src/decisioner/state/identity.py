@@ -44,9 +44,9 @@ bucket count for graphs past half a million identifiers.
 
 **One slot.** Redis Cluster runs a function on one slot only, and a merge may touch any two
 identifiers, so the whole graph shares one hash tag: it lives on one master and its
-throughput is that master's single thread (on loopback, tens of thousands of lookups and
-thousands of merges per second; ``benchmarks/bench_state_identity.py``), and its size is bounded
-by that master's memory. Profiles, counters and logs are per person and spread over the
+throughput is that master's single thread (on loopback one client does about 17,000 lookups
+or 4,000 merges a second; ``benchmarks/bench_state_identity.py``), and its size is bounded by
+that master's memory. Profiles, counters and logs are per person and spread over the
 Cluster; only identity is concentrated. A lookup (:meth:`RedisIdentity.resolve_keys`) is one
 round trip (``HGET`` on the key's bucket, or ``FCALL_RO`` for many keys) that replicas of that
 master can serve.
