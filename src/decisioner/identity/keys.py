@@ -154,8 +154,15 @@ class IdentityKeys:
         self._source_code = {s: i for i, s in enumerate(self.sources)}
 
     # ------------------------------------------------------------------ keys
-    def keys_of(self, ids: Mapping[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    def keys_of(
+        self, ids: Mapping[str, str], *, memo: dict[tuple[str, str], tuple[int, int]] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Normalise, check and hash ``ids`` (type -> value).
+
+        ``memo`` (a batch's, see :mod:`decisioner.batch`) keeps the key and tag word of each
+        ``(type, raw value)`` already hashed, so a value that repeats in a batch is normalised and
+        hashed once: both depend only on the secret and the configured rules, never on the
+        registered types. The caller drops it with the batch (raw values are never kept longer).
 
         Returns
         -------
@@ -179,6 +186,11 @@ class IdentityKeys:
         rules = self.rules
         secret = self.key
         for j, (t, v) in enumerate(ids.items()):
+            if memo is not None:
+                hit = memo.get((t, v))
+                if hit is not None:
+                    keys[0, j], keys[1, j] = hit
+                    continue
             if type(t) is not str or type(v) is not str:  # a direct call's ids (events are typed)
                 arguments.identifiers(ids)
             code = rules.code_of(t)
@@ -188,8 +200,11 @@ class IdentityKeys:
             except UnicodeEncodeError:  # a lone surrogate: no UTF-8 form to hash
                 arguments.identifiers(ids)
                 raise
+            word = tag | BLOCKED_FLAG if blocked else tag
             keys[0, j] = k
-            keys[1, j] = tag | BLOCKED_FLAG if blocked else tag
+            keys[1, j] = word
+            if memo is not None:
+                memo[t, v] = (k, word)
         return keys, self._codes(ids)
 
     @staticmethod
