@@ -39,10 +39,6 @@ _MAX_GRID = 16_384
 _TOL = 1e-4
 
 
-#: integration results kept per policy (:meth:`_ProbabilityMatching.refresh`); a full cache is emptied
-_MAX_TABLES = 256
-
-
 def _varies(bonus: np.ndarray, eligible: np.ndarray) -> bool:
     """Whether ``bonus`` differs between eligible arms (a constant shift changes no argmax: the
     Beta integration stays exact then)."""
@@ -73,10 +69,6 @@ class _ProbabilityMatching(Policy):
         self._win = np.zeros(n_arms, dtype=np.float64)
         self._cum = np.zeros(n_arms, dtype=np.float64)
         self._ranks: dict[int, np.ndarray] = {}
-        # the integration's results by (posterior parameters, eligibility mask): a pure function
-        # of them, so a refresh that finds its inputs here gives the same table without the
-        # integration (the posterior holds still between rewards; masks repeat across people)
-        self._tables: dict[tuple[bytes, bytes, bytes], tuple[float, np.ndarray, np.ndarray]] = {}
         self.error_ = 0.0
         self.refreshes_ = 0
 
@@ -99,25 +91,16 @@ class _ProbabilityMatching(Policy):
         """Recompute the selection probabilities from the current posterior now."""
         el = self._eligible(eligible)
         p1, p2 = self._params()
-        key = (p1.tobytes(), p2.tobytes(), el.tobytes())
-        hit = self._tables.get(key)
-        if hit is None:
-            out = np.empty((self.n_arms, 1), dtype=np.float64)
-            grid = _coarse(self.n_arms)
-            error = float(B.rank_probabilities(self.family, p1, p2, el, 1, _Z, grid, _MAX_GRID, _TOL, out))
-            w = out[:, 0] * el
+        out = np.empty((self.n_arms, 1), dtype=np.float64)
+        grid = _coarse(self.n_arms)
+        self.error_ = float(B.rank_probabilities(self.family, p1, p2, el, 1, _Z, grid, _MAX_GRID, _TOL, out))
+        w = out[:, 0] * el
+        total = w.sum()
+        if not total > 0.0:  # cannot happen for valid posteriors; stay a proper distribution
+            w = el.astype(np.float64)
             total = w.sum()
-            if not total > 0.0:  # cannot happen for valid posteriors; stay a proper distribution
-                w = el.astype(np.float64)
-                total = w.sum()
-            win = w / total
-            hit = (error, win, np.cumsum(win))
-            if len(self._tables) >= _MAX_TABLES:
-                self._tables.clear()
-            self._tables[key] = hit
-        self.error_ = hit[0]
-        self._win = hit[1].copy()
-        self._cum = hit[2].copy()
+        self._win = w / total
+        self._cum = np.cumsum(self._win)
         self._snap = (p1, p2)
         self._mask = el if el is self._all else el.copy()
         self._ranks = {}
