@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
 import numpy as np
 
 from .errors import ConfigError, DecisionerError, SchemaError
-from .identity.keys import UNREGISTERED
+from .identity.keys import UNREGISTERED, KeyMemo
 from .journal import DecideOp, TrackOp
 from .schemas import Decision, Event, decode_event, decode_event_lines
 
@@ -169,7 +169,7 @@ def ingest_many(
     decoded = _decode(engine, events)
     decode_us = (_time.perf_counter_ns() - t0) / 1000.0
     tracker = engine.tracker
-    memo: dict[tuple[str, str], tuple[int, int]] = {}
+    memo = KeyMemo()
     checked: list[Checked | None] = [None] * n
     rejected: list[tuple[int, str]] = []
     seen: set[str] = set()

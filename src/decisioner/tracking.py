@@ -22,6 +22,7 @@ from . import arguments
 from .config import DEFAULT_EVENT_WEIGHTS, EngineConfig
 from .consent.store import PURPOSE, Step, cell
 from .errors import SchemaError
+from .identity.keys import KeyMemo
 from .profiles import idle_rows
 from .schemas import EVENT_TYPES, Event, Identify, Opinion, Purchase
 from .scoring import ENGAGEMENTS, AffinityScorer
@@ -192,11 +193,11 @@ class Tracker:
     # ------------------------------------------------------------------ tracking
     def validate(
         self, event: Event, *, hashed: bool = False, load: bool = False,
-        memo: dict[tuple[str, str], tuple[int, int]] | None = None,
+        memo: KeyMemo | None = None,
     ) -> Checked:
         """Everything that can fail, before anything changes: keys, item indices, consent and
         declared attributes (``load``: a batch load, see :meth:`load_events`; ``memo``: a batch's
-        keys of identifiers already hashed, see :meth:`~decisioner.identity.keys.IdentityKeys.keys_of`)."""
+        keys of identifiers already hashed, see :class:`~decisioner.identity.keys.KeyMemo`)."""
         lim = self.config.limits
         if len(event.ids) > lim.max_identifiers:
             raise SchemaError(f"Expected at most {lim.max_identifiers} identifiers, got {len(event.ids)} - at `$.ids`")
