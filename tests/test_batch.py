@@ -4,6 +4,7 @@ generated world with merges, consent changes, erasure mid-stream, bad lines and 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from pathlib import Path
@@ -281,3 +282,18 @@ def test_replay_cli_batches_by_default_and_one_by_one_on_request(
     got = capsys.readouterr()
     assert re.search(r"replay \[#+\] 1200/1200  [\d,]+/s  ETA 0:00\n", got.err)
     assert "batch 500" in got.out
+
+
+def test_an_event_the_log_cannot_hold_refuses_the_batch(small_world: str) -> None:
+    lines: list[Any] = [json.loads(ln) for ln in (Path(small_world) / "events.jsonl").read_bytes().splitlines()[:5]]
+    lone = {"type": "view", "time": 1_700_000_000_000, "ids": {"cookie": "c"}, "device": "\ud800"}  # no UTF-8 form
+    a, b = Engine.from_world(small_world, seed=0), Engine.from_world(small_world, seed=0)
+    with pytest.raises(SchemaError, match=re.escape("expected an operation that can be logged, got one that cannot")):
+        a.ingest_many([*lines[:2], lone, *lines[2:]])
+    assert a.ops_ == 0 and a.events_ == 0
+    got = a.ingest_many([*lines[:2], lone, *lines[2:]], errors="skip")
+    for ev in [*lines[:2], lone, *lines[2:]]:
+        with contextlib.suppress(SchemaError):
+            b.track(ev)
+    assert [j for j, _ in got.rejected] == [2] and a.ops_ == b.ops_ == 5
+    _assert_same_state(a, b)

@@ -20,9 +20,10 @@ so the profile, identity and allocation stages run event by event, in order, thr
 code as a single call. Validation does not depend on what earlier events wrote (keys depend only on
 the secret and the rules; items on the catalog; consent and attribute checks on the configuration),
 so it runs for the whole batch before anything changes: with ``errors="raise"`` a bad event
-refuses the batch and nothing moves. The one limit events share is ``identity.max_types``: a
-batch whose events would together register more new identifier types than it allows is refused
-up front too.
+(one the event log could not hold included) refuses the batch and nothing moves. The one limit
+events share is ``identity.max_types``: a batch whose events would together register more new
+identifier types than it allows is refused up front too. With ``errors="skip"`` each event is
+accepted or refused exactly as its own call would be.
 
 Each event's latency (``Ingested.latency_us``) runs from the start of its own stage work inside
 the batch to its result; decoding is done for the whole batch first and reported apart
@@ -185,6 +186,8 @@ def ingest_many(
                     f"Expected at most {cap} identifier types (`identity.max_types`) in the engine and the batch"
                     f", got more, such as {over[:40]!r} - at `$.ids`"
                 )
+            if errors == "raise":  # an event the log cannot hold is refused with the batch, not half-way
+                engine.journal.encode(TrackOp(ev))
             checked[j] = c
         except DecisionerError as exc:
             if errors == "raise":
