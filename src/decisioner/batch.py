@@ -95,7 +95,9 @@ def _decode(engine: Engine, events: Sequence[Any]) -> list[Any]:
         try:
             out.append(decode_event(e, max_bytes=limit))
         except SchemaError as exc:
-            out.append(exc)
+            # a fresh error with the same message: this one's traceback (and its context's) holds
+            # this frame, which holds `out` (a reference cycle the collector would have to find)
+            out.append(SchemaError(str(exc)))
     return out
 
 
@@ -175,9 +177,12 @@ def ingest_many(
     rejected: list[tuple[int, str]] = []
     seen: set[str] = set()
     for j, ev in enumerate(decoded):
+        if isinstance(ev, SchemaError):  # reported, not raised here: raising it would tie it to this frame
+            if errors == "raise":
+                raise SchemaError(_at_event(str(ev), j))
+            rejected.append((j, str(ev)))
+            continue
         try:
-            if isinstance(ev, SchemaError):
-                raise ev
             c = tracker.validate(ev, memo=memo)
             over = _new_types(engine, ev, c, seen)
             if over is not None:

@@ -369,6 +369,8 @@ def _print_human(command: str, out: dict[str, Any]) -> None:
                      f", batch {out['batch']}")
         print(f"{command}: {out['events_per_s']:.0f} events/s{extra}")
         print(_latency_table("decide latency", out["latency_us"]))
+        if out.get("batch", 1) > 1:
+            print(f"  (inside each batch, decoding apart: {out['decode_us_per_event']:.1f} us per event, amortised)")
         if command == "bench":
             print(_memory_line("memory", out["memory"]))
         if "churn" in out:

@@ -550,7 +550,9 @@ def decode_event_lines(lines: list[bytes], *, max_bytes: int = 65_536) -> list[B
         try:
             out.append(decode_event(ln, max_bytes=max_bytes))
         except SchemaError as exc:
-            out.append(exc)
+            # a fresh error with the same message: this one's traceback (and its context's) holds
+            # this frame, which holds `out` (a reference cycle the collector would have to find)
+            out.append(SchemaError(str(exc)))
     return out
 
 
