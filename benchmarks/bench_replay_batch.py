@@ -6,7 +6,7 @@ open-loop as ``decisioner replay`` does it: views decided for ``home_recs``, ema
 (``--batch 1``), ``test_replay[4096]`` the batch path (the CLI's default); both get a fresh
 engine, outside the timed region. Each records ``events_per_s`` (wall clock) and
 ``cpu_events_per_s`` (process CPU time: a busy shared machine inflates the wall clock) in
-``extra_info``, and the session ends with both side by side.
+``extra_info``, and the second prints both side by side.
 
 ``DECISIONER_BENCH_REPLAY_EVENTS`` replays only the first N events. Under
 ``--benchmark-disable`` (the CI smoke) the world is a small one (800 people, 300 items) and
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,26 +46,23 @@ def max_events(smoke: bool) -> int | None:
     return int(n) if n else None
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _side_by_side(request: pytest.FixtureRequest) -> Iterator[None]:
-    yield
-    tr = request.config.pluginmanager.get_plugin("terminalreporter")
-    if tr is None or not _RESULTS:
-        return
-    tr.write_line("")
-    tr.write_line(f"replay throughput ({_RESULTS[0][1]['events']} events)")
-    tr.write_line(f"  {'batch':>6} {'events/s':>10} {'CPU events/s':>13} {'decide p50 us':>14} {'p99 us':>8}")
+def _side_by_side() -> str:
+    lines = ["", f"replay throughput ({_RESULTS[0][1]['events']} events)",
+             f"  {'batch':>6} {'events/s':>10} {'CPU events/s':>13} {'decide p50 us':>14} {'p99 us':>8}"]
     for size, out in sorted(_RESULTS):
         lat = out["latency_us"]
-        tr.write_line(
+        lines.append(
             f"  {size:>6} {out['events_per_s']:>10,.0f} {out['cpu_events_per_s']:>13,.0f} {lat['p50']:>14.1f}"
             f" {lat['p99']:>8.1f}"
         )
+    return "\n".join(lines)
 
 
 @pytest.mark.benchmark(group="replay")
 @pytest.mark.parametrize("batch", [1, 4096])
-def test_replay(benchmark: Any, world: str, max_events: int | None, batch: int) -> None:
+def test_replay(
+    benchmark: Any, world: str, max_events: int | None, batch: int, capsys: pytest.CaptureFixture[str]
+) -> None:
     events = Path(world) / "events.jsonl"
     results: list[dict[str, Any]] = []
 
@@ -86,3 +82,6 @@ def test_replay(benchmark: Any, world: str, max_events: int | None, batch: int) 
         {k: out[k] for k in ("events", "decisions", "events_per_s", "cpu_events_per_s", "decode_us_per_event")}
     )
     _RESULTS.append((batch, out))
+    if len(_RESULTS) == 2:  # both paths ran: the figures side by side
+        with capsys.disabled():
+            print(_side_by_side())
