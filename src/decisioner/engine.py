@@ -17,16 +17,17 @@ from __future__ import annotations
 
 import time as _time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import numpy as np
 
-from . import agents, arguments, outbound, privacy, reads
+from . import agents, arguments, batch, outbound, privacy, reads
 from ._kernels.rng import seed_state
 from .activity import ActivityStore
 from .allocation.experiments import HOLDOUT, NOT_ENROLLED, SEGMENT, ExperimentRuntime
 from .attributes import AttributeStore
+from .batch import Ingested
 from .catalog import Catalog
 from .config import DAY_MS, EngineConfig, load_config
 from .consent import PURPOSES
@@ -191,6 +192,15 @@ class Engine(Durable):
     def track_many(self, events: list[Any]) -> np.ndarray:
         """Track several events in order; returns their profile rows (int32)."""
         return np.array([self.track(e) for e in events], dtype=np.int32)
+
+    def ingest_many(
+        self, events: list[Any], *, decide_on: dict[str, str] | None = None,
+        errors: Literal["raise", "skip"] = "raise",
+    ) -> Ingested:
+        """Track (or, for the event types of ``decide_on``, decide) many events in order under one
+        hold of the writer lock, with the results one call each gives; ``errors="skip"`` lists bad
+        events instead of refusing the batch. See :func:`decisioner.batch.ingest_many`."""
+        return batch.ingest_many(self, events, decide_on=decide_on, errors=errors)
 
     # ------------------------------------------------------------------ deciding
     def placement(self, name: str) -> Placement:

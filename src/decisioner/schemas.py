@@ -52,6 +52,7 @@ __all__ = [
     "Decision",
     "decode_event",
     "decode_events",
+    "decode_event_lines",
     "decode_outcome",
     "encode",
     "to_builtins",
@@ -515,6 +516,44 @@ def decode_event(payload: Any, *, max_bytes: int = 65_536) -> BehaviourEvent:
     raise SchemaError(
         f"Expected a `dict`, JSON `bytes` or an event Struct, got `{type(payload).__name__}` - at `$`"
     )
+
+
+def decode_event_lines(lines: list[bytes], *, max_bytes: int = 65_536) -> list[BehaviourEvent | SchemaError]:
+    """Decode many JSON events (one ``bytes`` each, as :func:`decode_event` would one by one):
+    an event, or the :class:`SchemaError` :func:`decode_event` raises for that payload.
+
+    The common case (every payload good) costs one size and UTF-8 check over all payloads and
+    one msgspec call each; any failure decodes that chunk again one by one, so each error is
+    the one a single call gives.
+
+    Examples
+    --------
+    >>> out = decode_event_lines([b'{"type": "view", "time": 1700000000000, "ids": {"cookie": "c"}}', b"{"])
+    >>> type(out[0]).__name__, type(out[1]).__name__
+    ('View', 'SchemaError')
+    """
+    dec = _event_decoder.decode
+    try:
+        if any(type(ln) is not bytes or len(ln) > max_bytes for ln in lines):
+            raise ValueError
+        # a separator is ASCII, so the joined bytes are valid UTF-8 exactly when each payload is
+        _check_utf8(b"\n".join(lines), "events")
+        _decoding.on = True
+        try:
+            return [dec(ln) for ln in lines]
+        finally:
+            _decoding.on = False
+    except (ValueError, msgspec.DecodeError):  # SchemaError and msgspec.ValidationError are ValueErrors
+        pass
+    out: list[BehaviourEvent | SchemaError] = []
+    for ln in lines:
+        try:
+            out.append(decode_event(ln, max_bytes=max_bytes))
+        except SchemaError as exc:
+            # a fresh error with the same message: this one's traceback (and its context's) holds
+            # this frame, which holds `out` (a reference cycle the collector would have to find)
+            out.append(SchemaError(str(exc)))
+    return out
 
 
 def decode_events(data: bytes) -> list[BehaviourEvent]:

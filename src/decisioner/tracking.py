@@ -22,6 +22,7 @@ from . import arguments
 from .config import DEFAULT_EVENT_WEIGHTS, EngineConfig
 from .consent.store import PURPOSE, Step, cell
 from .errors import SchemaError
+from .identity.keys import KeyMemo
 from .profiles import idle_rows
 from .schemas import EVENT_TYPES, Event, Identify, Opinion, Purchase
 from .scoring import ENGAGEMENTS, AffinityScorer
@@ -190,9 +191,13 @@ class Tracker:
         self.people.release([row])
 
     # ------------------------------------------------------------------ tracking
-    def validate(self, event: Event, *, hashed: bool = False, load: bool = False) -> Checked:
+    def validate(
+        self, event: Event, *, hashed: bool = False, load: bool = False,
+        memo: KeyMemo | None = None,
+    ) -> Checked:
         """Everything that can fail, before anything changes: keys, item indices, consent and
-        declared attributes (``load``: a batch load, see :meth:`load_events`)."""
+        declared attributes (``load``: a batch load, see :meth:`load_events`; ``memo``: a batch's
+        keys of identifiers already hashed, see :class:`~decisioner.identity.keys.KeyMemo`)."""
         lim = self.config.limits
         if len(event.ids) > lim.max_identifiers:
             raise SchemaError(f"Expected at most {lim.max_identifiers} identifiers, got {len(event.ids)} - at `$.ids`")
@@ -203,7 +208,10 @@ class Tracker:
         pairs: list[tuple[str, Any]] = []
         if self.attributes.active and (event.attrs or load):
             pairs = self._check_attributes(event, load)
-        keys, types = self.identity.keys_of_hashed(event.ids) if hashed else self.identity.keys_of(event.ids)
+        if hashed:
+            keys, types = self.identity.keys_of_hashed(event.ids)
+        else:
+            keys, types = self.identity.keys_of(event.ids, memo=memo)
         items: list[int] = []
         if event.item is not None:
             items.append(self.catalog.item_index(event.item))

@@ -32,12 +32,28 @@ from ..errors import SchemaError
 from ..hashing import check_key
 from .rules import BLOCKED_FLAG, IdentifierRules, identifier_key
 
-__all__ = ["IdentityKeys", "KEY_ROWS", "UNREGISTERED"]
+__all__ = ["IdentityKeys", "KeyMemo", "KEY_ROWS", "UNREGISTERED"]
 
 #: rows of a key array: ``keys[0]`` 64-bit keys, ``keys[1]`` check tags (+ blocked flag)
 KEY_ROWS = 2
 #: the type code of an identifier type not registered yet
 UNREGISTERED = -1
+
+
+class KeyMemo:
+    """What :meth:`IdentityKeys.keys_of` computed in one batch (:mod:`decisioner.batch`): the key
+    and tag word of each ``(type, raw value)`` (``pairs``), and the keys and type codes of each
+    identifier set whose types are all registered (``events``, in the order of the event's
+    ``ids``). Keys depend only on the secret and the configured rules, and a registered type's
+    code never changes, so a hit is what computing again would give. The batch drops it when it
+    ends: raw values are never kept longer.
+    """
+
+    __slots__ = ("events", "pairs")
+
+    def __init__(self) -> None:
+        self.pairs: dict[tuple[str, str], tuple[int, int]] = {}
+        self.events: dict[tuple[tuple[str, str], ...], tuple[np.ndarray, np.ndarray]] = {}
 
 
 class IdentityKeys:
@@ -154,8 +170,12 @@ class IdentityKeys:
         self._source_code = {s: i for i, s in enumerate(self.sources)}
 
     # ------------------------------------------------------------------ keys
-    def keys_of(self, ids: Mapping[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    def keys_of(self, ids: Mapping[str, str], *, memo: KeyMemo | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Normalise, check and hash ``ids`` (type -> value).
+
+        ``memo`` (a batch's, see :class:`KeyMemo`) keeps what was computed for identifiers and
+        identifier sets already seen in the batch, so a repeated one is normalised and hashed once.
+        The arrays returned then are shared with earlier calls: read them, never write them.
 
         Returns
         -------
@@ -174,11 +194,22 @@ class IdentityKeys:
         """
         if type(ids) is not dict:  # a direct call's argument (events hold a dict)
             arguments.identifiers(ids)
+        sig: tuple[tuple[str, str], ...] = ()
+        if memo is not None:
+            sig = tuple(ids.items())
+            known = memo.events.get(sig)
+            if known is not None:
+                return known
         n = len(ids)
         keys = np.empty((2, n), dtype=np.uint64)
         rules = self.rules
         secret = self.key
         for j, (t, v) in enumerate(ids.items()):
+            if memo is not None:
+                hit = memo.pairs.get((t, v))
+                if hit is not None:
+                    keys[0, j], keys[1, j] = hit
+                    continue
             if type(t) is not str or type(v) is not str:  # a direct call's ids (events are typed)
                 arguments.identifiers(ids)
             code = rules.code_of(t)
@@ -188,9 +219,15 @@ class IdentityKeys:
             except UnicodeEncodeError:  # a lone surrogate: no UTF-8 form to hash
                 arguments.identifiers(ids)
                 raise
+            word = tag | BLOCKED_FLAG if blocked else tag
             keys[0, j] = k
-            keys[1, j] = tag | BLOCKED_FLAG if blocked else tag
-        return keys, self._codes(ids)
+            keys[1, j] = word
+            if memo is not None:
+                memo.pairs[t, v] = (k, word)
+        types = self._codes(ids)
+        if memo is not None and (n == 0 or types.min() >= 0):  # codes of registered types never change
+            memo.events[sig] = (keys, types)
+        return keys, types
 
     @staticmethod
     def hashed_ids(ids: Mapping[str, str], keys: np.ndarray) -> dict[str, str]:
