@@ -1,0 +1,198 @@
+"""One batch match of a load: normalise, block, compare, weigh (EM), cluster, suggest.
+
+:func:`match_records` runs the steps of :mod:`decisioner.matching` over a load's records (and,
+optionally, the index of records matched before, :mod:`.index`) and returns a
+:class:`MatchResult`: the compared pairs with their levels and probabilities, the clusters, the
+suggestions, pair counts, timings, and precision/recall/F1 when the load carries true entities.
+
+Privacy: the raw values live only in the :class:`~.records.Records` given and in the encoded
+columns while the call runs; the result holds record ids, levels, weights, probabilities and
+keyed blocking keys, never a value.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..config.matching import MatchingSpec
+from ..errors import SchemaError
+from .blocking import block_codes, candidate_pairs, keyed_block_keys, random_pairs
+from .clustering import cluster, pair_metrics
+from .comparisons import FieldColumn, compare_pairs, level_names
+from .em import Weights, estimate_u, fit_em, pattern_codes
+from .normalise import encode
+from .records import Records
+
+__all__ = ["MatchResult", "match_records"]
+
+
+@dataclass
+class MatchResult:
+    """What a match of one load found (see :func:`match_records`).
+
+    ``a``, ``b`` (int64[E]): the compared pairs (record rows); ``levels`` (int8[E, F]); ``prob``
+    (float64[E]) match probabilities; ``label`` (int64[n]) the cluster of each record (its
+    lowest row); ``weights`` the Fellegi-Sunter parameters; ``block_keys`` (uint64[R, n]) the
+    keyed blocking keys of the records (with a secret); ``stats``, ``timings`` (seconds) and
+    ``metrics`` (precision, recall, f1 when the load has true entities, else empty).
+    """
+
+    records: Records
+    spec: MatchingSpec
+    a: np.ndarray
+    b: np.ndarray
+    levels: np.ndarray
+    prob: np.ndarray
+    label: np.ndarray
+    weights: Weights
+    block_keys: np.ndarray | None
+    stats: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def suggestions(self) -> Iterator[dict[str, Any]]:
+        """One dict per pair at or above ``review``, most probable first: record ids (``a``,
+        ``b``), ``probability``, ``status`` (``linked``: joined by auto-link; ``review``: for a
+        person to accept or reject) and the field-by-field ``evidence`` (level name and weight
+        ``log2(m/u)``; a missing value: level ``missing``, weight 0)."""
+        specs = self.spec.comparisons
+        names = [level_names(c) for c in specs]
+        factors = self.weights.log2_factors()
+        keep = np.flatnonzero(self.prob >= self.spec.review)
+        keep = keep[np.argsort(-self.prob[keep], kind="stable")]
+        ids = self.records.ids
+        srcs = self.records.source_names
+        for e in keep.tolist():
+            ra, rb = int(self.a[e]), int(self.b[e])
+            ev = {}
+            for f, c in enumerate(specs):
+                lv = int(self.levels[e, f])
+                ev[c.field] = {"level": "missing", "weight": 0.0} if lv < 0 else {
+                    "level": names[f][lv], "weight": round(float(factors[f][lv]), 3)}
+            out: dict[str, Any] = {
+                "a": ids[ra], "b": ids[rb], "probability": round(float(self.prob[e]), 6),
+                "status": "linked" if self.label[ra] == self.label[rb] else "review", "evidence": ev,
+            }
+            if self.spec.source_field is not None:
+                s = self.records.sources
+                out["a_source"], out["b_source"] = srcs[int(s[ra])], srcs[int(s[rb])]
+            yield out
+
+    def report(self) -> dict[str, Any]:
+        """Counts, timings and metrics, JSON-ready."""
+        sizes = np.bincount(self.label) if self.label.shape[0] else np.zeros(0, np.int64)
+        return {
+            "records": len(self.records), "bad_records": len(self.records.errors),
+            "errors": [{"line": e.line, "error": e.message} for e in self.records.errors[:100]],
+            "candidate_pairs": int(self.a.shape[0]), **self.stats,
+            "review_pairs": int(((self.prob >= self.spec.review) & (self.label[self.a] != self.label[self.b])).sum())
+            if self.a.shape[0] else 0,
+            "clusters": int((sizes >= 2).sum()), "records_in_clusters": int(sizes[sizes >= 2].sum()),
+            "prior": self.weights.prior, "em_iterations": self.weights.iterations,
+            "timings": {k: round(v, 4) for k, v in self.timings.items()}, **self.metrics,
+        }
+
+
+def _refuse(records: Records) -> None:
+    first = "; ".join(f"line {e.line}: {e.message}" for e in records.errors[:5])
+    raise SchemaError(
+        f"Expected no bad records (`matching.on_bad_record = \"refuse\"`), got {len(records.errors)}: {first}"
+    )
+
+
+def match_records(
+    records: Records, spec: MatchingSpec, *, secret: bytes | None = None, seed: int = 0,
+    do_not_link: list[tuple[str, str]] | None = None,
+) -> MatchResult:
+    """Match the records of one load among themselves.
+
+    Parameters
+    ----------
+    records
+        The load (:func:`~.records.read_records`); records whose values the normalisers refuse
+        join its errors and are left out.
+    spec
+        The match rules.
+    secret
+        The deployment secret: with it the result carries keyed blocking keys (for the index).
+    seed
+        Seeds the random pairs ``u`` is estimated from.
+    do_not_link
+        Pairs of record ids never to be joined (rejected suggestions).
+
+    Raises
+    ------
+    SchemaError
+        With ``on_bad_record = "refuse"`` and any bad record (nothing is matched).
+    """
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    if spec.on_bad_record == "refuse" and records.errors:
+        _refuse(records)
+    specs = list(spec.comparisons)
+    encoded = {}
+    bad: dict[int, str] = {}
+    for c in specs:
+        enc, errs = encode(records.columns[c.field], c.kind, region=spec.default_phone_region)
+        encoded[c.field] = enc
+        for i, msg in errs.items():
+            bad.setdefault(i, f"{msg} - at line {int(records.lines[i])}, column {c.field!r}")
+    if bad:
+        records = records.drop(bad)
+        if spec.on_bad_record == "refuse":
+            _refuse(records)
+        keep = np.array([i not in bad for i in range(len(next(iter(encoded.values())).codes))], dtype=bool)
+        for enc in encoded.values():
+            enc.codes = enc.codes[keep]
+    cols = {c.field: FieldColumn(c, encoded[c.field]) for c in specs}
+    n = len(records)
+    timings["normalise"] = time.perf_counter() - t0
+
+    t = time.perf_counter()
+    codes, keys = block_codes(cols, spec.blocking)
+    link_only = spec.link_type == "link_only"
+    a, b, bstats = candidate_pairs(codes, records.sources, link_only=link_only, max_block=spec.max_block_size)
+    block_keys = keyed_block_keys(codes, keys, spec.blocking, secret) if secret is not None else None
+    timings["block"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    col_list = [cols[c.field] for c in specs]
+    levels = compare_pairs(col_list, a, b)
+    timings["compare"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    ua, ub = random_pairs(n, records.sources, spec.u_pairs, link_only=link_only, seed=seed)
+    u = estimate_u(specs, compare_pairs(col_list, ua, ub))
+    pats, counts, inv = pattern_codes(levels)
+    weights = fit_em(specs, pats, counts, u, prior=spec.prior, iterations=spec.em_iterations)
+    prob = weights.probability(pats)[inv] if a.shape[0] else np.empty(0)
+    timings["weights"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    uniq_cols = [encoded[c.field].codes for c in specs if c.unique]
+    unique = np.stack(uniq_cols, axis=1).astype(np.int64) if uniq_cols else np.full((n, 0), -1, np.int64)
+    dnl = None
+    if do_not_link:
+        row = {rid: i for i, rid in enumerate(records.ids)}
+        pairs = [(row[x], row[y]) for x, y in do_not_link if x in row and y in row]
+        if pairs:
+            arr = np.array(pairs, dtype=np.int64)
+            dnl = (arr[:, 0], arr[:, 1])
+    label, merges = cluster(
+        n, a, b, prob, auto_link=spec.auto_link, unique=unique, sources=records.sources,
+        one_per_source=spec.one_per_source, do_not_link=dnl,
+    )
+    timings["cluster"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
+    stats = {"pairs_generated": bstats["generated"], "records_in_skipped_blocks": bstats["skipped_records"],
+             "pairs_per_rule": [bstats[f"rule_{r}"] for r in range(len(spec.blocking))],
+             "auto_link_pairs": int((prob >= spec.auto_link).sum()), "merges": merges}
+    metrics: dict[str, Any] = {}
+    if records.truth is not None:
+        metrics = pair_metrics(label, records.truth, records.sources if link_only else None)
+    return MatchResult(records, spec, a, b, levels, prob, label, weights, block_keys, stats, timings, metrics)
