@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import cli_log, cli_mcp, cli_privacy, cli_train, cli_world
+from . import cli_log, cli_match, cli_mcp, cli_privacy, cli_train, cli_world
 from .cli_world import UsageError
 from .errors import DecisionerError, SchemaError
 
@@ -502,6 +502,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_log.add_parser(sub, common)
     cli_privacy.add_parser(sub, common)
     cli_train.add_parser(sub, common)
+    cli_match.add_parser(sub, common)
     cli_mcp.add_parser(sub, common)
     return p
 
@@ -523,6 +524,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], dict[str, Any] | tuple[dict[
     "train": cli_train.run,
     "model": cli_train.run_model,
     "mcp": cli_mcp.run,
+    "match": cli_match.run,
 }
 
 
@@ -555,6 +557,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cli_privacy.print_human(args, out)
     elif args.command in ("train", "model"):
         cli_train.print_human(out)
+    elif args.command == "match":
+        cli_match.print_human(out)
     else:
         _print_human(args.command, out)
     return code

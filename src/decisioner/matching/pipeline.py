@@ -25,8 +25,10 @@ from .blocking import block_codes, candidate_pairs, keyed_block_keys, random_pai
 from .clustering import cluster, pair_metrics
 from .comparisons import FieldColumn, compare_pairs, level_names
 from .em import Weights, estimate_u, fit_em, pattern_codes
+from .index import MatchIndex, field_keys, record_keys, record_type
 from .normalise import encode
 from .records import Records
+from .review import suggestion_id
 
 __all__ = ["MatchResult", "match_records"]
 
@@ -54,33 +56,62 @@ class MatchResult:
     stats: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    #: with a secret: uint64[2, n] keyed record ids, uint64[F, n] keyed field values
+    record_keys: np.ndarray | None = None
+    field_keys: np.ndarray | None = None
+    #: against an index: pairs (load row, index row), their levels and probabilities
+    index: MatchIndex | None = None
+    index_pairs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def _evidence(self, levels: np.ndarray) -> dict[str, Any]:
+        factors = self.weights.log2_factors()
+        ev = {}
+        for f, c in enumerate(self.spec.comparisons):
+            lv = int(levels[f])
+            ev[c.field] = {"level": "missing", "weight": 0.0} if lv < 0 else {
+                "level": level_names(c)[lv], "weight": round(float(factors[f][lv]), 3)}
+        return ev
+
+    def _keyed(self, out: dict[str, Any], side: str, key: np.ndarray | None, row: int, source: str) -> None:
+        if key is not None:
+            out[f"{side}_key"] = f"{int(key[0, row]):016x}{int(key[1, row]):016x}"
+        out[f"{side}_type"] = record_type(self.spec, source)
 
     def suggestions(self) -> Iterator[dict[str, Any]]:
         """One dict per pair at or above ``review``, most probable first: record ids (``a``,
         ``b``), ``probability``, ``status`` (``linked``: joined by auto-link; ``review``: for a
         person to accept or reject) and the field-by-field ``evidence`` (level name and weight
         ``log2(m/u)``; a missing value: level ``missing``, weight 0)."""
-        specs = self.spec.comparisons
-        names = [level_names(c) for c in specs]
-        factors = self.weights.log2_factors()
         keep = np.flatnonzero(self.prob >= self.spec.review)
         keep = keep[np.argsort(-self.prob[keep], kind="stable")]
         ids = self.records.ids
         srcs = self.records.source_names
         for e in keep.tolist():
             ra, rb = int(self.a[e]), int(self.b[e])
-            ev = {}
-            for f, c in enumerate(specs):
-                lv = int(self.levels[e, f])
-                ev[c.field] = {"level": "missing", "weight": 0.0} if lv < 0 else {
-                    "level": names[f][lv], "weight": round(float(factors[f][lv]), 3)}
             out: dict[str, Any] = {
-                "a": ids[ra], "b": ids[rb], "probability": round(float(self.prob[e]), 6),
-                "status": "linked" if self.label[ra] == self.label[rb] else "review", "evidence": ev,
+                "id": "", "a": ids[ra], "b": ids[rb], "probability": round(float(self.prob[e]), 6),
+                "status": "linked" if self.label[ra] == self.label[rb] else "review",
+                "evidence": self._evidence(self.levels[e]),
             }
-            if self.spec.source_field is not None:
-                s = self.records.sources
-                out["a_source"], out["b_source"] = srcs[int(s[ra])], srcs[int(s[rb])]
+            s = self.records.sources
+            self._keyed(out, "a", self.record_keys, ra, srcs[int(s[ra])])
+            self._keyed(out, "b", self.record_keys, rb, srcs[int(s[rb])])
+            out["id"] = suggestion_id(out.get("a_key", out["a"]), out.get("b_key", out["b"]))
+            yield out
+        if self.index_pairs is None or self.index is None:
+            return
+        ia, ib, ilev, iprob = self.index_pairs
+        keep = np.flatnonzero(iprob >= self.spec.review)
+        for e in keep[np.argsort(-iprob[keep], kind="stable")].tolist():
+            ra, rb = int(ia[e]), int(ib[e])
+            rec = self.index.record
+            out = {"id": "", "a": ids[ra], "b": None, "probability": round(float(iprob[e]), 6),
+                   "status": "linked" if iprob[e] >= self.spec.auto_link else "review", "against": "graph",
+                   "evidence": self._evidence(ilev[e])}
+            self._keyed(out, "a", self.record_keys, ra, srcs[int(self.records.sources[ra])])
+            out["b_key"] = f"{int(rec[0, rb]):016x}{int(rec[1, rb]):016x}"
+            out["b_type"] = self.index.types[rb] if self.index.types else self.spec.id_type
+            out["id"] = suggestion_id(out.get("a_key", out["a"]), out["b_key"])
             yield out
 
     def report(self) -> dict[str, Any]:
@@ -107,7 +138,8 @@ def _refuse(records: Records) -> None:
 
 def match_records(
     records: Records, spec: MatchingSpec, *, secret: bytes | None = None, seed: int = 0,
-    do_not_link: list[tuple[str, str]] | None = None,
+    do_not_link: list[tuple[str, str]] | None = None, index: MatchIndex | None = None,
+    do_not_link_keys: np.ndarray | None = None,
 ) -> MatchResult:
     """Match the records of one load among themselves.
 
@@ -124,6 +156,11 @@ def match_records(
         Seeds the random pairs ``u`` is estimated from.
     do_not_link
         Pairs of record ids never to be joined (rejected suggestions).
+    index
+        Records of earlier loads (keyed keys only) to match the load against too (needs
+        ``secret``); pairs with them are suggested, never clustered here.
+    do_not_link_keys
+        uint64[D, 2] pairs of keyed record ids never to be joined or suggested (needs ``secret``).
 
     Raises
     ------
@@ -177,17 +214,38 @@ def match_records(
     uniq_cols = [encoded[c.field].codes for c in specs if c.unique]
     unique = np.stack(uniq_cols, axis=1).astype(np.int64) if uniq_cols else np.full((n, 0), -1, np.int64)
     dnl = None
+    rkeys = record_keys(spec, records.ids, records.sources, records.source_names, secret) if secret else None
+    pairs: list[tuple[int, int]] = []
     if do_not_link:
         row = {rid: i for i, rid in enumerate(records.ids)}
         pairs = [(row[x], row[y]) for x, y in do_not_link if x in row and y in row]
-        if pairs:
-            arr = np.array(pairs, dtype=np.int64)
-            dnl = (arr[:, 0], arr[:, 1])
+    if do_not_link_keys is not None and rkeys is not None and do_not_link_keys.shape[0]:
+        krow = {k: i for i, k in enumerate(rkeys[0].tolist())}
+        pairs += [(krow[x], krow[y]) for x, y in do_not_link_keys.tolist() if x in krow and y in krow]
+    if pairs:
+        arr = np.array(pairs, dtype=np.int64)
+        dnl = (arr[:, 0], arr[:, 1])
     label, merges = cluster(
         n, a, b, prob, auto_link=spec.auto_link, unique=unique, sources=records.sources,
         one_per_source=spec.one_per_source, do_not_link=dnl,
     )
     timings["cluster"] = time.perf_counter() - t
+    fkeys = None
+    index_pairs = None
+    if secret is not None:
+        t = time.perf_counter()
+        fkeys = field_keys(col_list, secret)
+        if index is not None and len(index):
+            ia, ib = index.candidates(block_keys if block_keys is not None else np.zeros((0, n), np.uint64))
+            if do_not_link_keys is not None and do_not_link_keys.shape[0] and rkeys is not None:
+                banned = {tuple(sorted(p)) for p in do_not_link_keys.tolist()}
+                ok = np.array([tuple(sorted((x, y))) not in banned
+                               for x, y in zip(rkeys[0, ia].tolist(), index.record[0, ib].tolist(), strict=True)],
+                              dtype=bool)
+                ia, ib = ia[ok], ib[ok]
+            ilev = index.levels(fkeys, ia, ib)
+            index_pairs = (ia, ib, ilev, weights.probability(ilev))
+        timings["index"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     stats = {"pairs_generated": bstats["generated"], "records_in_skipped_blocks": bstats["skipped_records"],
              "pairs_per_rule": [bstats[f"rule_{r}"] for r in range(len(spec.blocking))],
@@ -195,4 +253,8 @@ def match_records(
     metrics: dict[str, Any] = {}
     if records.truth is not None:
         metrics = pair_metrics(label, records.truth, records.sources if link_only else None)
-    return MatchResult(records, spec, a, b, levels, prob, label, weights, block_keys, stats, timings, metrics)
+    if index_pairs is not None:
+        stats["index_records"] = len(index) if index is not None else 0
+        stats["index_pairs"] = int(index_pairs[0].shape[0])
+    return MatchResult(records, spec, a, b, levels, prob, label, weights, block_keys, stats, timings, metrics,
+                       rkeys, fkeys, index, index_pairs)
