@@ -149,8 +149,8 @@ class MatchingSpec(Struct, **SPEC):
     ``link_type``: ``dedupe`` (every pair), ``link_only`` (pairs across sources only).
     ``one_per_source``: a cluster holds at most one record per source.
     ``blocking``: rules, each a list of ``field`` or ``field:transform`` parts; records meet when
-    every part of one rule is equal. ``prior``: the share of matches among candidate pairs, set
-    by hand (default: learned by EM). ``auto_link`` / ``review``: match probabilities at which a
+    every part of one rule is equal. ``prior``: the probability that two records drawn at random
+    match, set by hand (default: the matches EM expects among the candidate pairs over all pairs). ``auto_link`` / ``review``: match probabilities at which a
     pair is linked automatically / suggested for review. ``on_bad_record``: ``skip`` (report
     each bad line, match the rest) or ``refuse`` (report them, match nothing).
     """

@@ -115,14 +115,13 @@ def candidate_pairs(
         order = np.argsort(codes[r], kind="stable").astype(np.int64)
         counts = np.zeros(2, dtype=np.int64)
         k = K.block_pairs(codes, order, r, src, mode, max_block, empty, empty, counts)
-        a = np.empty(k, dtype=np.int64)
-        b = np.empty(k, dtype=np.int64)
-        counts[:] = 0
-        if k:
-            K.block_pairs(codes, order, r, src, mode, max_block, a, b, counts)
         stats[f"rule_{r}"] = int(k)
         stats["generated"] += int(counts[0])
         stats["skipped_records"] += int(counts[1])
+        a = np.empty(k, dtype=np.int64)
+        b = np.empty(k, dtype=np.int64)
+        if k:
+            K.block_pairs(codes, order, r, src, mode, max_block, a, b, counts)
         a_parts.append(a)
         b_parts.append(b)
     a_all = np.concatenate(a_parts) if a_parts else np.empty(0, np.int64)

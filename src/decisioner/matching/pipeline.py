@@ -206,7 +206,17 @@ def match_records(
     ua, ub = random_pairs(n, records.sources, spec.u_pairs, link_only=link_only, seed=seed)
     u = estimate_u(specs, compare_pairs(col_list, ua, ub))
     pats, counts, inv = pattern_codes(levels)
-    weights = fit_em(specs, pats, counts, u, prior=spec.prior, iterations=spec.em_iterations)
+    weights = fit_em(specs, pats, counts, u, prior=None, iterations=spec.em_iterations)
+    # predictions use the chance that two random records match (Splink's scheme): the blocking
+    # agreement is evidence already counted in the levels, so the enriched share of matches
+    # among candidate pairs would count it twice
+    if link_only:
+        per = np.bincount(records.sources).astype(np.float64)
+        total = float((per.sum() ** 2 - (per ** 2).sum()) / 2.0)
+    else:
+        total = n * (n - 1) / 2.0
+    expected = weights.prior * a.shape[0]
+    weights.prior = spec.prior if spec.prior is not None else float(min(max(expected / max(total, 1.0), 1e-12), 0.5))
     prob = weights.probability(pats)[inv] if a.shape[0] else np.empty(0)
     timings["weights"] = time.perf_counter() - t
 
