@@ -106,9 +106,9 @@ def match_febrl4_ours(columns: dict[str, list[str | None]], *, seed: int = 0) ->
     t0 = time.perf_counter()
     res = match_records(records_from_columns(columns, FEBRL4_SPEC), FEBRL4_SPEC, seed=seed)
     seconds = time.perf_counter() - t0
-    return {"name": "decisioner.matching", "seconds": round(seconds, 3), "predicted_pairs": res.metrics["predicted_pairs"],
-            "true_pairs": res.metrics["true_pairs"], "precision": res.metrics["precision"],
-            "recall": res.metrics["recall"], "f1": res.metrics["f1"]}
+    m = res.metrics
+    return {"name": "decisioner.matching", "seconds": round(seconds, 3), "predicted_pairs": m["predicted_pairs"],
+            "true_pairs": m["true_pairs"], "precision": m["precision"], "recall": m["recall"], "f1": m["f1"]}
 
 
 def main(argv: list[str]) -> int:

@@ -150,8 +150,9 @@ class MatchingSpec(Struct, **SPEC):
     ``one_per_source``: a cluster holds at most one record per source.
     ``blocking``: rules, each a list of ``field`` or ``field:transform`` parts; records meet when
     every part of one rule is equal. ``prior``: the probability that two records drawn at random
-    match, set by hand (default: the matches EM expects among the candidate pairs over all pairs). ``auto_link`` / ``review``: match probabilities at which a
-    pair is linked automatically / suggested for review. ``on_bad_record``: ``skip`` (report
+    match, set by hand (default: the matches EM expects among the candidate pairs over all
+    pairs). ``auto_link`` / ``review``: match probabilities at which a pair is linked
+    automatically / suggested for review. ``on_bad_record``: ``skip`` (report
     each bad line, match the rest) or ``refuse`` (report them, match nothing).
     """
 
@@ -176,7 +177,7 @@ class MatchingSpec(Struct, **SPEC):
     def __post_init__(self) -> None:
         fields = [c.field for c in self.comparisons]
         check(len(set(fields)) == len(fields), f"expected each field compared once, got {fields!r} - at `matching`")
-        reserved = {self.id_field, self.source_field, self.truth_field} - {None}
+        reserved = {x for x in (self.id_field, self.source_field, self.truth_field) if x is not None}
         check(not reserved & set(fields),
               f"expected `id_field`, `source_field` and `truth_field` not compared, got "
               f"{sorted(reserved & set(fields))!r} - at `matching.comparisons`")

@@ -119,7 +119,7 @@ def crm_records(people: int, *, seed: int = 0, records_per_person: float = 2.0) 
         d, m = int(day[p]), int(month[p])
         if swap[i] and d <= 12:
             d, m = m, d
-        mail_tag = f"{p % 97}" if not new_email[i] else f"x{i % 89}"
+        mail_tag = f"{p}" if not new_email[i] else f"{p}x{i % 89}"  # one mailbox per person
         vals = {
             "first_name": first, "last_name": last, "dob": f"{int(year[p]):04d}-{m:02d}-{d:02d}",
             "street": f"{num_i} {streets[s_i]} {_STREETS[int(stype[p])]}", "zip": zips[z_i],

@@ -52,48 +52,63 @@ def _part_codes(col: FieldColumn, transform: str | None, prefix: int) -> tuple[n
     return out, [names.get(i, "") for i in range(len(names))]
 
 
+def _combine(parts: list[np.ndarray], idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dense codes (int64) of the tuples of part codes at rows ``idx``, and one row per code
+    (int64[k, P]: the part codes it stands for)."""
+    comb = np.zeros(idx.shape[0], dtype=np.int64)
+    for c in parts:
+        x = c[idx].astype(np.int64)
+        comb = comb * (int(x.max()) + 1) + x
+        _, comb = np.unique(comb, return_inverse=True)  # re-densify: never overflows
+        comb = comb.reshape(-1).astype(np.int64)
+    first = np.full(int(comb.max()) + 1 if comb.shape[0] else 0, -1, dtype=np.int64)
+    first[comb[::-1]] = np.arange(comb.shape[0] - 1, -1, -1)
+    rows = np.stack([c[idx][first] for c in parts], axis=1).astype(np.int64)
+    return comb, rows
+
+
 def block_codes(
     cols: dict[str, FieldColumn], rules: tuple[tuple[str, ...], ...],
-) -> tuple[np.ndarray, list[list[tuple[str, ...]]]]:
+) -> tuple[np.ndarray, list[tuple[np.ndarray, list[list[str]]]]]:
     """int64[R, n] block code of every record under every rule (-1: not blocked under it), and
-    per rule the key (its parts' strings) of each code, for keyed hashing."""
+    per rule what its codes stand for: (int64[k, P] part codes per block code, the strings of
+    each part's codes), for keyed hashing."""
     n = next(iter(cols.values())).enc.codes.shape[0] if cols else 0
     out = np.full((len(rules), n), -1, dtype=np.int64)
-    keys: list[list[tuple[str, ...]]] = []
+    keys: list[tuple[np.ndarray, list[list[str]]]] = []
     fields = set(cols)
     for r, rule in enumerate(rules):
         present = np.ones(n, dtype=bool)
-        parts = []
+        codes, strings = [], []
         for p in rule:
             name, tr, prefix = blocking_part(p, fields, f"`matching.blocking[{r}]`")
             c, s = _part_codes(cols[name], tr, prefix)
-            parts.append((c, s))
+            codes.append(c)
+            strings.append(s)
             present &= c >= 0
         idx = np.flatnonzero(present)
         if idx.shape[0] == 0:
-            keys.append([])
+            keys.append((np.zeros((0, len(rule)), np.int64), strings))
             continue
-        if len(parts) == 1:
-            uniq_1, inv = np.unique(parts[0][0][idx].astype(np.int64), return_inverse=True)
-            rows = uniq_1.reshape(-1, 1).tolist()
-        else:
-            stacked = np.stack([c[idx].astype(np.int64) for c, _ in parts], axis=1)
-            uniq, inv = np.unique(stacked, axis=0, return_inverse=True)
-            rows = uniq.tolist()
-        out[r, idx] = inv.reshape(-1)
-        keys.append([tuple(parts[j][1][int(row[j])] for j in range(len(parts))) for row in rows])
+        comb, rows = _combine(codes, idx)
+        out[r, idx] = comb
+        keys.append((rows, strings))
     return out, keys
 
 
-def keyed_block_keys(codes: np.ndarray, keys: list[list[tuple[str, ...]]], rules: tuple[tuple[str, ...], ...],
-                     secret: bytes) -> np.ndarray:
+def keyed_block_keys(
+    codes: np.ndarray, keys: list[tuple[np.ndarray, list[list[str]]]], rules: tuple[tuple[str, ...], ...],
+    secret: bytes,
+) -> np.ndarray:
     """uint64[R, n] keyed hash of each record's key under each rule (0: none); each distinct key
     hashed once."""
     out = np.zeros(codes.shape, dtype=np.uint64)
     for r, rule in enumerate(rules):
         label = "block:" + "+".join(rule)
-        hashed = np.array([identifier_key(secret, label, "\x1f".join(k))[0] for k in keys[r]] or [0],
-                          dtype=np.uint64)
+        rows, strings = keys[r]
+        hashed = np.array(
+            [identifier_key(secret, label, "\x1f".join(strings[j][k] for j, k in enumerate(row)))[0]
+             for row in rows.tolist()] or [0], dtype=np.uint64)
         c = codes[r]
         ok = c >= 0
         out[r, ok] = hashed[c[ok]]

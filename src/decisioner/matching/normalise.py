@@ -43,25 +43,27 @@ ADDRESS_WORDS: Final = {
 }
 _NON_LETTER: Final = re.compile(r"[^a-z ]+")
 _PUNCT: Final = re.compile(r"[^0-9a-z]+")
-_SPACES: Final = re.compile(r"\s+")
 _NON_DIGIT: Final = re.compile(r"\D")
 _DMY: Final = re.compile(r"^\s*(\d{1,2})[/.](\d{1,2})[/.](\d{4})\s*$")
 
 
 def _ascii(v: str) -> str:
+    if v.isascii():
+        return v
     return unicodedata.normalize("NFKD", v).encode("ascii", "ignore").decode("ascii")
 
 
 def _name(v: str) -> str:
-    return _SPACES.sub(" ", _NON_LETTER.sub("", _ascii(v).lower().replace("-", " "))).strip()
+    return " ".join(_NON_LETTER.sub("", _ascii(v).lower().replace("-", " ")).split())
 
 
 def _text(v: str) -> str:
-    return _SPACES.sub(" ", _PUNCT.sub(" ", _ascii(v).lower())).strip()
+    return " ".join(_PUNCT.sub(" ", _ascii(v).lower()).split())
 
 
 def _address(v: str) -> str:
-    return " ".join(ADDRESS_WORDS.get(w, w) for w in _text(v).split())
+    words = ADDRESS_WORDS
+    return " ".join([words.get(w, w) for w in _PUNCT.sub(" ", _ascii(v).lower()).split()])
 
 
 def _zip(v: str) -> str:
@@ -69,6 +71,8 @@ def _zip(v: str) -> str:
 
 
 def _date(v: str) -> str:
+    if len(v) == 10 and v[4] == "-" and v[7] == "-":  # ISO, the common case
+        return v[:4] + v[5:7] + v[8:]
     m = _DMY.match(v)
     if m:
         return f"{m.group(3)}{int(m.group(2)):02d}{int(m.group(1)):02d}"
@@ -124,35 +128,34 @@ def encode(raw: Sequence[str | None], kind: str, *, region: str = "US") -> tuple
     hundred thousand distinct values costs the distinct ones.
     """
     fn = normaliser(kind, region=region)
-    seen: dict[str | None, int] = {}
+    distinct = list(dict.fromkeys(raw))  # each raw value once, in order of first appearance
     norm_index: dict[str, int] = {}
     values: list[str] = []
-    codes = np.empty(len(raw), dtype=np.int32)
-    errors: dict[int, str] = {}
+    code_of: dict[str | None, int] = {}
     bad: dict[str, str] = {}
-    for i, v in enumerate(raw):
-        c = seen.get(v)
+    for v in distinct:
+        if v is None:
+            code_of[v] = -1
+            continue
+        try:
+            s = fn(v)
+        except SchemaError as exc:
+            bad[v] = str(exc).split(" - at ")[0]
+            s = ""
+        if not s:
+            code_of[v] = -1
+            continue
+        c = norm_index.get(s)
         if c is None:
-            if v is None:
-                c = -1
-            else:
-                try:
-                    s = fn(v)
-                except SchemaError as exc:
-                    bad[v] = str(exc).split(" - at ")[0]
-                    s = ""
-                if not s:
-                    c = -1
-                else:
-                    c = norm_index.get(s, -1)
-                    if c < 0:
-                        c = len(values)
-                        norm_index[s] = c
-                        values.append(s)
-            seen[v] = c
-        codes[i] = c
-        if c < 0 and bad and v in bad:
-            errors[i] = bad[v]
+            c = norm_index[s] = len(values)
+            values.append(s)
+        code_of[v] = c
+    codes = np.fromiter(map(code_of.__getitem__, raw), dtype=np.int32, count=len(raw))
+    errors: dict[int, str] = {}
+    if bad:
+        for i, v in enumerate(raw):
+            if v is not None and v in bad:
+                errors[i] = bad[v]
     return Encoded(codes, values), errors
 
 
