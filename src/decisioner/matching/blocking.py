@@ -122,9 +122,21 @@ def candidate_pairs(
     counts: pairs per rule, pairs before de-duplication, records in skipped blocks."""
     r_count = codes.shape[0]
     src = np.ascontiguousarray(sources, dtype=np.int64)
+    codes = np.array(codes, dtype=np.int64, order="C")  # a copy: oversized blocks are dropped from it
+    skipped = 0
+    for r in range(r_count):
+        c = codes[r]
+        ok = c >= 0
+        if not ok.any():
+            continue
+        sizes = np.bincount(c[ok])
+        big = np.zeros(c.shape[0], dtype=bool)
+        big[ok] = sizes[c[ok]] > max_block
+        skipped += int(big.sum())
+        c[big] = -1  # a skipped block makes no pairs, nor hides the pairs of later rules
     mode = 1 if link_only else 0
     a_parts, b_parts = [], []
-    stats: dict[str, int] = {"generated": 0, "skipped_records": 0}
+    stats: dict[str, int] = {"generated": 0, "skipped_records": skipped}
     empty = np.empty(0, dtype=np.int64)
     for r in range(r_count):
         order = np.argsort(codes[r], kind="stable").astype(np.int64)
@@ -132,7 +144,6 @@ def candidate_pairs(
         k = K.block_pairs(codes, order, r, src, mode, max_block, empty, empty, counts)
         stats[f"rule_{r}"] = int(k)
         stats["generated"] += int(counts[0])
-        stats["skipped_records"] += int(counts[1])
         a = np.empty(k, dtype=np.int64)
         b = np.empty(k, dtype=np.int64)
         if k:
