@@ -88,8 +88,7 @@ class ComparisonSpec(Struct, **SPEC):
     and ``else_m``/``else_u`` for the ``else`` level set by hand.
 
     ``unique``: the field identifies a person (a CRM or user id): two records with different
-    values are never linked automatically. ``identifier``: the identity type the field's values
-    link as when a suggestion is accepted (``email``, ``phone``, ``crm_id``).
+    values are never linked automatically.
     """
 
     field: Annotated[str, Meta(min_length=1, max_length=128)]
@@ -98,7 +97,6 @@ class ComparisonSpec(Struct, **SPEC):
     else_m: Probability | None = None
     else_u: Probability | None = None
     unique: bool = False
-    identifier: Annotated[str, Meta(min_length=1, max_length=128)] | None = None
 
     def __post_init__(self) -> None:
         at = f" (comparison of {self.field!r})"
