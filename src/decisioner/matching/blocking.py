@@ -139,7 +139,7 @@ def candidate_pairs(
     stats: dict[str, int] = {"generated": 0, "skipped_records": skipped}
     empty = np.empty(0, dtype=np.int64)
     for r in range(r_count):
-        order = np.argsort(codes[r], kind="stable").astype(np.int64)
+        order = np.argsort(codes[r]).astype(np.int64)  # blocks need grouping, not stability
         counts = np.zeros(2, dtype=np.int64)
         k = K.block_pairs(codes, order, r, src, mode, max_block, empty, empty, counts)
         stats[f"rule_{r}"] = int(k)

@@ -71,16 +71,25 @@ def cluster(
     return label, int(merges)
 
 
+def _group_ids(keys: list[np.ndarray]) -> np.ndarray:
+    """Dense int64 id of each row's tuple of keys (non-negative int64 arrays of one length)."""
+    comb = np.zeros(keys[0].shape[0], dtype=np.int64)
+    for k in keys:
+        comb = comb * (int(k.max(initial=0)) + 1) + k.astype(np.int64)
+        comb = np.unique(comb, return_inverse=True)[1].reshape(-1).astype(np.int64)
+    return comb
+
+
 def _pairs_in_groups(keys: list[np.ndarray], sources: np.ndarray | None) -> int:
     """Pairs of records equal on every key array (across sources only when ``sources`` given)."""
     if keys[0].shape[0] == 0:
         return 0
-    stacked = np.stack(keys, axis=1)
-    _, counts = np.unique(stacked, axis=0, return_counts=True)
+    group = _group_ids(keys)
+    counts = np.bincount(group)
     total = int((counts * (counts - 1) // 2).sum())
     if sources is None:
         return total
-    _, same = np.unique(np.concatenate([stacked, sources.reshape(-1, 1)], axis=1), axis=0, return_counts=True)
+    same = np.bincount(_group_ids([group, sources]))
     return total - int((same * (same - 1) // 2).sum())
 
 
