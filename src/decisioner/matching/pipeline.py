@@ -247,6 +247,9 @@ def match_records(
         fkeys = field_keys(col_list, secret)
         if index is not None and len(index):
             ia, ib = index.candidates(block_keys if block_keys is not None else np.zeros((0, n), np.uint64))
+            if rkeys is not None:  # a record loaded again meets its own indexed copy: not a suggestion
+                other = rkeys[0, ia] != index.record[0, ib]
+                ia, ib = ia[other], ib[other]
             if do_not_link_keys is not None and do_not_link_keys.shape[0] and rkeys is not None:
                 banned = {tuple(sorted(p)) for p in do_not_link_keys.tolist()}
                 ok = np.array([tuple(sorted((x, y))) not in banned
