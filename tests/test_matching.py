@@ -287,3 +287,23 @@ def test_febrl4_loader_reads_the_wheel(tmp_path: Path) -> None:
 
     recs = read_records(p, FEBRL4_SPEC)
     assert len(recs) == 10_000 and recs.errors == []
+
+
+def test_term_frequency_weighs_a_rare_shared_value_above_a_common_one() -> None:
+    fields = {f: getattr(SPEC, f) for f in SPEC.__struct_fields__}
+    comps = tuple(ComparisonSpec(field=c.field, kind=c.kind, levels=c.levels, term_frequency=c.field == "last")
+                  for c in SPEC.comparisons)
+    spec = MatchingSpec(**{**fields, "comparisons": comps})
+    cols = _crowd()
+    cols["last"][2:22] = ["smith"] * 20  # half the crowd shares one surname
+    res = match_records(records_from_columns(cols, spec), spec, seed=0)
+    last = list(res.records.columns["last"])
+    common = max(set(last), key=last.count)
+    ev = {}
+    for e in range(res.a.shape[0]):
+        if res.levels[e, 1] == 0:
+            ev.setdefault(last[int(res.a[e])] == common, []).append(float(res.tf_adjust[1][e]))
+    assert ev[True] and ev[False]
+    assert max(ev[True]) < min(ev[False])
+    with pytest.raises(ConfigError, match=re.escape("expected `exact` as the first level with `term_frequency`")):
+        ComparisonSpec(field="x", levels=(LevelSpec(method="metaphone"),), term_frequency=True)

@@ -88,7 +88,9 @@ class ComparisonSpec(Struct, **SPEC):
     and ``else_m``/``else_u`` for the ``else`` level set by hand.
 
     ``unique``: the field identifies a person (a CRM or user id): two records with different
-    values are never linked automatically.
+    values are never linked automatically. ``term_frequency``: agreement on a common value
+    weighs less than on a rare one (the ``exact`` level's ``u`` becomes the value's share of the
+    load: Splink's term-frequency adjustment; needs ``exact`` first).
     """
 
     field: Annotated[str, Meta(min_length=1, max_length=128)]
@@ -97,9 +99,12 @@ class ComparisonSpec(Struct, **SPEC):
     else_m: Probability | None = None
     else_u: Probability | None = None
     unique: bool = False
+    term_frequency: bool = False
 
     def __post_init__(self) -> None:
         at = f" (comparison of {self.field!r})"
+        check(not self.term_frequency or self.levels[0].method == "exact",
+              f"expected `exact` as the first level with `term_frequency`, got {self.levels[0].method!r}{at}")
         check(1 <= len(self.levels) <= 8, f"expected 1 to 8 `levels`, got {len(self.levels)}{at}")
         names = [lv.name for lv in self.levels]
         check(len(set(names)) == len(names), f"expected distinct levels, got {names!r}{at}")

@@ -145,7 +145,7 @@ def crm_records(people: int, *, seed: int = 0, records_per_person: float = 2.0) 
 
 
 def _name(field: str) -> ComparisonSpec:
-    return ComparisonSpec(field=field, kind="name", levels=(
+    return ComparisonSpec(field=field, kind="name", term_frequency=True, levels=(
         LevelSpec(method="exact"), LevelSpec(method="jaro_winkler", threshold=0.92),
         LevelSpec(method="jaro_winkler", threshold=0.8), LevelSpec(method="metaphone")))
 

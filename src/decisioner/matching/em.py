@@ -43,9 +43,12 @@ class Weights:
         """Per field, the weight ``log2(m / u)`` of each level."""
         return [np.log2(np.maximum(m, _FLOOR) / np.maximum(u, _FLOOR)) for m, u in zip(self.m, self.u, strict=True)]
 
-    def probability(self, levels: np.ndarray) -> np.ndarray:
-        """Match probability (float64[E]) of pairs with ``levels`` (int8[E, F])."""
+    def probability(self, levels: np.ndarray, adjust: np.ndarray | None = None) -> np.ndarray:
+        """Match probability (float64[E]) of pairs with ``levels`` (int8[E, F]); ``adjust``
+        (float64[E]) adds to each pair's log2 Bayes factor (term-frequency adjustments)."""
         logit = np.full(levels.shape[0], np.log2(self.prior / (1.0 - self.prior)))
+        if adjust is not None:
+            logit += adjust
         for f, w in enumerate(self.log2_factors()):
             lv = levels[:, f].astype(np.int64)
             present = lv >= 0

@@ -19,14 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from ..config.matching import MatchingSpec
+from ..config.matching import ComparisonSpec, MatchingSpec
 from ..errors import SchemaError
 from .blocking import block_codes, candidate_pairs, keyed_block_keys, random_pairs
 from .clustering import cluster, pair_metrics
 from .comparisons import FieldColumn, compare_pairs, level_names
 from .em import Weights, estimate_u, fit_em, pattern_codes
 from .index import MatchIndex, field_keys, record_keys, record_type
-from .normalise import encode
+from .normalise import Encoded, encode
 from .records import Records
 from .review import suggestion_id
 
@@ -62,14 +62,17 @@ class MatchResult:
     #: against an index: pairs (load row, index row), their levels and probabilities
     index: MatchIndex | None = None
     index_pairs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+    #: per field with term-frequency adjustment, each compared pair's log2 adjustment
+    tf_adjust: dict[int, np.ndarray] = field(default_factory=dict)
 
-    def _evidence(self, levels: np.ndarray) -> dict[str, Any]:
+    def _evidence(self, levels: np.ndarray, pair: int = -1) -> dict[str, Any]:
         factors = self.weights.log2_factors()
         ev = {}
         for f, c in enumerate(self.spec.comparisons):
             lv = int(levels[f])
+            extra = float(self.tf_adjust[f][pair]) if pair >= 0 and f in self.tf_adjust else 0.0
             ev[c.field] = {"level": "missing", "weight": 0.0} if lv < 0 else {
-                "level": level_names(c)[lv], "weight": round(float(factors[f][lv]), 3)}
+                "level": level_names(c)[lv], "weight": round(float(factors[f][lv]) + extra, 3)}
         return ev
 
     def _keyed(self, out: dict[str, Any], side: str, key: np.ndarray | None, row: int, source: str) -> None:
@@ -91,7 +94,7 @@ class MatchResult:
             out: dict[str, Any] = {
                 "id": "", "a": ids[ra], "b": ids[rb], "probability": round(float(self.prob[e]), 6),
                 "status": "linked" if self.label[ra] == self.label[rb] else "review",
-                "evidence": self._evidence(self.levels[e]),
+                "evidence": self._evidence(self.levels[e], e),
             }
             s = self.records.sources
             self._keyed(out, "a", self.record_keys, ra, srcs[int(s[ra])])
@@ -127,6 +130,29 @@ class MatchResult:
             "prior": self.weights.prior, "em_iterations": self.weights.iterations,
             "timings": {k: round(v, 4) for k, v in self.timings.items()}, **self.metrics,
         }
+
+
+def _tf_adjustments(
+    specs: list[ComparisonSpec], encoded: dict[str, Encoded], weights: Weights, levels: np.ndarray, a: np.ndarray,
+    b: np.ndarray,
+) -> dict[int, np.ndarray]:
+    """Per field with ``term_frequency``, the log2 adjustment of each pair (float64[E], 0 off the
+    ``exact`` level): ``log2(u_exact / tf(value))``, ``tf`` the value's share of the field's
+    present values, so two records agreeing on a rare value gain more than on a common one."""
+    out: dict[int, np.ndarray] = {}
+    for f, c in enumerate(specs):
+        if not c.term_frequency:
+            continue
+        codes = encoded[c.field].codes
+        present = codes[codes >= 0]
+        if present.shape[0] == 0:
+            continue
+        tf = np.bincount(present).astype(np.float64) / present.shape[0]
+        adj = np.zeros(a.shape[0], dtype=np.float64)
+        hit = np.flatnonzero(levels[:, f] == 0)
+        adj[hit] = np.log2(weights.u[f][0] / np.maximum(tf[codes[a[hit]]], 1e-12))
+        out[f] = adj
+    return out
 
 
 def _refuse(records: Records) -> None:
@@ -217,7 +243,12 @@ def match_records(
         total = n * (n - 1) / 2.0
     expected = weights.prior * a.shape[0]
     weights.prior = spec.prior if spec.prior is not None else float(min(max(expected / max(total, 1.0), 1e-12), 0.5))
-    prob = weights.probability(pats)[inv] if a.shape[0] else np.empty(0)
+    tf_adjust = _tf_adjustments(specs, encoded, weights, levels, a, b)
+    total_adjust = sum(tf_adjust.values()) if tf_adjust else None
+    if total_adjust is None:
+        prob = weights.probability(pats)[inv] if a.shape[0] else np.empty(0)
+    else:
+        prob = weights.probability(levels, np.asarray(total_adjust))
     timings["weights"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -270,4 +301,4 @@ def match_records(
         stats["index_records"] = len(index) if index is not None else 0
         stats["index_pairs"] = int(index_pairs[0].shape[0])
     return MatchResult(records, spec, a, b, levels, prob, label, weights, block_keys, stats, timings, metrics,
-                       rkeys, fkeys, index, index_pairs)
+                       rkeys, fkeys, index, index_pairs, tf_adjust)
