@@ -103,8 +103,11 @@ def _cutoff(spec: ComparisonSpec, method: str) -> float:
 
 def _holds(
     level: LevelSpec, col: FieldColumn, ca: np.ndarray, cb: np.ndarray, todo: np.ndarray,
-    cache: dict[str, np.ndarray],
+    cache: dict[str, np.ndarray], n_pairs: int,
 ) -> np.ndarray:
+    """Whether ``level`` holds for the open pairs ``todo`` (their codes ``ca``, ``cb``); scores of
+    a similarity or distance are computed at its first level and kept in ``cache`` (by method,
+    float64[n_pairs]) for the later levels of the same method."""
     m = level.method
     if m == "exact":
         return np.asarray(ca == cb)
@@ -116,7 +119,7 @@ def _holds(
         return np.asarray(col.aux(m)[ca] == cb)
     full = cache.get(m)
     if full is None:  # first level of this method: score every pair still open, once
-        full = cache[m] = np.full(int(cache["_n"][0]), np.nan)
+        full = cache[m] = np.full(n_pairs, np.nan)
         full[todo] = _scores(m, _cutoff(col.spec, m), col, ca, cb)
     s = full[todo]
     t = float(level.threshold or 0.0)
@@ -145,11 +148,11 @@ def compare_pairs(cols: list[FieldColumn], a: np.ndarray, b: np.ndarray) -> np.n
         missing = (ca < 0) | (cb < 0)
         lev[missing] = -1
         todo = np.flatnonzero(~missing)
-        cache: dict[str, np.ndarray] = {"_n": np.array([e])}
+        cache: dict[str, np.ndarray] = {}
         for k, level in enumerate(col.spec.levels):
             if todo.shape[0] == 0:
                 break
-            hit = _holds(level, col, ca[todo], cb[todo], todo, cache)
+            hit = _holds(level, col, ca[todo], cb[todo], todo, cache, e)
             lev[todo[hit]] = k
             todo = todo[~hit]
         out[:, f] = lev

@@ -297,6 +297,9 @@ def match_records(
     metrics: dict[str, Any] = {}
     if records.truth is not None:
         metrics = pair_metrics(label, records.truth, records.sources if link_only else None)
+    # the result keeps ids, sources, lines and errors of the records, never their values
+    records = Records(ids=records.ids, sources=records.sources, source_names=records.source_names, columns={},
+                      lines=records.lines, truth=records.truth, errors=records.errors)
     if index_pairs is not None:
         stats["index_records"] = len(index) if index is not None else 0
         stats["index_pairs"] = int(index_pairs[0].shape[0])
