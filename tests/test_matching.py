@@ -308,3 +308,54 @@ def test_term_frequency_weighs_a_rare_shared_value_above_a_common_one() -> None:
     assert max(ev[True]) < min(ev[False])
     with pytest.raises(ConfigError, match=re.escape("expected `exact` as the first level with `term_frequency`")):
         ComparisonSpec(field="x", levels=(LevelSpec(method="metaphone"),), term_frequency=True)
+
+
+def test_against_graph_suggests_people_the_graph_knows_by_email(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from decisioner.cli import main
+
+    d = tmp_path / "engine"
+    eng = _engine()
+    eng.durable(d)
+    row = eng.track({"type": "identify", "time": 1_700_000_000_000, "ids": {"email": "fay5@example.com",
+                                                                            "cookie": "c-5"}})
+    eng.detach_log()
+    cols = _crowd()
+    rec = tmp_path / "load.jsonl"
+    rec.write_text("\n".join(json.dumps({k: cols[k][i] for k in cols}) for i in range(len(cols["id"]))) + "\n")
+    cfg = tmp_path / "match.json"
+    cfg.write_text(json.dumps({"matching": {f: v for f, v in __import__("msgspec").to_builtins(SPEC).items()}}))
+    out = tmp_path / "s.jsonl"
+    assert main(["match", "--records", str(rec), "--config", str(cfg), "--against-graph", str(d), "--out", str(out),
+                 "--hash-key", SECRET.hex(), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["identity_suggestions"] == 1
+    hit = [json.loads(x) for x in out.read_text().splitlines() if '"identity"' in x]
+    assert hit[0]["a"] == "r5" and hit[0]["b_type"] == "email"
+    assert main(["match", "review", "--suggestions", str(out), "--graph", str(d), "--accept", hit[0]["id"],
+                 "--hash-key", SECRET.hex(), "--time", "1700000000001", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["accepted"] == {hit[0]["id"]: "linked"}
+    from decisioner.engine import Engine
+
+    again = Engine.open(d, hash_key=SECRET.hex())
+    assert again.profile_row({"record": "r5"}) == again.profile_row({"cookie": "c-5"}) >= 0
+    again.detach_log()
+    assert row >= 0
+
+
+def test_review_obeys_the_identity_merge_rules_for_unique_types(tmp_path: Path) -> None:
+    from decisioner.matching.review import review, suggestion_id
+
+    eng = _engine()
+    eng.durable(tmp_path)
+    hexes = []
+    for v in ("crm-1", "crm-2"):
+        keys, _ = eng.identity.keys_of({"crm_id": v})
+        hexes.append(eng.identity.hashed_ids({"crm_id": v}, keys)["crm_id"])
+    sid = suggestion_id(hexes[0], hexes[1])
+    sug = [{"id": sid, "a": "crm-1", "b": "crm-2", "a_key": hexes[0], "b_key": hexes[1], "a_type": "crm_id",
+            "b_type": "crm_id", "status": "linked", "probability": 0.99}]
+    out = review(eng, tmp_path, sug, accept=["linked"], time=1_700_000_000_000)
+    assert out["accepted"] == {sid: "refused"}  # a person holds one CRM id: the merge is refused
+    assert eng.profile_row({"crm_id": "crm-1"}) != eng.profile_row({"crm_id": "crm-2"})
+    eng.detach_log()

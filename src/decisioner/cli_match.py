@@ -95,6 +95,16 @@ def _review(args: argparse.Namespace) -> dict[str, Any]:
         eng.detach_log()
 
 
+def _kept_columns(records: Any, kept: list[str]) -> dict[str, list[str | None]]:
+    """The raw columns of the records the match kept (bad records left out), in its order."""
+    if len(kept) == len(records.ids):
+        cols: dict[str, list[str | None]] = records.columns
+        return cols
+    row = {rid: i for i, rid in enumerate(records.ids)}
+    idx = [row[r] for r in kept]
+    return {k: [v[i] for i in idx] for k, v in records.columns.items()}
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Carry out ``match`` or ``match review``; returns the report (JSON-ready)."""
     if args.action == "review":
@@ -135,8 +145,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             dnl = load_do_not_link(args.against_graph)
         res = match_records(records, spec, secret=secret, seed=args.seed, index=index, do_not_link_keys=dnl)
         n = 0
+        graph_hits: list[dict[str, Any]] = []
+        if eng is not None and res.record_keys is not None:
+            from .matching.index import identity_suggestions
+
+            graph_hits = identity_suggestions(eng.identity, spec, res.records.ids, res.records.sources,
+                                              records.source_names, _kept_columns(records, res.records.ids),
+                                              res.record_keys)
         with open(args.out, "w", encoding="utf-8") as fh:
-            for s in res.suggestions():
+            for s in [*res.suggestions(), *graph_hits]:
                 fh.write(json.dumps(s) + "\n")
                 n += 1
         if args.against_graph and res.record_keys is not None and res.block_keys is not None:
@@ -153,6 +170,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out["timings"]["load"] = round(load_s, 4)
     out["timings"]["wall"] = round(time.perf_counter() - t0, 4)
     out["suggestions"] = n
+    if args.against_graph:
+        out["identity_suggestions"] = len(graph_hits)
     out["out"] = str(args.out)
     out["secret"] = "ephemeral" if ephemeral else "deployment"
     return out

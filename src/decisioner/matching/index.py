@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +29,7 @@ from ..errors import ConfigError
 from ..hashing import identifier_key
 from .comparisons import FieldColumn
 
-__all__ = ["MatchIndex", "record_type", "record_keys", "field_keys", "rules_fingerprint"]
+__all__ = ["MatchIndex", "record_type", "record_keys", "field_keys", "rules_fingerprint", "identity_suggestions"]
 
 INDEX_VERSION = 1
 
@@ -182,3 +183,44 @@ class MatchIndex:
             lv[(x == 0) | (y == 0)] = -1
             out[:, f] = lv
         return out
+
+
+def identity_suggestions(
+    graph: Any, spec: MatchingSpec, ids: list[str], sources: np.ndarray, source_names: list[str],
+    columns: dict[str, list[str | None]], rkeys: np.ndarray, linked: set[tuple[str, str]] | None = None,
+) -> list[dict[str, Any]]:
+    """Records of a load whose email or phone number (comparisons of kind ``email`` / ``phone``)
+    the identity graph already knows: one suggestion per record and identifier, to link the
+    record to the person who holds it (probability 1 on that field alone; status ``review``).
+    The graph normalises and hashes the value with its own rules and secret; nothing is kept.
+    Pairs already linked (``linked``: (record key hex, identifier key hex)) are left out."""
+    from ..errors import DecisionerError
+    from .review import suggestion_id
+
+    out: list[dict[str, Any]] = []
+    for c in spec.comparisons:
+        if c.kind not in ("email", "phone"):
+            continue
+        id_type = c.kind
+        col = columns.get(c.field, [])
+        for i, v in enumerate(col):
+            if v is None:
+                continue
+            try:
+                keys, _ = graph.keys_of({id_type: v})
+            except DecisionerError:
+                continue  # a value the identity rules refuse is a record error already
+            row = int(graph.resolve_keys(keys)[0])
+            if row < 0:
+                continue
+            a_key = f"{int(rkeys[0, i]):016x}{int(rkeys[1, i]):016x}"
+            b_key = f"{int(keys[0, 0]):016x}{int(keys[1, 0]) & 0xFFFFFFFF:016x}"
+            if linked is not None and (a_key, b_key) in linked:
+                continue
+            out.append({
+                "id": suggestion_id(a_key, b_key), "a": ids[i], "b": None, "probability": 1.0, "status": "review",
+                "against": "identity", "evidence": {c.field: {"level": "exact", "weight": None}},
+                "a_key": a_key, "a_type": record_type(spec, source_names[int(sources[i])]),
+                "b_key": b_key, "b_type": id_type,
+            })
+    return out

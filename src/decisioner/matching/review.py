@@ -125,11 +125,11 @@ def review(
             continue
         keys, _ = engine.identity.keys_of({BRIDGE_TYPE: sid})
         bridge = bridge_of({BRIDGE_TYPE: sid}, keys)[BRIDGE_TYPE]
-        rows = []
         for side, hexkey in (("a", ha), ("b", hb)):
             ev = Identify(time=time, ids={s[f"{side}_type"]: hexkey, BRIDGE_TYPE: bridge}, channel="match")
             engine.apply_record(Record(engine.ops_, TrackOp(ev)))
-            rows.append(engine.identity.resolve_key(int(hexkey[:16], 16), int(hexkey[16:], 16) & 0xFFFFFFFF))
+        # resolved after both events: the second merge may move the first record's profile
+        rows = [engine.identity.resolve_key(int(h[:16], 16), int(h[16:], 16) & 0xFFFFFFFF) for h in (ha, hb)]
         accepted[sid] = "linked" if rows[0] >= 0 and rows[0] == rows[1] else "refused"
     added = add_do_not_link(directory, np.array(dnl, dtype=np.uint64).reshape(-1, 2)) if dnl else 0
     return {"accepted": accepted, "rejected": rej, "do_not_link_added": added}
