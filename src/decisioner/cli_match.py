@@ -12,7 +12,8 @@ and record ids comes from ``--hash-key``, the configuration's ``identity`` secti
 engine of ``--against-graph``; without any, a random one for this run (the suggestions then
 cannot be reviewed against an engine). With ``--against-graph DIR`` the load is also matched
 against the records of earlier loads kept in ``DIR/matching/`` (keyed keys only), and added to
-them; do-not-link pairs kept there are respected. The JSON report carries pair counts, timings,
+them; do-not-link pairs kept there are respected; records whose email or phone number the
+engine's identity graph holds are suggested to join that person. The JSON report carries pair counts, timings,
 the bad records (line and error) and, when the records carry true entities, precision, recall
 and f1.
 """
