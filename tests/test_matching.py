@@ -359,3 +359,18 @@ def test_review_obeys_the_identity_merge_rules_for_unique_types(tmp_path: Path) 
     assert out["accepted"] == {sid: "refused"}  # a person holds one CRM id: the merge is refused
     assert eng.profile_row({"crm_id": "crm-1"}) != eng.profile_row({"crm_id": "crm-2"})
     eng.detach_log()
+
+
+def test_weights_set_by_hand_are_kept_and_em_learns_the_rest() -> None:
+    hand = ComparisonSpec(field="zip", kind="zip", levels=(LevelSpec(method="exact", m=0.9, u=0.01),),
+                          else_m=0.1, else_u=0.99)
+    comps = tuple(hand if c.field == "zip" else c for c in SPEC.comparisons)
+    fields = {f: getattr(SPEC, f) for f in SPEC.__struct_fields__}
+    spec = MatchingSpec(**{**fields, "comparisons": comps})
+    res = match_records(records_from_columns(_crowd(), spec), spec, seed=0)
+    z = [c.field for c in comps].index("zip")
+    assert res.weights.m[z].tolist() == [0.9, 0.1] and res.weights.u[z].tolist() == [0.01, 0.99]
+    assert res.weights.m[0].tolist() != [0.5, 0.25, 0.125, 0.125]  # learned, not the starting point
+    assert res.weights.iterations >= 1
+    with pytest.raises(ConfigError, match=re.escape("expected `m` on every level and `else_m`, or on none")):
+        ComparisonSpec(field="zip", levels=(LevelSpec(method="exact", m=0.9),))
