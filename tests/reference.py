@@ -1439,3 +1439,65 @@ def attribute_merge_counts_ref(dst: list[AttrSlot | None], src: list[AttrSlot | 
                 m[2], m[3] = s[2], s[3]
     best = sorted(merged.values(), key=lambda s: (-s[1], -s[2], s[0]))[: len(dst)]
     return [*best, *[None] * (len(dst) - len(best))]
+
+
+# --------------------------------------------------------------------------- record matching
+
+
+def block_pairs_ref(codes: Sequence[Sequence[int]], sources: Sequence[int], *, link_only: bool,
+                    max_block: int) -> set[tuple[int, int]]:
+    """Candidate pairs of every blocking rule: records with equal codes (>= 0) under some rule,
+    in blocks of at most ``max_block`` records, across sources with ``link_only``."""
+    out: set[tuple[int, int]] = set()
+    for rule in codes:
+        blocks: dict[int, list[int]] = {}
+        for r, c in enumerate(rule):
+            if c >= 0:
+                blocks.setdefault(c, []).append(r)
+        for members in blocks.values():
+            if len(members) > max_block:
+                continue
+            for a, b in itertools.combinations(members, 2):
+                if not link_only or sources[a] != sources[b]:
+                    out.add((min(a, b), max(a, b)))
+    return out
+
+
+def cluster_ref(n: int, pairs: Sequence[tuple[int, int, float]], *, auto_link: float,
+                unique: Sequence[Sequence[int]], sources: Sequence[int], one_per_source: bool,
+                dnl: Iterable[tuple[int, int]] = ()) -> list[int]:
+    """Greedy clustering, strongest pair first (ties: input order): merge two clusters when no
+    do-not-link pair crosses them, their unique values agree, sources do not repeat (with
+    ``one_per_source``), and the strong pairs across them are a strict majority of the compared
+    pairs across them. Returns each record's cluster as its lowest member."""
+    clusters = [{r} for r in range(n)]
+    of = list(range(n))
+    banned = {frozenset(p) for p in dnl}
+    order = sorted(range(len(pairs)), key=lambda e: -pairs[e][2])
+    for e in order:
+        a, b, p = pairs[e]
+        if p < auto_link:
+            break
+        ca, cb = of[a], of[b]
+        if ca == cb:
+            continue
+        A, B = clusters[ca], clusters[cb]
+        if any(frozenset((x, y)) in banned for x in A for y in B):
+            continue
+        ok = True
+        for u in range(len(unique[0]) if unique else 0):
+            va = {unique[x][u] for x in A if unique[x][u] >= 0}
+            vb = {unique[x][u] for x in B if unique[x][u] >= 0}
+            if va and vb and va != vb:
+                ok = False
+        if one_per_source and {sources[x] for x in A} & {sources[x] for x in B}:
+            ok = False
+        cross = [q for (x, y, q) in pairs if (x in A and y in B) or (x in B and y in A)]
+        strong = sum(q >= auto_link for q in cross)
+        if not ok or 2 * strong <= len(cross):
+            continue
+        A |= B
+        for x in B:
+            of[x] = ca
+        clusters[cb] = set()
+    return [min(clusters[of[r]]) for r in range(n)]

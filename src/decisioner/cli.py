@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import cli_json, cli_log, cli_mcp, cli_privacy, cli_report, cli_train, cli_world
+from . import cli_json, cli_log, cli_match, cli_mcp, cli_privacy, cli_report, cli_train, cli_world
 from .cli_world import UsageError
 from .errors import DecisionerError
 
@@ -386,6 +386,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_log.add_parser(sub, common)
     cli_privacy.add_parser(sub, common)
     cli_train.add_parser(sub, common)
+    cli_match.add_parser(sub, common)
     cli_mcp.add_parser(sub, common)
     return p
 
@@ -406,6 +407,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], dict[str, Any] | tuple[dict[
     "train": cli_train.run,
     "model": cli_train.run_model,
     "mcp": cli_mcp.run,
+    "match": cli_match.run,
 }
 
 
@@ -450,6 +452,8 @@ def _run(args: argparse.Namespace) -> int:
         cli_train.print_human(out)
     elif args.command in cli_report.COMMANDS:
         cli_report.print_human(args.command, out)
+    elif args.command == "match":
+        cli_match.print_human(out)
     else:
         _print_human(args.command, out)
     return code

@@ -43,6 +43,7 @@ from ._kernels import (
     features,
     graph,
     linear,
+    matching,
     rng,
     segments,
     topk,
@@ -69,6 +70,7 @@ KERNELS: tuple[Any, ...] = (
     attributes.attributes_set, attributes.attributes_merge,
     features.featurize, trees.predict_rows, trees.predict_rows_qs,
     trees.predict_rows_qs8, trees.predict_rows_qs16, trees.predict_row,
+    matching.block_pairs, matching.cluster_pairs,
 )
 
 #: kernels off the request path (privacy and admin operations, bulk loading, tests):
@@ -76,6 +78,7 @@ KERNELS: tuple[Any, ...] = (
 ADMIN: tuple[Any, ...] = (
     graph.graph_link_many, graph.graph_recompute, graph.graph_expired, graph.graph_find_nodes, graph.graph_find_root,
     graph.graph_edges_of, rng.rng_fill_uniform, rng.rng_fill_beta, affinity.score_items,
+    matching.block_pairs, matching.cluster_pairs,
 )
 
 
@@ -153,6 +156,18 @@ def _warm_admin() -> None:
     affinity.score_items(np.array([0, 1, 2, 2], np.int64), np.array([0, 1], np.int32), np.ones(2, np.float32),
                          np.array([0, 1], np.int32), np.ones(2), 2, 1.0, np.zeros(2), 0.5, np.zeros(2),
                          np.ones(2, np.uint8), np.empty(0, np.int32), out)
+    _warm_matching()
+
+
+def _warm_matching() -> None:
+    """The record matching kernels through their callers (:mod:`decisioner.matching`)."""
+    from .matching.blocking import candidate_pairs
+    from .matching.clustering import cluster
+
+    codes = np.array([[0, 0, 1], [-1, 2, 2]], np.int64)
+    a, b, _ = candidate_pairs(codes, np.zeros(3, np.int64), link_only=False, max_block=10)
+    cluster(3, a, b, np.full(a.shape[0], 0.99), auto_link=0.9, unique=np.full((3, 1), -1, np.int64),
+            sources=np.zeros(3, np.int64), one_per_source=False, do_not_link=(np.array([0]), np.array([2])))
 
 
 def _warm_attributes() -> None:

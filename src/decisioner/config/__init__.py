@@ -32,6 +32,7 @@ from .identity import DEFAULT_BLOCKED, DEFAULT_IDENTIFIERS, IdentifierSpec, Iden
 from .identity import DEFAULT_EMAIL_PATTERNS as DEFAULT_EMAIL_PATTERNS
 from .identity import DEFAULT_PHONE_PATTERNS as DEFAULT_PHONE_PATTERNS
 from .identity import PHONE_REGIONS as PHONE_REGIONS
+from .matching import ComparisonSpec, LevelSpec, MatchingSpec
 from .outbound import OUTBOUND_CHANNELS, CapSpec, OutboundSpec
 from .outcomes import OutcomesSpec
 from .placements import AFFINITY_FEATURE, Boost, ExperienceSpec, FilterSpec, PlacementSpec, RankerSpec, SegmentRule
@@ -54,6 +55,9 @@ from .profiles import ProfileSpec
 from .state import StateSpec
 
 __all__ = [
+    "ComparisonSpec",
+    "LevelSpec",
+    "MatchingSpec",
     "AFFINITY_FEATURE",
     "IdentitySpec",
     "IdentifierSpec",

@@ -20,6 +20,7 @@ from .decisionlog import DecisionLogSpec
 from .engagement import EngagementSpec, PulseSpec
 from .experiments import ExperimentSpec, HoldoutSpec, check_experiments
 from .identity import IdentitySpec
+from .matching import MatchingSpec
 from .outbound import OutboundSpec
 from .outcomes import OutcomesSpec
 from .placements import PlacementSpec
@@ -60,6 +61,7 @@ class EngineConfig(Struct, **SPEC):
     segments: dict[str, str] = {}
     outbound: OutboundSpec = OutboundSpec()
     state: StateSpec = StateSpec()
+    matching: MatchingSpec = MatchingSpec()
 
     def __post_init__(self) -> None:
         names = [p.name for p in self.placements]
