@@ -8,7 +8,7 @@ import pytest
 
 from decisioner import Engine
 from decisioner.catalog import Catalog
-from decisioner.checks import POLICY_SPECS, CheckError, Outbound, check_engine, check_policy
+from decisioner.checks import POLICY_SPECS, CheckError, Outbound, check_batch, check_engine, check_policy
 from decisioner.config import load_config_dict
 from decisioner.engagement import NO_TIER
 
@@ -130,3 +130,36 @@ def test_a_reopened_engine_continues_exactly_with_every_feature_on() -> None:
     later = eng.outbound('consent("marketing")', placement="hero", channel="email", now=T0 + 520_000)
     assert capped.counts["cap"] > 0 and later.counts["sent"] > 0  # the batches sent, and caps counted them
     assert eng.experiments_.exposures.dropped_ > 0  # dropped by both engines while they went on
+
+
+def batch_events(start: int, n: int) -> list[Any]:
+    """``events``' dicts, and a few malformed ones (refused the same way in both paths)."""
+    out: list[Any] = [ev for _, ev in events(start, n)]
+    for j in range(0, n, 37):
+        out.insert(j, {"type": "view", "time": "soon", "ids": {"cookie": "p1"}})
+    return out
+
+
+DECIDE_ON = {"view": "home", "email_open": "mail"}
+
+
+def test_batches_decide_and_end_like_one_call_each_with_every_feature_on() -> None:
+    eng = full_engine()
+    for ev in batch_events(0, 120):
+        if isinstance(ev.get("time"), int):
+            eng.track(ev)
+    check_batch(eng, batch_events(120, 200), decide_on=DECIDE_ON, batch=7)
+    check_batch(eng, batch_events(320, 60), decide_on=DECIDE_ON, batch=4096)
+
+
+def test_check_batch_catches_a_batch_path_that_reorders(monkeypatch: pytest.MonkeyPatch) -> None:
+    from decisioner.engine import Engine
+
+    real = Engine.ingest_many
+
+    def reordered(self: Engine, evs: list[Any], **kw: Any) -> Any:
+        return real(self, evs[::-1], **kw)
+
+    monkeypatch.setattr(Engine, "ingest_many", reordered)
+    with pytest.raises(CheckError, match=r"check `batch-equals-one-by-one` failed"):
+        check_batch(full_engine(), batch_events(0, 40), decide_on=DECIDE_ON, batch=7)

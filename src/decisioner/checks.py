@@ -8,7 +8,9 @@ placement kind or a whole engine, in our tests and in yours.
   with shared-policy variants, holdout, batched Thompson, slates, contextual policies, eviction,
   erasure, attributes and their batch loads): a snapshot reopened continues exactly like the
   original, with the same next decisions and the same state, and decoding an event does not
-  mutate it.
+  mutate it;
+* :func:`check_batch` - an engine ingesting events in batches (:meth:`Engine.ingest_many`)
+  makes the same decisions and ends in the same state as one call per event.
 
 Each check raises :class:`CheckError` naming the check and what differed, and returns nothing.
 """
@@ -27,7 +29,7 @@ from ._kernels.rng import seed_state
 from .allocation import Policy, make_policy
 from .errors import DecisionerError
 
-__all__ = ["CheckError", "Outbound", "check_policy", "check_engine", "POLICY_SPECS"]
+__all__ = ["CheckError", "Outbound", "check_policy", "check_engine", "check_batch", "POLICY_SPECS"]
 
 
 class CheckError(DecisionerError, AssertionError):
@@ -148,6 +150,16 @@ def _same_state(a: dict[str, Any], b: dict[str, Any]) -> str | None:
     return None
 
 
+def _reopened(engine: Any, hash_key: str | None) -> Any:
+    """A twin of ``engine`` through a snapshot (the secret: ``hash_key`` or the configuration's)."""
+    from .engine import Engine
+
+    with tempfile.TemporaryDirectory(prefix="decisioner-check-") as tmp:
+        engine.save(Path(tmp) / "snap")
+        key = hash_key if hash_key is not None else engine.config.identity.hash_key
+        return Engine.open(Path(tmp) / "snap", hash_key=key, flush="off")
+
+
 def check_engine(engine: Any, events: Sequence[tuple[str | None, Any]], *, hash_key: str | None = None) -> None:
     """A snapshot of ``engine`` reopened continues exactly like it over ``events``
     (``(placement, event)``: a decide, or a track when the placement is ``None``; an
@@ -162,12 +174,7 @@ def check_engine(engine: Any, events: Sequence[tuple[str | None, Any]], *, hash_
     CheckError
         If a convention does not hold.
     """
-    from .engine import Engine
-
-    with tempfile.TemporaryDirectory(prefix="decisioner-check-") as tmp:
-        engine.save(Path(tmp) / "snap")
-        key = hash_key if hash_key is not None else engine.config.identity.hash_key
-        restored = Engine.open(Path(tmp) / "snap", hash_key=key, flush="off")
+    restored = _reopened(engine, hash_key)
     problem = _same_state(_engine_state(engine), _engine_state(restored))
     if problem:
         raise _fail("state-round-trip", "the engine", f"reopened state differs at once: {problem}")
@@ -191,3 +198,59 @@ def check_engine(engine: Any, events: Sequence[tuple[str | None, Any]], *, hash_
     problem = _same_state(_engine_state(engine), _engine_state(restored))
     if problem:
         raise _fail("state-round-trip", "the engine", f"state differs after {len(events)} events: {problem}")
+
+
+def _decision_key(d: Any) -> tuple[Any, ...]:
+    return (d.decision_id, d.person, [(x.content, x.score, x.propensity) for x in d.slots], d.variant)
+
+
+def check_batch(
+    engine: Any, events: Sequence[Any], *, decide_on: dict[str, str], batch: int = 7, hash_key: str | None = None,
+) -> None:
+    """``events`` (dicts or event Structs) ingested by a snapshot twin of ``engine`` in batches of
+    ``batch`` (:meth:`Engine.ingest_many`, ``errors="skip"``) give the decisions, profile rows,
+    refusals and state that ``engine`` gives taking them one call each (an event whose type
+    ``decide_on`` maps to a placement is decided there, any other tracked).
+
+    ``engine`` is advanced by the events.
+
+    Raises
+    ------
+    CheckError
+        If a convention does not hold.
+    """
+    twin = _reopened(engine, hash_key)
+    rows: list[int] = []
+    decisions: list[tuple[Any, ...]] = []
+    refused: list[int] = []
+    for j, ev in enumerate(events):
+        etype = ev.get("type") if isinstance(ev, dict) else type(ev).__struct_config__.tag
+        try:
+            if etype in decide_on:
+                d = engine.decide(ev, placement=decide_on[etype])
+                decisions.append(_decision_key(d))
+                rows.append(int(d.profile))
+            else:
+                rows.append(int(engine.track(ev)))
+        except DecisionerError:
+            refused.append(j)
+            rows.append(-1)
+    got_rows: list[int] = []
+    got_decisions: list[tuple[Any, ...]] = []
+    got_refused: list[int] = []
+    for start in range(0, len(events), batch):
+        out = twin.ingest_many(list(events[start:start + batch]), decide_on=decide_on, errors="skip")
+        got_rows.extend(int(r) for r in out.rows)
+        got_decisions.extend(_decision_key(d) for d in out.decisions)
+        got_refused.extend(start + j for j, _ in out.rejected)
+    if got_refused != refused:
+        raise _fail("batch-equals-one-by-one", "the engine", f"refused events {got_refused} != {refused}")
+    for j, (a, b) in enumerate(zip(decisions, got_decisions, strict=False)):
+        if a != b:
+            raise _fail("batch-equals-one-by-one", "the engine", f"decision {j}: {b!r} != {a!r}")
+    if len(decisions) != len(got_decisions) or rows != got_rows:
+        raise _fail("batch-equals-one-by-one", "the engine",
+                    f"{len(got_decisions)} decisions and rows {got_rows[:8]}... != {len(decisions)} and {rows[:8]}...")
+    problem = _same_state(_engine_state(engine), _engine_state(twin))
+    if problem:
+        raise _fail("batch-equals-one-by-one", "the engine", f"state differs after {len(events)} events: {problem}")
