@@ -103,9 +103,13 @@ class RowCodec:
         try:
             rec = _DECODER.decode(blob)
         except msgspec.DecodeError:
-            raise NotReadyError(f"Expected a row value of format {ROW_FORMAT}, got {blob[:16]!r} - at `state.rows`")
+            raise NotReadyError(
+                f"Expected a row value of format {ROW_FORMAT}, got {blob[:16]!r} - at `state.rows`"
+            ) from None
         if rec.format != ROW_FORMAT:
-            raise NotReadyError(f"Expected a row value of format {ROW_FORMAT}, got format {rec.format} - at `state.rows`")
+            raise NotReadyError(
+                f"Expected a row value of format {ROW_FORMAT}, got format {rec.format} - at `state.rows`"
+            )
         return rec
 
     def load(self, row: int, blob: bytes) -> RowRecord:
