@@ -1,8 +1,9 @@
 """Profile rows on Redis: one versioned value per person, compare-and-set updates, a local cache.
 
-Each person's row (:mod:`decisioner.state.rowcodec`) is one Redis hash ``<prefix>{p<person>}:row``
-with two fields, ``v`` (the version, an integer that grows by one with every write) and ``d``
-(the value). The hash tag ``{p<person>}`` puts every key of one person in one Cluster slot.
+Each person's row (:mod:`decisioner.state.rowcodec`) is one Redis hash
+``{<prefix>:p:<person>}:row`` (:meth:`~decisioner.state.connection.RedisState.person_key`) with two
+fields, ``v`` (the version, an integer that grows by one with every write) and ``d`` (the value).
+The hash tag puts every key of one person in one Cluster slot.
 
 Writes are compare-and-set, one round trip each (:data:`CAS_SCRIPT`, a Lua script run by
 EVALSHA on the person's slot): the write names the version it was computed from and succeeds
@@ -22,9 +23,12 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-__all__ = ["CAS_SCRIPT", "Cached", "RowStore", "row_key"]
+if TYPE_CHECKING:
+    from .connection import RedisState
+
+__all__ = ["CAS_SCRIPT", "Cached", "RowStore"]
 
 #: KEYS[1] the row hash; ARGV[1] the version the write was computed from (0: none yet), ARGV[2]
 #: the value. Answers ``{1, new version}`` or ``{0, stored version, stored value}``.
@@ -46,11 +50,6 @@ return 1
 """
 
 
-def row_key(prefix: str, person: int) -> str:
-    """The key of ``person``'s row; ``{p<person>}`` is the person's Cluster hash tag."""
-    return f"{prefix}{{p{person}}}:row"
-
-
 class Cached(NamedTuple):
     """A row as last seen: its version (0: none stored), value (b'' when none) and when it was
     read (``time.monotonic()``)."""
@@ -65,26 +64,34 @@ class RowStore:
 
     Parameters
     ----------
-    client
-        A ``redis.Redis`` or ``redis.cluster.RedisCluster`` client (bytes responses).
-    prefix
-        Key prefix of this deployment's keys.
+    state
+        The connection (its client is used as it is; callers wrap calls in ``state.run``, which
+        turns failures into :class:`~decisioner.errors.StateUnavailable`).
     cache_rows
         People whose last value is kept locally.
     max_stale_ms
         How old a cached value :meth:`read` may serve (0: check the version every time).
     """
 
-    def __init__(self, client: Any, *, prefix: str = "dz:", cache_rows: int = 100_000, max_stale_ms: int = 0) -> None:
-        self.client = client
-        self.prefix = prefix
+    def __init__(self, state: RedisState, *, cache_rows: int = 100_000, max_stale_ms: int = 0) -> None:
+        self.state = state
         self.cache_rows = cache_rows
         self.max_stale_ms = max_stale_ms
-        self._cas = client.register_script(CAS_SCRIPT)
-        self._delete = client.register_script(DELETE_SCRIPT)
+        self._scripts: tuple[Any, Any, Any] | None = None
         self._cache: OrderedDict[int, Cached] = OrderedDict()
         self.conflicts_ = 0  # writes refused for a stale version (then re-applied)
         self.hits_ = 0  # reads served from the cache
+
+    def _script(self, which: int) -> Any:
+        """The registered script (EVALSHA, loaded again by redis-py when a server lost it), for
+        the current client (a reconnect may have made a new one)."""
+        client = self.state.client
+        if self._scripts is None or self._scripts[0] is not client:
+            self._scripts = (client, client.register_script(CAS_SCRIPT), client.register_script(DELETE_SCRIPT))
+        return self._scripts[which]
+
+    def key(self, person: int) -> str:
+        return self.state.person_key(person, "row")
 
     def _keep(self, person: int, version: int, value: bytes) -> Cached:
         c = Cached(version, value, time.monotonic())
@@ -105,7 +112,7 @@ class RowStore:
 
     def fetch(self, person: int) -> Cached:
         """The stored row of ``person`` (version 0 and b'' when none), one round trip."""
-        got = self.client.hmget(row_key(self.prefix, person), ["v", "d"])
+        got = self.state.client.hmget(self.key(person), ["v", "d"])
         if got[0] is None:
             return self._keep(person, 0, b"")
         return self._keep(person, int(got[0]), bytes(got[1]))
@@ -118,7 +125,7 @@ class RowStore:
             if self.max_stale_ms and (time.monotonic() - c.at) * 1000.0 <= self.max_stale_ms:
                 self.hits_ += 1
                 return c
-            v = self.client.hget(row_key(self.prefix, person), "v")
+            v = self.state.client.hget(self.key(person), "v")
             if int(v or 0) == c.version:
                 self.hits_ += 1
                 return self._keep(person, c.version, c.value)
@@ -128,7 +135,7 @@ class RowStore:
         """Store ``value`` as ``person``'s row if the stored version is still ``version``.
         Returns ``None`` on success (the cache holds the new version), else the stored row to
         re-apply the update to."""
-        res = self._cas(keys=[row_key(self.prefix, person)], args=[version, value])
+        res = self._script(1)(keys=[self.key(person)], args=[version, value])
         if int(res[0]) == 1:
             self._keep(person, int(res[1]), value)
             return None
@@ -139,8 +146,8 @@ class RowStore:
         """Delete ``person``'s row if it is still at ``version`` (a row folded into another by
         a merge); ``False`` if it moved on (then fold it again)."""
         self.forget(person)
-        return bool(self._delete(keys=[row_key(self.prefix, person)], args=[version]))
+        return bool(self._script(2)(keys=[self.key(person)], args=[version]))
 
     def memory_usage(self, person: int) -> int:
         """Bytes Redis holds for ``person``'s row (``MEMORY USAGE``; 0 when none)."""
-        return int(self.client.memory_usage(row_key(self.prefix, person), samples=0) or 0)
+        return int(self.state.client.memory_usage(self.key(person), samples=0) or 0)

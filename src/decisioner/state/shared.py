@@ -1,0 +1,364 @@
+"""An engine whose people live on Redis: what each of several worker processes runs.
+
+:class:`SharedEngine` wraps an embedded :class:`~decisioner.engine.Engine` (the worker's local
+copy and cache) and keeps every piece of state that other workers must see on Redis:
+
+1. **Identity** on the server (:mod:`decisioner.state.identity`): an event's identifiers resolve
+   to a person id atomically there, merges included; the answer names the persons a merge
+   absorbed.
+2. **The person's row** (:mod:`decisioner.state.profiles`): the local engine holds the person
+   under one synthetic identifier (``person`` type, key derived from the person id), so its row
+   is a local copy of the shared value. The event is applied to that copy by the engine's own
+   code (tracking, the fused decide kernel), the new value is written back by compare-and-set;
+   on a conflict the fresh value is loaded, the non-row effects of the first attempt are undone
+   (popularity of the event's items, consent history, the event count) and the event applied
+   again, up to ``max_retries`` times. A decision is made once, on the first attempt; only its
+   tracking part is re-applied.
+3. **Merges** the server reports: each absorbed person's row is first replaced by a tombstone
+   (compare-and-set, so a concurrent writer of that row fails, re-resolves and lands on the
+   survivor), then folded into the survivor's row with the stores' own merge rules
+   (:meth:`~decisioner.tracking.Tracker.fold_rows`) before the survivor's write. A worker killed
+   between the two round trips leaves the tombstone holding the absorbed value (``merged``
+   field) for the operator; nothing is silently lost.
+4. **Counters and logs** (:mod:`decisioner.state.counters`, :mod:`decisioner.state.stream`):
+   synced every ``flush_events`` events or ``flush_ms`` ms.
+
+Staleness: an update is never applied to a value older than the stored one (compare-and-set).
+Policy statistics and popularity from other workers arrive within one sync period. After every
+worker's final :meth:`SharedEngine.sync`, the shared state equals that of one embedded engine
+fed the same events (the multi-process tests check it).
+
+Redis unreachable: every call raises :class:`~decisioner.errors.StateUnavailable` and changes
+nothing shared; with ``degraded=True``, :meth:`SharedEngine.decide` serves instead the
+non-personalised fallback of the placement (no tracking, no logging) and marks the decision
+with a ``degraded`` reason. The client reconnects by itself when the server is back.
+"""
+
+from __future__ import annotations
+
+import time as _time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+import msgspec
+import numpy as np
+
+from ..errors import StateUnavailable
+from ..journal import DecideOp
+from ..schemas import Decision, Event, Opinion, Reason, decode_event
+from ..tracking import Checked
+from .counters import SharedCounters
+from .profiles import RowStore
+from .rowcodec import RowCodec
+from .stream import DecisionStream
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+    from .connection import RedisState
+
+__all__ = ["SharedEngine", "SharedIdentity", "Linked", "TOMBSTONE", "person_key"]
+
+#: the first bytes of a row value that a merge replaced (then ``merged:<survivor>:`` + old value)
+TOMBSTONE: Final = b"merged:"
+_PERSON_TYPE: Final = "person"
+_MIX: Final = 0x9E3779B97F4A7C15
+
+
+def person_key(person: int) -> int:
+    """The local synthetic identifier key of ``person`` (uint64, never 0)."""
+    return ((person + 1) * _MIX) & 0xFFFFFFFFFFFFFFFF or 1
+
+
+class Linked(Protocol):
+    """What the shared identity answers for one event."""
+
+    @property
+    def person(self) -> int: ...  # -1: no person (anonymous, refused)
+
+    @property
+    def absorbed(self) -> list[int]: ...  # persons this event's merge folded into ``person``
+
+
+class SharedIdentity(Protocol):
+    """The identity graph on the server (see :mod:`decisioner.state.identity`)."""
+
+    def link_event(self, event: Event, checked: Checked) -> Linked: ...
+
+
+class _Undo:
+    """The local effects of applying an event outside the person's row, captured before the
+    first attempt so a retry after a compare-and-set conflict does not count them twice."""
+
+    def __init__(self, engine: Engine, event: Event, items: list[int]) -> None:
+        pop, cnt = engine.scorer.popularity_, engine.scorer.counters_
+        self.engine = engine
+        self.items = np.array(items, dtype=np.int64)
+        self.pop = (pop.acc_[self.items].copy(), pop.max_, pop.t_ref_)
+        self.cnt = (cnt.counts_[self.items].copy(), cnt.totals_.copy(), cnt.t_ref_)
+        c = engine.consent
+        self.history = (c.n_history_, c.history_dropped_)
+        self.events = engine.tracker.events_
+        pulse = engine.pulse_
+        self.pulse = pulse.to_state() if isinstance(event, Opinion) and pulse.active else None
+        if self.pulse is not None:
+            self.pulse = ({k: v.copy() for k, v in self.pulse[0].items()}, dict(self.pulse[1]))
+
+    def restore(self) -> None:
+        e = self.engine
+        pop, cnt = e.scorer.popularity_, e.scorer.counters_
+        acc, mx, t_ref = self.pop
+        if pop.t_ref_ != t_ref and t_ref:  # the attempt rebased every count: scale them back
+            pop.acc_ *= 2.0 ** ((pop.t_ref_ - t_ref) / pop.half_life_ms)
+        pop.acc_[self.items] = acc
+        pop.max_, pop.t_ref_ = mx, t_ref
+        counts, totals, c_ref = self.cnt
+        if cnt.t_ref_ != c_ref and c_ref:
+            cnt.counts_ *= 2.0 ** ((cnt.t_ref_ - c_ref) / cnt.half_life_ms)
+        cnt.counts_[self.items] = counts
+        cnt.totals_[:] = totals
+        cnt.t_ref_ = c_ref
+        e.scorer._dirty = True
+        e.consent.n_history_, e.consent.history_dropped_ = self.history
+        e.tracker.events_ = self.events
+        if self.pulse is not None:
+            e.pulse_.load_state(self.pulse)
+
+
+class SharedEngine:
+    """One worker's engine over shared state on Redis (see the module docstring).
+
+    Parameters
+    ----------
+    engine
+        The worker's embedded engine (same configuration and catalog in every worker); its
+        ``instance`` names the worker in decision ids.
+    state
+        The connection (:class:`~decisioner.state.connection.RedisState`).
+    identity
+        The shared identity graph.
+    log
+        Where decisions go: ``"redis"`` (a Stream), ``"files"`` (``log_dir``) or ``"off"``.
+    log_dir
+        Directory of the decision files (``log="files"``).
+    flush_events, flush_ms
+        Counter and log sync period.
+    cache_rows
+        People whose row value is cached locally.
+    max_retries
+        Compare-and-set attempts per event before :class:`StateUnavailable` (contention).
+    degraded
+        Serve the placement's fallback when Redis is unreachable (see the module docstring).
+    """
+
+    def __init__(
+        self, engine: Engine, state: RedisState, identity: SharedIdentity, *, log: str = "redis",
+        log_dir: str | None = None, flush_events: int = 1000, flush_ms: int = 1000, cache_rows: int = 100_000,
+        max_retries: int = 20, degraded: bool = False,
+    ) -> None:
+        self.engine = engine
+        self.state = state
+        self.identity = identity
+        self.rows = RowStore(state, cache_rows=cache_rows)
+        self.codec = RowCodec(engine)
+        self.counters = SharedCounters(engine, state, flush_events=flush_events, flush_ms=flush_ms)
+        self.stream = DecisionStream(log, state=state, directory=log_dir, worker=engine.instance)
+        self.max_retries = max_retries
+        self.degraded = degraded
+        g = engine.identity
+        self._ptype = np.array([g.type_code(_PERSON_TYPE)], dtype=np.int8)
+        self._scratch = self._local_row(-2)  # a row that holds an absorbed value while it is folded
+        self.retries_ = 0
+        self.degraded_ = 0
+
+    # ------------------------------------------------------------------ rows
+    def _keys(self, person: int) -> np.ndarray:
+        return np.array([person_key(person)], dtype=np.uint64)
+
+    def _local_row(self, person: int) -> int:
+        """The local row of ``person``, linked under its synthetic key when new here."""
+        g = self.engine.identity
+        row = g.resolve_key(person_key(person))
+        if row < 0:
+            row = g.link_keys(self._keys(person), self._ptype.astype(np.int32), time=None).row
+            self.engine.tracker.sync_rows()
+            self.rows.forget(person)  # a new local row holds nothing yet: the next use installs
+        return int(row)
+
+    def _install(self, row: int, person: int, value: bytes) -> None:
+        """Make local ``row`` the value ``value`` of ``person`` (an empty row when b'')."""
+        e = self.engine
+        if value:
+            self.codec.load(row, value)
+        else:
+            e.profiles.clear(row)
+            e.consent.clear(row)
+            e.attributes_.clear(row)
+            e.engagement_.clear(row)
+            if e.activity_ is not None:
+                e.activity_.clear(row)
+            if e.sends_ is not None:
+                e.sends_.clear(row)
+        e.experiments_.clear([row])
+        e.people.person_[row] = person
+
+    def _current(self, row: int, person: int) -> int:
+        """The version the local ``row`` holds (fetching and installing it when not cached)."""
+        c = self.rows.cached(person)
+        if c is None:
+            c = self.state.run(lambda: self.rows.fetch(person), "row read")
+            self._install(row, person, c.value)
+        return c.version
+
+    def _absorb(self, survivor: int, absorbed: list[int]) -> list[bytes]:
+        """Replace each absorbed person's row with a tombstone; returns their values."""
+        out = []
+        for a in absorbed:
+            for _ in range(self.max_retries):
+                c = self.state.run(lambda a=a: self.rows.fetch(a), "row read")
+                if not c.value or c.value.startswith(TOMBSTONE):
+                    break
+                stone = TOMBSTONE + str(survivor).encode() + b":" + c.value
+                if self.state.run(lambda a=a, c=c, s=stone: self.rows.write(a, c.version, s), "row write") is None:
+                    out.append(c.value)
+                    break
+            self.rows.forget(a)  # its local copy is stale from now on
+        return out
+
+    def _fold(self, row: int, values: list[bytes], now: int) -> None:
+        t = self.engine.tracker
+        t._now = now
+        for v in values:
+            self.codec.load(self._scratch, v)
+            t.fold_rows(row, np.array([self._scratch], dtype=np.int32))
+        self.engine.people.person_[self._scratch] = -1
+
+    def _update(self, ev: Event, checked: Checked, first: Callable[[Checked, int], Any],
+                again: Callable[[Checked, int], Any]) -> tuple[Any, int]:
+        """Resolve ``ev``'s person on the server, apply ``first`` to the local row, write it by
+        compare-and-set; on conflict load the stored value and apply ``again``."""
+        linked = self.state.run(lambda: self.identity.link_event(ev, checked), "identity")
+        person = linked.person
+        if person < 0:  # anonymous or refused: nothing of a person changes
+            self.engine.tracker.events_ += 1
+            return None, -1
+        row = self._local_row(person)
+        local = checked._replace(keys=self._keys(person), types=self._ptype.astype(np.int32))
+        try:
+            version = self._current(row, person)
+            folded = self._absorb(person, list(linked.absorbed)) if linked.absorbed else []
+            self._fold(row, folded, ev.time)
+            undo = _Undo(self.engine, ev, checked.items)
+            out = first(local, row)
+            for _ in range(self.max_retries):
+                got = self.state.run(lambda: self.rows.write(person, version, self.codec.encode(row)), "row write")
+                if got is None:
+                    return out, row
+                self.retries_ += 1
+                if got.value.startswith(TOMBSTONE):  # merged away meanwhile: apply to the survivor
+                    undo.restore()
+                    self.rows.forget(person)
+                    return self._update(ev, checked, again, again)
+                undo.restore()
+                self._install(row, person, got.value)
+                self._fold(row, folded, ev.time)
+                version = got.version
+                again(local, row)
+        except BaseException:
+            self.rows.forget(person)  # the local copy may hold an unacknowledged change
+            raise
+        self.rows.forget(person)
+        raise StateUnavailable(
+            f"Expected to write the row of person {person} within {self.max_retries} attempts, got a conflict "
+            "each time - at `state.rows`"
+        )
+
+    # ------------------------------------------------------------------ calls
+    def track(self, event: Any) -> int:
+        """Track one event (see :meth:`Engine.track`); returns the person id (-1: none).
+
+        Raises
+        ------
+        SchemaError, UnknownItemError
+            Before anything changes.
+        StateUnavailable
+            Redis unreachable; nothing shared changed.
+        """
+        e = self.engine
+        ev = decode_event(event, max_bytes=e.config.limits.max_payload_bytes)
+        checked = e.tracker.validate(ev)
+
+        def apply(local: Checked, row: int) -> int:
+            return int(e.tracker.apply(ev, local)[0])
+
+        with e.journal.lock:
+            _, row = self._update(ev, checked, apply, apply)
+            self._tick()
+            return int(e.people.person_[row]) if row >= 0 else -1
+
+    def decide(self, event: Any, *, placement: str) -> Decision:
+        """Track ``event`` and choose content for ``placement`` (see :meth:`Engine.decide`).
+
+        Raises
+        ------
+        UnknownPlacementError, SchemaError, UnknownItemError
+            Before anything changes.
+        StateUnavailable
+            Redis unreachable (unless ``degraded``); nothing shared changed.
+        """
+        t0 = _time.perf_counter_ns()
+        e = self.engine
+        pl = e.placements_.get(placement)
+        ev = decode_event(event, max_bytes=e.config.limits.max_payload_bytes)
+        checked = e.tracker.validate(ev)
+
+        def first(local: Checked, row: int) -> Decision:
+            return e._decide(pl, ev, local, t0, DecideOp(placement, ev))
+
+        def again(local: Checked, row: int) -> int:
+            return int(e.tracker.apply(ev, local, channel=pl.channel)[0])
+
+        with e.journal.lock:
+            try:
+                d, _ = self._update(ev, checked, first, again)
+            except StateUnavailable:
+                if not self.degraded:
+                    raise
+                return self._fallback(placement, ev, t0, "state unavailable")
+            if d is None:  # anonymous or refused on the server: no person to personalise for
+                return self._fallback(placement, ev, t0, "no person")
+            self.counters.decided(pl.index)
+            self.stream.add(d)
+            self._tick()
+            return d
+
+    def _fallback(self, placement: str, ev: Event, t0: int, why: str) -> Decision:
+        """What the placement shows someone unknown, from this worker's local state (nothing
+        tracked or logged), marked with a ``degraded`` reason."""
+        self.degraded_ += 1
+        d = self.engine.recommend({}, placement=placement, now=ev.time)
+        return msgspec.structs.replace(
+            d, decision_id=f"{self.engine.instance}-x{self.degraded_}",
+            reasons=[*d.reasons, Reason(kind="degraded", detail=f"{why}: non-personalised, not logged")],
+            latency_us=(_time.perf_counter_ns() - t0) / 1000.0,
+        )
+
+    def _tick(self) -> None:
+        if self.counters.tick():
+            try:
+                self.sync()
+            except StateUnavailable:
+                pass  # the increments stay local and go with the next sync
+
+    def sync(self) -> int:
+        """Send counter increments and buffered decisions, load the totals (a worker calls it
+        before it stops; the engine calls it every sync period). Returns increments sent.
+
+        Raises
+        ------
+        StateUnavailable
+            Redis unreachable; the increments and decisions stay buffered for the next sync.
+        """
+        with self.engine.journal.lock:
+            n = self.state.run(self.counters.sync, "counter sync")
+            self.state.run(self.stream.flush, "decision log")
+            return n
