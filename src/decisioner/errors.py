@@ -21,6 +21,7 @@ __all__ = [
     "MissingDependencyError",
     "DecisionerWarning",
     "SnapshotDamagedError",
+    "StateUnavailable",
 ]
 
 
@@ -75,6 +76,12 @@ class SnapshotDamagedError(NotReadyError):
 class LogDamagedError(NotReadyError):
     """An event log that recovery needs is damaged before its end, or missing: reading on would
     lose intact records, so nothing is replayed, cut or changed (``decisioner log check|repair``)."""
+
+
+class StateUnavailable(DecisionerError, ConnectionError):
+    """The shared state backend (Redis) cannot be reached or refused the command after the
+    configured retries; nothing was changed by this call (Redis commands are atomic), and the
+    caller decides whether to serve a fallback or fail the request."""
 
 
 class MissingDependencyError(DecisionerError, ImportError):

@@ -9,7 +9,7 @@ spec per policy, tagged by ``kind``), :mod:`.placements`, :mod:`.experiments` (v
 experiments, holdout), :mod:`.outcomes` (the attribution window), :mod:`.attributes` (typed
 profile attributes and their reconciliation rules), :mod:`.decisionlog` (the decision log's
 window in memory), :mod:`.engagement` (engagement tiers and the regional pulse), :mod:`.outbound` (caps and quiet
-hours of outbound messages) and
+hours of outbound messages), :mod:`.state` (the state backend: embedded or Redis) and
 :mod:`.document` (:class:`EngineConfig`, limits, loading).
 Import specs from here: ``from decisioner.config import PlacementSpec``.
 
@@ -51,6 +51,7 @@ from .policies import (
 )
 from .profiles import DEFAULT_EVENT_WEIGHTS as DEFAULT_EVENT_WEIGHTS
 from .profiles import ProfileSpec
+from .state import StateSpec
 
 __all__ = [
     "AFFINITY_FEATURE",
@@ -93,6 +94,7 @@ __all__ = [
     "ActivitySpec",
     "OutboundSpec",
     "CapSpec",
+    "StateSpec",
     "OUTBOUND_CHANNELS",
     "SegmentRule",
     "EngineConfig",

@@ -25,6 +25,7 @@ from .outcomes import OutcomesSpec
 from .placements import PlacementSpec
 from .profiles import ProfileSpec
 from .segments import check_segments
+from .state import StateSpec
 
 __all__ = ["LimitsSpec", "EngineConfig", "load_config_dict", "load_config"]
 
@@ -58,6 +59,7 @@ class EngineConfig(Struct, **SPEC):
     activity: ActivitySpec = ActivitySpec()
     segments: dict[str, str] = {}
     outbound: OutboundSpec = OutboundSpec()
+    state: StateSpec = StateSpec()
 
     def __post_init__(self) -> None:
         names = [p.name for p in self.placements]
