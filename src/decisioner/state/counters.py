@@ -200,7 +200,7 @@ class SharedCounters:
                 idx = np.array([int(k) for k in got], dtype=np.int64)
                 v[idx] += np.array([float(x) for x in got.values()], dtype=_FLAT)
             s.put(v, t0)
-            self._base[s.name] = v
+            self._base[s.name] = v.copy()  # put may keep v as the live array
         self._pending = 0
         self._last = time.monotonic()
         self.syncs_ += 1
