@@ -102,8 +102,10 @@ class SharedCounters:
                 st.clicks[:] = v[n:]
                 st.refresh(np.arange(n))
 
-            out.append(_Source(f"placement:{name}", lambda t0, st=st: np.concatenate([st.trials, st.clicks]),
-                               put_st, False))
+            def get_st(t0: int, st: Any = st) -> np.ndarray:
+                return np.concatenate([st.trials, st.clicks])
+
+            out.append(_Source(f"placement:{name}", get_st, put_st, False))
         for name, pl in pls.every():
             stats = getattr(pl.allocator, "stats_", None)
             if stats is None or stats.window or stats.discount != 1.0:
@@ -115,8 +117,10 @@ class SharedCounters:
                 stats.sums_[:] = v[n:2 * n]
                 stats.sumsq_[:] = v[2 * n:]
 
-            out.append(_Source(f"policy:{name}",
-                               lambda t0, s=stats: np.concatenate([s.counts_, s.sums_, s.sumsq_]), put_stats, False))
+            def get_stats(t0: int, s: Any = stats) -> np.ndarray:
+                return np.concatenate([s.counts_, s.sums_, s.sumsq_])
+
+            out.append(_Source(f"policy:{name}", get_stats, put_stats, False))
         pop, cnt = e.scorer.popularity_, e.scorer.counters_
         out.append(_Source("popularity", lambda t0: self._pop_get(pop, t0), lambda v, t0: self._pop_put(pop, v, t0),
                            True))

@@ -36,6 +36,8 @@ with a ``degraded`` reason. The client reconnects by itself when the server is b
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import time as _time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -214,11 +216,11 @@ class SharedEngine:
         out = []
         for a in absorbed:
             for _ in range(self.max_retries):
-                c = self.state.run(lambda a=a: self.rows.fetch(a), "row read")
+                c = self.state.run(functools.partial(self.rows.fetch, a), "row read")
                 if not c.value or c.value.startswith(TOMBSTONE):
                     break
                 stone = TOMBSTONE + str(survivor).encode() + b":" + c.value
-                if self.state.run(lambda a=a, c=c, s=stone: self.rows.write(a, c.version, s), "row write") is None:
+                if self.state.run(functools.partial(self.rows.write, a, c.version, stone), "row write") is None:
                     out.append(c.value)
                     break
             self.rows.forget(a)  # its local copy is stale from now on
@@ -250,7 +252,8 @@ class SharedEngine:
             undo = _Undo(self.engine, ev, checked.items)
             out = first(local, row)
             for _ in range(self.max_retries):
-                got = self.state.run(lambda: self.rows.write(person, version, self.codec.encode(row)), "row write")
+                value = self.codec.encode(row)
+                got = self.state.run(functools.partial(self.rows.write, person, version, value), "row write")
                 if got is None:
                     return out, row
                 self.retries_ += 1
@@ -319,13 +322,14 @@ class SharedEngine:
 
         with e.journal.lock:
             try:
-                d, _ = self._update(ev, checked, first, again)
+                got, _ = self._update(ev, checked, first, again)
             except StateUnavailable:
                 if not self.degraded:
                     raise
                 return self._fallback(placement, ev, t0, "state unavailable")
-            if d is None:  # anonymous or refused on the server: no person to personalise for
+            if got is None:  # anonymous or refused on the server: no person to personalise for
                 return self._fallback(placement, ev, t0, "no person")
+            d: Decision = got
             self.counters.decided(pl.index)
             self.stream.add(d)
             self._tick()
@@ -336,18 +340,17 @@ class SharedEngine:
         tracked or logged), marked with a ``degraded`` reason."""
         self.degraded_ += 1
         d = self.engine.recommend({}, placement=placement, now=ev.time)
-        return msgspec.structs.replace(
+        out: Decision = msgspec.structs.replace(
             d, decision_id=f"{self.engine.instance}-x{self.degraded_}",
             reasons=[*d.reasons, Reason(kind="degraded", detail=f"{why}: non-personalised, not logged")],
             latency_us=(_time.perf_counter_ns() - t0) / 1000.0,
         )
+        return out
 
     def _tick(self) -> None:
         if self.counters.tick():
-            try:
+            with contextlib.suppress(StateUnavailable):  # the increments stay local and go with the next sync
                 self.sync()
-            except StateUnavailable:
-                pass  # the increments stay local and go with the next sync
 
     def sync(self) -> int:
         """Send counter increments and buffered decisions, load the totals (a worker calls it

@@ -51,8 +51,8 @@ class DecisionStream:
         ``fsync`` the file at each flush.
     """
 
-    def __init__(self, kind: str = "redis", *, state: RedisState | None = None,
-                 directory: str | Path | None = None, worker: str = "w0", max_len: int = 0, fsync: bool = False) -> None:
+    def __init__(self, kind: str = "redis", *, state: RedisState | None = None, directory: str | Path | None = None,
+                 worker: str = "w0", max_len: int = 0, fsync: bool = False) -> None:
         if kind not in ("redis", "files", "off"):
             raise ConfigError(f"Expected `log` to be 'redis', 'files' or 'off', got {kind!r} - at `state.log`")
         if kind == "redis" and state is None:
