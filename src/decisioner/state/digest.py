@@ -57,7 +57,10 @@ def people_of_engine(engine: Engine) -> dict[int, list[int]]:
     out: dict[int, list[int]] = {}
     root = g.rows_["root"][: g.n_rows]
     for row in np.flatnonzero(root >= 0).tolist():
-        out[row] = [int(x) for x in g.nodes_["key"][g.members(row)].tolist()]
+        nodes = g.nodes_[g.members(row)]
+        live = nodes["key"][(nodes["state"] & 0x0F) == 0]  # live identifiers (not blocked, not tombstones)
+        if live.shape[0]:
+            out[row] = [int(x) for x in live.tolist()]
     return out
 
 

@@ -39,7 +39,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import time as _time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import msgspec
@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from ..engine import Engine
     from .connection import RedisState
 
-__all__ = ["SharedEngine", "SharedIdentity", "Linked", "TOMBSTONE", "person_key"]
+__all__ = ["EventIdentity", "SharedEngine", "SharedIdentity", "Linked", "TOMBSTONE", "person_key"]
 
 #: the first bytes of a row value that a merge replaced (then ``merged:<survivor>:`` + old value)
 TOMBSTONE: Final = b"merged:"
@@ -78,13 +78,26 @@ class Linked(Protocol):
     def person(self) -> int: ...  # -1: no person (anonymous, refused)
 
     @property
-    def absorbed(self) -> list[int]: ...  # persons this event's merge folded into ``person``
+    def absorbed(self) -> Sequence[int]: ...  # persons this event's merge folded into ``person``
 
 
 class SharedIdentity(Protocol):
     """The identity graph on the server (see :mod:`decisioner.state.identity`)."""
 
     def link_event(self, event: Event, checked: Checked) -> Linked: ...
+
+
+class EventIdentity:
+    """:class:`~decisioner.state.identity.RedisIdentity` linking a validated event: the keys the
+    local engine computed (same secret and rules), their type names, time, channel, consent."""
+
+    def __init__(self, identity: Any) -> None:
+        self.identity = identity
+
+    def link_event(self, event: Event, checked: Checked) -> Linked:
+        res: Linked = self.identity.link_keys(checked.keys, list(event.ids), time=event.time, source=event.channel,
+                                              consent=event.consent)
+        return res
 
 
 class _Undo:
@@ -172,6 +185,17 @@ class SharedEngine:
         self.retries_ = 0
         self.degraded_ = 0
 
+    @classmethod
+    def connect(cls, engine: Engine, state: RedisState, **kwargs: Any) -> SharedEngine:
+        """A worker over ``state`` whose identity graph is the server's, with the secret and the
+        identity rules of ``engine``'s configuration."""
+        from ..hashing import resolve_key
+        from .identity import RedisIdentity
+
+        ic = engine.config.identity
+        ident = RedisIdentity(state, resolve_key(ic.hash_key, ic.hash_key_env), spec=ic)
+        return cls(engine, state, EventIdentity(ident), **kwargs)
+
     # ------------------------------------------------------------------ rows
     def _keys(self, person: int) -> np.ndarray:
         return np.array([person_key(person)], dtype=np.uint64)
@@ -181,7 +205,7 @@ class SharedEngine:
         g = self.engine.identity
         row = g.resolve_key(person_key(person))
         if row < 0:
-            row = g.link_keys(self._keys(person), self._ptype.astype(np.int32), time=None).row
+            row = g.link_keys(self._keys(person), self._ptype, time=None).row
             self.engine.tracker.sync_rows()
             self.rows.forget(person)  # a new local row holds nothing yet: the next use installs
         return int(row)
@@ -244,7 +268,7 @@ class SharedEngine:
             self.engine.tracker.events_ += 1
             return None, -1
         row = self._local_row(person)
-        local = checked._replace(keys=self._keys(person), types=self._ptype.astype(np.int32))
+        local = checked._replace(keys=self._keys(person), types=self._ptype)
         try:
             version = self._current(row, person)
             folded = self._absorb(person, list(linked.absorbed)) if linked.absorbed else []
