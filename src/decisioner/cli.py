@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import cli_log, cli_mcp, cli_privacy, cli_train, cli_world
+from . import cli_log, cli_mcp, cli_privacy, cli_state, cli_train, cli_world
 from .cli_world import UsageError
 from .errors import DecisionerError, SchemaError
 
@@ -99,6 +99,12 @@ def _cmd_replay(args: argparse.Namespace) -> dict[str, Any]:
     from .replay import replay
     from .warmup import warm_up
 
+    try:
+        shared = cli_state.wants_state(args)
+    except cli_state.StateUsageError as exc:
+        raise _UsageError(str(exc)) from None
+    if shared:
+        return cli_state.run(args)
     warm_up()
     engine = _engine_from_args(args)
     if args.log is not None:
@@ -112,6 +118,7 @@ def _cmd_replay(args: argparse.Namespace) -> dict[str, Any]:
         )
     finally:
         engine.detach_log()
+    out["state_digest"] = cli_state.embedded_digest(engine, args.events, out, args.max_events)
     if args.log is not None:
         out["log"] = {"path": args.log, "flush": args.flush, "fsync": args.fsync,
                       "bytes": Path(args.log).stat().st_size}
@@ -340,6 +347,8 @@ def _print_human(command: str, out: dict[str, Any]) -> None:
             print(f"  {name:<10}{r['precision']:>10.4f}{r['recall']:>10.4f}{r['f1']:>10.4f}"
                   f"{r['over_merged_people']:>8}{r['under_merged_people']:>8}")
         print(f"  refused: {out['refused']}")
+    elif command == "replay" and "per_worker" in out:
+        cli_state.print_human(out, _latency_table)
     elif command in ("replay", "bench"):
         extra = ""
         if command == "bench":
@@ -446,6 +455,7 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--log", default=None, help="write-ahead event log file (a fresh one per run)")
     sp.add_argument("--flush", choices=("event", "interval"), default="event", help="log flush policy")
     sp.add_argument("--fsync", action="store_true", help="force every log write to the device")
+    cli_state.add_arguments(sp)
     sp = sub.add_parser("bench", help="decide latency on a state of the given size")
     common(sp)
     sp.add_argument("--profiles", type=int, default=1_000_000)

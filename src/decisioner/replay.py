@@ -68,7 +68,8 @@ def replay(
     -------
     dict
         ``events``, ``decisions``, ``rejected``, ``seconds``, ``events_per_s``,
-        ``latency_us`` (decide latency percentiles), ``track_latency_us`` and ``over_30ms``.
+        ``latency_us`` (decide latency percentiles), ``track_latency_us``, ``over_30ms`` and
+        ``decisions_by_placement``.
     """
     if decide_on is None:
         rec = next((p.name for p in engine.config.placements if p.kind == "recommendation"), None)
@@ -88,6 +89,7 @@ def replay(
     dec_lat = np.empty(total, dtype=np.float64)
     trk_lat = np.empty(total, dtype=np.float64)
     n_dec = n_trk = rejected = 0
+    by_placement = dict.fromkeys(engine.placements, 0)
     limit = engine.config.limits.max_payload_bytes
     perf = time.perf_counter_ns
     t_start = time.perf_counter()
@@ -100,6 +102,7 @@ def replay(
                 engine.decide(ev, placement=placement)
                 dec_lat[n_dec] = (perf() - t0) / 1000.0
                 n_dec += 1
+                by_placement[placement] += 1
             else:
                 engine.track(ev)
                 trk_lat[n_trk] = (perf() - t0) / 1000.0
@@ -120,4 +123,5 @@ def replay(
         "latency_us": lat,
         "track_latency_us": latency_summary(trk_lat[:n_trk]),
         "over_30ms": lat["over_30ms"],
+        "decisions_by_placement": by_placement,
     }

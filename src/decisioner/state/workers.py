@@ -194,9 +194,7 @@ def replay_workers(
         procs = [ctx.Process(target=_worker, args=(i, workers, opts, prev_arr, done, queue)) for i in range(workers)]
         for p in procs:
             p.start()
-        reports = [queue.get() for _ in procs]
-        for p in procs:
-            p.join()
+        reports = _collect(queue, procs)
         seconds = time.perf_counter() - t0
         errors = [r["error"] for r in reports if "error" in r]
         if errors:
@@ -216,6 +214,29 @@ def replay_workers(
         }
     finally:
         state.close()
+
+
+def _collect(queue: Any, procs: list[Any]) -> list[dict[str, Any]]:
+    """Every worker's report; a worker that died without one (killed, crashed at start) is
+    reported as an error instead of hanging the parent."""
+    import queue as _queue
+
+    reports: dict[int, dict[str, Any]] = {}
+    while len(reports) < len(procs):
+        try:
+            r = queue.get(timeout=0.5)
+            reports[r["worker"]] = r
+        except _queue.Empty:
+            for i, p in enumerate(procs):
+                if i not in reports and not p.is_alive() and p.exitcode is not None:
+                    try:  # its report may have arrived meanwhile
+                        r = queue.get(timeout=0.5)
+                        reports[r["worker"]] = r
+                    except _queue.Empty:
+                        reports[i] = {"worker": i, "error": f"the process ended with exit code {p.exitcode}"}
+    for p in procs:
+        p.join()
+    return [reports[i] for i in sorted(reports)]
 
 
 def _last_time(lines: list[bytes]) -> int:
