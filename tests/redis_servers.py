@@ -15,8 +15,10 @@ import random
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
@@ -52,10 +54,19 @@ def free_port(*, bus: bool = False, rng: random.Random | None = None) -> int:
     raise RuntimeError("no free loopback port in 20000-29999")
 
 
-def resp(port: int, *args: str, timeout: float = 1.0) -> bytes:
-    """Send one command in RESP to 127.0.0.1:``port`` and return the raw reply (one read)."""
+def resp(port: int, *args: str, timeout: float = 1.0, tls_ca: Path | None = None) -> bytes:
+    """Send one command in RESP to 127.0.0.1:``port`` (over TLS when ``tls_ca`` names the CA
+    certificate) and return the raw reply (one read)."""
     payload = f"*{len(args)}\r\n".encode() + b"".join(f"${len(a.encode())}\r\n{a}\r\n".encode() for a in args)
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        # wrapping hands the descriptor to the TLS socket: closing that one closes both
+        s = ssl.create_default_context(cafile=str(tls_ca)).wrap_socket(raw, server_hostname="127.0.0.1") \
+            if tls_ca is not None else raw
+    except BaseException:
+        raw.close()
+        raise
+    with s:
         s.sendall(payload)
         chunks = []
         while True:
@@ -81,27 +92,41 @@ class RedisServer:
         The port (default: a free one, chosen again if the server cannot bind it).
     cluster
         Start as a Cluster node (``--cluster-enabled yes``).
+    tls
+        Serve TLS only, with a CA and a server certificate for 127.0.0.1 made here with
+        ``openssl`` (``tls_ca`` is the CA file a client trusts).
+    extra
+        More ``redis-server`` arguments (such as ``["--requirepass", "pw"]``).
     """
 
     def __init__(self, directory: str | Path, *, appendfsync: Fsync = "always", port: int | None = None,
-                 cluster: bool = False) -> None:
+                 cluster: bool = False, tls: bool = False, extra: Sequence[str] = ()) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.appendfsync = appendfsync
         self.cluster = cluster
+        self.extra = list(extra)
+        self.tls_ca = _make_certs(self.directory) if tls else None
         self.port = port if port is not None else free_port(bus=cluster)
         self._fixed_port = port is not None
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}"
+        return f"{'rediss' if self.tls_ca else 'redis'}://127.0.0.1:{self.port}"
 
     def _argv(self) -> list[str]:
+        if self.tls_ca is not None:
+            d = self.directory
+            ports = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(d / "server.crt"),
+                     "--tls-key-file", str(d / "server.key"), "--tls-ca-cert-file", str(self.tls_ca),
+                     "--tls-auth-clients", "no"]
+        else:
+            ports = ["--port", str(self.port)]
         argv = [
-            "redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
+            "redis-server", *ports, "--bind", "127.0.0.1", "--dir", str(self.directory),
             "--save", "", "--appendonly", "yes", "--appendfsync", self.appendfsync,
-            "--protected-mode", "no", "--daemonize", "no", "--logfile", "redis.log",
+            "--protected-mode", "no", "--daemonize", "no", "--logfile", "redis.log", *self.extra,
         ]
         if self.cluster:
             argv += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
@@ -130,7 +155,8 @@ class RedisServer:
             if self.proc.poll() is not None:
                 return False
             try:
-                if resp(self.port, "PING").startswith(b"+PONG"):
+                reply = resp(self.port, "PING", tls_ca=self.tls_ca)
+                if reply.startswith(b"+PONG") or reply.startswith(b"-NOAUTH"):  # up (a password is set)
                     return True
             except OSError:
                 pass
@@ -168,6 +194,20 @@ class RedisServer:
 
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
+
+
+def _make_certs(d: Path) -> Path:
+    """A throwaway CA and a server certificate for 127.0.0.1 in ``d``; returns the CA file."""
+    def run(*argv: str) -> None:
+        subprocess.run(["openssl", *argv], cwd=d, check=True, capture_output=True, timeout=60)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+        "-subj", "/CN=decisioner-test-ca")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "server.crt", "-days", "2", "-extfile", "san.ext")
+    return d / "ca.crt"
 
 
 class RedisCluster:

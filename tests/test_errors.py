@@ -13,6 +13,7 @@ from decisioner.errors import (
     ModelError,
     NotReadyError,
     SchemaError,
+    StateUnavailable,
     UnknownArmError,
     UnknownDecisionError,
     UnknownItemError,
@@ -32,6 +33,7 @@ from decisioner.errors import (
         (UnknownDecisionError, (UnknownArmError, DecisionerError, KeyError)),
         (NotReadyError, (DecisionerError, RuntimeError)),
         (MissingDependencyError, (DecisionerError, ImportError)),
+        (StateUnavailable, (DecisionerError, ConnectionError)),
     ],
 )
 def test_error_bases(cls: type[Exception], bases: tuple[type[Exception], ...]) -> None:
@@ -69,7 +71,7 @@ def test_errors_are_exported_at_top_level() -> None:
     for name in (
         "DecisionerError", "ConfigError", "SchemaError", "UnknownArmError", "UnknownItemError",
         "UnknownPlacementError", "UnknownDecisionError", "NotReadyError", "MissingDependencyError",
-        "ModelError", "DecisionerWarning",
+        "ModelError", "DecisionerWarning", "StateUnavailable",
     ):
         assert getattr(decisioner, name) is getattr(decisioner.errors, name)
 

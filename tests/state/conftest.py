@@ -1,4 +1,4 @@
-"""Fixtures of the shared-state tests: one standalone ``redis-server`` (AOF ``always``) and one
+"""Fixtures of the shared-state tests: one standalone ``redis-server`` (AOF ``everysec``) and one
 3-master Redis Cluster per session, on free loopback ports in the session's temporary
 directory, stopped at the end; a fresh key prefix per test keeps tests apart on one server."""
 
@@ -21,9 +21,10 @@ def _need_redis() -> None:
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """A standalone redis-server with AOF on (``appendfsync always``) for the whole session."""
+    """A standalone redis-server with AOF on (``appendfsync everysec``: an fsync per write would
+    make the suite wait on the disk; the crash tests start their own with ``always``)."""
     _need_redis()
-    srv = RedisServer(tmp_path_factory.mktemp("redis"), appendfsync="always")
+    srv = RedisServer(tmp_path_factory.mktemp("redis"), appendfsync="everysec")
     srv.start()
     try:
         yield srv

@@ -90,3 +90,27 @@ def test_cluster_client_routes_by_hash_tag(redis_cluster: RedisCluster, key_pref
     assert len(slots) == 1
     assert st.fcall("dcs1_version", [st.idg_key("n")], [], readonly=True) == 1
     st.close()
+
+
+def test_password_from_the_environment_and_a_wrong_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with RedisServer(tmp_path / "r", appendfsync="no", extra=["--requirepass", "s3cret-pw"]) as srv:
+        monkeypatch.setenv("DECISIONER_REDIS_PASSWORD", "s3cret-pw")
+        st = RedisState(StateSpec(backend="redis", url=srv.url))
+        assert st.ping() > 0
+        monkeypatch.setenv("DECISIONER_REDIS_PASSWORD", "wrong-pw")
+        bad = RedisState(StateSpec(backend="redis", url=srv.url, retries=0))
+        with pytest.raises(StateUnavailable, match=re.escape(f"Expected a reachable Redis at {srv.url!r} (PING), got ")):
+            bad.ping()
+        st.close()
+
+
+def test_tls_with_a_ca_file(tmp_path: Path) -> None:
+    with RedisServer(tmp_path / "r", appendfsync="no", tls=True) as srv:
+        assert srv.url.startswith("rediss://") and srv.tls_ca is not None
+        st = RedisState.from_url(srv.url, ca_file=str(srv.tls_ca))
+        st.execute("SET", "k", "v")
+        assert st.execute("GET", "k") == b"v"
+        plain = RedisState.from_url(srv.url, retries=0)  # the system's CAs do not know this one
+        with pytest.raises(StateUnavailable, match=re.escape(f"Expected a reachable Redis at {srv.url!r} (GET), got ")):
+            plain.execute("GET", "k")
+        st.close()

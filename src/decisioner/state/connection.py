@@ -9,8 +9,9 @@ retry on a fresh connection, so a worker reconnects by itself once the server is
 every retry fails the call raises :class:`~decisioner.errors.StateUnavailable` naming the URL
 (its password redacted) and the cause; nothing is served from a state that may have diverged.
 A retried write may run twice when the first attempt reached the server and only its reply
-was lost: the identity functions are idempotent for that reason (linking the same identifiers
-again changes no partition; only the event counters count it twice).
+was lost; the identity functions are safe to repeat for that reason (the event is then seen
+twice, as a duplicate event: its identifiers are already linked, so only the counters and
+last-seen times move).
 
 **Key names** (persisted; part of the on-server format). Every key starts with a hash tag, the
 part in braces that Redis Cluster hashes to pick the slot:

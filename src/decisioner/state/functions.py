@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Final
 
 from ._idg_lua import IDENTITY_LUA
+from ._idg_unmerge_lua import UNMERGE_LUA
 
 __all__ = ["LIBRARY", "LIBRARY_NAME", "VERSION"]
 
@@ -31,4 +32,4 @@ redis.register_function{{function_name='dcs1_version', callback=function(keys, a
 """
 
 #: the whole library source (starts with the ``#!lua`` line, as FUNCTION LOAD needs)
-LIBRARY: Final = _HEADER + IDENTITY_LUA
+LIBRARY: Final = _HEADER + IDENTITY_LUA + UNMERGE_LUA
