@@ -262,7 +262,7 @@ class SharedEngine:
                 again: Callable[[Checked, int], Any]) -> tuple[Any, int]:
         """Resolve ``ev``'s person on the server, apply ``first`` to the local row, write it by
         compare-and-set; on conflict load the stored value and apply ``again``."""
-        linked = self.state.run(lambda: self.identity.link_event(ev, checked), "identity")
+        linked = self.identity.link_event(ev, checked)  # raises StateUnavailable itself
         person = linked.person
         if person < 0:  # anonymous or refused: nothing of a person changes
             self.engine.tracker.events_ += 1
