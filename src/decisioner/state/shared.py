@@ -40,7 +40,7 @@ import contextlib
 import functools
 import time as _time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
 
 import msgspec
 import numpy as np
@@ -98,6 +98,13 @@ class EventIdentity:
         res: Linked = self.identity.link_keys(checked.keys, list(event.ids), time=event.time, source=event.channel,
                                               consent=event.consent)
         return res
+
+
+class _Known(NamedTuple):
+    """A resolution served from the local identity cache (no merge: it was linked before)."""
+
+    person: int
+    absorbed: tuple[int, ...] = ()
 
 
 class _Undo:
@@ -163,12 +170,18 @@ class SharedEngine:
         Compare-and-set attempts per event before :class:`StateUnavailable` (contention).
     degraded
         Serve the placement's fallback when Redis is unreachable (see the module docstring).
+    identity_cache_ms
+        How long an event's exact set of identifiers, once linked, resolves locally without a
+        round trip (0: always ask the server). Safe against merges elsewhere: a row merged away
+        meanwhile is a tombstone, whose compare-and-set fails and sends the event to the server
+        again. What it skips: refreshing the identifiers' last-seen time on the server, which
+        only volatile identifiers' time-to-live reads (late by at most this long).
     """
 
     def __init__(
         self, engine: Engine, state: RedisState, identity: SharedIdentity, *, log: str = "redis",
         log_dir: str | None = None, flush_events: int = 1000, flush_ms: int = 1000, cache_rows: int = 100_000,
-        max_retries: int = 20, degraded: bool = False,
+        max_retries: int = 20, degraded: bool = False, identity_cache_ms: int = 1000,
     ) -> None:
         self.engine = engine
         self.state = state
@@ -182,8 +195,12 @@ class SharedEngine:
         g = engine.identity
         self._ptype = np.array([g.type_code(_PERSON_TYPE)], dtype=np.int8)
         self._scratch = self._local_row(-2)  # a row that holds an absorbed value while it is folded
+        self.identity_cache_ms = identity_cache_ms
+        self._links: dict[bytes, tuple[int, float]] = {}  # sorted event keys -> (person, when linked)
+        self._cache_rows = cache_rows
         self.retries_ = 0
         self.degraded_ = 0
+        self.link_hits_ = 0
 
     @classmethod
     def connect(cls, engine: Engine, state: RedisState, **kwargs: Any) -> SharedEngine:
@@ -262,7 +279,7 @@ class SharedEngine:
                 again: Callable[[Checked, int], Any]) -> tuple[Any, int]:
         """Resolve ``ev``'s person on the server, apply ``first`` to the local row, write it by
         compare-and-set; on conflict load the stored value and apply ``again``."""
-        linked = self.identity.link_event(ev, checked)  # raises StateUnavailable itself
+        linked = self._link(ev, checked)
         person = linked.person
         if person < 0:  # anonymous or refused: nothing of a person changes
             self.engine.tracker.events_ += 1
@@ -284,6 +301,7 @@ class SharedEngine:
                 if got.value.startswith(TOMBSTONE):  # merged away meanwhile: apply to the survivor
                     undo.restore()
                     self.rows.forget(person)
+                    self._links.clear()
                     return self._update(ev, checked, again, again)
                 undo.restore()
                 self._install(row, person, got.value)
@@ -298,6 +316,27 @@ class SharedEngine:
             f"Expected to write the row of person {person} within {self.max_retries} attempts, got a conflict "
             "each time - at `state.rows`"
         )
+
+    def _link(self, ev: Event, checked: Checked) -> Linked:
+        """The event's person: from the identity cache when its identifiers were linked within
+        ``identity_cache_ms``, else from the server (which raises StateUnavailable itself)."""
+        ttl = self.identity_cache_ms
+        if not ttl or ev.consent:  # consent may readmit erased identifiers: the server decides
+            return self.identity.link_event(ev, checked)
+        k = np.sort(checked.keys[0]).tobytes()
+        now = _time.monotonic()
+        hit = self._links.get(k)
+        if hit is not None and (now - hit[1]) * 1000.0 <= ttl:
+            self.link_hits_ += 1
+            return _Known(hit[0])
+        res = self.identity.link_event(ev, checked)
+        if res.absorbed:
+            self._links.clear()  # persons were retired: resolutions that named them are stale
+        if res.person >= 0:
+            if len(self._links) >= self._cache_rows:
+                self._links.clear()
+            self._links[k] = (res.person, now)
+        return res
 
     # ------------------------------------------------------------------ calls
     def track(self, event: Any) -> int:
