@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from decisioner.config import IdentitySpec
-from decisioner.errors import ConfigError, SchemaError
+from decisioner.errors import ConfigError, SchemaError, StateUnavailable
 from decisioner.identity import IdentityGraph
 from decisioner.state import RedisState
 from decisioner.state.identity import RedisIdentity
@@ -41,6 +41,13 @@ def test_parity_with_the_embedded_graph_on_a_world_stream(
             row_to_person[row] = person
     _same_graph(g, r)
     assert r.metrics()["refused"]["blocked"] > 0 and r.metrics()["merges"] > 0
+    for ev in events[:n:40]:  # what a person's access export shows: the same on both
+        row, person = g.resolve_one(ev["ids"]), r.resolve_one(ev["ids"])
+        assert (row < 0) == (person < 0)
+        if row >= 0:
+            key = lambda d: sorted(d.items())  # noqa: E731
+            assert sorted(map(key, r.identifiers_of(person))) == sorted(map(key, g.identifiers_of(row)))
+            assert r.evidence_of(person) == g.evidence_of(row)
     # erase a few people's identifiers (bridges split what remains), then replay more events
     rng = np.random.default_rng(5)
     picked = [events[i]["ids"] for i in rng.choice(n, 25, replace=False)]
@@ -107,8 +114,9 @@ def test_small_cases(redis_server: RedisServer, key_prefix: str) -> None:
     assert refused.refused and refused.person != survivor
     assert r.metrics()["refused"]["unique"] == 1
     # no raw identifier reaches the server
-    dump = b"".join(k + v for k, v in r.state.execute("HGETALL", r.state.idg_key("n")).items())
-    assert b"ada@example.com" not in dump
+    names = [k for k in r.state.client.scan_iter(match=f"{{{key_prefix}:idg}}*")]
+    dump = b"".join(f + v for n in names for f, v in r.state.execute("HGETALL", n).items())
+    assert len(names) > 5 and len(dump) > 200 and b"ada@example.com" not in dump and b"example" not in dump
     with pytest.raises(SchemaError, match=re.escape("Expected at least one identifier, got none - at `$.ids`")):
         r.link_one({})
     with pytest.raises(SchemaError, match=re.escape("Expected an email address, got 'nope' - at `$.ids.email`")):
@@ -140,12 +148,13 @@ def test_check_finds_a_broken_graph(redis_server: RedisServer, key_prefix: str) 
     b = r.link_one({"cookie": "c2"}).person
     assert r.check() == []
     members = r.persons()[a][3]
-    raw = r.state.execute("HGET", r.state.idg_key("p"), a)
-    r.state.execute("HSET", r.state.idg_key("p"), a, raw[:-8])  # a member dropped from the person
+    pa, pb = f"{r.state.idg_key('p')}:{a % r.buckets}", f"{r.state.idg_key('p')}:{b % r.buckets}"
+    raw = r.state.execute("HGET", pa, a)
+    r.state.execute("HSET", pa, a, raw[:-8])  # a member dropped from the person
     problems = r.check()
     assert any(f"live key {members[-1]:016x} of person {a} not in its member list" in p for p in problems)
     assert any(f"person {a}: size 2 but 1 members" in p for p in problems)
-    r.state.execute("HSET", r.state.idg_key("p"), b, raw)  # and listed twice
+    r.state.execute("HSET", pb, b, raw)  # and listed twice
     assert any("in persons" in p for p in r.check())
     r.clear()
 
@@ -174,3 +183,30 @@ def test_link_many_pipelines_the_same_links(
         r.link_many([{"cookie": "new-one"}, {}])
     assert r.resolve_one({"cookie": "new-one"}) == -1  # checked before anything was sent
     r.clear()
+
+
+def test_bucket_count_is_fixed_by_the_graph(redis_server: RedisServer, key_prefix: str) -> None:
+    st = RedisState.from_url(redis_server.url, key_prefix=key_prefix)
+    first = RedisIdentity(st, KEY, buckets=16)
+    p = first.link_one({"cookie": "a", "email": "a@example.com"}).person
+    later = RedisIdentity(st, KEY, buckets=1024)  # another worker's wish: the graph keeps 16
+    assert later.resolve_one({"email": "a@example.com"}) == p
+    assert later.link_one({"cookie": "a", "cookie2": "b"}).person == p
+    assert sorted(later.members(p)) == sorted(first.members(p)) and len(first.members(p)) == 3
+    assert later.check() == [] and len(later.nodes()) == 3
+    with pytest.raises(ConfigError, match=re.escape("expected `buckets` a power of two in [1, 65536], got 3")):
+        RedisIdentity(st, KEY, buckets=3)
+    first.clear()
+    assert list(st.client.scan_iter(match=f"{{{key_prefix}:idg}}*")) == []
+
+
+def test_a_graph_lost_on_the_server_is_an_error_not_a_fresh_start(redis_server: RedisServer, key_prefix: str) -> None:
+    st = RedisState.from_url(redis_server.url, key_prefix=key_prefix)
+    r = RedisIdentity(st, KEY)
+    r.link_one({"cookie": "a"})
+    for name in st.client.scan_iter(match=f"{{{key_prefix}:idg}}*"):
+        st.execute("DEL", name)  # as a restart without persistence would leave it
+    with pytest.raises(StateUnavailable, match=re.escape(
+            "expected the identity graph on the server, got none (a server that restarted without persistence")):
+        r.link_one({"cookie": "a"})
+    assert r.resolve_one({"cookie": "a"}) == -1

@@ -54,7 +54,7 @@ def test_server_down_raises_state_unavailable_and_the_client_reconnects(tmp_path
             with pytest.raises(StateUnavailable, match=re.escape(
                     f"Expected a reachable Redis at {srv.url!r} (dcs1_idg_link), got ConnectionError")):
                 r.link_one(ev["ids"], time=ev["time"])
-            with pytest.raises(StateUnavailable, match=re.escape(f"Expected a reachable Redis at {srv.url!r} (HMGET)")):
+            with pytest.raises(StateUnavailable, match=re.escape(f"Expected a reachable Redis at {srv.url!r} (dcs1_idg_lookup)")):
                 r.resolve_one(ev["ids"])
         srv.restart()
         for ev in events[300:1500]:  # the refused events are sent again by their caller: same result

@@ -9,7 +9,10 @@ __all__ = ["IDENTITY_LUA"]
 
 IDENTITY_LUA: Final = r"""
 -- ---------------------------------------------------------------- identity graph (dcs1_idg_*)
--- KEYS: 1 nodes, 2 persons, 3 adjacency, 4 do-not-link, 5 counters, 6 config (one hash tag)
+-- KEYS: 1 nodes, 2 persons, 3 adjacency, 4 do-not-link, 5 counters, 6 config (one hash tag).
+-- Nodes, persons and adjacency are spread over NB bucket hashes (<name>:<bucket>, bucket = the
+-- key's low 16 bits mod NB, or the person id mod NB): small hashes keep Redis's compact listpack
+-- encoding, half the memory of one big hash table. All keys share the hash tag, so one slot.
 local NODE = '<I4i8i8i4bbB'        -- tag, person, born, seen (minutes), type, slot, state
 local EDGE = '<c8i8i8i2B'          -- other key, sequence, time ms, source, 0 = this end is `a`
 local EDGE_LEN = 27
@@ -19,17 +22,24 @@ local ROW_DNL = 1
 local S_NEW, S_REFUSED, S_SUPPRESSED, S_ANONYMOUS, S_COLLISION = 1, 2, 4, 8, 16
 local EPOCH_MS, MINUTE_MS = 946684800000, 60000
 
-local KN, KP, KA, KD, KC, KG
+local KN, KP, KA, KD, KC, KG, NB
 local NC, ND, AC, AD, PC, PD, CNT, CFG
+
+local function kbucket(key) return (string.byte(key, 1) + 256 * string.byte(key, 2)) % NB end
+local function nkey(key) return KN .. ':' .. kbucket(key) end
+local function akey(key) return KA .. ':' .. kbucket(key) end
+local function pkey(pid) return KP .. ':' .. (pid % NB) end
 
 local function begin(keys)
   KN, KP, KA, KD, KC, KG = keys[1], keys[2], keys[3], keys[4], keys[5], keys[6]
   NC, ND, AC, AD, PC, PD, CNT = {}, {}, {}, {}, {}, {}, {}
-  local raw = redis.call('HMGET', KG, 'rules', 'cap', 'nslots', 'limits')
+  local raw = redis.call('HMGET', KG, 'rules', 'cap', 'nslots', 'limits', 'nb')
   if not raw[1] then
-    return redis.error_reply('DCSCONFIG expected an identity graph set up by dcs1_idg_setup, got none - at `state`')
+    return redis.error_reply('DCSGONE expected the identity graph on the server, got none (a server that ' ..
+      'restarted without persistence, or was flushed?) - at `state`')
   end
   CFG = {rules = raw[1] == '1', cap = tonumber(raw[2]), nslots = tonumber(raw[3]), lim = {}}
+  NB = tonumber(raw[5])
   local s = 0
   for v in string.gmatch(raw[4], '[^,]+') do CFG.lim[s] = tonumber(v); s = s + 1 end
   return nil
@@ -45,7 +55,7 @@ end
 local function nget(key)
   local nd = NC[key]
   if nd == nil then
-    local v = redis.call('HGET', KN, key)
+    local v = redis.call('HGET', nkey(key), key)
     if not v then NC[key] = false; return nil end
     local tag, pid, born, seen, typ, slot, st = struct.unpack(NODE, v)
     nd = {tag = tag, pid = pid, born = born, seen = seen, type = typ, slot = slot, state = st}
@@ -61,7 +71,7 @@ local function nset(key, nd) NC[key] = nd; ND[key] = true end
 local function pget(pid)
   local p = PC[pid]
   if p == nil then
-    local v = redis.call('HGET', KP, pid)
+    local v = redis.call('HGET', pkey(pid), pid)
     if not v then return nil end
     local size, flags = struct.unpack('<i4i4', v)
     local cnt = {}
@@ -86,7 +96,7 @@ end
 local function aget(key)
   local b = AC[key]
   if b == nil then
-    b = redis.call('HGET', KA, key) or ''
+    b = redis.call('HGET', akey(key), key) or ''
     AC[key] = b
   end
   return b
@@ -179,27 +189,32 @@ local function dnl_between(r_members, side)
 end
 
 local function finish()
-  local nargs = {}
+  local by_bucket = {}
   for key, _ in pairs(ND) do
     local nd = NC[key]
+    local hk = nkey(key)
+    local nargs = by_bucket[hk]
+    if not nargs then nargs = {}; by_bucket[hk] = nargs end
     nargs[#nargs + 1] = key
     nargs[#nargs + 1] = struct.pack(NODE, nd.tag, nd.pid, nd.born, nd.seen, nd.type, nd.slot, nd.state)
   end
-  for i = 1, #nargs, 1000 do  -- in chunks: unpack() is bounded by Lua's stack
-    redis.call('HSET', KN, unpack(nargs, i, math.min(i + 999, #nargs)))
+  for hk, nargs in pairs(by_bucket) do
+    for i = 1, #nargs, 1000 do  -- in chunks: unpack() is bounded by Lua's stack
+      redis.call('HSET', hk, unpack(nargs, i, math.min(i + 999, #nargs)))
+    end
   end
   for key, _ in pairs(AD) do
     local b = AC[key]
-    if b == '' then redis.call('HDEL', KA, key) else redis.call('HSET', KA, key, b) end
+    if b == '' then redis.call('HDEL', akey(key), key) else redis.call('HSET', akey(key), key, b) end
   end
   for pid, p in pairs(PD) do
     if p == false then
-      redis.call('HDEL', KP, pid)
+      redis.call('HDEL', pkey(pid), pid)
     else
       local parts = {struct.pack('<i4i4', p.size, p.flags)}
       for s = 0, CFG.nslots - 1 do parts[#parts + 1] = struct.pack('<H', p.cnt[s]) end
       parts[#parts + 1] = p.members
-      redis.call('HSET', KP, pid, table.concat(parts))
+      redis.call('HSET', pkey(pid), pid, table.concat(parts))
     end
   end
   for name, d in pairs(CNT) do
@@ -221,7 +236,8 @@ local function zeros()
 end
 
 -- ---------------------------------------------------------------- setup and types
--- ARGV: fingerprint, rules (0/1), cap, nslots, limits (comma list)
+-- ARGV: fingerprint, rules (0/1), cap, nslots, limits (comma list), buckets. Returns the
+-- graph's bucket count (the first worker's choice holds for good).
 local function idg_setup(keys, args)
   local have = redis.call('HGET', keys[6], 'fingerprint')
   if have and have ~= args[1] then
@@ -230,9 +246,24 @@ local function idg_setup(keys, args)
   end
   if not have then
     redis.call('HSET', keys[6], 'fingerprint', args[1], 'rules', args[2], 'cap', args[3], 'nslots', args[4],
-      'limits', args[5])
+      'limits', args[5], 'nb', args[6])
   end
-  return 1
+  return tonumber(redis.call('HGET', keys[6], 'nb'))
+end
+
+-- ARGV: keys (8 bytes each). Returns each key's node record (nil when absent); writes nothing.
+local function idg_lookup(keys, args)
+  local nb = redis.call('HGET', keys[6], 'nb')
+  local out = {}
+  if not nb then
+    for i = 1, #args do out[i] = false end
+    return out
+  end
+  NB, KN = tonumber(nb), keys[1]
+  for i, key in ipairs(args) do
+    out[i] = redis.call('HGET', nkey(key), key)
+  end
+  return out
 end
 
 -- ARGV: kind ('t' identifier types, at most 127; 's' evidence sources, at most 32767), then names;
@@ -245,7 +276,8 @@ local function idg_codes(keys, args)
     local name = args[i]
     local code = redis.call('HGET', keys[6], kind .. ':' .. name)
     if not code then
-      local n = redis.call('HINCRBY', keys[6], 'n' .. kind, 1) - 1
+      -- source 0 is "no source", as in the embedded graph: named sources start at 1
+      local n = redis.call('HINCRBY', keys[6], 'n' .. kind, 1) - ((kind == 't') and 1 or 0)
       if n >= cap then
         redis.call('HINCRBY', keys[6], 'n' .. kind, -1)
         return redis.error_reply('DCSSCHEMA expected at most ' .. cap .. ' names of kind ' .. kind ..
@@ -476,4 +508,5 @@ end
 redis.register_function('dcs1_idg_setup', idg_setup)
 redis.register_function('dcs1_idg_codes', idg_codes)
 redis.register_function('dcs1_idg_link', idg_link)
+redis.register_function{function_name='dcs1_idg_lookup', callback=idg_lookup, flags={'no-writes'}}
 """

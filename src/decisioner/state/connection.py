@@ -45,7 +45,7 @@ __all__ = ["RedisState", "redis_module"]
 T = TypeVar("T")
 
 #: error codes the function library raises (first word of the reply) and the error each becomes
-_OUR_ERRORS: Final = {"DCSCONFIG": ConfigError, "DCSSCHEMA": SchemaError}
+_OUR_ERRORS: Final = {"DCSCONFIG": ConfigError, "DCSSCHEMA": SchemaError, "DCSGONE": StateUnavailable}
 
 
 def redis_module() -> Any:
@@ -193,7 +193,8 @@ class RedisState:
             text = str(exc)
             code = text.split(" ", 1)[0]
             if code in _OUR_ERRORS:
-                raise _OUR_ERRORS[code](text.split(" ", 1)[1] if " " in text else text) from None
+                err: type[Exception] = _OUR_ERRORS[code]
+                raise err(text.split(" ", 1)[1] if " " in text else text) from None
             raise self._unavailable(what, exc) from None
         except (ex.RedisError, OSError) as exc:
             raise self._unavailable(what, exc) from None

@@ -4,8 +4,8 @@
 The library name and every function name carry :data:`VERSION`: a change to what a function
 stores or returns is a new version, so workers of two releases never run each other's code on
 the same keys (``FUNCTION LOAD REPLACE`` replaces only the library of the same version).
-Errors raised by the library start with a code (``DCSCONFIG``, ``DCSSCHEMA``) that the client
-turns into the matching decisioner error.
+Errors raised by the library start with a code (``DCSCONFIG``, ``DCSSCHEMA``, ``DCSGONE``) that
+the client turns into the matching decisioner error.
 
 Functions (all with keys under one hash tag, so they run on one Cluster slot):
 

@@ -19,16 +19,28 @@ survivor's, :attr:`RedisLinkResult.absorbed`); an unmerge gives new ids to the p
 not keep the person. Events with no usable identifier resolve to no person (``-1``), where the
 embedded graph uses its scratch row.
 
+**Not on Redis yet**: time-to-live expiry, eviction, run-time blocking, ``split`` and evidence
+compaction of the embedded graph (:mod:`decisioner.identity.unmerge`); linking, resolving,
+erasure, readmission and ``unlink`` are.
+
 **Layout on the server** (all keys under the hash tag ``{<prefix>:idg}``; persisted format,
 :data:`~decisioner.state.functions.VERSION` 1):
 
-* ``:n`` hash, key (8 bytes, little-endian) -> node: check tag u32, person i64 (0: none),
+* ``:n:<b>`` hashes, key (8 bytes, little-endian) -> node: check tag u32, person i64 (0: none),
   creation order i64, last seen (minutes since 2000) i32, type i8, limit slot i8, state u8
   (live, blocked, tombstone; bit 7: in a do-not-link pair) -- 27 bytes;
-* ``:p`` hash, person id -> size i32, flags i32, per-slot counts u16, member keys (8 bytes each);
-* ``:a`` hash, key -> evidence edges of the key (other key, sequence, time ms, source, end);
+* ``:p:<b>`` hashes, person id -> size i32, flags i32, per-slot counts u16, member keys (8 bytes
+  each);
+* ``:a:<b>`` hashes, key -> evidence edges of the key (other key, sequence, time ms, source, end);
 * ``:d`` hash, key -> do-not-link partner keys; ``:c`` hash of counters; ``:g`` hash of the
-  rules (a fingerprint every worker must match) and the type and source codes.
+  rules (a fingerprint every worker must match), the bucket count and the type and source codes.
+
+``<b>`` is the bucket: the key's low 16 bits (or the person id) modulo the bucket count (a power
+of two fixed when the graph is made, 4096 by default). Many small hashes keep Redis's compact
+listpack encoding (up to ``hash-max-listpack-entries``, 128 by default, per bucket), which needs
+about half the memory of one large hash table; past that a bucket turns into a hash table and
+costs what one large hash would. Raise ``hash-max-listpack-entries`` (to 512, say) or the
+bucket count for graphs past half a million identifiers.
 
 **One slot.** Redis Cluster runs a function on one slot only, and a merge may touch any two
 identifiers, so the whole graph shares one hash tag: it lives on one master and its
@@ -36,7 +48,7 @@ throughput is that master's single thread (on loopback, tens of thousands of loo
 thousands of merges per second; ``benchmarks/bench_state_identity.py``), and its size is bounded
 by that master's memory. Profiles, counters and logs are per person and spread over the
 Cluster; only identity is concentrated. Lookups (:meth:`RedisIdentity.resolve_keys`) are one
-``HMGET`` and may be served by replicas of that master. Splitting the graph would need
+read-only call (``FCALL_RO``) and may be served by replicas of that master. Splitting the graph would need
 cross-slot merges (two-phase locking across slots), which Redis does not make atomic.
 """
 
@@ -51,7 +63,7 @@ import msgspec
 import numpy as np
 
 from ..config import IdentitySpec
-from ..errors import SchemaError
+from ..errors import ConfigError, SchemaError
 from ..identity.keys import IdentityKeys
 from .connection import RedisState
 
@@ -59,6 +71,9 @@ __all__ = ["RedisIdentity", "RedisLinkResult", "RedisUnmergeResult", "NODE_FORMA
 
 #: a node record on the server (see the module docstring)
 NODE_FORMAT: Final = struct.Struct("<IqqibbB")
+#: one end of an evidence edge: other key, sequence, time ms, source, 0 when this end is `a`
+_EDGE: Final = struct.Struct("<8sqqhB")
+_EPOCH_MS, _MINUTE_MS = 946_684_800_000, 60_000
 _LIVE, _BLOCKED, _TOMB = 0, 1, 2
 _PARTS: Final = ("n", "p", "a", "d", "c", "g")
 _REFUSALS: Final = ("blocked", "tombstoned", "collision", "unique", "limit", "size_cap", "do_not_link")
@@ -147,6 +162,14 @@ class RedisIdentity:
         :class:`~decisioner.errors.ConfigError`).
     default_region
         Region of national phone numbers (default: ``spec.default_phone_region``).
+    buckets
+        Bucket hashes per part of the graph (a power of two up to 65536; see the module
+        docstring). Used when this worker makes the graph; a graph keeps its count for good.
+
+    Raises
+    ------
+    ConfigError
+        If ``buckets`` is not a power of two in [1, 65536].
 
     Examples
     --------
@@ -158,13 +181,18 @@ class RedisIdentity:
     """
 
     def __init__(self, state: RedisState, key: bytes, *, spec: IdentitySpec | None = None,
-                 default_region: str | None = None) -> None:
+                 default_region: str | None = None, buckets: int = 4096) -> None:
+        if buckets < 1 or buckets > 65536 or buckets & (buckets - 1):
+            raise ConfigError(f"expected `buckets` a power of two in [1, 65536], got {buckets!r} - at `buckets`")
         self.state = state
         self.keys = IdentityKeys(key, spec=spec, default_region=default_region)
         self.spec = self.keys.spec
+        self.buckets = buckets
         self._names = [state.idg_key(p) for p in _PARTS]
         self._codes: dict[tuple[str, str], int] = {}
+        self._rules: dict[str, tuple[int, int]] = {}
         self._ready = False
+        self._nb = buckets
 
     # ------------------------------------------------------------------ setup
     def fingerprint(self) -> str:
@@ -182,11 +210,35 @@ class RedisIdentity:
     def _setup(self) -> None:
         r = self.keys.rules
         limits = ",".join(str(v) for v in r.slot_limits) or "0"
-        self.state.fcall("dcs1_idg_setup", self._names, [
+        self._nb = int(self.state.fcall("dcs1_idg_setup", self._names, [
             self.fingerprint(), "1" if r.on else "0", self.spec.max_identifiers if r.on else 0,
-            len(r.slot_of), limits,
-        ])
+            len(r.slot_of), limits, self.buckets,
+        ]))
         self._ready = True
+
+    def _ensure(self) -> None:
+        if not self._ready:
+            self._setup()
+
+    def _bucket_names(self, part: int) -> list[str]:
+        """Every bucket hash of part ``part`` (0 nodes, 1 persons, 2 adjacency)."""
+        self._ensure()
+        return [f"{self._names[part]}:{b}" for b in range(self._nb)]
+
+    def _read_buckets(self, part: int) -> list[tuple[bytes, bytes]]:
+        """Every field of every bucket of part ``part`` (pipelined ``HGETALL``)."""
+        names = self._bucket_names(part)
+
+        def run() -> list[Any]:
+            out: list[Any] = []
+            for i in range(0, len(names), 512):
+                pipe = self.state.client.pipeline(transaction=False)
+                for name in names[i : i + 512]:
+                    pipe.execute_command("HGETALL", name)
+                out += pipe.execute()
+            return out
+
+        return [kv for reply in self.state.run(run, "HGETALL buckets") for kv in _pairs(reply)]
 
     def _code(self, kind: str, names: list[str]) -> list[int]:
         missing = [n for n in dict.fromkeys(names) if (kind, n) not in self._codes]
@@ -199,9 +251,12 @@ class RedisIdentity:
         return [self._codes[(kind, n)] for n in names]
 
     def _rule_args(self, id_type: str) -> tuple[int, int]:
-        r = self.keys.rules
-        rule = r.rule_for(id_type)
-        return rule.priority, (r.slot_of.get(id_type, -1) if r.on else -1)
+        """(priority, limit slot) of a type, compiled once per type."""
+        got = self._rules.get(id_type)
+        if got is None:
+            r = self.keys.rules
+            got = self._rules[id_type] = (r.rule_for(id_type).priority, r.slot_of.get(id_type, -1) if r.on else -1)
+        return got
 
     # ------------------------------------------------------------------ linking
     def link_one(self, ids: Mapping[str, str], *, time: int | None = None, source: str | None = None,
@@ -296,14 +351,14 @@ class RedisIdentity:
     # ------------------------------------------------------------------ resolving
     def resolve_keys(self, keys: np.ndarray) -> np.ndarray:
         """Person of each pre-hashed key (uint64[2, m]; int64, -1 when unknown, blocked, erased
-        or colliding): one ``HMGET``, changes nothing."""
+        or colliding): one read-only call (``FCALL_RO``), changes nothing."""
         m = keys.shape[1]
         out = np.full(m, -1, dtype=np.int64)
         if m == 0:
             return out
         k0 = keys[0].tolist()
         k1 = keys[1].tolist() if keys.shape[0] > 1 else [0] * m
-        vals = self.state.execute("HMGET", self._names[0], *[_kb(k) for k in k0])
+        vals = self.state.fcall("dcs1_idg_lookup", self._names, [_kb(k) for k in k0], readonly=True)
         for j, v in enumerate(vals):
             if v is None:
                 continue
@@ -377,44 +432,89 @@ class RedisIdentity:
     # ------------------------------------------------------------------ reading out
     def members(self, person: int) -> list[int]:
         """The keys of a person's identifiers (empty when the id is retired or unknown)."""
-        v = self.state.execute("HGET", self._names[1], int(person))
+        self._ensure()
+        v = self.state.execute("HGET", f"{self._names[1]}:{int(person) % self._nb}", int(person))
         if v is None:
             return []
         head = 8 + 2 * len(self.keys.rules.slot_of)
         body = v[head:]
         return [int.from_bytes(body[i : i + 8], "little") for i in range(0, len(body), 8)]
 
+    def _type_names(self, kind: str = "t") -> dict[int, str]:
+        raw = _pairs(self.state.execute("HGETALL", self._names[5]))
+        tag = f"{kind}#".encode()
+        return {int(k[2:]): v.decode() for k, v in raw if k.startswith(tag)}
+
+    def identifiers_of(self, person: int) -> list[dict[str, Any]]:
+        """What the graph holds for a person: per identifier its type, key (hex: the raw value
+        is never stored), check tag and last-seen time (epoch ms, minute resolution), as
+        :meth:`~decisioner.identity.IdentityGraph.identifiers_of` gives them."""
+        members = self.members(person)
+        if not members:
+            return []
+        vals = self.state.fcall("dcs1_idg_lookup", self._names, [_kb(k) for k in members], readonly=True)
+        names = self._type_names()
+        out = []
+        for k, v in zip(members, vals):
+            tag, _pid, _born, seen, typ, _slot, _st = NODE_FORMAT.unpack(v)
+            out.append({"type": names.get(typ, str(typ)), "key": f"{k:016x}", "tag": f"{tag:08x}",
+                        "last_seen": _EPOCH_MS + seen * _MINUTE_MS if seen else None})
+        return out
+
+    def evidence_of(self, person: int) -> list[dict[str, Any]]:
+        """Every evidence edge touching a person's identifiers, oldest first: both keys and
+        types, first event time, source, and whether the link is inside the person (else it
+        was refused), as :meth:`~decisioner.identity.IdentityGraph.evidence_of` gives them."""
+        members = self.members(person)
+        if not members:
+            return []
+        inside = set(members)
+        types, sources = self._type_names("t"), self._type_names("s")
+        blobs = self.state.run(lambda: self._adjacency(members), "HGET adjacency")
+        edges: dict[int, tuple[int, int, int, int]] = {}
+        for k, got in zip(members, blobs):
+            blob = got or b""
+            for i in range(0, len(blob), _EDGE.size):
+                other, seq, t, src, end = _EDGE.unpack_from(blob, i)
+                o = int.from_bytes(other, "little")
+                edges[seq] = (k, o, t, src) if end == 0 else (o, k, t, src)
+        keys = sorted({x for a, b, _, _ in edges.values() for x in (a, b)})
+        recs = self.state.fcall("dcs1_idg_lookup", self._names, [_kb(k) for k in keys], readonly=True)
+        type_of = {k: NODE_FORMAT.unpack(v)[4] for k, v in zip(keys, recs) if v is not None}
+        return [{
+            "a_type": types.get(type_of.get(a, -1), ""), "a_key": f"{a:016x}",
+            "b_type": types.get(type_of.get(b, -1), ""), "b_key": f"{b:016x}",
+            "time": t, "source": sources.get(src, ""), "linked": a in inside and b in inside,
+        } for _, (a, b, t, src) in sorted(edges.items())]
+
+    def _adjacency(self, members: list[int]) -> list[bytes | None]:
+        pipe = self.state.client.pipeline(transaction=False)
+        for k in members:
+            pipe.execute_command("HGET", f"{self._names[2]}:{(k & 0xFFFF) % self._nb}", _kb(k))
+        return list(pipe.execute())
+
     def nodes(self) -> dict[int, tuple[int, int]]:
         """Every stored key -> (person, state): live (0), blocked (1), tombstone (2). For checks
-        and tests (reads the whole graph with ``HSCAN``)."""
-        out: dict[int, tuple[int, int]] = {}
-        cursor = 0
-        while True:
-            cursor, page = self.state.execute("HSCAN", self._names[0], cursor, "COUNT", 1000)
-            for k, v in _pairs(page):
-                _tag, pid, _b, _s, _t, _sl, st = NODE_FORMAT.unpack(v)
-                out[int.from_bytes(k, "little")] = (pid, st & 15)
-            if int(cursor) == 0:
-                return out
+        and tests (reads the whole graph)."""
+        return {k: (rec[1], rec[6] & 15) for k, rec in self._node_records().items()}
+
+    def _node_records(self) -> dict[int, tuple[int, ...]]:
+        return {int.from_bytes(k, "little"): NODE_FORMAT.unpack(v) for k, v in self._read_buckets(0)}
 
     def persons(self) -> dict[int, tuple[int, int, list[int], list[int]]]:
         """Every person id -> (size, flags, per-slot counts, member keys). For checks and tests
-        (reads the whole graph with ``HSCAN``)."""
+        (reads the whole graph)."""
         nslots = len(self.keys.rules.slot_of) if self.keys.rules.on else 0
         nslots = int(self.state.execute("HGET", self._names[5], "nslots") or nslots)
         head = 8 + 2 * nslots
         out: dict[int, tuple[int, int, list[int], list[int]]] = {}
-        cursor = 0
-        while True:
-            cursor, page = self.state.execute("HSCAN", self._names[1], cursor, "COUNT", 1000)
-            for k, v in _pairs(page):
-                size, flags = struct.unpack_from("<ii", v)
-                counts = list(struct.unpack_from(f"<{nslots}H", v, 8))
-                body = v[head:]
-                out[int(k)] = (size, flags, counts,
-                               [int.from_bytes(body[i : i + 8], "little") for i in range(0, len(body), 8)])
-            if int(cursor) == 0:
-                return out
+        for k, v in self._read_buckets(1):
+            size, flags = struct.unpack_from("<ii", v)
+            counts = list(struct.unpack_from(f"<{nslots}H", v, 8))
+            body = v[head:]
+            members = [int.from_bytes(body[i : i + 8], "little") for i in range(0, len(body), 8)]
+            out[int(k)] = (size, flags, counts, members)
+        return out
 
     def check(self) -> list[str]:
         """Check the graph's invariants on the server; returns what is wrong (empty: nothing).
@@ -426,18 +526,12 @@ class RedisIdentity:
         for tests and maintenance, not for the request path.
         """
         problems: list[str] = []
-        nodes = self.nodes()
+        records = self._node_records()
+        nodes = {k: (rec[1], rec[6] & 15) for k, rec in records.items()}
+        slot_of_node = {k: rec[5] for k, rec in records.items()}
         persons = self.persons()
         rules = self.keys.rules
         cap = self.spec.max_identifiers if rules.on else 0
-        slot_of_node: dict[int, int] = {}
-        cursor = 0
-        while True:
-            cursor, page = self.state.execute("HSCAN", self._names[0], cursor, "COUNT", 1000)
-            for kb, v in _pairs(page):
-                slot_of_node[int.from_bytes(kb, "little")] = NODE_FORMAT.unpack(v)[5]
-            if int(cursor) == 0:
-                break
         seen: dict[int, int] = {}
         for pid, (size, _flags, counts, members) in persons.items():
             if size != len(members):
@@ -500,9 +594,21 @@ class RedisIdentity:
     def memory(self) -> dict[str, float]:
         """Bytes the graph's keys hold on the server (``MEMORY USAGE``, all fields sampled), by
         part and per identifier: core (nodes: what resolving needs), persons, evidence."""
+        self._ensure()
         use = {}
-        for part, name in zip(_PARTS, self._names):
-            use[part] = int(self.state.execute("MEMORY", "USAGE", name, "SAMPLES", 0) or 0)
+        for i, (part, name) in enumerate(zip(_PARTS, self._names)):
+            names = self._bucket_names(i) if i < 3 else [name]
+
+            def run(names: list[str] = names) -> list[Any]:
+                out: list[Any] = []
+                for j in range(0, len(names), 512):
+                    pipe = self.state.client.pipeline(transaction=False)
+                    for nm in names[j : j + 512]:
+                        pipe.execute_command("MEMORY", "USAGE", nm, "SAMPLES", 0)
+                    out += pipe.execute()
+                return out
+
+            use[part] = sum(int(v or 0) for v in self.state.run(run, "MEMORY USAGE"))
         n = max(self.metrics()["identifiers"], 1)
         total = sum(use.values())
         return {
@@ -514,6 +620,8 @@ class RedisIdentity:
 
     def clear(self) -> None:
         """Delete the whole graph from the server (every key of this prefix's identity)."""
-        self.state.execute("DEL", *self._names)
+        names = [*self._names, *(nm for part in range(3) for nm in self._bucket_names(part))]
+        for i in range(0, len(names), 1000):
+            self.state.execute("UNLINK", *names[i : i + 1000])
         self._codes.clear()
         self._ready = False
