@@ -5,7 +5,7 @@ beside the embedded figure.
 
 Sizes: a synthetic world of ``DECISIONER_BENCH_STATE_PEOPLE`` people (default 3,000; 300 under
 ``--benchmark-disable``) and its first ``DECISIONER_BENCH_STATE_EVENTS`` events (default 4,000;
-150, with 1 and 2 workers only, under ``--benchmark-disable``). The server is started here on a
+150, with 2 workers only, under ``--benchmark-disable``). The server is started here on a
 free port and stopped at the end (``tests/redis_servers.py``).
 
 What limits the scaling on a 2-core machine: each worker is a Python process that spends most of
@@ -70,7 +70,7 @@ def test_workers_beside_embedded(benchmark: Any, server: RedisServer, world: tup
                                  smoke: bool) -> None:
     """One run: the embedded replay, then 1, 2 and 4 workers over Redis; the same digest each."""
     wdir, events, n = world
-    counts = (1, 2) if smoke else (1, 2, 4)
+    counts = (2,) if smoke else (1, 2, 4)
 
     def run() -> dict[str, Any]:
         eng = Engine.from_world(wdir)
