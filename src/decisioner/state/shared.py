@@ -24,9 +24,12 @@ copy and cache) and keeps every piece of state that other workers must see on Re
    synced every ``flush_events`` events or ``flush_ms`` ms.
 
 Staleness: an update is never applied to a value older than the stored one (compare-and-set).
-Policy statistics and popularity from other workers arrive within one sync period. After every
-worker's final :meth:`SharedEngine.sync`, the shared state equals that of one embedded engine
-fed the same events (the multi-process tests check it).
+A decision is made on the row as stored when the call checked its version (``max_stale_ms = 0``,
+the default): only an update committed by another worker during that one call can escape it
+(it is then applied again to the fresh row, never lost), so a consent withdrawal made through any
+worker governs every later decision. Policy statistics and popularity from other workers arrive
+within one sync period. After every worker's final :meth:`SharedEngine.sync`, the shared state
+equals that of one embedded engine fed the same events (the multi-process tests check it).
 
 Redis unreachable: every call raises :class:`~decisioner.errors.StateUnavailable` and changes
 nothing shared; with ``degraded=True``, :meth:`SharedEngine.decide` serves instead the
@@ -170,6 +173,11 @@ class SharedEngine:
         Compare-and-set attempts per event before :class:`StateUnavailable` (contention).
     degraded
         Serve the placement's fallback when Redis is unreachable (see the module docstring).
+    max_stale_ms
+        How old a cached row a decision may be made on (0, the default: a decide first checks
+        the stored version, one round trip for an integer, and loads the row if it moved on, so
+        a consent change made through another worker is always seen). Tracking never needs it:
+        its compare-and-set fails on a stale row and applies the event again.
     identity_cache_ms
         How long an event's exact set of identifiers, once linked, resolves locally without a
         round trip (0: always ask the server). Safe against merges elsewhere: a row merged away
@@ -181,12 +189,12 @@ class SharedEngine:
     def __init__(
         self, engine: Engine, state: RedisState, identity: SharedIdentity, *, log: str = "redis",
         log_dir: str | None = None, flush_events: int = 1000, flush_ms: int = 1000, cache_rows: int = 100_000,
-        max_retries: int = 20, degraded: bool = False, identity_cache_ms: int = 1000,
+        max_retries: int = 20, degraded: bool = False, identity_cache_ms: int = 1000, max_stale_ms: int = 0,
     ) -> None:
         self.engine = engine
         self.state = state
         self.identity = identity
-        self.rows = RowStore(state, cache_rows=cache_rows)
+        self.rows = RowStore(state, cache_rows=cache_rows, max_stale_ms=max_stale_ms)
         self.codec = RowCodec(engine)
         self.counters = SharedCounters(engine, state, flush_events=flush_events, flush_ms=flush_ms)
         self.stream = DecisionStream(log, state=state, directory=log_dir, worker=engine.instance)
@@ -195,6 +203,7 @@ class SharedEngine:
         g = engine.identity
         self._ptype = np.array([g.type_code(_PERSON_TYPE)], dtype=np.int8)
         self._scratch = self._local_row(-2)  # a row that holds an absorbed value while it is folded
+        self._history_sent = engine.consent.n_history_ + engine.consent.history_dropped_
         self.identity_cache_ms = identity_cache_ms
         self._links: dict[bytes, tuple[int, float]] = {}  # sorted event keys -> (person, when linked)
         self._cache_rows = cache_rows
@@ -244,12 +253,19 @@ class SharedEngine:
         e.experiments_.clear([row])
         e.people.person_[row] = person
 
-    def _current(self, row: int, person: int) -> int:
-        """The version the local ``row`` holds (fetching and installing it when not cached)."""
+    def _current(self, row: int, person: int, *, fresh: bool = False) -> int:
+        """The version the local ``row`` holds (fetching and installing it when not cached;
+        ``fresh``: also when the stored version moved on, unless the cached row is younger than
+        ``max_stale_ms``)."""
         c = self.rows.cached(person)
         if c is None:
             c = self.state.run(lambda: self.rows.fetch(person), "row read")
             self._install(row, person, c.value)
+        elif fresh:
+            now = self.state.run(lambda: self.rows.read(person), "row read")
+            if now.version != c.version:
+                self._install(row, person, now.value)
+            c = now
         return c.version
 
     def _absorb(self, survivor: int, absorbed: list[int]) -> list[bytes]:
@@ -276,9 +292,10 @@ class SharedEngine:
         self.engine.people.person_[self._scratch] = -1
 
     def _update(self, ev: Event, checked: Checked, first: Callable[[Checked, int], Any],
-                again: Callable[[Checked, int], Any]) -> tuple[Any, int]:
-        """Resolve ``ev``'s person on the server, apply ``first`` to the local row, write it by
-        compare-and-set; on conflict load the stored value and apply ``again``."""
+                again: Callable[[Checked, int], Any], *, fresh: bool = False) -> tuple[Any, int]:
+        """Resolve ``ev``'s person on the server, apply ``first`` to the local row (``fresh``:
+        as stored now, see :meth:`_current`), write it by compare-and-set; on conflict load the
+        stored value and apply ``again``."""
         linked = self._link(ev, checked)
         person = linked.person
         if person < 0:  # anonymous or refused: nothing of a person changes
@@ -287,7 +304,7 @@ class SharedEngine:
         row = self._local_row(person)
         local = checked._replace(keys=self._keys(person), types=self._ptype)
         try:
-            version = self._current(row, person)
+            version = self._current(row, person, fresh=fresh)
             folded = self._absorb(person, list(linked.absorbed)) if linked.absorbed else []
             self._fold(row, folded, ev.time)
             undo = _Undo(self.engine, ev, checked.items)
@@ -384,8 +401,9 @@ class SharedEngine:
             return int(e.tracker.apply(ev, local, channel=pl.channel)[0])
 
         with e.journal.lock:
+            logged = len(e.decision_log)
             try:
-                got, _ = self._update(ev, checked, first, again)
+                got, _ = self._update(ev, checked, first, again, fresh=True)
             except StateUnavailable:
                 if not self.degraded:
                     raise
@@ -394,7 +412,8 @@ class SharedEngine:
                 return self._fallback(placement, ev, t0, "no person")
             d: Decision = got
             self.counters.decided(pl.index)
-            self.stream.add(d)
+            if len(e.decision_log) > logged:  # logged as the embedded engine logs it (analytics consent)
+                self.stream.add(d)
             self._tick()
             return d
 
@@ -409,6 +428,19 @@ class SharedEngine:
             latency_us=(_time.perf_counter_ns() - t0) / 1000.0,
         )
         return out
+
+    def _new_consent(self) -> list[dict[str, Any]]:
+        """The consent history entries recorded since the last sync (each once: a retried
+        event's first attempt was undone)."""
+        c = self.engine.consent
+        total = c.n_history_ + c.history_dropped_
+        n = min(total - self._history_sent, c.n_history_)
+        self._history_sent = total
+        if n <= 0:
+            return []
+        h = c.history_[c.n_history_ - n : c.n_history_]
+        out = c.history_of(set(h["person"].tolist()))
+        return out[-n:] if len(out) >= n else out
 
     def _tick(self) -> None:
         if self.counters.tick():
@@ -425,6 +457,7 @@ class SharedEngine:
             Redis unreachable; the increments and decisions stay buffered for the next sync.
         """
         with self.engine.journal.lock:
+            self.stream.add_consent(self._new_consent())
             n = self.state.run(self.counters.sync, "counter sync")
             self.state.run(self.stream.flush, "decision log")
             return n

@@ -10,6 +10,10 @@ process can read:
   read back with :func:`read_stream`.
 * ``files``: one JSON line per decision appended to ``<dir>/decisions-<worker>.jsonl``, written
   at each sync (flushed to the OS; ``fsync`` only with ``fsync=True``).
+
+Consent changes go the same way (``{<prefix>:log}:consent`` or ``consent-<worker>.jsonl``), one
+entry per changed purpose x channel cell as :meth:`~decisioner.consent.store.ConsentStore.history_of`
+spells it, so the history of a person served by several workers is in one place.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from ..schemas import Decision
 if TYPE_CHECKING:
     from .connection import RedisState
 
-__all__ = ["DecisionStream", "read_stream"]
+__all__ = ["DecisionStream", "read_consent", "read_stream"]
 
 _ENC: Final = msgspec.msgpack.Encoder()
 _JSON: Final = msgspec.json.Encoder()
@@ -66,6 +70,9 @@ class DecisionStream:
         self.fsync = fsync
         self.path = Path(directory) / f"decisions-{worker}.jsonl" if directory is not None else None
         self._buf: list[Decision] = []
+        self._consent: list[dict[str, Any]] = []
+        self.consent_key = state.key("log", "consent") if state is not None else ""
+        self.consent_path = Path(directory) / f"consent-{worker}.jsonl" if directory is not None else None
         self.written_ = 0
 
     def add(self, decision: Decision) -> None:
@@ -73,10 +80,18 @@ class DecisionStream:
         if self.kind != "off":
             self._buf.append(decision)
 
+    def add_consent(self, entries: list[dict[str, Any]]) -> None:
+        """Buffer consent history entries until the next :meth:`flush`."""
+        if self.kind != "off":
+            self._consent.extend(entries)
+
     def flush(self, pipe: Any = None) -> int:
-        """Write the buffered decisions (into ``pipe``, a Redis pipeline to execute by the
-        caller, when given); returns how many."""
-        buf, self._buf = self._buf, []
+        """Write the buffered decisions and consent entries (into ``pipe``, a Redis pipeline to
+        execute by the caller, when given); returns how many decisions."""
+        buf, consent = self._buf, self._consent
+        if consent:
+            self._flush_consent(consent, pipe)
+            self._consent = []  # only once written: a refused flush keeps them for the next
         if not buf:
             return 0
         if self.kind == "redis":
@@ -98,8 +113,30 @@ class DecisionStream:
                     import os
 
                     os.fsync(fh.fileno())
+        self._buf = []
         self.written_ += len(buf)
         return len(buf)
+
+
+    def _flush_consent(self, entries: list[dict[str, Any]], pipe: Any) -> None:
+        if self.kind == "redis":
+            assert self.state is not None
+            p = pipe if pipe is not None else self.state.client.pipeline(transaction=False)
+            for e in entries:
+                p.xadd(self.consent_key, {"d": _ENC.encode(e)})
+            if pipe is None:
+                p.execute()
+        elif self.kind == "files":
+            assert self.consent_path is not None
+            with open(self.consent_path, "ab") as fh:
+                fh.write(b"".join(_JSON.encode(e) + b"\n" for e in entries))
+
+
+def read_consent(state: RedisState) -> list[dict[str, Any]]:
+    """The consent history entries of the Stream, oldest first."""
+    rows = state.run(lambda: state.client.xrange(state.key("log", "consent")), "XRANGE")
+    out: list[dict[str, Any]] = [msgspec.msgpack.decode(fields[b"d"]) for _, fields in rows]
+    return out
 
 
 def read_stream(state: RedisState, *, count: int | None = None) -> list[Decision]:
