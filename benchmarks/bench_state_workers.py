@@ -97,13 +97,17 @@ def test_workers_beside_embedded(benchmark: Any, server: RedisServer, world: tup
 
 
 @pytest.mark.benchmark(group="state-workers")
+@pytest.mark.parametrize("max_stale_ms", [0, 1000])
 def test_decide_with_warm_local_cache(benchmark: Any, server: RedisServer, world: tuple[str, str, int],
-                                      smoke: bool, record_latency: Any) -> None:
-    """One worker deciding for people whose rows and identities it has cached: one round trip
-    (the compare-and-set of the row) and the kernels."""
+                                      smoke: bool, record_latency: Any, max_stale_ms: int) -> None:
+    """One worker deciding for people whose rows and identities it has cached: the version check
+    (``max_stale_ms=0``, the default) and the compare-and-set of the row, or the compare-and-set
+    only (``max_stale_ms=1000``: a decision may miss another worker's update of the last second),
+    and the kernels."""
     wdir, _, _ = world
-    state = RedisState.from_url(server.url, key_prefix="warm")
-    w = SharedEngine.connect(Engine.from_world(wdir, instance="warm"), state, log="off", identity_cache_ms=60_000)
+    state = RedisState.from_url(server.url, key_prefix=f"warm{max_stale_ms}")
+    w = SharedEngine.connect(Engine.from_world(wdir, instance="warm"), state, log="off", identity_cache_ms=60_000,
+                             max_stale_ms=max_stale_ms)
     people = [{"cookie": f"warm-{i}"} for i in range(50)]
     items = w.engine.catalog.ids
     t = [1_700_000_000_000]
