@@ -9,11 +9,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from decisioner import Engine
 from decisioner.cli_state import embedded_digest
 from decisioner.state import RedisState
-from decisioner.state.digest import digest
+from decisioner.state.digest import canonical, digest, people_of_engine
 from decisioner.state.shared import SharedEngine
 from decisioner.state.stream import read_consent, read_stream
 from decisioner.state.workers import _decide_on, _last_time, shared_canonical
@@ -74,3 +75,38 @@ def test_alternating_workers_retry_and_count_each_event_once(small_world: str, r
         assert np.isclose(w[0].counters.decisions_.sum(), n_dec)
     finally:
         state.close()
+
+
+@pytest.mark.parametrize("call", ["track", "decide"])
+def test_a_cached_person_merged_away_elsewhere_lands_on_the_survivor(
+    call: str, small_world: str, redis_server: RedisServer, key_prefix: str
+) -> None:
+    t = 1_700_000_000_000
+    item = Engine.from_world(small_world).catalog.ids[3]
+    events = [
+        {"type": "view", "time": t, "ids": {"cookie": "c1"}, "item": item},  # A: person P1, cached
+        {"type": "view", "time": t + 1000, "ids": {"email": "e1@mail.example.com", "user_id": "u1"}, "item": item},
+        # B: merges P1 into the larger P2 (P1's row becomes a tombstone, folded into P2's)
+        {"type": "view", "time": t + 2000, "ids": {"cookie": "c1", "email": "e1@mail.example.com"}, "item": item},
+        {"type": "view", "time": t + 3000, "ids": {"cookie": "c1"}, "item": item},  # A again: its cache says P1
+    ]
+    eng = Engine.from_world(small_world)
+    for ev in events:
+        eng.track(ev) if call == "track" or ev is not events[-1] else eng.decide(ev, placement="home_recs")
+    want = canonical(eng, people_of_engine(eng), at=t + 3000)["people"]
+    state = RedisState.from_url(redis_server.url, key_prefix=key_prefix)
+    try:
+        a, b = (SharedEngine.connect(Engine.from_world(small_world, instance=n), state, identity_cache_ms=60_000)
+                for n in ("a", "b"))
+        p1 = a.track(events[0])
+        p2 = b.track(events[1])
+        assert b.track(events[2]) == p2 != p1
+        if call == "track":
+            assert a.track(events[3]) == p2
+        else:
+            assert a.decide(events[3], placement="home_recs").person == p2
+        assert a.link_hits_ == 1, "A resolved the last event from its cache first (to the retired P1)"
+        got = shared_canonical(small_world, state, at=t + 3000)["people"]
+    finally:
+        state.close()
+    assert got == want and len(got) == 1

@@ -110,6 +110,10 @@ class _Known(NamedTuple):
     absorbed: tuple[int, ...] = ()
 
 
+class _Retired(Exception):
+    """The person's row is a tombstone: a merge retired the person after it was resolved."""
+
+
 class _Undo:
     """The local effects of applying an event outside the person's row, captured before the
     first attempt so a retry after a compare-and-set conflict does not count them twice."""
@@ -260,9 +264,13 @@ class SharedEngine:
         c = self.rows.cached(person)
         if c is None:
             c = self.state.run(lambda: self.rows.fetch(person), "row read")
+            if c.value.startswith(TOMBSTONE):  # retired by a merge: the caller resolves again
+                raise _Retired(person)
             self._install(row, person, c.value)
         elif fresh:
             now = self.state.run(lambda: self.rows.read(person), "row read")
+            if now.value.startswith(TOMBSTONE):
+                raise _Retired(person)
             if now.version != c.version:
                 self._install(row, person, now.value)
             c = now
@@ -304,7 +312,12 @@ class SharedEngine:
         row = self._local_row(person)
         local = checked._replace(keys=self._keys(person), types=self._ptype)
         try:
-            version = self._current(row, person, fresh=fresh)
+            try:
+                version = self._current(row, person, fresh=fresh)
+            except _Retired:  # merged away since it was resolved (here or in the cache): ask the server
+                self._links.clear()
+                self.rows.forget(person)
+                return self._update(ev, checked, first, again, fresh=fresh)
             folded = self._absorb(person, list(linked.absorbed)) if linked.absorbed else []
             self._fold(row, folded, ev.time)
             undo = _Undo(self.engine, ev, checked.items)

@@ -254,15 +254,23 @@ def _last_time(lines: list[bytes]) -> int:
 
 
 def _clear(state: Any) -> None:
-    """Delete every key of this prefix (all masters of a Cluster)."""
-    client = state.client
-    pattern = f"{{{state.prefix}:*"
-    nodes = client.get_primaries() if state.cluster else [None]
-    for node in nodes:
-        c = node.redis_connection if node is not None else client
-        batch = list(c.scan_iter(match=pattern, count=1000))
-        for k in range(0, len(batch), 500):
-            c.delete(*batch[k:k + 500]) if not state.cluster else [c.delete(x) for x in batch[k:k + 500]]
+    """Delete every key of this prefix (on each master of a Cluster, one key at a time there:
+    the keys of one node may lie in different slots)."""
+
+    def clear() -> None:
+        client = state.client
+        pattern = f"{{{state.prefix}:*"
+        conns = [n.redis_connection for n in client.get_primaries()] if state.cluster else [client]
+        for c in conns:
+            keys = list(c.scan_iter(match=pattern, count=1000))
+            if state.cluster:
+                for k in keys:
+                    c.delete(k)
+            else:
+                for j in range(0, len(keys), 500):
+                    c.delete(*keys[j : j + 500])
+
+    state.run(clear, "clear")
 
 
 def shared_canonical(world: str | Path, state: Any, *, at: int, seed: int = 0) -> dict[str, Any]:
