@@ -6,6 +6,7 @@ consent history, events, logged decisions) and the state must equal one embedded
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -110,3 +111,23 @@ def test_a_cached_person_merged_away_elsewhere_lands_on_the_survivor(
     finally:
         state.close()
     assert got == want and len(got) == 1
+
+
+def test_a_worker_connects_from_the_state_section(small_world: str, redis_server: RedisServer, key_prefix: str) -> None:
+    import msgspec
+
+    from decisioner.config import StateSpec
+    from decisioner.errors import ConfigError
+
+    eng = Engine.from_world(small_world)
+    with pytest.raises(ConfigError, match=re.escape('expected `state.backend = "redis"`, got ' + repr("embedded"))):
+        SharedEngine.connect(eng)
+    cfg = msgspec.structs.replace(eng.config, state=StateSpec(backend="redis", url=redis_server.url,
+                                                              key_prefix=key_prefix))
+    w = SharedEngine.connect(Engine(cfg, eng.catalog, instance="s"))
+    try:
+        assert w.track({"type": "view", "time": 1_700_000_000_000, "ids": {"cookie": "s1"},
+                        "item": eng.catalog.ids[0]}) >= 1
+        assert w.state.prefix == key_prefix
+    finally:
+        w.state.close()

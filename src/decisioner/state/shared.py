@@ -216,11 +216,22 @@ class SharedEngine:
         self.link_hits_ = 0
 
     @classmethod
-    def connect(cls, engine: Engine, state: RedisState, **kwargs: Any) -> SharedEngine:
-        """A worker over ``state`` whose identity graph is the server's, with the secret and the
-        identity rules of ``engine``'s configuration."""
+    def connect(cls, engine: Engine, state: RedisState | None = None, **kwargs: Any) -> SharedEngine:
+        """A worker over ``state`` (default: the ``[state]`` section of ``engine``'s
+        configuration) whose identity graph is the server's, with the secret and the identity
+        rules of ``engine``'s configuration.
+
+        Raises
+        ------
+        ConfigError
+            Without ``state``, if the configuration's ``[state]`` is not a Redis backend.
+        """
         from ..hashing import resolve_key
+        from .connection import RedisState
         from .identity import RedisIdentity
+
+        if state is None:
+            state = RedisState(engine.config.state)
 
         ic = engine.config.identity
         ident = RedisIdentity(state, resolve_key(ic.hash_key, ic.hash_key_env), spec=ic)
