@@ -1,8 +1,9 @@
 """Faults of shared workers: a worker killed mid-stream, Redis crashing, Redis away.
 
 * SIGKILL of a worker, then SIGKILL of redis-server and a restart from its AOF (``appendfsync
-  always``): every event the worker acknowledged is in the people's rows (the event in flight
-  may or may not be); the counters the worker had not synced yet are lost, as documented.
+  always``): every event the worker acknowledged is in the people's rows; the event in flight is
+  there completely, or not in the rows (its identifiers may be linked: identity and row are two
+  writes); the counters the worker had not synced yet are lost, as documented.
 * Redis away: :class:`StateUnavailable` naming the URL, nothing changed; with ``degraded=True`` a
   non-personalised decision marked ``degraded``; the worker reconnects when Redis is back, and
   its state goes on as if the failed calls had never been made.
@@ -19,13 +20,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from decisioner import Engine
 from decisioner.errors import StateUnavailable
 from decisioner.state import RedisState
 from decisioner.state.digest import canonical, people_of_engine
-from decisioner.state.shared import SharedEngine
+from decisioner.state.rowcodec import RowCodec
+from decisioner.state.shared import TOMBSTONE, SharedEngine
 from decisioner.state.workers import shared_canonical
 from redis_servers import RedisServer
 
@@ -33,7 +36,8 @@ _WORKER = """
 import sys
 from decisioner import Engine, warm_up
 from decisioner.state import RedisState
-from decisioner.state.shared import SharedEngine
+from decisioner.state.rowcodec import RowCodec
+from decisioner.state.shared import TOMBSTONE, SharedEngine
 warm_up()
 world, url, events, acks = sys.argv[1:5]
 w = SharedEngine.connect(Engine.from_world(world, instance="k"), RedisState.from_url(url, key_prefix="kill"))
@@ -80,11 +84,25 @@ def test_killed_worker_and_crashed_redis_lose_nothing_acknowledged(small_world: 
         try:
             at = json.loads(lines[-1])["time"]
             got = shared_canonical(small_world, state, at=at)["people"]
+            # a merge in flight may have left absorbed rows as tombstones not folded yet: their
+            # events are kept there (see decisioner.state.shared), count them
+            stones = [state.client.hget(k, "d") for k in state.client.scan_iter(match="{kill:p:*}:row")]
+            held = [RowCodec.decode(v.split(b":", 2)[2]) for v in stones if v.startswith(TOMBSTONE)]
+            unfolded = sum(int(np.frombuffer(r.arrays["profiles/events"], np.int64)[0]) for r in held)
         finally:
             state.close()
     acked = _people(small_world, lines[:done], at)
-    in_flight = _people(small_world, lines[:done + 1], at)
-    assert got in (acked, in_flight)
+    if got == _people(small_world, lines[:done + 1], at):
+        return  # the event in flight was written completely before the kill
+    # else the event in flight may have been linked on the server without its row being written
+    # (it was never acknowledged): every other person is exactly as acknowledged
+    eng = Engine.from_world(small_world)
+    keys = {f"{k:016x}" for k in eng.identity.keys_of(json.loads(lines[done])["ids"])[0][0].tolist()}
+    touched = {p for p, v in got.items() if keys & set(v["ids"])} | {p for p, v in acked.items() if keys & set(v["ids"])}
+    assert {p: v for p, v in got.items() if p not in touched} == {p: v for p, v in acked.items() if p not in touched}
+    assert len(touched) <= 2
+    assert sum(v["events"] for p, v in got.items() if p in touched) + unfolded == sum(
+        v["events"] for p, v in acked.items() if p in touched)
 
 
 def test_redis_away_raises_or_degrades_and_the_worker_reconnects(small_world: str, tmp_path: Path) -> None:
