@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
 
 from decisioner.config import StateSpec, load_config_dict
-from decisioner.errors import ConfigError, StateUnavailable
+from decisioner.errors import ConfigError, MissingDependencyError, StateUnavailable
 from decisioner.state import RedisState
 from decisioner.state.functions import LIBRARY_NAME
 from redis_servers import RedisCluster, RedisServer, free_port
@@ -114,3 +115,11 @@ def test_tls_with_a_ca_file(tmp_path: Path) -> None:
         with pytest.raises(StateUnavailable, match=re.escape(f"Expected a reachable Redis at {srv.url!r} (GET), got ")):
             plain.execute("GET", "k")
         st.close()
+
+
+def test_missing_redis_py_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "redis", None)  # as if not installed: import fails
+    with pytest.raises(MissingDependencyError, match=re.escape(
+            'Expected redis-py for the Redis state backend, got no `redis` module - install it with '
+            'pip install "decisioner[redis]"')):
+        RedisState.from_url("redis://127.0.0.1:1").ping()
