@@ -359,6 +359,8 @@ def _print_human(command: str, out: dict[str, Any]) -> None:
             extra = f", {out['events']} events, {out['decisions']} decisions, {out['rejected']} rejected"
         print(f"{command}: {out['events_per_s']:.0f} events/s{extra}")
         print(_latency_table("decide latency", out["latency_us"]))
+        if "state_digest" in out:
+            print(f"state digest: {out['state_digest']}")
         if command == "bench":
             print(_memory_line("memory", out["memory"]))
         if "churn" in out:
