@@ -406,6 +406,65 @@ class AttributeStore:
             out[name] = item
         return out
 
+    def row_values(self, row: int) -> dict[str, list[Any]]:
+        """Every column of ``row`` with codes spelt out (category values and sources by name,
+        ``None`` where unset): a row as it travels between processes whose vocabularies and
+        source tables were filled in different orders (:mod:`decisioner.state.rowcodec`)."""
+        out: dict[str, list[Any]] = {}
+        if not self.active:
+            return out
+        src = self.sources_
+        for key, col in self.arrays_.items():
+            name, column = key.split("/")
+            vals = np.atleast_1d(col[row]).tolist()
+            if column in ("source", "slot_source"):
+                vals = [src[int(v)] if v >= 0 else None for v in vals]
+            elif (column == "value" or column == "slot_code") and name in self.vocab_:
+                vals = [self.vocab_[name][int(v)] if v >= 0 else None for v in vals]
+            out[key] = vals
+        return out
+
+    def load_row_values(self, row: int, values: Mapping[str, list[Any]]) -> None:
+        """Set ``row`` to :meth:`row_values` of another store with the same declarations; names
+        this store has not seen yet join its vocabularies and sources (past a bound, the value
+        is dropped and counted in ``dropped_``, as when it is set)."""
+        if not self.active:
+            return
+        self.clear(row)
+        for key, vals in values.items():
+            name, column = key.split("/")
+            view = self.arrays_[key]
+            if column in ("source", "slot_source"):
+                codes = [self._source_code(v) if v is not None else -1 for v in vals]
+            elif (column == "value" or column == "slot_code") and name in self.vocab_:
+                codes = [self._vocab_code(name, v) if v is not None else -1 for v in vals]
+            else:
+                codes = vals
+            if view.ndim == 1:
+                view[row] = codes[0]
+            else:
+                view[row, :] = codes
+
+    def _source_code(self, source: str) -> int:
+        src = self._source_codes.get(source, -1)
+        if src < 0 and len(self.sources_) < MAX_SOURCES:
+            src = len(self.sources_)
+            self.sources_.append(source)
+            self._source_codes[source] = src
+        return src
+
+    def _vocab_code(self, name: str, value: str) -> int:
+        codes = self._codes[name]
+        code = codes.get(value, -1)
+        if code < 0:
+            if len(codes) >= self.specs[name].vocabulary_bound:
+                self.dropped_[name] += 1
+                return -1
+            code = len(codes)
+            codes[value] = code
+            self.vocab_[name].append(value)
+        return code
+
     # ------------------------------------------------------------------ state
     def _shape(self) -> dict[str, Any]:
         return {n: [s.type, s.rule, s.n_slots if s.rule == "most_frequent" else 0] for n, s in self.specs.items()}

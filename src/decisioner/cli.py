@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import cli_json, cli_log, cli_match, cli_mcp, cli_privacy, cli_report, cli_train, cli_world
+from . import cli_json, cli_log, cli_match, cli_mcp, cli_privacy, cli_report, cli_state, cli_train, cli_world
 from .cli_world import UsageError
 from .errors import DecisionerError
 
@@ -120,6 +120,12 @@ def _cmd_replay(args: argparse.Namespace) -> dict[str, Any]:
     from .replay import replay
     from .warmup import warm_up
 
+    try:
+        shared = cli_state.wants_state(args)
+    except cli_state.StateUsageError as exc:
+        raise _UsageError(str(exc)) from None
+    if shared:
+        return cli_state.run(args)
     warm_up()
     engine = _engine_from_args(args)
     if args.event_log is not None:
@@ -136,6 +142,7 @@ def _cmd_replay(args: argparse.Namespace) -> dict[str, Any]:
     if args.event_log is not None:
         out["event_log"] = {"path": args.event_log, "flush": args.flush, "fsync": args.fsync,
                             "bytes": Path(args.event_log).stat().st_size}
+    out["state_digest"] = cli_state.embedded_digest(engine, args.events, out, args.max_events)
     if args.log is not None:
         from .decisionfile import write_decisions
 
@@ -249,6 +256,8 @@ def _print_human(command: str, out: dict[str, Any]) -> None:
             print(f"  {name:<10}{r['precision']:>10.4f}{r['recall']:>10.4f}{r['f1']:>10.4f}"
                   f"{r['over_merged_people']:>8}{r['under_merged_people']:>8}")
         print(f"  refused: {out['refused']}")
+    elif command == "replay" and "per_worker" in out:
+        cli_state.print_human(out, _latency_table)
     elif command in ("replay", "bench"):
         extra = ""
         if command == "bench":
@@ -262,6 +271,8 @@ def _print_human(command: str, out: dict[str, Any]) -> None:
         print(_latency_table("decide latency", out["latency_us"]))
         if out.get("batch", 1) > 1:
             print(f"  (inside each batch, decoding apart: {out['decode_us_per_event']:.1f} us per event, amortised)")
+        if "state_digest" in out:
+            print(f"state digest: {out['state_digest']}")
         if command == "bench":
             print(_memory_line("memory", out["memory"]))
         if "churn" in out:
@@ -348,6 +359,7 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--fsync", action="store_true", help="force every event log write to the device")
     sp.add_argument("--batch", type=int, default=4096,
                     help="events per batch (the same results as one by one; 1: one call per event)")
+    cli_state.add_arguments(sp)
     sp = sub.add_parser("bench", help="decide latency on a state of the given size")
     common(sp)
     sp.add_argument("--profiles", type=int, default=1_000_000)

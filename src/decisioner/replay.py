@@ -78,7 +78,7 @@ def replay(
     dict
         ``events``, ``decisions``, ``rejected``, ``seconds``, ``events_per_s``, ``batch``,
         ``latency_us`` (decide latency percentiles), ``track_latency_us``,
-        ``decode_us_per_event`` and ``over_30ms``.
+        ``decode_us_per_event``, ``over_30ms`` and ``decisions_by_placement``.
     """
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ConfigError(f"Expected `batch` to be a positive integer, got {batch!r} - at `batch`")
@@ -98,12 +98,13 @@ def replay(
     # batch's events and decisions): 8% of a batched replay on the demo world.
     collecting = gc.isenabled()
     gc.disable()
+    by_placement = dict.fromkeys(engine.placements, 0)
     t_start = time.perf_counter()
     try:
         if batch == 1:
-            dec_lat, trk_lat, rejected, decode_us = _one_by_one(lines, engine, decide_on, progress)
+            dec_lat, trk_lat, rejected, decode_us = _one_by_one(lines, engine, decide_on, progress, by_placement)
         else:
-            dec_lat, trk_lat, rejected, decode_us = _batched(lines, engine, decide_on, progress, batch)
+            dec_lat, trk_lat, rejected, decode_us = _batched(lines, engine, decide_on, progress, batch, by_placement)
     finally:
         seconds = time.perf_counter() - t_start
         if collecting:
@@ -121,6 +122,7 @@ def replay(
         "track_latency_us": latency_summary(trk_lat),
         "decode_us_per_event": round(decode_us / total, 3) if total else 0.0,
         "over_30ms": lat["over_30ms"],
+        "decisions_by_placement": by_placement,
     }
 
 
@@ -128,7 +130,8 @@ _Latencies = tuple[np.ndarray, np.ndarray, int, float]
 
 
 def _one_by_one(
-    lines: list[bytes], engine: Engine, decide_on: dict[str, str], progress: Callable[[int, int], None] | None
+    lines: list[bytes], engine: Engine, decide_on: dict[str, str], progress: Callable[[int, int], None] | None,
+    by_placement: dict[str, int],
 ) -> _Latencies:
     total = len(lines)
     dec_lat = np.empty(total, dtype=np.float64)
@@ -145,6 +148,7 @@ def _one_by_one(
                 engine.decide(ev, placement=placement)
                 dec_lat[n_dec] = (perf() - t0) / 1000.0
                 n_dec += 1
+                by_placement[placement] += 1
             else:
                 engine.track(ev)
                 trk_lat[n_trk] = (perf() - t0) / 1000.0
@@ -158,7 +162,7 @@ def _one_by_one(
 
 def _batched(
     lines: list[bytes], engine: Engine, decide_on: dict[str, str], progress: Callable[[int, int], None] | None,
-    batch: int,
+    batch: int, by_placement: dict[str, int],
 ) -> _Latencies:
     total = len(lines)
     dec: list[np.ndarray] = []
@@ -173,6 +177,8 @@ def _batched(
         dec.append(got.latency_us[is_dec])
         trk.append(got.latency_us[ok & ~is_dec])
         rejected += len(got.rejected)
+        for d in got.decisions:
+            by_placement[d.placement] += 1
         decode_us += got.decode_us
         if progress is not None:
             progress(min(lo + batch, total), total)

@@ -125,6 +125,14 @@ class Tracker:
         self.sync_rows()
         self.experiments.merge(survivor, absorbed)
         self.people.merge(survivor, absorbed)
+        self.fold_rows(survivor, absorbed)
+        self.identity.release_rows(absorbed)
+
+    def fold_rows(self, survivor: int, absorbed: np.ndarray) -> None:
+        """Fold the person stores' rows ``absorbed`` into ``survivor`` by each store's merge rule
+        (interests added with decay, attributes reconciled, consent as :meth:`ConsentStore.merge`
+        says ...); the absorbed rows are reset. Identity, people and experiment assignments are
+        the caller's (a merge in the graph, or a worker folding rows a shared graph merged)."""
         person = self.people.person_of(survivor)
         for r in absorbed.tolist():
             self.profiles.merge(survivor, r, self.half_lives)
@@ -135,7 +143,6 @@ class Tracker:
                 self.activity.merge(survivor, r)
             if self.sends is not None:
                 self.sends.merge(survivor, r)
-        self.identity.release_rows(absorbed)
 
     def _on_split(self, row: int, new_rows: np.ndarray) -> None:
         # unmerge: the state stays with `row`; split-off pieces are new people, empty, with its consent
