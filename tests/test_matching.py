@@ -374,3 +374,34 @@ def test_weights_set_by_hand_are_kept_and_em_learns_the_rest() -> None:
     assert res.weights.iterations >= 1
     with pytest.raises(ConfigError, match=re.escape("expected `m` on every level and `else_m`, or on none")):
         ComparisonSpec(field="zip", levels=(LevelSpec(method="exact", m=0.9),))
+
+
+def test_erasure_takes_a_person_out_of_the_match_index(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from decisioner.cli import main
+
+    d = tmp_path / "engine"
+    eng = _engine()
+    eng.durable(d)
+    eng.detach_log()
+    cols = _crowd()
+    rec = tmp_path / "load.jsonl"
+    rec.write_text("\n".join(json.dumps({k: cols[k][i] for k in cols}) for i in range(len(cols["id"]))) + "\n")
+    cfg = tmp_path / "match.toml"
+    cfg.write_text(
+        '[matching]\nid_field = "id"\ntruth_field = "entity"\nu_pairs = 20000\nblocking = [["last"], ["email"]]\n'
+        + "".join(f'[[matching.comparisons]]\nfield = "{f}"\nkind = "{k}"\n' for f, k in (
+            ("first", "name"), ("last", "name"), ("dob", "date"), ("street", "address"), ("zip", "zip"),
+            ("email", "email"))))
+    out = tmp_path / "s.jsonl"
+    args = ["match", "--records", str(rec), "--config", str(cfg), "--against-graph", str(d), "--out", str(out),
+            "--hash-key", SECRET.hex(), "--json"]
+    assert main(args) == 0
+    capsys.readouterr()
+    before = (d / "matching" / "index.npz").read_bytes()
+    assert main(["privacy", "forget", str(d), "--id", f"record={cols['id'][0]}", "--actor", "dpo",
+                 "--hash-key", SECRET.hex(), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["match_index_records"] == 1
+    assert (d / "matching" / "index.npz").read_bytes() != before
+    assert main(args) == 0  # the next load against the graph sees 41 earlier records, not the erased one
+    assert json.loads(capsys.readouterr().out)["index_records"] == len(cols["id"]) - 1

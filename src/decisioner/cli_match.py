@@ -141,8 +141,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             raise SchemaError("Expected `--records FILE` or `--dataset NAME`, got neither")
         load_s = time.perf_counter() - t0
         index = dnl = None
-        if args.against_graph:
-            index = MatchIndex.load(args.against_graph, spec)
+        if eng is not None:  # against the graph: erased people's records leave the index first
+            index, _ = MatchIndex.load(args.against_graph, spec).without_erased(eng.identity)
             dnl = load_do_not_link(args.against_graph)
         res = match_records(records, spec, secret=secret, seed=args.seed, index=index, do_not_link_keys=dnl)
         n = 0

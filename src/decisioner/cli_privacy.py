@@ -92,11 +92,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             return eng.export(ids, actor=args.actor)
         if cmd == "forget":
             if not args.whole_person:
-                return {**eng.forget(ids, actor=args.actor), "found": True}
-            row = eng.profile_row(ids)
-            if row < 0:
-                return {"found": False, "erased": [], "removed": {}}
-            return {**eng.forget(row=row, actor=args.actor), "found": True}
+                out = {**eng.forget(ids, actor=args.actor), "found": True}
+            else:
+                row = eng.profile_row(ids)
+                if row < 0:
+                    return {"found": False, "erased": [], "removed": {}}
+                out = {**eng.forget(row=row, actor=args.actor), "found": True}
+            from .matching.index import forget_erased
+
+            # the match index's records of the people erased go too (keyed keys, but about them)
+            named = eng.identity.keys_of(ids)[0] if ids else None
+            out["match_index_records"] = forget_erased(args.dir, eng.identity, named)
+            return out
         if cmd == "consent":
             event: dict[str, Any] = {"type": "consent", "time": args.time, "ids": ids, "channel": args.source}
             if change:

@@ -12,7 +12,9 @@ Kept in ``DIR/matching/`` (``index.npz`` plus ``index.json``), never a raw value
 Against the index a pair's level on a field is therefore ``exact`` (equal keys), ``else`` or
 missing: fuzzy levels need the values, which are not kept. The weights are the ones learned on
 the new load. ``index.json`` holds the rules' fingerprint: a load with other rules is refused
-against it (its keys would mean something else).
+against it (its keys would mean something else). Records of erased people leave the index
+(:meth:`MatchIndex.without_erased`) when ``decisioner privacy forget`` erases them and at every
+match against the graph.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from ..errors import ConfigError
 from ..hashing import identifier_key
 from .comparisons import FieldColumn
 
-__all__ = ["MatchIndex", "record_type", "record_keys", "field_keys", "rules_fingerprint", "identity_suggestions"]
+__all__ = ["MatchIndex", "record_type", "record_keys", "field_keys", "rules_fingerprint", "identity_suggestions",
+           "forget_erased"]
 
 INDEX_VERSION = 1
 
@@ -135,6 +138,18 @@ class MatchIndex:
                           np.concatenate([self.fields, fields[:, new]], axis=1),
                           np.concatenate([self.tcode, tc[new]]), names)
 
+    def without_erased(self, identity: Any) -> tuple[MatchIndex, int]:
+        """This index without the records whose identifier the identity graph ``identity`` holds
+        as a tombstone (erased: what the index kept about them goes too), and how many left."""
+        if not len(self):
+            return self, 0
+        keep = ~np.asarray(identity.tombstoned(self.record), dtype=bool)
+        gone = int((~keep).sum())
+        if not gone:
+            return self, 0
+        return MatchIndex(self.spec, self.record[:, keep], self.blocks[:, keep], self.fields[:, keep],
+                          self.tcode[keep], list(self.tnames)), gone
+
     def save(self, directory: str | Path) -> None:
         """Write the index atomically (arrays first, then the metadata that makes them current)."""
         d = Path(directory) / "matching"
@@ -224,3 +239,31 @@ def identity_suggestions(
                 "b_key": b_key, "b_type": id_type,
             })
     return out
+
+
+def forget_erased(directory: str | Path, identity: Any, named: np.ndarray | None = None) -> int:
+    """Drop from ``directory``'s match index every record the identity graph holds as erased,
+    and those whose record key is among ``named`` (uint64[2, m]: the keys an erasure request
+    names, which the graph may never have linked), whatever rules built it; returns how many
+    (0 when there is no index)."""
+    d = Path(directory) / "matching"
+    meta_path = d / "index.json"
+    if not meta_path.is_file():
+        return 0
+    with np.load(d / "index.npz") as z:
+        arrays = {k: z[k] for k in ("record", "blocks", "fields", "tcode")}
+    keep = ~np.asarray(identity.tombstoned(arrays["record"]), dtype=bool)
+    if named is not None and named.size:
+        keep &= ~np.isin(arrays["record"][0], np.asarray(named, dtype=np.uint64)[0])
+    gone = int((~keep).sum())
+    if gone:
+        tmp = d / "index.tmp.npz"
+        np.savez(tmp, record=arrays["record"][:, keep], blocks=arrays["blocks"][:, keep],
+                 fields=arrays["fields"][:, keep], tcode=arrays["tcode"][keep])
+        tmp.replace(d / "index.npz")
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta["records"] = int(keep.sum())
+        new_meta = d / "index.json.tmp"
+        new_meta.write_text(json.dumps(meta), encoding="utf-8")
+        new_meta.replace(meta_path)
+    return gone
