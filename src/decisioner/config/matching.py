@@ -90,7 +90,12 @@ class ComparisonSpec(Struct, **SPEC):
     ``unique``: the field identifies a person (a CRM or user id): two records with different
     values are never linked automatically. ``term_frequency``: agreement on a common value
     weighs less than on a rare one (the ``exact`` level's ``u`` becomes the value's share of the
-    load: Splink's term-frequency adjustment; needs ``exact`` first).
+    load: Splink's term-frequency adjustment; needs ``exact`` first). ``identifying``: the field
+    describes the person (a first name, a date of birth): a clear disagreement, the ``else``
+    level (none of the levels holds: not a typo, a transposition, a phonetic or a close
+    spelling), means two people, so such a pair is neither linked nor suggested and its records
+    never share a cluster, however much else they share (a household: surname, street, zip and
+    landline). A missing value is no disagreement.
     """
 
     field: Annotated[str, Meta(min_length=1, max_length=128)]
@@ -100,6 +105,7 @@ class ComparisonSpec(Struct, **SPEC):
     else_u: Probability | None = None
     unique: bool = False
     term_frequency: bool = False
+    identifying: bool = False
 
     def __post_init__(self) -> None:
         at = f" (comparison of {self.field!r})"

@@ -24,7 +24,7 @@ from ..config.matching import ComparisonSpec, LevelSpec
 from ..errors import MissingDependencyError
 from .normalise import Encoded, codes_of, phonetic
 
-__all__ = ["FieldColumn", "compare_pairs", "level_names"]
+__all__ = ["FieldColumn", "compare_pairs", "conflicts", "level_names"]
 
 
 def _rapidfuzz() -> Any:
@@ -156,4 +156,22 @@ def compare_pairs(cols: list[FieldColumn], a: np.ndarray, b: np.ndarray) -> np.n
             lev[todo[hit]] = k
             todo = todo[~hit]
         out[:, f] = lev
+    return out
+
+
+def conflicts(specs: list[ComparisonSpec], levels: np.ndarray) -> np.ndarray:
+    """Whether each pair (levels int8[E, F]) clearly disagrees on an ``identifying`` field: its
+    level there is ``else`` (a missing value is no disagreement). Such pairs are two people.
+
+    >>> from decisioner.config import ComparisonSpec, LevelSpec
+    >>> first = ComparisonSpec(field="first", kind="name", identifying=True, levels=(
+    ...     LevelSpec(method="exact"), LevelSpec(method="jaro_winkler", threshold=0.8)))
+    >>> street = ComparisonSpec(field="street", kind="address")
+    >>> conflicts([first, street], np.array([[2, 0], [1, 1], [-1, 0]], dtype=np.int8)).tolist()
+    [True, False, False]
+    """
+    out = np.zeros(levels.shape[0], dtype=bool)
+    for f, spec in enumerate(specs):
+        if spec.identifying:
+            out |= levels[:, f] == len(spec.levels)
     return out
