@@ -430,18 +430,21 @@ def test_conflict_on_an_identifying_field_is_a_clear_disagreement_only() -> None
 
     first = ComparisonSpec(field="first", kind="name", identifying=True, levels=(
         LevelSpec(method="exact"), LevelSpec(method="jaro_winkler", threshold=0.8),
-        LevelSpec(method="damerau", threshold=1)))
+        LevelSpec(method="damerau", threshold=1), LevelSpec(method="initial")))
     dob = ComparisonSpec(field="dob", kind="date", identifying=True, levels=(
         LevelSpec(method="exact"), LevelSpec(method="damerau", threshold=1), LevelSpec(method="date_transposed")))
     street = ComparisonSpec(field="street", kind="address")
     cols = [FieldColumn(c, encode(v, c.kind)[0]) for c, v in (
-        (first, ["Ada", "Adda", "as", "sa", "Bob", None, "Ada"]),
-        (dob, ["1961-03-04", "1961-03-05", "1961-04-03", "1961-03-04", "1958-11-02", None, "1975-08-19"]),
-        (street, ["1 A St"] * 7))]
-    a, b = np.array([0, 2, 0, 4, 0, 1, 0]), np.array([1, 3, 5, 5, 4, 3, 6])
+        (first, ["Ada", "Adda", "as", "sa", "Bob", None, "Ada", "A.", "B"]),
+        (dob, ["1961-03-04", "1961-03-05", "1961-04-03", "1961-03-04", "1958-11-02", None, "1975-08-19", None,
+               None]),
+        (street, ["1 A St"] * 9))]
+    a, b = np.array([0, 2, 0, 4, 0, 1, 0, 7, 7]), np.array([1, 3, 5, 5, 4, 3, 6, 0, 4])
     lev = compare_pairs(cols, a, b)
-    # a typo, a transposition, one edit in a short name, a missing value: no conflict; a first name
-    # or a birth date clearly different: two people
-    assert conflicts([first, dob, street], lev).tolist() == [False, False, False, False, True, True, True]
+    assert lev[7:, 0].tolist() == [3, 4]  # "A." is Ada's initial, not Bob's
+    # a typo, a transposition, one edit in a short name, a missing value, an initial: no conflict;
+    # a first name or a birth date clearly different: two people
+    assert conflicts([first, dob, street], lev).tolist() == [False, False, False, False, True, True, True, False,
+                                                             True]
     assert conflicts([first.__class__(field="first", kind="name", levels=first.levels), street], lev[:, [0, 2]]
-                     ).tolist() == [False] * 7
+                     ).tolist() == [False] * 9

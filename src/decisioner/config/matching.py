@@ -28,10 +28,11 @@ __all__ = [
 FIELD_KINDS: Final = ("name", "text", "address", "date", "phone", "email", "zip", "id")
 #: level methods: similarity at or above ``threshold`` (jaro_winkler, jaro in [0, 1]), edit distance at
 #: most ``threshold`` (levenshtein, damerau: an integer), equal phonetic codes (metaphone, nysiis,
-#: soundex), dates with day and month swapped (date_transposed) or the same year (date_year)
+#: soundex), dates with day and month swapped (date_transposed) or the same year (date_year), an
+#: initial and a name that starts with it (initial: ``j`` and ``john``)
 LEVEL_METHODS: Final = (
     "exact", "jaro_winkler", "jaro", "levenshtein", "damerau", "metaphone", "nysiis", "soundex",
-    "date_transposed", "date_year",
+    "date_transposed", "date_year", "initial",
 )
 #: what a blocking key takes of a field: its normalised value (no transform), a phonetic code, the
 #: first N characters (``prefix3``) or a date's year
@@ -51,7 +52,7 @@ class LevelSpec(Struct, **SPEC):
 
     method: Literal[
         "exact", "jaro_winkler", "jaro", "levenshtein", "damerau", "metaphone", "nysiis", "soundex",
-        "date_transposed", "date_year",
+        "date_transposed", "date_year", "initial",
     ]
     threshold: float | None = None
     m: Probability | None = None

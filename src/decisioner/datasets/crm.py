@@ -147,7 +147,9 @@ def crm_records(people: int, *, seed: int = 0, records_per_person: float = 2.0) 
 def _name(field: str, *, identifying: bool = False) -> ComparisonSpec:
     levels: tuple[LevelSpec, ...] = (LevelSpec(method="exact"), LevelSpec(method="jaro_winkler", threshold=0.92),
                                      LevelSpec(method="jaro_winkler", threshold=0.8), LevelSpec(method="metaphone"))
-    if identifying:  # a typo in a short name ("sa" / "as") is far by Jaro-Winkler: one edit is no conflict
+    # a typo in a short name ("sa" / "as") is far by Jaro-Winkler: one edit is no conflict. No
+    # `initial` level: this world has one-letter first names ("a", "y") and never abbreviates one
+    if identifying:
         levels += (LevelSpec(method="damerau", threshold=1),)
     return ComparisonSpec(field=field, kind="name", term_frequency=True, identifying=identifying, levels=levels)
 
