@@ -56,6 +56,10 @@ def test_config_section_parses_like_the_others() -> None:
         "comparisons": [{"field": "surname", "kind": "name", "levels": [
             {"method": "exact"}, {"method": "jaro_winkler", "threshold": 0.9}]}]}})
     assert cfg.matching.comparisons[0].levels[1].name == "jaro_winkler>=0.9"
+    assert not cfg.matching.comparisons[0].identifying
+    cfg = load_config_dict({"matching": {"blocking": [["first"]], "comparisons": [
+        {"field": "first", "kind": "name", "identifying": True, "levels": [{"method": "exact"}, {"method": "initial"}]}]}})
+    assert cfg.matching.comparisons[0].identifying and cfg.matching.comparisons[0].levels[1].name == "initial"
     with pytest.raises(ConfigError, match=re.escape("expected a compared field in ['surname'], got 'zip'")):
         load_config_dict({"matching": {"blocking": [["zip"]], "comparisons": [{"field": "surname"}]}})
     with pytest.raises(ConfigError, match=re.escape("expected `threshold` in (0, 1] for a similarity, got None")):
