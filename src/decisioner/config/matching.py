@@ -28,10 +28,11 @@ __all__ = [
 FIELD_KINDS: Final = ("name", "text", "address", "date", "phone", "email", "zip", "id")
 #: level methods: similarity at or above ``threshold`` (jaro_winkler, jaro in [0, 1]), edit distance at
 #: most ``threshold`` (levenshtein, damerau: an integer), equal phonetic codes (metaphone, nysiis,
-#: soundex), dates with day and month swapped (date_transposed) or the same year (date_year)
+#: soundex), dates with day and month swapped (date_transposed) or the same year (date_year), an
+#: initial and a name that starts with it (initial: ``j`` and ``john``)
 LEVEL_METHODS: Final = (
     "exact", "jaro_winkler", "jaro", "levenshtein", "damerau", "metaphone", "nysiis", "soundex",
-    "date_transposed", "date_year",
+    "date_transposed", "date_year", "initial",
 )
 #: what a blocking key takes of a field: its normalised value (no transform), a phonetic code, the
 #: first N characters (``prefix3``) or a date's year
@@ -51,7 +52,7 @@ class LevelSpec(Struct, **SPEC):
 
     method: Literal[
         "exact", "jaro_winkler", "jaro", "levenshtein", "damerau", "metaphone", "nysiis", "soundex",
-        "date_transposed", "date_year",
+        "date_transposed", "date_year", "initial",
     ]
     threshold: float | None = None
     m: Probability | None = None
@@ -90,7 +91,12 @@ class ComparisonSpec(Struct, **SPEC):
     ``unique``: the field identifies a person (a CRM or user id): two records with different
     values are never linked automatically. ``term_frequency``: agreement on a common value
     weighs less than on a rare one (the ``exact`` level's ``u`` becomes the value's share of the
-    load: Splink's term-frequency adjustment; needs ``exact`` first).
+    load: Splink's term-frequency adjustment; needs ``exact`` first). ``identifying``: the field
+    describes the person (a first name, a date of birth): a clear disagreement, the ``else``
+    level (none of the levels holds: not a typo, a transposition, a phonetic or a close
+    spelling), means two people, so such a pair is neither linked nor suggested and its records
+    never share a cluster, however much else they share (a household: surname, street, zip and
+    landline). A missing value is no disagreement.
     """
 
     field: Annotated[str, Meta(min_length=1, max_length=128)]
@@ -100,6 +106,7 @@ class ComparisonSpec(Struct, **SPEC):
     else_u: Probability | None = None
     unique: bool = False
     term_frequency: bool = False
+    identifying: bool = False
 
     def __post_init__(self) -> None:
         at = f" (comparison of {self.field!r})"

@@ -144,10 +144,14 @@ def crm_records(people: int, *, seed: int = 0, records_per_person: float = 2.0) 
     return out
 
 
-def _name(field: str) -> ComparisonSpec:
-    return ComparisonSpec(field=field, kind="name", term_frequency=True, levels=(
-        LevelSpec(method="exact"), LevelSpec(method="jaro_winkler", threshold=0.92),
-        LevelSpec(method="jaro_winkler", threshold=0.8), LevelSpec(method="metaphone")))
+def _name(field: str, *, identifying: bool = False) -> ComparisonSpec:
+    levels: tuple[LevelSpec, ...] = (LevelSpec(method="exact"), LevelSpec(method="jaro_winkler", threshold=0.92),
+                                     LevelSpec(method="jaro_winkler", threshold=0.8), LevelSpec(method="metaphone"))
+    # a typo in a short name ("sa" / "as") is far by Jaro-Winkler: one edit is no conflict. No
+    # `initial` level: this world has one-letter first names ("a", "y") and never abbreviates one
+    if identifying:
+        levels += (LevelSpec(method="damerau", threshold=1),)
+    return ComparisonSpec(field=field, kind="name", term_frequency=True, identifying=identifying, levels=levels)
 
 
 def crm_spec(*, phone_kind: str = "phone", **overrides: object) -> MatchingSpec:
@@ -158,8 +162,8 @@ def crm_spec(*, phone_kind: str = "phone", **overrides: object) -> MatchingSpec:
         blocking=(("email",), ("phone",), ("last_name", "dob"), ("first_name", "dob"),
                   ("first_name:metaphone", "last_name:metaphone", "zip"), ("last_name", "street")),
         comparisons=(
-            _name("first_name"), _name("last_name"),
-            ComparisonSpec(field="dob", kind="date", levels=(
+            _name("first_name", identifying=True), _name("last_name"),
+            ComparisonSpec(field="dob", kind="date", identifying=True, levels=(
                 LevelSpec(method="exact"), LevelSpec(method="damerau", threshold=1),
                 LevelSpec(method="date_transposed"), LevelSpec(method="date_year"))),
             ComparisonSpec(field="street", kind="address", levels=(

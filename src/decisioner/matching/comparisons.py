@@ -7,6 +7,8 @@ evidence). Levels are computed over the encoded columns of :mod:`.normalise`:
 * ``exact`` compares codes (equal normalised values);
 * phonetic levels compare jellyfish codes computed once per distinct value;
 * ``date_transposed`` / ``date_year`` look up the value with day and month swapped / its year;
+* ``initial``: one value is a single letter and the other starts with it (``j`` / ``john``: an
+  initial is no disagreement on a first name);
 * ``jaro_winkler``, ``jaro``, ``levenshtein`` and ``damerau`` run rapidfuzz (C++, the
   ``process.cpdist`` batch API releases the GIL) once per distinct pair of values, not per
   record pair: a million pairs of names hold far fewer distinct spellings. rapidfuzz is used
@@ -24,7 +26,7 @@ from ..config.matching import ComparisonSpec, LevelSpec
 from ..errors import MissingDependencyError
 from .normalise import Encoded, codes_of, phonetic
 
-__all__ = ["FieldColumn", "compare_pairs", "level_names"]
+__all__ = ["FieldColumn", "compare_pairs", "conflicts", "level_names"]
 
 
 def _rapidfuzz() -> Any:
@@ -49,7 +51,8 @@ class FieldColumn:
         self._aux: dict[str, np.ndarray] = {}
 
     def aux(self, name: str) -> np.ndarray:
-        """int32 per distinct value: phonetic code, transposed value's code (-1 if absent) or year code."""
+        """int32 per distinct value: phonetic code, transposed value's code (-1 if absent), year
+        code, first letter (-1 if empty) or whether it is one letter."""
         got = self._aux.get(name)
         if got is not None:
             return got
@@ -62,6 +65,10 @@ class FieldColumn:
                            dtype=np.int32)
         elif name == "date_year":
             got = codes_of(values, lambda v: v[:4] if len(v) >= 4 else "")
+        elif name == "first_letter":
+            got = np.array([ord(v[0]) if v else -1 for v in values], dtype=np.int32)
+        elif name == "single_letter":
+            got = np.array([len(v) == 1 for v in values], dtype=np.int32)
         else:  # pragma: no cover - names come from LevelSpec's Literal
             raise AssertionError(name)
         self._aux[name] = got
@@ -117,6 +124,9 @@ def _holds(
         return np.asarray((pa == pb) & (pa >= 0))
     if m == "date_transposed":
         return np.asarray(col.aux(m)[ca] == cb)
+    if m == "initial":
+        first, single = col.aux("first_letter"), col.aux("single_letter")
+        return np.asarray((first[ca] == first[cb]) & (first[ca] >= 0) & ((single[ca] == 1) | (single[cb] == 1)))
     full = cache.get(m)
     if full is None:  # first level of this method: score every pair still open, once
         full = cache[m] = np.full(n_pairs, np.nan)
@@ -156,4 +166,22 @@ def compare_pairs(cols: list[FieldColumn], a: np.ndarray, b: np.ndarray) -> np.n
             lev[todo[hit]] = k
             todo = todo[~hit]
         out[:, f] = lev
+    return out
+
+
+def conflicts(specs: list[ComparisonSpec], levels: np.ndarray) -> np.ndarray:
+    """Whether each pair (levels int8[E, F]) clearly disagrees on an ``identifying`` field: its
+    level there is ``else`` (a missing value is no disagreement). Such pairs are two people.
+
+    >>> from decisioner.config import ComparisonSpec, LevelSpec
+    >>> first = ComparisonSpec(field="first", kind="name", identifying=True, levels=(
+    ...     LevelSpec(method="exact"), LevelSpec(method="jaro_winkler", threshold=0.8)))
+    >>> street = ComparisonSpec(field="street", kind="address")
+    >>> conflicts([first, street], np.array([[2, 0], [1, 1], [-1, 0]], dtype=np.int8)).tolist()
+    [True, False, False]
+    """
+    out = np.zeros(levels.shape[0], dtype=bool)
+    for f, spec in enumerate(specs):
+        if spec.identifying:
+            out |= levels[:, f] == len(spec.levels)
     return out

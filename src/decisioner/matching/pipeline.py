@@ -23,7 +23,7 @@ from ..config.matching import ComparisonSpec, MatchingSpec
 from ..errors import SchemaError
 from .blocking import block_codes, candidate_pairs, keyed_block_keys, random_pairs
 from .clustering import cluster, pair_metrics
-from .comparisons import FieldColumn, compare_pairs, level_names
+from .comparisons import FieldColumn, compare_pairs, conflicts, level_names
 from .em import Weights, estimate_u, fit_em, pattern_codes
 from .index import MatchIndex, field_keys, record_keys, record_type
 from .normalise import Encoded, encode
@@ -249,6 +249,11 @@ def match_records(
         prob = weights.probability(pats)[inv] if a.shape[0] else np.empty(0)
     else:
         prob = weights.probability(levels, np.asarray(total_adjust))
+    # a clear disagreement on an identifying field (a first name, a date of birth) is two people,
+    # whatever the other fields share: the independence of Fellegi-Sunter adds up a household's
+    # surname, street, zip and landline as if they were separate evidence
+    veto = conflicts(specs, levels)
+    prob[veto] = 0.0
     timings["weights"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -266,6 +271,9 @@ def match_records(
     if pairs:
         arr = np.array(pairs, dtype=np.int64)
         dnl = (arr[:, 0], arr[:, 1])
+    if veto.any():  # and their records never share a cluster, not through a third record either
+        va, vb = a[veto], b[veto]
+        dnl = (va, vb) if dnl is None else (np.concatenate([dnl[0], va]), np.concatenate([dnl[1], vb]))
     label, merges = cluster(
         n, a, b, prob, auto_link=spec.auto_link, unique=unique, sources=records.sources,
         one_per_source=spec.one_per_source, do_not_link=dnl,
@@ -293,7 +301,8 @@ def match_records(
     timings["total"] = time.perf_counter() - t0
     stats = {"pairs_generated": bstats["generated"], "records_in_skipped_blocks": bstats["skipped_records"],
              "pairs_per_rule": [bstats[f"rule_{r}"] for r in range(len(spec.blocking))],
-             "auto_link_pairs": int((prob >= spec.auto_link).sum()), "merges": merges}
+             "auto_link_pairs": int((prob >= spec.auto_link).sum()), "merges": merges,
+             "conflict_pairs": int(veto.sum())}
     metrics: dict[str, Any] = {}
     if records.truth is not None:
         metrics = pair_metrics(label, records.truth, records.sources if link_only else None)
