@@ -402,6 +402,9 @@ def test_erasure_takes_a_person_out_of_the_match_index(tmp_path: Path, capsys: p
     assert main(args) == 0
     capsys.readouterr()
     before = (d / "matching" / "index.npz").read_bytes()
+    assert main(["privacy", "export", str(d), "--id", f"record={cols['id'][0]}", "--actor", "dpo",
+                 "--hash-key", SECRET.hex(), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["match_index_records"] == 1  # the access export counts it
     assert main(["privacy", "forget", str(d), "--id", f"record={cols['id'][0]}", "--actor", "dpo",
                  "--hash-key", SECRET.hex(), "--json"]) == 0
     got = json.loads(capsys.readouterr().out)

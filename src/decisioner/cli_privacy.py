@@ -89,7 +89,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     eng = Engine.open(args.dir, hash_key=args.hash_key)
     try:
         if cmd == "export":
-            return eng.export(ids, actor=args.actor)
+            from .matching.index import records_of
+
+            out = eng.export(ids, actor=args.actor)
+            out["match_index_records"] = records_of(args.dir, eng.identity, eng.identity.keys_of(ids)[0],
+                                                    eng.profile_row(ids))
+            return out
         if cmd == "forget":
             if not args.whole_person:
                 out = {**eng.forget(ids, actor=args.actor), "found": True}

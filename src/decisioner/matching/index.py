@@ -32,7 +32,7 @@ from ..hashing import identifier_key
 from .comparisons import FieldColumn
 
 __all__ = ["MatchIndex", "record_type", "record_keys", "field_keys", "rules_fingerprint", "identity_suggestions",
-           "forget_erased"]
+           "forget_erased", "records_of"]
 
 INDEX_VERSION = 1
 
@@ -267,3 +267,18 @@ def forget_erased(directory: str | Path, identity: Any, named: np.ndarray | None
         new_meta.write_text(json.dumps(meta), encoding="utf-8")
         new_meta.replace(meta_path)
     return gone
+
+
+def records_of(directory: str | Path, identity: Any, named: np.ndarray, row: int = -1) -> int:
+    """How many records of ``directory``'s match index are about the person: record keys among
+    ``named`` (uint64[2, m]) or among the identifiers of profile ``row`` (for an access export;
+    the index holds keyed hashes only, so a count is what it can say about them)."""
+    d = Path(directory) / "matching"
+    if not (d / "index.json").is_file():
+        return 0
+    keys = [np.asarray(named, dtype=np.uint64)[0]]
+    if row >= 0:
+        keys.append(identity.nodes_["key"][identity.members(row)].astype(np.uint64))
+    with np.load(d / "index.npz") as z:
+        record = z["record"]
+    return int(np.isin(record[0], np.concatenate(keys)).sum())
